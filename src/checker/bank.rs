@@ -1,0 +1,248 @@
+//! The bank checker: money is neither made nor lost.
+//!
+//! Accounts start with known balances and transfers move money between them.
+//! Every successful read of all accounts must sum to the initial total, and no
+//! balance may be negative. Each bad read is reported with its time and the
+//! faults in place then, so a reader sees which fault broke the invariant.
+
+use super::Verdict;
+use crate::history::nemesis::{fault_intervals, faults_at};
+use crate::history::{Op, OpType};
+use serde::Serialize;
+use serde_json::Value;
+
+/// What the workload promised: the accounts and the money in the bank.
+#[derive(Debug, Clone)]
+pub struct BankOptions {
+    pub accounts: Vec<String>,
+    pub total: i64,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(rename_all = "kebab-case")]
+pub enum BankErrorKind {
+    /// The balances do not sum to the total.
+    WrongTotal,
+    /// A balance below zero.
+    NegativeBalance,
+    /// An account missing from the read, or one that does not exist.
+    UnexpectedAccounts,
+    /// A balance that is not an integer.
+    Malformed,
+}
+
+/// One read that broke the bank's invariant.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct BadRead {
+    pub kind: BankErrorKind,
+    /// History index of the read's completion.
+    pub index: u64,
+    pub time_ns: u64,
+    pub process: String,
+    pub balances: Value,
+    /// The sum of the balances read (when they were integers).
+    pub total: Option<i64>,
+    pub expected_total: i64,
+    /// Faults in place when the read completed.
+    pub faults: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BankResult {
+    pub verdict: Verdict,
+    pub reads_checked: usize,
+    pub bad_reads: Vec<BadRead>,
+}
+
+/// Checks every ok read of the history.
+pub fn check(ops: &[Op], opts: &BankOptions) -> BankResult {
+    let intervals = fault_intervals(ops);
+    let mut bad_reads = Vec::new();
+    let mut reads_checked = 0;
+    for op in ops
+        .iter()
+        .filter(|op| op.is_client() && op.kind == OpType::Ok && op.f == "read")
+    {
+        reads_checked += 1;
+        if let Some((kind, total)) = bad_read(&op.value, opts) {
+            bad_reads.push(BadRead {
+                kind,
+                index: op.index,
+                time_ns: op.time,
+                process: op.process.to_string(),
+                balances: op.value.clone(),
+                total,
+                expected_total: opts.total,
+                faults: faults_at(&intervals, op.time),
+            });
+        }
+    }
+    let verdict = if bad_reads.is_empty() {
+        Verdict::Valid
+    } else {
+        Verdict::Invalid
+    };
+    BankResult {
+        verdict,
+        reads_checked,
+        bad_reads,
+    }
+}
+
+/// Why a read of `{account: balance}` is wrong, with its sum; `None` if it is right.
+fn bad_read(value: &Value, opts: &BankOptions) -> Option<(BankErrorKind, Option<i64>)> {
+    let Value::Object(balances) = value else {
+        return Some((BankErrorKind::Malformed, None));
+    };
+    let mut sum: i64 = 0;
+    let mut negative = false;
+    for balance in balances.values() {
+        let Some(b) = balance.as_i64() else {
+            return Some((BankErrorKind::Malformed, None));
+        };
+        negative |= b < 0;
+        sum = sum.saturating_add(b);
+    }
+    let same_accounts = balances.len() == opts.accounts.len()
+        && opts.accounts.iter().all(|a| balances.contains_key(a));
+    if !same_accounts {
+        Some((BankErrorKind::UnexpectedAccounts, Some(sum)))
+    } else if sum != opts.total {
+        Some((BankErrorKind::WrongTotal, Some(sum)))
+    } else if negative {
+        Some((BankErrorKind::NegativeBalance, Some(sum)))
+    } else {
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::history::Process;
+    use serde_json::json;
+
+    fn op(index: u64, process: Process, kind: OpType, f: &str, value: Value) -> Op {
+        Op {
+            index,
+            time: index * 10,
+            process,
+            kind,
+            f: f.into(),
+            value,
+            node: None,
+            error: None,
+        }
+    }
+
+    fn opts() -> BankOptions {
+        BankOptions {
+            accounts: vec!["0".into(), "1".into()],
+            total: 20,
+        }
+    }
+
+    #[test]
+    fn consistent_reads_are_valid() {
+        let ops = vec![
+            op(0, Process::Client(0), OpType::Invoke, "read", Value::Null),
+            op(
+                1,
+                Process::Client(0),
+                OpType::Ok,
+                "read",
+                json!({"0": 10, "1": 10}),
+            ),
+            op(
+                2,
+                Process::Client(1),
+                OpType::Invoke,
+                "transfer",
+                json!({"from": 0, "to": 1, "amount": 5}),
+            ),
+            op(
+                3,
+                Process::Client(1),
+                OpType::Ok,
+                "transfer",
+                json!({"from": 0, "to": 1, "amount": 5}),
+            ),
+            op(4, Process::Client(0), OpType::Invoke, "read", Value::Null),
+            op(
+                5,
+                Process::Client(0),
+                OpType::Ok,
+                "read",
+                json!({"0": 5, "1": 15}),
+            ),
+        ];
+        let r = check(&ops, &opts());
+        assert_eq!((r.verdict, r.reads_checked), (Verdict::Valid, 2));
+    }
+
+    #[test]
+    fn reports_each_bad_read_with_the_faults_in_place() {
+        let ops = vec![
+            op(
+                0,
+                Process::Nemesis,
+                OpType::Info,
+                "start-partition",
+                json!({"n1": ["n2"]}),
+            ),
+            op(1, Process::Client(0), OpType::Invoke, "read", Value::Null),
+            op(
+                2,
+                Process::Client(0),
+                OpType::Ok,
+                "read",
+                json!({"0": 15, "1": 10}),
+            ),
+            op(
+                3,
+                Process::Nemesis,
+                OpType::Info,
+                "stop-partition",
+                Value::Null,
+            ),
+            op(4, Process::Client(0), OpType::Invoke, "read", Value::Null),
+            op(
+                5,
+                Process::Client(0),
+                OpType::Ok,
+                "read",
+                json!({"0": 25, "1": -5}),
+            ),
+            op(6, Process::Client(0), OpType::Invoke, "read", Value::Null),
+            op(7, Process::Client(0), OpType::Ok, "read", json!({"0": 20})),
+            op(8, Process::Client(0), OpType::Invoke, "read", Value::Null),
+            op(
+                9,
+                Process::Client(0),
+                OpType::Fail,
+                "read",
+                json!({"0": 99, "1": 0}),
+            ),
+        ];
+        let r = check(&ops, &opts());
+        assert_eq!(r.verdict, Verdict::Invalid);
+        let got: Vec<_> = r
+            .bad_reads
+            .iter()
+            .map(|b| (b.kind.clone(), b.index, b.total, b.faults.clone()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (
+                    BankErrorKind::WrongTotal,
+                    2,
+                    Some(25),
+                    vec!["partition".to_string()]
+                ),
+                (BankErrorKind::NegativeBalance, 5, Some(20), vec![]),
+                (BankErrorKind::UnexpectedAccounts, 7, Some(20), vec![]),
+            ]
+        );
+    }
+}

@@ -1,0 +1,409 @@
+//! The dependency graph between transactions: compressed adjacency (CSR)
+//! with a bit set of relations per edge, the process and realtime orders,
+//! and an iterative Tarjan SCC over any node subset and relation mask.
+//!
+//! Realtime order is not materialised pairwise (that is O(n²), or O(n·c)
+//! even as Elle's transitive reduction). Instead the history's completions
+//! are cut into *barriers*: virtual nodes chained in time. A transaction that
+//! completes points to the next barrier; each barrier points to the
+//! transactions invoked after it closed. T1 completed before T2 was invoked
+//! exactly when a path T1 → B … B → T2 exists, so reachability, SCCs and
+//! shortest cycles are those of the real order, with 3 edges per transaction.
+//! The first hop (T → B) carries [`REALTIME`] and costs 1 in cycle length;
+//! the others carry [`VIRTUAL`] and cost 0.
+
+use crate::history::Outcome;
+use crate::history::txn::{Txn, Txns};
+
+pub const WW: u8 = 1;
+pub const WR: u8 = 2;
+pub const RW: u8 = 4;
+pub const PROCESS: u8 = 8;
+/// A transaction's completion, into its barrier: the start of a realtime edge.
+pub const REALTIME: u8 = 16;
+/// Barrier to barrier, or barrier to an invoked transaction: the rest of a
+/// realtime edge, free in cycle length.
+pub const VIRTUAL: u8 = 32;
+pub const DATA: u8 = WW | WR | RW;
+
+/// No node: an absent entry in node maps.
+pub const NONE: u32 = u32::MAX;
+
+/// A directed graph over transactions (nodes `0..txn_nodes`) and realtime
+/// barriers (nodes `txn_nodes..`), edges sorted by target per node.
+#[derive(Debug, Default)]
+pub struct Graph {
+    offsets: Vec<u32>,
+    targets: Vec<u32>,
+    bits: Vec<u8>,
+    /// Transaction nodes come first; the rest are barriers.
+    pub txn_nodes: u32,
+    /// node -> position in `Txns::txns`
+    pub node_txn: Vec<u32>,
+    /// position in `Txns::txns` -> node, or NONE for failed transactions
+    pub txn_node: Vec<u32>,
+}
+
+impl Graph {
+    pub fn node_count(&self) -> u32 {
+        self.offsets.len().saturating_sub(1) as u32
+    }
+
+    pub fn edge_count(&self) -> usize {
+        self.targets.len()
+    }
+
+    pub fn is_barrier(&self, n: u32) -> bool {
+        n >= self.txn_nodes
+    }
+
+    /// Out-edges of `n` as (target, relation bits).
+    pub fn out(&self, n: u32) -> impl Iterator<Item = (u32, u8)> + '_ {
+        let (a, b) = (
+            self.offsets[n as usize] as usize,
+            self.offsets[n as usize + 1] as usize,
+        );
+        self.targets[a..b]
+            .iter()
+            .copied()
+            .zip(self.bits[a..b].iter().copied())
+    }
+
+    /// The relation bits of edge a → b (0 if none).
+    pub fn edge(&self, a: u32, b: u32) -> u8 {
+        let (lo, hi) = (
+            self.offsets[a as usize] as usize,
+            self.offsets[a as usize + 1] as usize,
+        );
+        match self.targets[lo..hi].binary_search(&b) {
+            Ok(i) => self.bits[lo + i],
+            Err(_) => 0,
+        }
+    }
+}
+
+/// Collects edges between transactions (by position in `Txns::txns`), adds
+/// the orders asked for, and freezes them into a [`Graph`].
+pub struct GraphBuilder {
+    edges: Vec<(u32, u32, u8)>,
+    txn_node: Vec<u32>,
+    node_txn: Vec<u32>,
+    /// One past the last node id used (barriers included).
+    barrier_end: u32,
+}
+
+impl GraphBuilder {
+    /// Every transaction that may have committed (ok or info) is a node;
+    /// failed ones did not happen and take no part.
+    pub fn new(txns: &Txns) -> GraphBuilder {
+        let mut txn_node = Vec::with_capacity(txns.txns.len());
+        let mut node_txn = Vec::with_capacity(txns.txns.len());
+        for (i, t) in txns.txns.iter().enumerate() {
+            if t.outcome == Outcome::Fail {
+                txn_node.push(NONE);
+            } else {
+                txn_node.push(node_txn.len() as u32);
+                node_txn.push(i as u32);
+            }
+        }
+        GraphBuilder {
+            edges: Vec::with_capacity(txns.txns.len() * 4),
+            barrier_end: node_txn.len() as u32,
+            txn_node,
+            node_txn,
+        }
+    }
+
+    /// Adds a relation between two transactions (positions in `Txns::txns`).
+    /// Self-edges and edges touching failed transactions are dropped.
+    pub fn link(&mut self, from_txn: u32, to_txn: u32, rel: u8) {
+        let (a, b) = (
+            self.txn_node[from_txn as usize],
+            self.txn_node[to_txn as usize],
+        );
+        if a != b && a != NONE && b != NONE {
+            self.edges.push((a, b, rel));
+        }
+    }
+
+    /// Process order: each transaction follows the last transaction of its
+    /// process that completed ok. An `info` transaction may take effect any
+    /// time later, so nothing is ordered after it.
+    pub fn add_process_order(&mut self, txns: &Txns) {
+        // Transactions grouped by process, in invocation order within each.
+        let mut by_process: Vec<(u64, u32)> = txns
+            .txns
+            .iter()
+            .enumerate()
+            .filter(|(_, t)| t.outcome != Outcome::Fail)
+            .map(|(i, t)| (t.process, i as u32))
+            .collect();
+        by_process.sort_unstable();
+        for run in by_process.chunk_by(|a, b| a.0 == b.0) {
+            let mut last_ok: Option<u32> = None;
+            for &(_, i) in run {
+                if let Some(prev) = last_ok {
+                    self.link(prev, i, PROCESS);
+                }
+                if txns.txns[i as usize].outcome == Outcome::Ok {
+                    last_ok = Some(i);
+                }
+            }
+        }
+    }
+
+    /// Realtime order through barriers (see the module doc). Only ok
+    /// completions order anything: an `info` one may not have happened yet.
+    pub fn add_realtime_order(&mut self, txns: &Txns) {
+        // (event position, is completion, txn) in history order
+        let mut events: Vec<(u32, bool, u32)> = Vec::with_capacity(txns.txns.len() * 2);
+        for (i, t) in txns.txns.iter().enumerate() {
+            if t.outcome == Outcome::Fail {
+                continue;
+            }
+            events.push((t.invoke_seq, false, i as u32));
+            if let (Outcome::Ok, Some(c)) = (t.outcome, t.complete_seq) {
+                events.push((c, true, i as u32));
+            }
+        }
+        events.sort_unstable();
+        let mut next_node = self.barrier_end;
+        let mut pending: Option<u32> = None; // barrier collecting completions
+        let mut closed: Option<u32> = None; // the latest closed barrier
+        for (_, is_completion, t) in events {
+            let node = self.txn_node[t as usize];
+            if is_completion {
+                let b = *pending.get_or_insert_with(|| {
+                    next_node += 1;
+                    next_node - 1
+                });
+                self.edges.push((node, b, REALTIME));
+            } else {
+                if let Some(b) = pending.take() {
+                    if let Some(c) = closed {
+                        self.edges.push((c, b, VIRTUAL));
+                    }
+                    closed = Some(b);
+                }
+                if let Some(c) = closed {
+                    self.edges.push((c, node, VIRTUAL));
+                }
+            }
+        }
+        // A trailing pending barrier has no successors; it is harmless.
+        self.barrier_end = next_node;
+    }
+
+    /// Freezes into CSR: edges grouped by source (counting sort), sorted by
+    /// target, duplicates merged by OR-ing their relation bits.
+    pub fn build(self) -> Graph {
+        let txn_nodes = self.node_txn.len() as u32;
+        let n = self.barrier_end.max(txn_nodes) as usize;
+        let mut offsets = vec![0u32; n + 1];
+        for &(a, _, _) in &self.edges {
+            offsets[a as usize + 1] += 1;
+        }
+        for i in 0..n {
+            offsets[i + 1] += offsets[i];
+        }
+        let mut fill = offsets.clone();
+        let mut slots = vec![(0u32, 0u8); self.edges.len()];
+        for (a, b, r) in self.edges {
+            slots[fill[a as usize] as usize] = (b, r);
+            fill[a as usize] += 1;
+        }
+        drop(fill);
+        let mut targets = Vec::with_capacity(slots.len());
+        let mut bits = Vec::with_capacity(slots.len());
+        let mut new_offsets = Vec::with_capacity(n + 1);
+        new_offsets.push(0u32);
+        for node in 0..n {
+            let s = &mut slots[offsets[node] as usize..offsets[node + 1] as usize];
+            s.sort_unstable_by_key(|&(b, _)| b);
+            let start = targets.len();
+            for &(b, r) in s.iter() {
+                if targets.len() > start && *targets.last().unwrap_or(&NONE) == b {
+                    *bits.last_mut().expect("pushed with targets") |= r;
+                } else {
+                    targets.push(b);
+                    bits.push(r);
+                }
+            }
+            new_offsets.push(targets.len() as u32);
+        }
+        Graph {
+            offsets: new_offsets,
+            targets,
+            bits,
+            txn_nodes,
+            node_txn: self.node_txn,
+            txn_node: self.txn_node,
+        }
+    }
+}
+
+/// The transaction behind a graph node.
+pub fn node_txn<'a>(g: &Graph, txns: &'a Txns, n: u32) -> &'a Txn {
+    &txns.txns[g.node_txn[n as usize] as usize]
+}
+
+/// Strongly connected components with more than one node, of the subgraph
+/// induced by `nodes` over edges whose bits intersect `mask`. Iterative
+/// Tarjan: no recursion, so a million-node component cannot overflow the
+/// stack. `local` is scratch space of `g.node_count()` entries, all NONE on
+/// entry and on return.
+pub fn sccs(g: &Graph, nodes: &[u32], mask: u8, local: &mut [u32]) -> Vec<Vec<u32>> {
+    for (i, &n) in nodes.iter().enumerate() {
+        local[n as usize] = i as u32;
+    }
+    let len = nodes.len();
+    let mut index = vec![NONE; len];
+    let mut low = vec![0u32; len];
+    let mut on_stack = vec![false; len];
+    let mut stack: Vec<u32> = Vec::new();
+    // DFS frames: (local node, position in its out-edge list)
+    let mut frames: Vec<(u32, u32)> = Vec::new();
+    let mut next_index = 0u32;
+    let mut out = Vec::new();
+    for root in 0..len as u32 {
+        if index[root as usize] != NONE {
+            continue;
+        }
+        frames.push((root, 0));
+        index[root as usize] = next_index;
+        low[root as usize] = next_index;
+        next_index += 1;
+        stack.push(root);
+        on_stack[root as usize] = true;
+        while let Some(&mut (v, ref mut pos)) = frames.last_mut() {
+            let gv = nodes[v as usize];
+            let (lo, hi) = (g.offsets[gv as usize], g.offsets[gv as usize + 1]);
+            let mut descended = false;
+            while lo + *pos < hi {
+                let e = (lo + *pos) as usize;
+                *pos += 1;
+                if g.bits[e] & mask == 0 {
+                    continue;
+                }
+                let w = local[g.targets[e] as usize];
+                if w == NONE {
+                    continue;
+                }
+                if index[w as usize] == NONE {
+                    index[w as usize] = next_index;
+                    low[w as usize] = next_index;
+                    next_index += 1;
+                    stack.push(w);
+                    on_stack[w as usize] = true;
+                    frames.push((w, 0));
+                    descended = true;
+                    break;
+                } else if on_stack[w as usize] {
+                    low[v as usize] = low[v as usize].min(index[w as usize]);
+                }
+            }
+            if descended {
+                continue;
+            }
+            frames.pop();
+            if let Some(&(parent, _)) = frames.last() {
+                low[parent as usize] = low[parent as usize].min(low[v as usize]);
+            }
+            if low[v as usize] == index[v as usize] {
+                let mut comp = Vec::new();
+                loop {
+                    let w = stack.pop().expect("v is on the stack");
+                    on_stack[w as usize] = false;
+                    comp.push(nodes[w as usize]);
+                    if w == v {
+                        break;
+                    }
+                }
+                if comp.len() > 1 {
+                    comp.sort_unstable();
+                    out.push(comp);
+                }
+            }
+        }
+    }
+    for &n in nodes {
+        local[n as usize] = NONE;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn graph(n: u32, edges: &[(u32, u32, u8)]) -> Graph {
+        let mut b = GraphBuilder {
+            edges: edges.to_vec(),
+            txn_node: (0..n).collect(),
+            node_txn: (0..n).collect(),
+            barrier_end: n,
+        };
+        b.edges.shrink_to_fit();
+        b.build()
+    }
+
+    #[test]
+    fn merges_parallel_edges_and_masks_sccs() {
+        let g = graph(
+            4,
+            &[
+                (0, 1, WW),
+                (0, 1, RW),
+                (1, 0, WR),
+                (2, 3, RW),
+                (3, 2, PROCESS),
+            ],
+        );
+        assert_eq!(g.edge(0, 1), WW | RW);
+        assert_eq!(g.edge_count(), 4);
+        let mut local = vec![NONE; 4];
+        let all: Vec<u32> = (0..4).collect();
+        assert_eq!(
+            sccs(&g, &all, 0xff, &mut local),
+            vec![vec![0, 1], vec![2, 3]]
+        );
+        assert_eq!(sccs(&g, &all, WW | WR, &mut local), vec![vec![0, 1]]);
+        assert_eq!(sccs(&g, &all, WW | RW, &mut local), Vec::<Vec<u32>>::new());
+        assert_eq!(sccs(&g, &[2, 3], 0xff, &mut local), vec![vec![2, 3]]);
+        assert!(local.iter().all(|&x| x == NONE));
+    }
+
+    #[test]
+    fn a_long_chain_cycle_does_not_overflow_the_stack() {
+        let n = 300_000u32;
+        let edges: Vec<_> = (0..n).map(|i| (i, (i + 1) % n, WW)).collect();
+        let g = graph(n, &edges);
+        let mut local = vec![NONE; n as usize];
+        let all: Vec<u32> = (0..n).collect();
+        let s = sccs(&g, &all, WW, &mut local);
+        assert_eq!(s.len(), 1);
+        assert_eq!(s[0].len(), n as usize);
+    }
+
+    proptest! {
+        /// Our SCCs are petgraph's (Kosaraju), on random graphs.
+        #[test]
+        fn sccs_match_petgraph(n in 1u32..40, raw in proptest::collection::vec((0u32..40, 0u32..40), 0..120)) {
+            let edges: Vec<_> = raw.into_iter().map(|(a, b)| (a % n, b % n, WW)).filter(|(a, b, _)| a != b).collect();
+            let g = graph(n, &edges);
+            let mut local = vec![NONE; n as usize];
+            let all: Vec<u32> = (0..n).collect();
+            let mut ours = sccs(&g, &all, WW, &mut local);
+            ours.sort();
+            let pg = petgraph::graph::DiGraph::<(), ()>::from_edges(edges.iter().map(|&(a, b, _)| (a, b)));
+            let mut theirs: Vec<Vec<u32>> = petgraph::algo::kosaraju_scc(&pg)
+                .into_iter()
+                .map(|c| { let mut c: Vec<u32> = c.into_iter().map(|x| x.index() as u32).filter(|&x| x < n).collect(); c.sort(); c })
+                .filter(|c| c.len() > 1)
+                .collect();
+            theirs.sort();
+            prop_assert_eq!(ours, theirs);
+        }
+    }
+}

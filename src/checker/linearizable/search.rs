@@ -1,0 +1,486 @@
+//! The Wing & Gong / Lowe search over one partition (one key), Porcupine-style.
+//!
+//! Calls and returns sit in one doubly linked list in history order. The
+//! search walks it from the front: at a call it tries to linearize that op now
+//! (the model must accept it, and the resulting configuration must be new),
+//! then *lifts* the op's call and return out of the list and starts over; at a
+//! return it is stuck (that op should have been linearized before it returned)
+//! and backtracks: it pops the last linearized op, puts its entries back
+//! (*unlift*) and tries the next call after it.
+//!
+//! A configuration is (set of linearized ops, model state). Every one reached
+//! is remembered in a cache, so none is explored twice (Lowe's improvement):
+//! the set is a bitset with an incrementally kept Zobrist hash.
+//!
+//! An op that never changes state (a read) is placed as soon as it is legal,
+//! and no alternative is tried in that configuration: if a legal order exists
+//! that places it later, moving it up to now keeps that order legal (every op
+//! that must precede it in real time is already placed, and it changes no
+//! state). When what follows it fails, the configuration before it fails too.
+//!
+//! Ops with an unknown outcome have no return entry: nothing ever forces them
+//! to be linearized, and they may be linearized at any point after their call.
+//! The search succeeds as soon as every `ok` op is linearized.
+//!
+//! Bounded: the deadline and the cancel flag are checked every
+//! [`CHECK_EVERY`] steps, and the cache is charged to a shared memory budget.
+
+use super::fxhash::FxHasher;
+use super::model::Model;
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hash, Hasher};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Instant;
+
+/// How many steps the search takes between looks at the clock and the cancel flag.
+const CHECK_EVERY: u64 = 1 << 10;
+/// How many distinct states an explanation keeps.
+pub const MAX_STUCK_STATES: usize = 8;
+/// Memory is reserved from the shared budget in chunks of this size.
+const RESERVE_CHUNK_BYTES: usize = 1 << 20;
+
+/// One operation of a partition.
+#[derive(Debug, Clone)]
+pub struct Entry<O> {
+    pub op: O,
+    /// Position of the invocation in the history.
+    pub call: usize,
+    /// Position of the `ok` completion; `None` when the outcome is unknown.
+    pub ret: Option<usize>,
+}
+
+/// Memory that all searches of one check share.
+#[derive(Debug)]
+pub struct MemoryBudget {
+    pub limit_bytes: usize,
+    used_bytes: AtomicUsize,
+}
+
+impl MemoryBudget {
+    pub fn new(limit_bytes: usize) -> MemoryBudget {
+        MemoryBudget {
+            limit_bytes,
+            used_bytes: AtomicUsize::new(0),
+        }
+    }
+
+    fn reserve(&self, bytes: usize) -> bool {
+        let before = self.used_bytes.fetch_add(bytes, Ordering::Relaxed);
+        before + bytes <= self.limit_bytes
+    }
+
+    fn release(&self, bytes: usize) {
+        self.used_bytes.fetch_sub(bytes, Ordering::Relaxed);
+    }
+}
+
+/// When the search must give up.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits<'a> {
+    pub deadline: Instant,
+    /// Set by another search (or the caller) to stop this one.
+    pub cancel: &'a AtomicBool,
+    pub memory: &'a MemoryBudget,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopReason {
+    TimeLimit,
+    MemoryLimit,
+    Cancelled,
+}
+
+/// Where an illegal history got stuck furthest.
+#[derive(Debug, Clone)]
+pub struct Stuck<S> {
+    /// The entry that cannot be placed: the op with the latest return that
+    /// any configuration reached without linearizing it.
+    pub op: usize,
+    /// A linearization (entry indices, in order) that reached that point.
+    pub prefix: Vec<usize>,
+    /// Distinct model states from which the search tried, and failed, to go
+    /// on (at most [`MAX_STUCK_STATES`]).
+    pub states: Vec<S>,
+}
+
+#[derive(Debug, Clone)]
+pub enum Outcome<S> {
+    /// Entry indices in a legal linearization order (unknown-outcome ops
+    /// appear only if they were placed).
+    Linearizable(Vec<usize>),
+    Illegal(Stuck<S>),
+    Unknown(StopReason),
+}
+
+const NONE: u32 = u32::MAX;
+
+/// One linearized op on the search's stack.
+struct Frame<S> {
+    entry: usize,
+    /// The state before it.
+    before: S,
+    /// Placed as a legal read: no alternative is tried in its place.
+    forced: bool,
+}
+/// What one entry of the cache's hash index costs, roughly (key, value,
+/// control byte, spare capacity).
+const HASH_SLOT_BYTES: usize = 24;
+
+/// A search that can be run a slice at a time ([`Search::resume`]), so many
+/// keys can share a few threads fairly and a quick failure is found early.
+pub struct Search<'a, M: Model> {
+    model: &'a mut M,
+    entries: &'a [Entry<M::Op>],
+    /// The list: node 0 is the head, node `len - 1` the tail, the rest events.
+    next: Vec<u32>,
+    prev: Vec<u32>,
+    /// For each event node: its entry, and whether it is the call.
+    node_entry: Vec<u32>,
+    node_is_call: Vec<bool>,
+    call_node: Vec<u32>,
+    ret_node: Vec<u32>,
+    zobrist: Vec<u64>,
+    cache: Cache<M::State>,
+    memory: &'a MemoryBudget,
+    reserved_bytes: usize,
+    // Where the walk is.
+    node: u32,
+    /// `ok` ops not yet linearized; the search succeeds when none is left.
+    remaining_ok: usize,
+    /// The linearized set and its Zobrist hash.
+    bits: Vec<u64>,
+    bits_zobrist: u64,
+    state: M::State,
+    /// Every linearized op, in order.
+    stack: Vec<Frame<M::State>>,
+    stuck: Option<Stuck<M::State>>,
+    steps: u64,
+}
+
+impl<M: Model> Drop for Search<'_, M> {
+    fn drop(&mut self) {
+        self.memory.release(self.reserved_bytes);
+    }
+}
+
+impl<'a, M: Model> Search<'a, M> {
+    pub fn new(model: &'a mut M, entries: &'a [Entry<M::Op>], memory: &'a MemoryBudget) -> Self {
+        let mut events: Vec<(usize, u32, bool)> = Vec::with_capacity(entries.len() * 2);
+        for (i, e) in entries.iter().enumerate() {
+            events.push((e.call, i as u32, true));
+            if let Some(r) = e.ret {
+                debug_assert!(r > e.call, "an op returns after its call");
+                events.push((r, i as u32, false));
+            }
+        }
+        events.sort_unstable_by_key(|&(pos, _, _)| pos);
+        debug_assert!(
+            events.windows(2).all(|w| w[0].0 < w[1].0),
+            "history positions are distinct"
+        );
+        let nodes = events.len() + 2;
+        let mut node_entry = vec![NONE; nodes];
+        let mut node_is_call = vec![false; nodes];
+        let mut call_node = vec![NONE; entries.len()];
+        let mut ret_node = vec![NONE; entries.len()];
+        for (k, &(_, i, is_call)) in events.iter().enumerate() {
+            let node = k + 1;
+            node_entry[node] = i;
+            node_is_call[node] = is_call;
+            if is_call {
+                call_node[i as usize] = node as u32;
+            } else {
+                ret_node[i as usize] = node as u32;
+            }
+        }
+        let next = (0..nodes as u32).map(|n| n + 1).collect();
+        let prev = (0..nodes as u32).map(|n| n.wrapping_sub(1)).collect();
+        let mut seed = 0x9E37_79B9_7F4A_7C15u64;
+        let zobrist = (0..entries.len()).map(|_| splitmix64(&mut seed)).collect();
+        let words = entries.len().div_ceil(64).max(1);
+        let state = model.init();
+        Search {
+            model,
+            entries,
+            next,
+            prev,
+            node_entry,
+            node_is_call,
+            call_node,
+            ret_node,
+            zobrist,
+            cache: Cache::new(words),
+            memory,
+            reserved_bytes: 0,
+            node: 1,
+            remaining_ok: entries.iter().filter(|e| e.ret.is_some()).count(),
+            bits: vec![0; words],
+            bits_zobrist: 0,
+            state,
+            stack: Vec::new(),
+            stuck: None,
+            steps: 0,
+        }
+    }
+
+    /// Distinct configurations reached so far.
+    pub fn configurations(&self) -> u64 {
+        self.cache.len() as u64
+    }
+
+    fn unlink(&mut self, n: u32) {
+        let (p, x) = (self.prev[n as usize], self.next[n as usize]);
+        self.next[p as usize] = x;
+        self.prev[x as usize] = p;
+    }
+
+    /// Undoes [`Self::unlink`]; must be called in the reverse order.
+    fn relink(&mut self, n: u32) {
+        let (p, x) = (self.prev[n as usize], self.next[n as usize]);
+        self.next[p as usize] = n;
+        self.prev[x as usize] = n;
+    }
+
+    fn lift(&mut self, e: usize) {
+        self.unlink(self.call_node[e]);
+        if self.ret_node[e] != NONE {
+            self.unlink(self.ret_node[e]);
+        }
+    }
+
+    fn unlift(&mut self, e: usize) {
+        if self.ret_node[e] != NONE {
+            self.relink(self.ret_node[e]);
+        }
+        self.relink(self.call_node[e]);
+    }
+
+    /// Charges the budget for the cache and the model's tables; false when it is spent.
+    fn charge(&mut self) -> bool {
+        let used = self.cache.bytes + self.model.memory_bytes();
+        while used > self.reserved_bytes {
+            if !self.memory.reserve(RESERVE_CHUNK_BYTES) {
+                self.memory.release(RESERVE_CHUNK_BYTES);
+                return false;
+            }
+            self.reserved_bytes += RESERVE_CHUNK_BYTES;
+        }
+        true
+    }
+
+    /// Runs at most about `max_steps` more steps. `None`: not finished yet.
+    pub fn resume(&mut self, max_steps: u64, limits: Limits<'_>) -> Option<Outcome<M::State>> {
+        const HEAD: usize = 0;
+        let stop_at = self.steps.saturating_add(max_steps);
+        if limits.cancel.load(Ordering::Relaxed) {
+            return Some(Outcome::Unknown(StopReason::Cancelled));
+        }
+        loop {
+            if self.remaining_ok == 0 {
+                return Some(Outcome::Linearizable(
+                    self.stack.iter().map(|f| f.entry).collect(),
+                ));
+            }
+            self.steps += 1;
+            if self.steps.is_multiple_of(CHECK_EVERY) || self.steps >= stop_at {
+                if limits.cancel.load(Ordering::Relaxed) {
+                    return Some(Outcome::Unknown(StopReason::Cancelled));
+                }
+                if Instant::now() >= limits.deadline {
+                    return Some(Outcome::Unknown(StopReason::TimeLimit));
+                }
+                if self.steps >= stop_at {
+                    return None;
+                }
+            }
+            let node = self.node as usize;
+            // An ok op's return is still in the list, so the walk meets it before the tail.
+            debug_assert!(node < self.next.len() - 1);
+            let e = self.node_entry[node] as usize;
+            if self.node_is_call[node] {
+                let op = &self.entries[e].op;
+                let forced = self.model.is_read_only(op);
+                if let Some(after) = self.model.step(&self.state, op) {
+                    let z = self.bits_zobrist ^ self.zobrist[e];
+                    self.bits[e / 64] |= 1 << (e % 64);
+                    if self.cache.insert(z, &self.bits, &after) {
+                        if !self.charge() {
+                            return Some(Outcome::Unknown(StopReason::MemoryLimit));
+                        }
+                        self.bits_zobrist = z;
+                        let before = std::mem::replace(&mut self.state, after);
+                        self.stack.push(Frame {
+                            entry: e,
+                            before,
+                            forced,
+                        });
+                        self.lift(e);
+                        if self.entries[e].ret.is_some() {
+                            self.remaining_ok -= 1;
+                        }
+                        self.node = self.next[HEAD];
+                        continue;
+                    }
+                    self.bits[e / 64] &= !(1 << (e % 64));
+                    if forced {
+                        // Placing the read was explored already and failed, so
+                        // this configuration fails too.
+                        if !self.backtrack() {
+                            return Some(Outcome::Illegal(
+                                self.stuck.take().expect("a failure was noted before"),
+                            ));
+                        }
+                        continue;
+                    }
+                }
+                self.node = self.next[node];
+            } else {
+                self.note_stuck(e);
+                if !self.backtrack() {
+                    return Some(Outcome::Illegal(
+                        self.stuck.take().expect("noted just above"),
+                    ));
+                }
+            }
+        }
+    }
+
+    /// The current configuration failed: undo the last linearized op and go
+    /// on with the next call after it, skipping past forced reads (their
+    /// configuration fails with them). False when nothing is left to undo.
+    fn backtrack(&mut self) -> bool {
+        while let Some(Frame {
+            entry,
+            before,
+            forced,
+        }) = self.stack.pop()
+        {
+            self.state = before;
+            self.bits_zobrist ^= self.zobrist[entry];
+            self.bits[entry / 64] &= !(1 << (entry % 64));
+            self.unlift(entry);
+            if self.entries[entry].ret.is_some() {
+                self.remaining_ok += 1;
+            }
+            if !forced {
+                self.node = self.next[self.call_node[entry] as usize];
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Remembers the furthest point the search got stuck at, for the explanation.
+    fn note_stuck(&mut self, e: usize) {
+        match &mut self.stuck {
+            Some(s) if s.op == e => {
+                if s.states.len() < MAX_STUCK_STATES && !s.states.contains(&self.state) {
+                    s.states.push(self.state.clone());
+                }
+            }
+            Some(s) if self.entries[s.op].ret >= self.entries[e].ret => {}
+            _ => {
+                self.stuck = Some(Stuck {
+                    op: e,
+                    prefix: self.stack.iter().map(|f| f.entry).collect(),
+                    states: vec![self.state.clone()],
+                })
+            }
+        }
+    }
+}
+
+/// The set of configurations seen: (linearized bitset, state), chained by hash.
+struct Cache<S> {
+    heads: HashMap<u64, u32, BuildHasherDefault<PreHashed>>,
+    words: usize,
+    /// Entry k's bitset is `bits[k * words..(k + 1) * words]`.
+    bits: Vec<u64>,
+    states: Vec<S>,
+    /// The next entry with the same hash, or NONE.
+    chain: Vec<u32>,
+    /// Approximate heap bytes held, for the memory budget.
+    bytes: usize,
+}
+
+impl<S: Eq + Hash + Clone> Cache<S> {
+    fn new(words: usize) -> Self {
+        Cache {
+            heads: HashMap::default(),
+            words,
+            bits: Vec::new(),
+            states: Vec::new(),
+            chain: Vec::new(),
+            bytes: 0,
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.states.len()
+    }
+
+    /// Adds the configuration; false if it was already there.
+    fn insert(&mut self, zobrist: u64, bits: &[u64], state: &S) -> bool {
+        let mut h = FxHasher::default();
+        state.hash(&mut h);
+        let key = mix(zobrist ^ h.finish());
+        let new = self.states.len() as u32;
+        let first = match self.heads.entry(key) {
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(new);
+                NONE
+            }
+            std::collections::hash_map::Entry::Occupied(mut o) => {
+                let mut k = *o.get();
+                while k != NONE {
+                    let at = k as usize;
+                    if self.states[at] == *state
+                        && self.bits[at * self.words..(at + 1) * self.words] == *bits
+                    {
+                        return false;
+                    }
+                    k = self.chain[at];
+                }
+                std::mem::replace(o.get_mut(), new)
+            }
+        };
+        self.bytes += self.words * 8 + size_of::<S>() + 4 + HASH_SLOT_BYTES;
+        self.chain.push(first);
+        self.states.push(state.clone());
+        self.bits.extend_from_slice(bits);
+        true
+    }
+}
+
+/// A hasher for keys that are already well mixed hashes.
+#[derive(Default)]
+struct PreHashed(u64);
+
+impl Hasher for PreHashed {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, _: &[u8]) {
+        unreachable!("only u64 keys are pre-hashed")
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+/// Murmur3's finaliser: spreads every input bit over the whole word.
+fn mix(mut h: u64) -> u64 {
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    h ^ (h >> 33)
+}
+
+fn splitmix64(state: &mut u64) -> u64 {
+    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}

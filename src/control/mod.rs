@@ -1,0 +1,215 @@
+//! How a command reaches a host: the [`Remote`] trait and its three kinds of
+//! host (network namespace, SSH, Docker container), plus helpers to run one
+//! action on many hosts in parallel.
+//!
+//! The trait is blocking on purpose: ssh2 is blocking, and the other two run
+//! child processes. Async callers use `tokio::task::spawn_blocking`.
+//! This module knows nothing of clusters, nodes or faults.
+
+pub mod docker;
+pub mod netns;
+pub mod process;
+pub mod ssh;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+use thiserror::Error;
+
+/// What a command printed and how it exited.
+#[derive(Debug, Clone, Default)]
+pub struct ExecOutput {
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+    /// The exit code; `None` when the command was killed by a signal.
+    pub code: Option<i32>,
+}
+
+impl ExecOutput {
+    pub fn success(&self) -> bool {
+        self.code == Some(0)
+    }
+
+    /// `Ok(self)` when the command exited 0, else [`RemoteError::Failed`]
+    /// naming `host`, `command` and what it printed on stderr.
+    pub fn checked(self, host: &str, command: &str) -> Result<ExecOutput, RemoteError> {
+        if self.success() {
+            return Ok(self);
+        }
+        Err(RemoteError::Failed {
+            host: host.to_string(),
+            command: command.to_string(),
+            code: self.code,
+            stderr: String::from_utf8_lossy(&self.stderr).trim().to_string(),
+        })
+    }
+}
+
+/// Why a remote call failed. Every variant names the host.
+#[derive(Debug, Error)]
+pub enum RemoteError {
+    #[error("{host}: unreachable: {detail}")]
+    Unreachable { host: String, detail: String },
+    #[error("{host}: authentication failed: {detail}")]
+    AuthFailed { host: String, detail: String },
+    #[error("{host}: host key mismatch: {detail}")]
+    HostKey { host: String, detail: String },
+    #[error("{host}: `{command}` timed out after {timeout_ms} ms")]
+    Timeout {
+        host: String,
+        command: String,
+        timeout_ms: u64,
+    },
+    #[error("{host}: `{command}` exited with {code:?}: {stderr}")]
+    Failed {
+        host: String,
+        command: String,
+        code: Option<i32>,
+        stderr: String,
+    },
+    #[error("{host}: {detail}")]
+    Other { host: String, detail: String },
+    /// Several hosts failed the same parallel action (see [`on_all`]).
+    #[error("{} hosts failed:\n  {}", .0.len(), .0.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n  "))]
+    Many(Vec<RemoteError>),
+}
+
+/// A host the controller can run commands on and copy files to and from.
+pub trait Remote: Send + Sync {
+    /// The host's name (n1, n2, ...), used in every error.
+    fn name(&self) -> &str;
+    /// Runs `command` with `sh -c`, feeding `stdin` if given. A non-zero exit
+    /// is not an error here; see [`Remote::run`]. Hosts that need `sudo` wrap
+    /// the command themselves, so `command` always runs as root.
+    fn exec(
+        &self,
+        command: &str,
+        stdin: Option<&[u8]>,
+        timeout: Duration,
+    ) -> Result<ExecOutput, RemoteError>;
+    /// Copies a local file to `remote` (an absolute path), creating its parent
+    /// directory, keeping the local file's permission bits and replacing any
+    /// existing file atomically (a running executable can be replaced).
+    fn upload(&self, local: &Path, remote: &str) -> Result<(), RemoteError>;
+    /// Copies the remote file `remote` to the local path `local` (replaced whole).
+    fn download(&self, remote: &str, local: &Path) -> Result<(), RemoteError>;
+
+    /// Runs `command` and fails unless it exits 0; returns its stdout.
+    fn run(&self, command: &str, timeout: Duration) -> Result<String, RemoteError> {
+        let out = self
+            .exec(command, None, timeout)?
+            .checked(self.name(), command)?;
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+}
+
+/// Runs `action` on every host at once (one thread each) and returns the
+/// results in the order of `remotes`. Fails with every host's error (as
+/// [`RemoteError::Many`], or the single error when only one host failed).
+pub fn on_all<T, F>(remotes: &[Arc<dyn Remote>], action: F) -> Result<Vec<T>, RemoteError>
+where
+    T: Send,
+    F: Fn(&dyn Remote) -> Result<T, RemoteError> + Sync,
+{
+    let results: Vec<Result<T, RemoteError>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = remotes
+            .iter()
+            .map(|r| scope.spawn(|| action(r.as_ref())))
+            .collect();
+        handles
+            .into_iter()
+            .zip(remotes)
+            .map(|(h, r)| {
+                h.join().unwrap_or_else(|_| {
+                    Err(RemoteError::Other {
+                        host: r.name().to_string(),
+                        detail: "the action panicked".to_string(),
+                    })
+                })
+            })
+            .collect()
+    });
+    let mut oks = Vec::with_capacity(results.len());
+    let mut errors = Vec::new();
+    for result in results {
+        match result {
+            Ok(v) => oks.push(v),
+            Err(e) => errors.push(e),
+        }
+    }
+    match errors.len() {
+        0 => Ok(oks),
+        1 => Err(errors.remove(0)),
+        _ => Err(RemoteError::Many(errors)),
+    }
+}
+
+/// Runs the same command on every host in parallel; returns each stdout.
+pub fn run_all(
+    remotes: &[Arc<dyn Remote>],
+    command: &str,
+    timeout: Duration,
+) -> Result<Vec<String>, RemoteError> {
+    on_all(remotes, |r| r.run(command, timeout))
+}
+
+/// Quotes `s` for a POSIX shell: `'...'`, with embedded quotes escaped.
+pub fn shell_quote(s: &str) -> String {
+    if !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_./=:,@%+".contains(&b))
+    {
+        return s.to_string();
+    }
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+/// The shell command that writes stdin to `remote` atomically with `mode`:
+/// used by every backend that uploads by streaming a file into `sh -c`.
+pub(crate) fn write_file_command(remote: &str, mode: u32) -> String {
+    let path = shell_quote(remote);
+    let tmp = shell_quote(&format!("{remote}.part{}", std::process::id()));
+    let dir = shell_quote(parent_dir(remote));
+    format!("mkdir -p {dir} && cat > {tmp} && chmod {mode:o} {tmp} && mv -f {tmp} {path}")
+}
+
+/// The directory part of a remote path (`/` for `/x`, `.` for `x`).
+pub(crate) fn parent_dir(path: &str) -> &str {
+    match path.rfind('/') {
+        Some(0) => "/",
+        Some(i) => &path[..i],
+        None => ".",
+    }
+}
+
+/// The permission bits of a local file, for uploads.
+pub(crate) fn local_mode(host: &str, local: &Path) -> Result<u32, RemoteError> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(local)
+        .map(|m| m.permissions().mode() & 0o7777)
+        .map_err(|e| RemoteError::Other {
+            host: host.to_string(),
+            detail: format!("cannot read {}: {e}", local.display()),
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shell_quote_keeps_plain_words_and_quotes_the_rest() {
+        assert_eq!(shell_quote("/opt/faultline/bin"), "/opt/faultline/bin");
+        assert_eq!(shell_quote("a b"), "'a b'");
+        assert_eq!(shell_quote("it's"), r"'it'\''s'");
+        assert_eq!(shell_quote(""), "''");
+        assert_eq!(shell_quote("$(rm -rf /)"), "'$(rm -rf /)'");
+    }
+
+    #[test]
+    fn parent_dir_of_paths() {
+        assert_eq!(parent_dir("/opt/x/bin"), "/opt/x");
+        assert_eq!(parent_dir("/bin"), "/");
+        assert_eq!(parent_dir("bin"), ".");
+    }
+}

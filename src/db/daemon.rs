@@ -1,0 +1,153 @@
+//! A long-running program on a host, controlled through a pidfile: start it
+//! detached (setsid, stdin from /dev/null, output appended to a log file),
+//! ask for its pid, stop it (SIGTERM, then SIGKILL), kill it (SIGKILL),
+//! pause (SIGSTOP) and resume (SIGCONT) it.
+//!
+//! Generic on purpose: the bundled nodes use it, and so can helper daemons
+//! the nemesis starts on hosts. Every operation is one shell command on the
+//! host, so it works the same on netns, Docker and SSH hosts.
+
+use crate::control::{Remote, RemoteError, parent_dir, shell_quote};
+use std::time::Duration;
+
+const CONTROL_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How to run one daemon on one host.
+#[derive(Debug, Clone)]
+pub struct Daemon {
+    /// Program and arguments (the program by absolute path).
+    pub argv: Vec<String>,
+    /// Extra environment, e.g. libfaketime's `LD_PRELOAD`.
+    pub env: Vec<(String, String)>,
+    pub pidfile: String,
+    pub logfile: String,
+    /// Working directory.
+    pub cwd: String,
+}
+
+/// Shell function: is pid $1 a live process (a zombie is not)?
+const ALIVE: &str = "alive() { [ -n \"$1\" ] && kill -0 \"$1\" 2>/dev/null && ! grep -q '^State:[[:space:]]*Z' /proc/\"$1\"/status 2>/dev/null; }\n";
+
+impl Daemon {
+    /// The script prefix: the `alive` function and `p`, the pid from the pidfile.
+    fn pid_expr(&self) -> String {
+        format!("{ALIVE}p=$(cat {} 2>/dev/null)", shell_quote(&self.pidfile))
+    }
+
+    /// Starts the daemon unless its pidfile names a live process. Returns its pid.
+    /// `setsid` and `env` exec in place, so `$!` is the daemon's own pid.
+    pub fn start(&self, remote: &dyn Remote) -> Result<u32, RemoteError> {
+        debug_assert!(!self.argv.is_empty());
+        let q = |s: &str| shell_quote(s);
+        let env: String = self
+            .env
+            .iter()
+            .map(|(k, v)| format!("{k}={} ", q(v)))
+            .collect();
+        let argv: Vec<String> = self.argv.iter().map(|a| q(a)).collect();
+        let command = format!(
+            "{pid}; if alive \"$p\"; then echo \"$p\"; exit 0; fi\n\
+             mkdir -p {piddir} {logdir} {cwd} && cd {cwd}\n\
+             setsid env {env}{argv} >>{log} 2>&1 </dev/null &\n\
+             echo $! > {pidfile}.tmp && mv -f {pidfile}.tmp {pidfile} && echo $!",
+            pid = self.pid_expr(),
+            piddir = q(parent_dir(&self.pidfile)),
+            logdir = q(parent_dir(&self.logfile)),
+            cwd = q(&self.cwd),
+            argv = argv.join(" "),
+            log = q(&self.logfile),
+            pidfile = q(&self.pidfile),
+        );
+        let out = remote.run(&command, CONTROL_TIMEOUT)?;
+        out.trim().parse().map_err(|_| RemoteError::Other {
+            host: remote.name().into(),
+            detail: format!("start printed no pid: {out:?}"),
+        })
+    }
+
+    /// The daemon's pid when it is running (a paused daemon is running).
+    pub fn pid(&self, remote: &dyn Remote) -> Result<Option<u32>, RemoteError> {
+        let command = format!("{}; alive \"$p\" && echo \"$p\"; true", self.pid_expr());
+        Ok(remote.run(&command, CONTROL_TIMEOUT)?.trim().parse().ok())
+    }
+
+    /// Sends `signal` and waits up to `wait_ms` for the process to be gone;
+    /// then SIGKILLs it if `escalate`. Removes the pidfile once it is gone.
+    fn signal_and_wait(
+        &self,
+        remote: &dyn Remote,
+        signal: &str,
+        wait_ms: u64,
+        escalate: bool,
+    ) -> Result<(), RemoteError> {
+        let tries = wait_ms / 20;
+        let escalate = if escalate {
+            "kill -KILL \"$p\" 2>/dev/null; i=0; while alive \"$p\" && [ $i -lt 250 ]; do sleep 0.02; i=$((i+1)); done\n"
+        } else {
+            ""
+        };
+        // A stopped process does not act on SIGTERM: continue it first.
+        let command = format!(
+            "{pid}; [ -n \"$p\" ] || exit 0\n\
+             kill -{signal} \"$p\" 2>/dev/null; kill -CONT \"$p\" 2>/dev/null\n\
+             i=0; while alive \"$p\" && [ $i -lt {tries} ]; do sleep 0.02; i=$((i+1)); done\n\
+             {escalate}\
+             if alive \"$p\"; then echo \"pid $p still runs\" >&2; exit 1; fi\n\
+             rm -f {pidfile}",
+            pid = self.pid_expr(),
+            pidfile = shell_quote(&self.pidfile),
+        );
+        remote
+            .run(&command, CONTROL_TIMEOUT + Duration::from_millis(wait_ms))
+            .map(|_| ())
+    }
+
+    /// SIGTERM, up to `grace` for a clean exit, then SIGKILL.
+    pub fn stop(&self, remote: &dyn Remote, grace: Duration) -> Result<(), RemoteError> {
+        self.signal_and_wait(remote, "TERM", grace.as_millis() as u64, true)
+    }
+
+    /// SIGKILL now (a crash), waiting until the process is gone.
+    pub fn kill(&self, remote: &dyn Remote) -> Result<(), RemoteError> {
+        self.signal_and_wait(remote, "KILL", 5000, false)
+    }
+
+    /// SIGSTOP: the process stays but stops running (a long GC pause, a VM
+    /// freeze). Returns once the kernel shows it stopped.
+    pub fn pause(&self, remote: &dyn Remote) -> Result<(), RemoteError> {
+        self.send_and_wait(remote, "STOP", "T")
+    }
+
+    /// SIGCONT after [`Daemon::pause`]; returns once it is no longer stopped.
+    pub fn resume(&self, remote: &dyn Remote) -> Result<(), RemoteError> {
+        self.send_and_wait(remote, "CONT", "!T")
+    }
+
+    /// Sends `signal`, then waits (up to 5 s) until the state letter in
+    /// /proc is `state` (or is not, with a leading `!`): delivery is asynchronous.
+    fn send_and_wait(
+        &self,
+        remote: &dyn Remote,
+        signal: &str,
+        state: &str,
+    ) -> Result<(), RemoteError> {
+        let (negate, letter) = state.strip_prefix('!').map_or(("", state), |l| ("!", l));
+        let command = format!(
+            "{}; alive \"$p\" || {{ echo 'not running' >&2; exit 1; }}; kill -{signal} \"$p\"\n\
+             st() {{ sed -n 's/^State:[[:space:]]*\\(.\\).*/\\1/p' /proc/\"$p\"/status 2>/dev/null; }}\n\
+             i=0; while ! [ {negate} \"$(st)\" = {letter} ] && [ $i -lt 250 ]; do sleep 0.02; i=$((i+1)); done\n\
+             [ {negate} \"$(st)\" = {letter} ] || {{ echo \"state is $(st) after SIG{signal}\" >&2; exit 1; }}",
+            self.pid_expr()
+        );
+        remote.run(&command, CONTROL_TIMEOUT).map(|_| ())
+    }
+
+    /// The process state letter from /proc (R, S, T when stopped, ...), if running.
+    pub fn state(&self, remote: &dyn Remote) -> Result<Option<char>, RemoteError> {
+        let command = format!(
+            "{}; alive \"$p\" && sed -n 's/^State:[[:space:]]*\\(.\\).*/\\1/p' /proc/\"$p\"/status 2>/dev/null; true",
+            self.pid_expr()
+        );
+        Ok(remote.run(&command, CONTROL_TIMEOUT)?.trim().chars().next())
+    }
+}

@@ -1,0 +1,223 @@
+//! Streaming JSONL reading and writing of histories: one op per line.
+//!
+//! The writer writes each op with one `write` call, so a crashed run leaves a
+//! prefix that reads back. The reader accepts such a prefix: a malformed *last*
+//! line without a newline is reported as truncated, not as an error.
+
+use super::op::Op;
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum HistoryError {
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: io::Error },
+    #[error("{path}:{line}:{column}: {message}")]
+    Malformed {
+        path: PathBuf,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+}
+
+/// What reading a history file gave.
+#[derive(Debug, Default)]
+pub struct ReadHistory {
+    pub ops: Vec<Op>,
+    /// Set when the last line had no newline and did not parse: the run that
+    /// wrote it was cut off mid-write. Holds that line's number.
+    pub truncated_line: Option<usize>,
+}
+
+/// Reads a JSONL history. A malformed line is an error naming file, line and
+/// column, except a cut-off last line (see [`ReadHistory::truncated_line`]).
+pub fn read_file(path: &Path) -> Result<ReadHistory, HistoryError> {
+    let file = File::open(path).map_err(|source| HistoryError::Io {
+        path: path.into(),
+        source,
+    })?;
+    read(BufReader::with_capacity(1 << 20, file), path)
+}
+
+/// Like [`read_file`] over any reader; `path` only names the source in errors.
+pub fn read(mut reader: impl BufRead, path: &Path) -> Result<ReadHistory, HistoryError> {
+    let mut out = ReadHistory::default();
+    let mut buf = String::new();
+    let mut line = 0usize;
+    loop {
+        buf.clear();
+        let n = reader
+            .read_line(&mut buf)
+            .map_err(|source| HistoryError::Io {
+                path: path.into(),
+                source,
+            })?;
+        if n == 0 {
+            return Ok(out);
+        }
+        line += 1;
+        let complete = buf.ends_with('\n');
+        let text = buf.trim();
+        if text.is_empty() {
+            continue;
+        }
+        match serde_json::from_str::<Op>(text) {
+            Ok(op) => {
+                debug_assert!(!text.contains('\n'), "one op per line");
+                out.ops.push(op);
+            }
+            Err(_) if !complete => {
+                out.truncated_line = Some(line);
+                return Ok(out);
+            }
+            Err(e) => {
+                return Err(HistoryError::Malformed {
+                    path: path.into(),
+                    line,
+                    column: e.column(),
+                    message: format!("not a history op: {e}"),
+                });
+            }
+        }
+    }
+}
+
+/// Appends ops to a history file, one line each. Lines are gathered and
+/// written whole, when [`JsonlWriter::BATCH_BYTES`] are waiting or the caller
+/// flushes, so a crash leaves whole lines behind (at most the last one cut)
+/// and loses at most what was not yet flushed.
+pub struct JsonlWriter {
+    file: File,
+    buf: Vec<u8>,
+    next_index: u64,
+}
+
+impl JsonlWriter {
+    /// Written at once when this much is waiting.
+    pub const BATCH_BYTES: usize = 64 * 1024;
+
+    pub fn create(path: &Path) -> io::Result<Self> {
+        Ok(JsonlWriter {
+            file: File::create(path)?,
+            buf: Vec::with_capacity(2 * Self::BATCH_BYTES),
+            next_index: 0,
+        })
+    }
+
+    /// Appends `op`; its index must follow the previous one.
+    pub fn append(&mut self, op: &Op) -> io::Result<()> {
+        debug_assert_eq!(
+            op.index, self.next_index,
+            "history indices are dense and ordered"
+        );
+        serde_json::to_writer(&mut self.buf, op).map_err(io::Error::other)?;
+        self.buf.push(b'\n');
+        self.next_index = op.index + 1;
+        if self.buf.len() >= Self::BATCH_BYTES {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Writes every waiting line to the file.
+    pub fn flush(&mut self) -> io::Result<()> {
+        if !self.buf.is_empty() {
+            self.file.write_all(&self.buf)?;
+            self.buf.clear();
+        }
+        Ok(())
+    }
+}
+
+impl Drop for JsonlWriter {
+    fn drop(&mut self) {
+        let _ = self.flush();
+    }
+}
+
+/// Writes a whole history to `path` (through a temporary file, so a reader
+/// never sees half of it).
+pub fn write_file(path: &Path, ops: &[Op]) -> io::Result<()> {
+    let tmp = path.with_extension("jsonl.tmp");
+    {
+        let mut w = io::BufWriter::new(File::create(&tmp)?);
+        for op in ops {
+            serde_json::to_writer(&mut w, op).map_err(io::Error::other)?;
+            w.write_all(b"\n")?;
+        }
+        w.flush()?;
+    }
+    std::fs::rename(&tmp, path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::history::op::{OpType, Process};
+    use serde_json::json;
+
+    fn sample() -> Vec<Op> {
+        vec![
+            Op {
+                index: 0,
+                time: 10,
+                process: Process::Client(3),
+                kind: OpType::Invoke,
+                f: "txn".into(),
+                value: json!([["append", 5, 1], ["r", 6, null]]),
+                node: None,
+                error: None,
+            },
+            Op {
+                index: 1,
+                time: 20,
+                process: Process::Nemesis,
+                kind: OpType::Info,
+                f: "partition".into(),
+                value: json!({"n1": ["n2"]}),
+                node: Some("n1".into()),
+                error: Some(json!("timeout")),
+            },
+        ]
+    }
+
+    #[test]
+    fn round_trips_through_the_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("h.jsonl");
+        let mut w = JsonlWriter::create(&path).unwrap();
+        for op in sample() {
+            w.append(&op).unwrap();
+        }
+        assert_eq!(
+            read_file(&path).unwrap().ops,
+            vec![],
+            "small appends wait for a flush"
+        );
+        w.flush().unwrap();
+        let read = read_file(&path).unwrap();
+        assert_eq!(read.ops, sample());
+        assert_eq!(read.truncated_line, None);
+    }
+
+    #[test]
+    fn a_cut_off_last_line_is_truncation_not_an_error() {
+        let text = "{\"index\":0,\"time\":1,\"process\":0,\"type\":\"invoke\",\"f\":\"read\",\"value\":null}\n{\"index\":1,\"ti";
+        let read = read(text.as_bytes(), Path::new("h.jsonl")).unwrap();
+        assert_eq!(read.ops.len(), 1);
+        assert_eq!(read.truncated_line, Some(2));
+    }
+
+    #[test]
+    fn a_malformed_line_names_file_line_and_column() {
+        let text = "{\"index\":0,\"time\":1,\"process\":0,\"type\":\"invoke\",\"f\":\"read\",\"value\":null}\n{\"index\":1,\"time\":2,\"process\":0,\"type\":\"okay\",\"f\":\"read\"}\n";
+        let err = read(text.as_bytes(), Path::new("h.jsonl"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("h.jsonl:2:"), "{err}");
+        assert!(err.contains("okay"), "{err}");
+    }
+}

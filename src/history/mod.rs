@@ -1,0 +1,18 @@
+//! Histories: the operation model, pairing, JSONL reading and writing, and
+//! importers for Jepsen's formats.
+//!
+//! Architecture invariant: this module imports nothing else of faultline. A
+//! history is read years after the run, without hosts or networks.
+
+pub mod edn;
+pub mod import;
+pub mod jsonl;
+pub mod nemesis;
+pub mod op;
+pub mod pair;
+pub mod txn;
+
+pub use import::{Format, read_path};
+pub use jsonl::{HistoryError, ReadHistory};
+pub use op::{Op, OpType, Process};
+pub use pair::{Call, Outcome, pair};

@@ -1,0 +1,309 @@
+//! [`HostFaults`]: the real [`Faults`], carrying out actions on real hosts
+//! through `net` mechanisms, all targeted hosts in parallel.
+//!
+//! What it cannot know by itself comes from a [`NodeControl`] (the runner
+//! builds one from `db`): a node's pid, how to start it again after a kill,
+//! and who claims leadership.
+
+use super::fault::Action;
+use super::{FaultError, Faults};
+use crate::net::HostNet;
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// What the nemesis needs from the system under test.
+pub trait NodeControl: Send + Sync {
+    /// The pid of the node's running process, on its host.
+    fn pid(&self, node: &str) -> Result<u32, String>;
+    /// Starts the node again (after a kill).
+    fn start(&self, node: &str) -> Result<(), String>;
+    /// The nodes that claim to lead, asked over the client protocol.
+    fn primaries(&self) -> Result<Vec<String>, String>;
+}
+
+/// Faults on real hosts, one [`HostNet`] per node.
+pub struct HostFaults {
+    hosts: Vec<HostNet>,
+    control: Arc<dyn NodeControl>,
+}
+
+impl HostFaults {
+    pub fn new(hosts: Vec<HostNet>, control: Arc<dyn NodeControl>) -> HostFaults {
+        HostFaults { hosts, control }
+    }
+
+    pub fn hosts(&self) -> &[HostNet] {
+        &self.hosts
+    }
+
+    fn host(&self, node: &str) -> Result<&HostNet, FaultError> {
+        self.hosts
+            .iter()
+            .find(|h| h.name() == node)
+            .ok_or_else(|| FaultError(format!("{node}: no such host")))
+    }
+
+    fn pid(&self, node: &str) -> Result<u32, FaultError> {
+        self.control
+            .pid(node)
+            .map_err(|e| FaultError(format!("{node}: no pid for its node process: {e}")))
+    }
+
+    /// Runs `f` on the hosts of `nodes` at once. Fails with every host's
+    /// error if any failed (the others' changes stay: heal undoes them).
+    fn each<T, F>(&self, nodes: &[String], f: F) -> Result<BTreeMap<String, T>, FaultError>
+    where
+        T: Send,
+        F: Fn(&HostNet) -> Result<T, FaultError> + Sync,
+    {
+        let hosts = nodes
+            .iter()
+            .map(|n| self.host(n))
+            .collect::<Result<Vec<_>, _>>()?;
+        super::in_parallel(&hosts, |h| h.name().to_string(), |h| f(h))
+    }
+
+    fn all_nodes(&self) -> Vec<String> {
+        self.hosts.iter().map(|h| h.name().to_string()).collect()
+    }
+}
+
+fn ms_since(t: Instant) -> f64 {
+    (t.elapsed().as_secs_f64() * 1e6).round() / 1e3
+}
+
+impl Faults for HostFaults {
+    fn nodes(&self) -> Vec<String> {
+        self.all_nodes()
+    }
+
+    fn primaries(&self) -> Result<Vec<String>, FaultError> {
+        self.control.primaries().map_err(FaultError)
+    }
+
+    fn apply(&self, action: &Action) -> Result<Value, FaultError> {
+        let started = Instant::now();
+        let mut done = match action {
+            Action::StartPartition { grudge, .. } => {
+                let addrs: BTreeMap<&str, std::net::IpAddr> =
+                    self.hosts.iter().map(|h| (h.name(), h.addr)).collect();
+                for name in grudge.keys().chain(grudge.values().flatten()) {
+                    if !addrs.contains_key(name.as_str()) {
+                        return Err(FaultError(format!(
+                            "the grudge names {name:?}, which is not a host"
+                        )));
+                    }
+                }
+                // Every host, so one without a grudge loses any earlier rules.
+                self.each(&self.all_nodes(), |h| {
+                    let blocked: Vec<_> = grudge
+                        .get(h.name())
+                        .into_iter()
+                        .flatten()
+                        .map(|n| addrs[n.as_str()])
+                        .collect();
+                    Ok(h.partition(&blocked)?)
+                })?;
+                json!({"mechanism": "iptables", "chain": crate::net::iptables::CHAIN_IN})
+            }
+            Action::StopPartition => {
+                self.each(&self.all_nodes(), |h| Ok(h.heal_partition()?))?;
+                json!({"mechanism": "iptables"})
+            }
+            Action::StartPacket { nodes, fault, seed } => {
+                let applied = self.each(nodes, |h| {
+                    // One seed per host, derived from the action's, so hosts differ.
+                    let i = nodes.iter().position(|n| n == h.name()).unwrap_or(0) as u64;
+                    Ok(h.packet(fault, seed.wrapping_add(i))?)
+                })?;
+                json!({ "hosts": applied })
+            }
+            Action::StopPacket { nodes } => {
+                self.each(nodes, |h| Ok(h.heal_packet()?))?;
+                Value::Null
+            }
+            Action::BumpClock { offsets_ms } => {
+                let nodes: Vec<String> = offsets_ms.keys().cloned().collect();
+                let totals = self.each(&nodes, |h| {
+                    if let Ok(pid) = self.control.pid(h.name()) {
+                        h.check_faketime_loaded(pid)?;
+                    }
+                    Ok(h.clock_bump(offsets_ms[h.name()])?)
+                })?;
+                json!({ "offsets_ms_now": totals, "mechanism": self.clock_mechanism(&nodes) })
+            }
+            Action::StrobeClock {
+                nodes,
+                delta_ms,
+                period_ms,
+                duration_ms,
+            } => {
+                self.each(nodes, |h| {
+                    if let Ok(pid) = self.control.pid(h.name()) {
+                        h.check_faketime_loaded(pid)?;
+                    }
+                    Ok(h.clock_strobe(*delta_ms, *period_ms, *duration_ms)?)
+                })?;
+                json!({ "mechanism": self.clock_mechanism(nodes) })
+            }
+            Action::ResetClock { nodes } => {
+                let undone = self.each(nodes, |h| Ok(h.clock_reset()?))?;
+                json!({ "offsets_ms_undone": undone })
+            }
+            Action::Kill { nodes } => {
+                let pids = self.each(nodes, |h| {
+                    let pid = self.pid(h.name())?;
+                    h.kill(pid)?;
+                    Ok(pid)
+                })?;
+                json!({ "signal": "SIGKILL", "pids": pids })
+            }
+            Action::Start { nodes } => {
+                self.each(nodes, |h| {
+                    self.control
+                        .start(h.name())
+                        .map_err(|e| FaultError(format!("{}: {e}", h.name())))
+                })?;
+                Value::Null
+            }
+            Action::Pause { nodes } => {
+                let pids = self.each(nodes, |h| {
+                    let pid = self.pid(h.name())?;
+                    h.pause(pid)?;
+                    Ok(pid)
+                })?;
+                json!({ "signal": "SIGSTOP", "pids": pids })
+            }
+            Action::Resume { nodes } => {
+                let pids = self.each(nodes, |h| {
+                    let pid = self.pid(h.name())?;
+                    h.resume(pid)?;
+                    Ok(pid)
+                })?;
+                json!({ "signal": "SIGCONT", "pids": pids })
+            }
+        };
+        if let Value::Object(map) = &mut done {
+            map.insert("elapsed_ms".to_string(), json!(ms_since(started)));
+        } else {
+            done = json!({ "elapsed_ms": ms_since(started) });
+        }
+        Ok(done)
+    }
+
+    fn heal(&self) -> Result<Value, FaultError> {
+        let undone = self.each(&self.all_nodes(), |h| Ok(h.heal()?))?;
+        Ok(json!({ "undone": undone }))
+    }
+}
+
+impl HostFaults {
+    fn clock_mechanism(&self, nodes: &[String]) -> BTreeMap<String, &'static str> {
+        nodes
+            .iter()
+            .filter_map(|n| self.host(n).ok())
+            .map(|h| {
+                let m = match h.clock {
+                    crate::net::HostClock::Faketime { .. } => "libfaketime",
+                    crate::net::HostClock::Settime => "clock_settime",
+                };
+                (h.name().to_string(), m)
+            })
+            .collect()
+    }
+}
+
+impl HostFaults {
+    /// Faults on the hosts of a deployed system: nodes that run under
+    /// libfaketime get their offset file moved, the others the real clock
+    /// (refused on hosts that share the controller's kernel).
+    pub fn for_db(db: Arc<crate::db::Db>) -> HostFaults {
+        let cluster = &db.cluster;
+        let hosts = cluster
+            .hosts
+            .iter()
+            .map(|h| {
+                let clock = if db.options.faketime {
+                    crate::net::HostClock::Faketime {
+                        file: db.layout.faketime_file(),
+                    }
+                } else {
+                    crate::net::HostClock::Settime
+                };
+                HostNet::new(h.remote.clone(), h.addr, &db.layout.binary(), clock)
+                    .with_controller(cluster.controller_addr)
+            })
+            .collect();
+        HostFaults::new(hosts, Arc::new(DbNodes { db }))
+    }
+}
+
+/// [`NodeControl`] for the bundled nodes deployed by `db`.
+pub struct DbNodes {
+    pub db: Arc<crate::db::Db>,
+}
+
+/// How long a node may take to answer `status` when asked for primaries.
+const STATUS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
+
+impl NodeControl for DbNodes {
+    fn pid(&self, node: &str) -> Result<u32, String> {
+        match self.db.pid(node) {
+            Ok(Some(pid)) => Ok(pid),
+            Ok(None) => Err("the node is not running".to_string()),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    fn start(&self, node: &str) -> Result<(), String> {
+        self.db.start(node).map_err(|e| e.to_string())
+    }
+
+    fn primaries(&self) -> Result<Vec<String>, String> {
+        use crate::nodes::wire::{Operation, Outcome, Status};
+        let addrs: Vec<(String, String)> = self
+            .db
+            .cluster
+            .hosts
+            .iter()
+            .map(|h| {
+                Ok((
+                    h.name.clone(),
+                    self.db
+                        .addr(&h.name)
+                        .map_err(|e| e.to_string())?
+                        .to_string(),
+                ))
+            })
+            .collect::<Result<_, String>>()?;
+        let ask = async move {
+            let mut leaders = Vec::new();
+            for (name, addr) in addrs {
+                // A node that does not answer (paused, cut off) claims nothing.
+                let Ok(client) = crate::client::Client::connect(&addr, STATUS_TIMEOUT).await else {
+                    continue;
+                };
+                if let Ok(Outcome::Ok { value }) =
+                    client.call(Operation::Status, STATUS_TIMEOUT).await
+                    && let Ok(status) = serde_json::from_value::<Status>(value)
+                    && status.role == "leader"
+                {
+                    leaders.push(name);
+                }
+            }
+            leaders
+        };
+        // Called off the async threads (see `Faults`): block on the caller's
+        // runtime if there is one, else on a small one of our own.
+        match tokio::runtime::Handle::try_current() {
+            Ok(handle) => Ok(handle.block_on(ask)),
+            Err(_) => tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map(|rt| rt.block_on(ask))
+                .map_err(|e| format!("cannot start a runtime to ask the nodes: {e}")),
+        }
+    }
+}

@@ -1,0 +1,662 @@
+//! The nemesis: faults over time. It decides what to break, where and when
+//! (partition shapes, targets, schedules), carries it out through a
+//! [`Faults`] implementation, and reports every action as a `nemesis` op.
+//!
+//! - [`fault`]: the faults a nemesis file names and the [`Action`]s they take.
+//! - [`partition`], [`process`]: grudges and targets, from the run's seed.
+//! - [`schedule`]: nemesis files (`nemeses/*.yaml`) and their timing.
+//! - [`hosts`]: the real [`Faults`], over `net` mechanisms on real hosts.
+//! - [`heal`]: healing at start, end, on error, on Ctrl-C/SIGTERM, and after a crash.
+//!
+//! The runner calls [`run`] with a schedule, a [`Faults`], the run's
+//! generator, a channel for [`NemesisEvent`]s and a stop signal. What is not
+//! here: how a fault is made on a host (that is `net`).
+
+pub mod fault;
+pub mod heal;
+pub mod hosts;
+pub mod partition;
+pub mod process;
+pub mod schedule;
+pub mod standalone;
+
+pub use fault::{Action, FaultSpec};
+pub use hosts::{HostFaults, NodeControl};
+pub use schedule::Schedule;
+
+use crate::history::{Op, OpType, Process};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde_json::Value;
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use thiserror::Error;
+use tokio::sync::{mpsc, watch};
+
+/// Timeline cycles at most (the stop signal ends a run long before).
+const CYCLES_MAX: u64 = 1_000_000;
+
+/// Why a fault action failed; the text names the host.
+#[derive(Debug, Clone, Error)]
+#[error("{0}")]
+pub struct FaultError(pub String);
+
+impl From<crate::net::NetError> for FaultError {
+    fn from(e: crate::net::NetError) -> Self {
+        FaultError(e.to_string())
+    }
+}
+
+/// What the nemesis acts through. The real one is [`HostFaults`]; tests
+/// use a recording fake. Blocking: [`run`] calls it off the async threads.
+pub trait Faults: Send + Sync {
+    /// Every node of the cluster.
+    fn nodes(&self) -> Vec<String>;
+    /// The nodes that claim leadership now (asked of the nodes themselves).
+    fn primaries(&self) -> Result<Vec<String>, FaultError>;
+    /// Carries out `action`; returns what exactly was done (mechanisms,
+    /// offsets reached), merged into the history's completion op.
+    fn apply(&self, action: &Action) -> Result<Value, FaultError>;
+    /// Undoes everything faultline changed on every host (idempotent).
+    fn heal(&self) -> Result<Value, FaultError>;
+}
+
+/// One nemesis op, before the runner gives it an index and a time.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NemesisEvent {
+    pub at: Instant,
+    /// `Invoke` when an action starts, `Info` when it is done (or failed).
+    pub kind: OpType,
+    pub f: String,
+    pub value: Value,
+    pub error: Option<String>,
+}
+
+impl NemesisEvent {
+    fn new(kind: OpType, f: &str, value: Value, error: Option<String>) -> NemesisEvent {
+        NemesisEvent {
+            at: Instant::now(),
+            kind,
+            f: f.to_string(),
+            value,
+            error,
+        }
+    }
+
+    /// The history op for this event; `run_start` is time 0 of the history.
+    pub fn to_op(&self, index: u64, run_start: Instant) -> Op {
+        Op {
+            index,
+            time: self.at.saturating_duration_since(run_start).as_nanos() as u64,
+            process: Process::Nemesis,
+            kind: self.kind,
+            f: self.f.clone(),
+            value: self.value.clone(),
+            node: None,
+            error: self.error.clone().map(Value::String),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Options {
+    /// Stop the nemesis (healing what it did) at the first failed action.
+    pub abort_on_error: bool,
+}
+
+/// What a nemesis run did.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Summary {
+    pub actions: u64,
+    /// `f: error` for every failed action, in order.
+    pub failures: Vec<String>,
+}
+
+#[derive(Debug, Error)]
+pub enum NemesisError {
+    #[error("nemesis action failed (--abort-on-nemesis-error): {0}")]
+    Aborted(String),
+}
+
+/// State the timelines share.
+struct Shared {
+    faults: Arc<dyn Faults>,
+    sink: mpsc::UnboundedSender<NemesisEvent>,
+    /// Nodes killed or paused right now: process faults skip them.
+    down: Mutex<BTreeSet<String>>,
+    summary: Mutex<Summary>,
+    options: Options,
+    /// Set to stop every timeline (the run's stop signal, or an abort).
+    halt: watch::Sender<bool>,
+}
+
+impl Shared {
+    fn send(&self, event: NemesisEvent) {
+        // A closed sink means the runner is gone; the faults still get healed.
+        let _ = self.sink.send(event);
+    }
+
+    fn fail(&self, f: &str, error: &str) {
+        let mut summary = self.summary.lock().unwrap_or_else(|e| e.into_inner());
+        summary.failures.push(format!("{f}: {error}"));
+        if self.options.abort_on_error {
+            let _ = self.halt.send(true);
+        }
+    }
+
+    /// Records the invocation, carries out `action`, records the outcome.
+    async fn apply(&self, action: &Action) -> bool {
+        self.send(NemesisEvent::new(
+            OpType::Invoke,
+            action.f(),
+            action.value(),
+            None,
+        ));
+        let faults = self.faults.clone();
+        let owned = action.clone();
+        let result = tokio::task::spawn_blocking(move || faults.apply(&owned))
+            .await
+            .unwrap_or_else(|e| Err(FaultError(format!("the action panicked: {e}"))));
+        self.summary
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .actions += 1;
+        match result {
+            Ok(done) => {
+                self.send(NemesisEvent::new(
+                    OpType::Info,
+                    action.f(),
+                    merge(action.value(), done),
+                    None,
+                ));
+                true
+            }
+            Err(e) => {
+                tracing::warn!(f = action.f(), error = %e, "nemesis action failed");
+                self.send(NemesisEvent::new(
+                    OpType::Info,
+                    action.f(),
+                    action.value(),
+                    Some(e.0.clone()),
+                ));
+                self.fail(action.f(), &e.0);
+                false
+            }
+        }
+    }
+
+    /// A fault that could not even be planned (no node to hit, no primary):
+    /// recorded like a failed action.
+    fn record_unplanned(&self, f: &str, error: &str) {
+        self.send(NemesisEvent::new(OpType::Invoke, f, Value::Null, None));
+        self.send(NemesisEvent::new(
+            OpType::Info,
+            f,
+            Value::Null,
+            Some(error.to_string()),
+        ));
+        self.fail(f, error);
+    }
+}
+
+/// Runs `f` on every item at once (a thread each). Returns the results by
+/// `name`, or fails with every item's error (the others' changes stay:
+/// heal undoes them).
+fn in_parallel<I, T, N, F>(
+    items: &[I],
+    name: N,
+    f: F,
+) -> Result<std::collections::BTreeMap<String, T>, FaultError>
+where
+    I: Sync,
+    T: Send,
+    N: Fn(&I) -> String,
+    F: Fn(&I) -> Result<T, FaultError> + Sync,
+{
+    let results: Vec<(String, Result<T, FaultError>)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = items
+            .iter()
+            .map(|i| (name(i), scope.spawn(|| f(i))))
+            .collect();
+        handles
+            .into_iter()
+            .map(|(n, h)| {
+                let r = h
+                    .join()
+                    .unwrap_or_else(|_| Err(FaultError(format!("{n}: the action panicked"))));
+                (n, r)
+            })
+            .collect()
+    });
+    let mut done = std::collections::BTreeMap::new();
+    let mut errors = Vec::new();
+    for (n, r) in results {
+        match r {
+            Ok(v) => {
+                done.insert(n, v);
+            }
+            Err(e) => errors.push(e.0),
+        }
+    }
+    if errors.is_empty() {
+        Ok(done)
+    } else {
+        Err(FaultError(errors.join("; ")))
+    }
+}
+
+/// `done`'s keys laid over `asked`'s, when both are objects.
+fn merge(asked: Value, done: Value) -> Value {
+    match (asked, done) {
+        (Value::Object(mut a), Value::Object(d)) => {
+            a.extend(d);
+            Value::Object(a)
+        }
+        (asked, Value::Null) => asked,
+        (_, done) => done,
+    }
+}
+
+/// Sleeps `d`, or less if `halt` turns true; returns false if halted.
+async fn sleep_or_halt(d: Duration, halt: &mut watch::Receiver<bool>) -> bool {
+    if *halt.borrow() {
+        return false;
+    }
+    let halted = tokio::select! {
+        _ = tokio::time::sleep(d) => false,
+        _ = halt.wait_for(|h| *h) => true,
+    };
+    !halted && !*halt.borrow()
+}
+
+/// One fault's life: wait, start, last, heal, repeat, until halted. A fault
+/// that was started is always healed, even when halted mid-way.
+async fn timeline(shared: Arc<Shared>, schedule: Arc<Schedule>, index: usize, mut rng: ChaCha8Rng) {
+    let fault = &schedule.faults[index];
+    let (duration, interval) = schedule.timing(fault);
+    let start_f = format!("start-{}", fault.kind());
+    let mut halt = shared.halt.subscribe();
+    for _ in 0..CYCLES_MAX {
+        if !sleep_or_halt(schedule::stagger(interval, &mut rng), &mut halt).await {
+            return;
+        }
+        let nodes = shared.faults.nodes();
+        let primaries = if fault.needs_primaries() {
+            let faults = shared.faults.clone();
+            match tokio::task::spawn_blocking(move || faults.primaries()).await {
+                Ok(Ok(p)) => p,
+                Ok(Err(e)) => {
+                    shared.record_unplanned(
+                        &start_f,
+                        &format!("cannot ask the nodes for primaries: {e}"),
+                    );
+                    continue;
+                }
+                Err(e) => {
+                    shared
+                        .record_unplanned(&start_f, &format!("asking for primaries panicked: {e}"));
+                    continue;
+                }
+            }
+        } else {
+            Vec::new()
+        };
+        let available: Vec<String> = {
+            let down = shared.down.lock().unwrap_or_else(|e| e.into_inner());
+            nodes
+                .iter()
+                .filter(|n| !down.contains(*n))
+                .cloned()
+                .collect()
+        };
+        let situation = fault::Situation {
+            nodes: &nodes,
+            available: &available,
+            primaries: &primaries,
+        };
+        let (start, stop) = match fault.start(&situation, duration.as_millis() as u64, &mut rng) {
+            Ok(actions) => actions,
+            Err(why) => {
+                shared.record_unplanned(&start_f, &why);
+                continue;
+            }
+        };
+        let taken: Vec<String> = match (&start, fault.takes_nodes_down()) {
+            (Action::Kill { nodes } | Action::Pause { nodes }, true) => nodes.clone(),
+            _ => Vec::new(),
+        };
+        shared
+            .down
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend(taken.iter().cloned());
+        // Heal even if the start failed: it may have changed some hosts.
+        shared.apply(&start).await;
+        let lasted = sleep_or_halt(duration, &mut halt).await;
+        shared.apply(&stop).await;
+        {
+            let mut down = shared.down.lock().unwrap_or_else(|e| e.into_inner());
+            for n in &taken {
+                down.remove(n);
+            }
+        }
+        if !lasted {
+            return;
+        }
+    }
+}
+
+/// Runs `schedule` until `stop` turns true (or, with
+/// [`Options::abort_on_error`], until an action fails). Each fault heals its
+/// own change before this returns; a full [`heal`] stays the caller's job
+/// (see [`heal::guarded`]). Every action is sent to `sink` as an invoke and
+/// an info event. The same `rng` state gives the same schedule.
+pub async fn run(
+    schedule: Schedule,
+    faults: Arc<dyn Faults>,
+    rng: &mut ChaCha8Rng,
+    sink: mpsc::UnboundedSender<NemesisEvent>,
+    mut stop: watch::Receiver<bool>,
+    options: Options,
+) -> Result<Summary, NemesisError> {
+    if let Err(why) = schedule.check_nodes(&faults.nodes()) {
+        let shared_summary = Summary {
+            actions: 0,
+            failures: vec![why.clone()],
+        };
+        return if options.abort_on_error {
+            Err(NemesisError::Aborted(why))
+        } else {
+            Ok(shared_summary)
+        };
+    }
+    let (halt, _) = watch::channel(false);
+    let shared = Arc::new(Shared {
+        faults,
+        sink,
+        down: Mutex::new(BTreeSet::new()),
+        summary: Mutex::new(Summary::default()),
+        options,
+        halt,
+    });
+    let schedule = Arc::new(schedule);
+    let mut tasks = tokio::task::JoinSet::new();
+    for index in 0..schedule.faults.len() {
+        let seeded = ChaCha8Rng::seed_from_u64(rng.next_u64());
+        tasks.spawn(timeline(shared.clone(), schedule.clone(), index, seeded));
+    }
+    let mut halted = shared.halt.subscribe();
+    tokio::select! {
+        _ = stop.wait_for(|s| *s) => {}
+        _ = halted.wait_for(|h| *h) => {}
+        _ = async { while tasks.join_next().await.is_some() {} } => {}
+    }
+    let _ = shared.halt.send(true);
+    while tasks.join_next().await.is_some() {}
+    let summary = shared
+        .summary
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    match summary.failures.first() {
+        Some(first) if options.abort_on_error => Err(NemesisError::Aborted(first.clone())),
+        _ => Ok(summary),
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod fake {
+    //! A recording [`Faults`]: the nemesis logic is tested against it; the
+    //! real mechanisms are tested on real netns clusters in `tests/`.
+    use super::*;
+
+    pub struct Recording {
+        pub nodes: Vec<String>,
+        pub primaries: Vec<String>,
+        pub log: Mutex<Vec<Action>>,
+        /// Actions whose `f` is listed here fail.
+        pub failing: Vec<&'static str>,
+    }
+
+    impl Recording {
+        pub fn new(n: usize) -> Recording {
+            Recording {
+                nodes: (1..=n).map(|i| format!("n{i}")).collect(),
+                primaries: vec!["n1".to_string()],
+                log: Mutex::new(Vec::new()),
+                failing: Vec::new(),
+            }
+        }
+
+        pub fn actions(&self) -> Vec<Action> {
+            self.log.lock().unwrap().clone()
+        }
+    }
+
+    impl Faults for Recording {
+        fn nodes(&self) -> Vec<String> {
+            self.nodes.clone()
+        }
+        fn primaries(&self) -> Result<Vec<String>, FaultError> {
+            Ok(self.primaries.clone())
+        }
+        fn apply(&self, action: &Action) -> Result<Value, FaultError> {
+            self.log.lock().unwrap().push(action.clone());
+            if self.failing.contains(&action.f()) {
+                return Err(FaultError(format!("n1: {} refused", action.f())));
+            }
+            Ok(serde_json::json!({"mechanism": "fake"}))
+        }
+        fn heal(&self) -> Result<Value, FaultError> {
+            Ok(Value::Null)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fake::Recording;
+    use super::*;
+    use std::collections::BTreeMap;
+
+    async fn run_for(
+        schedule: &str,
+        faults: Arc<Recording>,
+        seed: u64,
+        run_ms: u64,
+        options: Options,
+    ) -> (Result<Summary, NemesisError>, Vec<NemesisEvent>) {
+        let schedule = Schedule::from_yaml(schedule, "test.yaml").unwrap();
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let stopper = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(run_ms)).await;
+            let _ = stop_tx.send(true);
+            stop_tx
+        });
+        let result = run(schedule, faults, &mut rng, tx, stop_rx, options).await;
+        drop(stopper);
+        let mut events = Vec::new();
+        while let Ok(e) = rx.try_recv() {
+            events.push(e);
+        }
+        (result, events)
+    }
+
+    const HALVES: &str =
+        "description: t\nduration: 1s\ninterval: 2s\nfaults:\n  - partition: {shape: halves}\n";
+
+    #[tokio::test(start_paused = true)]
+    async fn a_fault_starts_lasts_heals_and_repeats() {
+        let faults = Arc::new(Recording::new(5));
+        let (result, events) = run_for(HALVES, faults.clone(), 1, 20_000, Options::default()).await;
+        let summary = result.unwrap();
+        let actions = faults.actions();
+        // Each cycle takes 1 s + a wait in [1 s, 3 s]: 5..=10 cycles in 20 s.
+        assert!(
+            (10..=20).contains(&actions.len()),
+            "{} actions",
+            actions.len()
+        );
+        for pair in actions.chunks(2) {
+            assert!(matches!(pair[0], Action::StartPartition { .. }), "{pair:?}");
+            if pair.len() == 2 {
+                assert_eq!(pair[1], Action::StopPartition);
+            }
+        }
+        assert_eq!(
+            actions.last(),
+            Some(&Action::StopPartition),
+            "the last fault is healed"
+        );
+        assert_eq!(summary.actions as usize, actions.len());
+        assert_eq!(
+            events.len(),
+            2 * actions.len(),
+            "an invoke and an info per action"
+        );
+        assert!(
+            events
+                .chunks(2)
+                .all(|p| p[0].kind == OpType::Invoke && p[1].kind == OpType::Info)
+        );
+        assert_eq!(events[1].value["mechanism"], "fake");
+        assert!(
+            events[1].value["grudge"].is_object(),
+            "{:?}",
+            events[1].value
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_same_seed_gives_the_same_schedule() {
+        let combined = Schedule::resolve("combined").unwrap();
+        let text = serde_yaml_ng::to_string(&combined).unwrap();
+        let mut runs = Vec::new();
+        for seed in [4, 4, 5] {
+            let faults = Arc::new(Recording::new(5));
+            run_for(&text, faults.clone(), seed, 120_000, Options::default())
+                .await
+                .0
+                .unwrap();
+            // Each fault's own sequence is fixed by the seed; how two faults'
+            // actions interleave when they coincide is up to the scheduler.
+            let mut per_fault: BTreeMap<&str, Vec<Action>> = BTreeMap::new();
+            for a in faults.actions() {
+                let family = match a {
+                    Action::StartPartition { .. } | Action::StopPartition => "partition",
+                    Action::Kill { .. } | Action::Start { .. } => "kill",
+                    Action::Pause { .. } | Action::Resume { .. } => "pause",
+                    _ => "clock",
+                };
+                per_fault.entry(family).or_default().push(a);
+            }
+            runs.push(per_fault);
+        }
+        assert_eq!(runs[0], runs[1]);
+        assert_ne!(runs[0], runs[2], "another seed, another schedule");
+        let kinds: BTreeSet<&str> = runs[0].values().flatten().map(Action::f).collect();
+        for f in [
+            "start-partition",
+            "kill",
+            "start",
+            "pause",
+            "resume",
+            "bump-clock",
+            "reset-clock",
+        ] {
+            assert!(kinds.contains(f), "combined never did {f}: {kinds:?}");
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn kill_and_pause_never_hit_a_node_twice_at_once() {
+        let text = "description: t\nduration: 3s\ninterval: 1s\nfaults:\n  - kill: {targets: majority}\n  - pause: {targets: majority}\n";
+        let faults = Arc::new(Recording::new(5));
+        run_for(text, faults.clone(), 9, 60_000, Options::default())
+            .await
+            .0
+            .unwrap();
+        let mut down = BTreeSet::new();
+        for a in faults.actions() {
+            match a {
+                Action::Kill { nodes } | Action::Pause { nodes } => {
+                    for n in nodes {
+                        assert!(down.insert(n.clone()), "{n} hit while already down");
+                    }
+                }
+                Action::Start { nodes } | Action::Resume { nodes } => {
+                    for n in nodes {
+                        assert!(down.remove(&n));
+                    }
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        assert!(down.is_empty(), "every node is back at the end: {down:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failed_action_is_recorded_and_the_run_goes_on() {
+        let mut rec = Recording::new(3);
+        rec.failing = vec!["start-partition"];
+        let faults = Arc::new(rec);
+        let (result, events) = run_for(HALVES, faults.clone(), 1, 10_000, Options::default()).await;
+        let summary = result.unwrap();
+        assert!(summary.failures.len() >= 2, "{summary:?}");
+        assert!(summary.failures[0].contains("start-partition: n1: start-partition refused"));
+        let failed = events.iter().find(|e| e.error.is_some()).unwrap();
+        assert_eq!(failed.kind, OpType::Info);
+        let op = failed.to_op(7, failed.at);
+        assert_eq!(op.process, Process::Nemesis);
+        assert_eq!(
+            op.error,
+            Some(Value::String("n1: start-partition refused".into()))
+        );
+        assert!(
+            faults.actions().contains(&Action::StopPartition),
+            "a failed start is still healed"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn abort_on_error_stops_at_the_first_failure_after_healing() {
+        let mut rec = Recording::new(3);
+        rec.failing = vec!["start-partition"];
+        let faults = Arc::new(rec);
+        let (result, _) = run_for(
+            HALVES,
+            faults.clone(),
+            1,
+            60_000,
+            Options {
+                abort_on_error: true,
+            },
+        )
+        .await;
+        let err = result.unwrap_err().to_string();
+        assert!(err.contains("start-partition refused"), "{err}");
+        assert_eq!(faults.actions(), {
+            let a = faults.actions();
+            vec![a[0].clone(), Action::StopPartition]
+        });
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_fault_that_cannot_be_planned_is_reported() {
+        let mut rec = Recording::new(5);
+        rec.primaries = Vec::new();
+        let faults = Arc::new(rec);
+        let text = "description: t\nfaults:\n  - partition: {shape: primaries}\n";
+        let (result, events) = run_for(text, faults.clone(), 1, 30_000, Options::default()).await;
+        let summary = result.unwrap();
+        assert!(faults.actions().is_empty());
+        assert!(
+            summary.failures[0].contains("no node claims to be a primary"),
+            "{summary:?}"
+        );
+        assert_eq!(events[1].f, "start-partition");
+    }
+}

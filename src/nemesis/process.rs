@@ -1,0 +1,120 @@
+//! Which nodes a fault hits: one, a minority, a majority, all, or the
+//! primaries. Random picks come from the run's seeded generator.
+
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Targets {
+    /// One random node.
+    One,
+    /// A random minority: (n - 1) / 2 nodes, at least one.
+    Minority,
+    /// A random majority: n / 2 + 1 nodes.
+    Majority,
+    All,
+    /// The nodes that claim leadership when the fault starts.
+    Primaries,
+}
+
+impl Targets {
+    pub fn name(self) -> &'static str {
+        match self {
+            Targets::One => "one",
+            Targets::Minority => "minority",
+            Targets::Majority => "majority",
+            Targets::All => "all",
+            Targets::Primaries => "primaries",
+        }
+    }
+
+    /// Picks the targets among `candidates` (sorted output). `primaries` is
+    /// only read for [`Targets::Primaries`]. Errors when nothing can be hit.
+    pub fn pick(
+        self,
+        candidates: &[String],
+        primaries: &[String],
+        rng: &mut ChaCha8Rng,
+    ) -> Result<Vec<String>, String> {
+        if candidates.is_empty() {
+            return Err("no node can be targeted (all are already down or paused)".to_string());
+        }
+        let mut pool = candidates.to_vec();
+        pool.sort();
+        let n = pool.len();
+        let count = match self {
+            Targets::One => 1,
+            Targets::Minority => ((n - 1) / 2).max(1),
+            Targets::Majority => n / 2 + 1,
+            Targets::All => n,
+            Targets::Primaries => {
+                let picked: Vec<String> =
+                    pool.into_iter().filter(|c| primaries.contains(c)).collect();
+                if picked.is_empty() {
+                    return Err("no available node claims to be a primary".to_string());
+                }
+                return Ok(picked);
+            }
+        };
+        pool.shuffle(rng);
+        let mut picked = pool[..count.min(n)].to_vec();
+        picked.sort();
+        Ok(picked)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    fn nodes(n: usize) -> Vec<String> {
+        (1..=n).map(|i| format!("n{i}")).collect()
+    }
+
+    #[test]
+    fn target_sizes_follow_the_cluster_size() {
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        for (n, minority, majority) in [(1, 1, 1), (3, 1, 2), (4, 1, 3), (5, 2, 3), (7, 3, 4)] {
+            let all = nodes(n);
+            assert_eq!(Targets::One.pick(&all, &[], &mut rng).unwrap().len(), 1);
+            assert_eq!(
+                Targets::Minority.pick(&all, &[], &mut rng).unwrap().len(),
+                minority,
+                "n={n}"
+            );
+            assert_eq!(
+                Targets::Majority.pick(&all, &[], &mut rng).unwrap().len(),
+                majority,
+                "n={n}"
+            );
+            assert_eq!(Targets::All.pick(&all, &[], &mut rng).unwrap(), all);
+        }
+    }
+
+    #[test]
+    fn picks_follow_the_seed_and_vary_across_seeds() {
+        let all = nodes(5);
+        let pick = |seed| {
+            Targets::Minority
+                .pick(&all, &[], &mut ChaCha8Rng::seed_from_u64(seed))
+                .unwrap()
+        };
+        assert_eq!(pick(11), pick(11));
+        let distinct: std::collections::BTreeSet<_> = (0..40).map(pick).collect();
+        assert!(distinct.len() > 3);
+    }
+
+    #[test]
+    fn primaries_are_the_claimants_among_the_candidates() {
+        let mut rng = ChaCha8Rng::seed_from_u64(0);
+        let got = Targets::Primaries
+            .pick(&nodes(5), &["n3".into(), "n9".into()], &mut rng)
+            .unwrap();
+        assert_eq!(got, vec!["n3".to_string()]);
+        assert!(Targets::Primaries.pick(&nodes(5), &[], &mut rng).is_err());
+        assert!(Targets::All.pick(&[], &[], &mut rng).is_err());
+    }
+}

@@ -1,0 +1,358 @@
+//! Nemesis files (`nemeses/*.yaml`): which faults, and when.
+//!
+//! Every fault in a file runs on its own timeline: wait about `interval`,
+//! start, last `duration`, heal, wait about `interval`, repeat until the run
+//! stops. Several faults in one file overlap freely (like Jepsen's combined
+//! package); each kind may appear once, so no fault heals another's change.
+//! Waits are staggered uniformly in [interval/2, 3·interval/2] by the run's
+//! seed, so a seed replays the same schedule.
+
+use super::fault::FaultSpec;
+use rand::RngExt;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+use std::time::Duration;
+use thiserror::Error;
+
+/// The longest duration or interval a nemesis file may ask for.
+/// Used when neither the fault nor the file says.
+pub use crate::suite::Span;
+
+pub const DEFAULT_DURATION: Span = Span(Duration::from_secs(10));
+pub const DEFAULT_INTERVAL: Span = Span(Duration::from_secs(10));
+
+/// The presets shipped in `nemeses/`, built into the binary so a run needs
+/// no checkout.
+pub const PRESETS: &[(&str, &str)] = &[
+    ("none", include_str!("../../nemeses/none.yaml")),
+    (
+        "partition-halves",
+        include_str!("../../nemeses/partition-halves.yaml"),
+    ),
+    (
+        "partition-ring",
+        include_str!("../../nemeses/partition-ring.yaml"),
+    ),
+    (
+        "partition-bridge",
+        include_str!("../../nemeses/partition-bridge.yaml"),
+    ),
+    (
+        "isolate-primary",
+        include_str!("../../nemeses/isolate-primary.yaml"),
+    ),
+    (
+        "packet-loss",
+        include_str!("../../nemeses/packet-loss.yaml"),
+    ),
+    (
+        "packet-delay",
+        include_str!("../../nemeses/packet-delay.yaml"),
+    ),
+    ("clock-skew", include_str!("../../nemeses/clock-skew.yaml")),
+    (
+        "clock-strobe",
+        include_str!("../../nemeses/clock-strobe.yaml"),
+    ),
+    ("kill", include_str!("../../nemeses/kill.yaml")),
+    ("pause", include_str!("../../nemeses/pause.yaml")),
+    ("combined", include_str!("../../nemeses/combined.yaml")),
+];
+
+/// A parsed nemesis file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Schedule {
+    #[serde(default)]
+    pub description: String,
+    /// How long each fault lasts, unless the fault says.
+    #[serde(default = "default_duration")]
+    pub duration: Span,
+    /// About how long between one fault healing and the next starting.
+    #[serde(default = "default_interval")]
+    pub interval: Span,
+    /// Each entry a one-key map (`- partition: {...}`), not a YAML tag.
+    #[serde(default, with = "serde_yaml_ng::with::singleton_map_recursive")]
+    pub faults: Vec<FaultSpec>,
+}
+
+fn default_duration() -> Span {
+    DEFAULT_DURATION
+}
+
+fn default_interval() -> Span {
+    DEFAULT_INTERVAL
+}
+
+#[derive(Debug, Error)]
+pub enum ScheduleError {
+    #[error("{origin}:{line}:{column}: {message}")]
+    At {
+        origin: String,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    #[error("{origin}: {message}")]
+    Whole { origin: String, message: String },
+    #[error("{path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("no nemesis file or preset named {name:?}; presets: {}", PRESETS.iter().map(|p| p.0).collect::<Vec<_>>().join(", "))]
+    Unknown { name: String },
+}
+
+impl Schedule {
+    /// Parses YAML text; `origin` names it in errors (a path or `preset NAME`).
+    pub fn from_yaml(text: &str, origin: &str) -> Result<Schedule, ScheduleError> {
+        let schedule: Schedule = serde_yaml_ng::from_str(text).map_err(|e| match e.location() {
+            Some(loc) => ScheduleError::At {
+                origin: origin.to_string(),
+                line: loc.line(),
+                column: loc.column(),
+                message: strip_location(&e.to_string()),
+            },
+            None => ScheduleError::Whole {
+                origin: origin.to_string(),
+                message: e.to_string(),
+            },
+        })?;
+        schedule.check().map_err(|message| ScheduleError::Whole {
+            origin: origin.to_string(),
+            message,
+        })?;
+        Ok(schedule)
+    }
+
+    /// A path to a nemesis file, or the name of a preset.
+    pub fn resolve(name_or_path: &str) -> Result<Schedule, ScheduleError> {
+        let path = Path::new(name_or_path);
+        if path.is_file() {
+            let text = std::fs::read_to_string(path).map_err(|source| ScheduleError::Read {
+                path: name_or_path.to_string(),
+                source,
+            })?;
+            return Schedule::from_yaml(&text, name_or_path);
+        }
+        let (name, text) = PRESETS
+            .iter()
+            .find(|(n, _)| *n == name_or_path)
+            .ok_or_else(|| ScheduleError::Unknown {
+                name: name_or_path.to_string(),
+            })?;
+        Schedule::from_yaml(text, &format!("nemeses/{name}.yaml"))
+    }
+
+    /// Checks what a single field cannot: each fault kind at most once, and
+    /// no duration or interval of zero.
+    fn check(&self) -> Result<(), String> {
+        let spans = self
+            .faults
+            .iter()
+            .map(|f| f.timing())
+            .flat_map(|(d, i)| [d, i])
+            .flatten();
+        if [self.duration, self.interval]
+            .into_iter()
+            .chain(spans)
+            .any(|s| s.0.is_zero())
+        {
+            return Err("a fault's `duration` and `interval` must be more than 0s".into());
+        }
+        let mut kinds: Vec<&str> = self.faults.iter().map(FaultSpec::kind).collect();
+        kinds.sort();
+        if let Some(w) = kinds.windows(2).find(|w| w[0] == w[1]) {
+            return Err(format!(
+                "the fault `{}` appears twice; each kind may appear once (two would heal each other's changes)",
+                w[0]
+            ));
+        }
+        Ok(())
+    }
+
+    /// Checks the file against the cluster it will run on (node names in an
+    /// explicit grudge).
+    pub fn check_nodes(&self, nodes: &[String]) -> Result<(), String> {
+        for fault in &self.faults {
+            if let FaultSpec::Partition(p) = fault
+                && let super::partition::Shape::Grudge(g) = &p.shape
+            {
+                for name in g.keys().chain(g.values().flatten()) {
+                    if !nodes.contains(name) {
+                        return Err(format!(
+                            "the grudge names {name:?}, which is not a node ({})",
+                            nodes.join(", ")
+                        ));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// How long `fault` lasts and waits between runs.
+    pub fn timing(&self, fault: &FaultSpec) -> (Duration, Duration) {
+        let (d, i) = fault.timing();
+        (d.unwrap_or(self.duration).0, i.unwrap_or(self.interval).0)
+    }
+}
+
+/// serde_yaml_ng appends " at line L column C"; the error puts it in front.
+fn strip_location(message: &str) -> String {
+    match message.rfind(" at line ") {
+        Some(i) => message[..i].to_string(),
+        None => message.to_string(),
+    }
+}
+
+/// A wait of about `interval`: uniform in [interval/2, 3·interval/2].
+pub fn stagger(interval: Duration, rng: &mut ChaCha8Rng) -> Duration {
+    let ms = interval.as_millis() as u64;
+    Duration::from_millis(rng.random_range(ms / 2..=ms + ms / 2))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::nemesis::fault::{ClockSpec, PartitionSpec};
+    use crate::nemesis::partition::Shape;
+    use crate::nemesis::process::Targets;
+    use rand::SeedableRng;
+
+    #[test]
+    fn every_preset_parses() {
+        for (name, _) in PRESETS {
+            let s = Schedule::resolve(name).unwrap_or_else(|e| panic!("{e}"));
+            assert!(!s.description.is_empty(), "{name} has no description");
+            assert_eq!(s.faults.is_empty(), *name == "none", "{name}");
+            let file = format!("{}/nemeses/{name}.yaml", env!("CARGO_MANIFEST_DIR"));
+            assert!(Path::new(&file).is_file(), "{file} must be in the repo");
+        }
+        let combined = Schedule::resolve("combined").unwrap();
+        assert!(combined.faults.len() >= 3);
+    }
+
+    #[test]
+    fn a_small_file_parses_to_what_it_says() {
+        let text = "description: test\nduration: 2s\ninterval: 500ms\nfaults:\n  - partition:\n      shape: majorities-ring\n      duration: 1m\n  - clock:\n      offset_ms: 250\n      targets: minority\n";
+        let s = Schedule::from_yaml(text, "t.yaml").unwrap();
+        assert_eq!(
+            s.faults[0],
+            FaultSpec::Partition(PartitionSpec {
+                shape: Shape::MajoritiesRing,
+                duration: Some(Span(Duration::from_secs(60))),
+                interval: None
+            })
+        );
+        assert_eq!(
+            s.faults[1],
+            FaultSpec::Clock(ClockSpec {
+                targets: Targets::Minority,
+                offset_ms: 250,
+                direction: Default::default(),
+                strobe_period_ms: None,
+                duration: None,
+                interval: None
+            })
+        );
+        assert_eq!(
+            s.timing(&s.faults[0]),
+            (Duration::from_secs(60), Duration::from_millis(500))
+        );
+        assert_eq!(
+            s.timing(&s.faults[1]),
+            (Duration::from_secs(2), Duration::from_millis(500))
+        );
+    }
+
+    #[test]
+    fn an_explicit_grudge_is_read_from_yaml() {
+        let text = "description: g\nfaults:\n  - partition:\n      shape:\n        grudge:\n          n1: [n2, n3]\n";
+        let s = Schedule::from_yaml(text, "g.yaml").unwrap();
+        let FaultSpec::Partition(p) = &s.faults[0] else {
+            panic!()
+        };
+        let Shape::Grudge(g) = &p.shape else {
+            panic!("{:?}", p.shape)
+        };
+        assert_eq!(g["n1"], vec!["n2".to_string(), "n3".to_string()]);
+        assert!(
+            s.check_nodes(&["n1".into(), "n2".into(), "n3".into()])
+                .is_ok()
+        );
+        assert!(
+            s.check_nodes(&["n1".into(), "n2".into()])
+                .unwrap_err()
+                .contains("n3")
+        );
+    }
+
+    fn error_of(text: &str) -> String {
+        Schedule::from_yaml(text, "bad.yaml")
+            .unwrap_err()
+            .to_string()
+    }
+
+    #[test]
+    fn errors_point_at_file_line_and_column() {
+        let e = error_of("description: x\nfaults:\n  - partition:\n      shap: halves\n");
+        assert!(e.starts_with("bad.yaml:4:"), "{e}");
+        assert!(e.contains("unknown field `shap`"), "{e}");
+
+        let e = error_of("description: x\nduration: 10 seconds\n");
+        assert!(e.starts_with("bad.yaml:2:"), "{e}");
+        assert!(e.contains("unknown unit"), "{e}");
+
+        let e = error_of("description: x\nfaults:\n  - packet:\n      loss_pct: 140\n");
+        assert!(e.starts_with("bad.yaml:"), "{e}");
+        assert!(e.contains("loss_pct must be between 0 and 100"), "{e}");
+
+        let e = error_of("description: x\nfaults:\n  - fire: {}\n");
+        assert!(e.starts_with("bad.yaml:3:"), "{e}");
+
+        let e = error_of("description: x\nbogus: 1\n");
+        assert!(e.starts_with("bad.yaml:2:1: unknown field `bogus`"), "{e}");
+    }
+
+    #[test]
+    fn a_kind_may_appear_once() {
+        let e = error_of("faults:\n  - kill: {}\n  - kill: {targets: all}\n");
+        assert!(e.contains("`kill` appears twice"), "{e}");
+    }
+
+    #[test]
+    fn unknown_names_list_the_presets() {
+        let e = Schedule::resolve("no-such-nemesis")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("partition-ring") && e.contains("combined"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_schedule_survives_a_yaml_round_trip() {
+        for (name, _) in PRESETS {
+            let s = Schedule::resolve(name).unwrap();
+            let text = serde_yaml_ng::to_string(&s).unwrap();
+            assert_eq!(
+                Schedule::from_yaml(&text, name).unwrap(),
+                s,
+                "{name}:\n{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn stagger_stays_within_half_an_interval() {
+        let mut rng = ChaCha8Rng::seed_from_u64(0);
+        let i = Duration::from_secs(10);
+        let waits: Vec<Duration> = (0..200).map(|_| stagger(i, &mut rng)).collect();
+        assert!(waits.iter().all(|w| *w >= i / 2 && *w <= i * 3 / 2));
+        assert!(waits.iter().any(|w| *w < i) && waits.iter().any(|w| *w > i));
+    }
+}

@@ -1,0 +1,500 @@
+//! [`HostNet`]: the fault mechanisms of one host, run through its [`Remote`].
+//!
+//! Each method is one shell command on the host (one round trip), which
+//! first appends to the heal journal what it is about to change, then
+//! changes it. Methods are blocking; the nemesis calls them for all hosts in
+//! parallel.
+
+use super::clock::format_offset;
+use super::iptables::{self, CHAIN_IN, CHAIN_OUT};
+use super::journal::{self, Entry};
+use super::packet::{self, Mechanism, PacketFault};
+use crate::control::{Remote, RemoteError, shell_quote};
+use serde::Serialize;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use thiserror::Error;
+
+/// How long one fault command may take on a host.
+pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Where faultline keeps its journal, pidfiles and logs on a host, unless told.
+pub const DEFAULT_STATE_DIR: &str = "/run/faultline";
+
+/// Units of time daemons the real-clock fault stops (and heal starts again).
+const TIME_DAEMONS: &[&str] = &[
+    "chrony",
+    "chronyd",
+    "ntp",
+    "ntpd",
+    "ntpsec",
+    "openntpd",
+    "systemd-timesyncd",
+];
+
+#[derive(Debug, Error)]
+pub enum NetError {
+    #[error(transparent)]
+    Remote(#[from] RemoteError),
+    #[error("{host}: cannot apply {fault}: {why}")]
+    Unsupported {
+        host: String,
+        fault: String,
+        why: String,
+    },
+    #[error("{host}: {detail}")]
+    Host { host: String, detail: String },
+}
+
+/// How a host's node gets its wall clock moved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HostClock {
+    /// The node runs under libfaketime reading this offset file
+    /// (hosts sharing the controller's kernel: netns, Docker).
+    Faketime { file: String },
+    /// The host's real clock, with the clock_settime helper (SSH lab hosts).
+    Settime,
+}
+
+/// What a packet fault did on one host.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PacketApplied {
+    pub device: String,
+    pub mechanisms: Vec<Mechanism>,
+}
+
+/// One host as the fault mechanisms see it.
+pub struct HostNet {
+    pub remote: Arc<dyn Remote>,
+    /// The host's address on the cluster network: what its peers see.
+    pub addr: IpAddr,
+    /// The controller's address as the host sees it; never blocked or slowed.
+    pub controller: Option<IpAddr>,
+    /// faultline's directory on the host (journal, pidfiles, helper logs).
+    pub state_dir: String,
+    /// The faultline executable on the host (netdelay and clock helpers).
+    pub helper: String,
+    pub clock: HostClock,
+    /// `Some(false)` once a `tc` call said netem is missing.
+    netem: Mutex<Option<bool>>,
+    /// Set once our chains are known to be hooked (cleared by heal).
+    hooked: AtomicBool,
+}
+
+impl HostNet {
+    pub fn new(remote: Arc<dyn Remote>, addr: IpAddr, helper: &str, clock: HostClock) -> HostNet {
+        HostNet {
+            remote,
+            addr,
+            controller: None,
+            state_dir: DEFAULT_STATE_DIR.to_string(),
+            helper: helper.to_string(),
+            clock,
+            netem: Mutex::new(None),
+            hooked: AtomicBool::new(false),
+        }
+    }
+
+    pub fn with_controller(mut self, controller: IpAddr) -> HostNet {
+        self.controller = Some(controller);
+        self
+    }
+
+    pub fn with_state_dir(mut self, state_dir: &str) -> HostNet {
+        self.state_dir = state_dir.to_string();
+        self
+    }
+
+    pub fn name(&self) -> &str {
+        self.remote.name()
+    }
+
+    fn record(&self, entry: &Entry) -> String {
+        journal::record_command(&self.state_dir, entry)
+    }
+
+    fn run(&self, script: &str) -> Result<String, NetError> {
+        Ok(self.remote.run(script, COMMAND_TIMEOUT)?)
+    }
+
+    /// Journal + hook lines that must precede any rule in our chains.
+    fn chains_prelude(&self) -> String {
+        let mut s = format!("{}\n", self.record(&Entry::Chains));
+        if !self.hooked.load(Ordering::Relaxed) {
+            s.push_str(&iptables::hook_script());
+        }
+        s
+    }
+
+    /// Drops everything arriving from `blocked` (replacing any earlier partition).
+    pub fn partition(&self, blocked: &[IpAddr]) -> Result<(), NetError> {
+        if let Some(c) = self.controller {
+            debug_assert!(!blocked.contains(&c), "the controller is never blocked");
+        }
+        let script = format!(
+            "set -e\n{}{}",
+            self.chains_prelude(),
+            iptables::replace_chain_command(
+                CHAIN_IN,
+                self.controller,
+                &iptables::partition_rules(blocked)
+            )
+        );
+        self.run(&script)?;
+        self.hooked.store(true, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Removes the partition rules (the chains stay until [`HostNet::heal`]).
+    pub fn heal_partition(&self) -> Result<(), NetError> {
+        self.run(&format!("iptables -w -F {CHAIN_IN} 2>/dev/null || true"))?;
+        Ok(())
+    }
+
+    /// The device that carries the host's cluster address.
+    pub fn device(&self) -> Result<String, NetError> {
+        let out = self.run(&format!("ip -o addr show to {}", self.addr))?;
+        device_from_ip_addr(&out).ok_or_else(|| NetError::Host {
+            host: self.name().to_string(),
+            detail: format!(
+                "no device holds {} (ip -o addr said {:?})",
+                self.addr,
+                out.trim()
+            ),
+        })
+    }
+
+    /// Applies `fault` to the host's outgoing traffic: netem if the kernel
+    /// has it, the fallbacks otherwise. `seed` drives the delay helper.
+    pub fn packet(&self, fault: &PacketFault, seed: u64) -> Result<PacketApplied, NetError> {
+        let unsupported = |why: String| NetError::Unsupported {
+            host: self.name().to_string(),
+            fault: "packet fault".to_string(),
+            why,
+        };
+        fault.validate().map_err(unsupported)?;
+        let device = self.device()?;
+        let dev = shell_quote(&device);
+        if *self.netem.lock().unwrap_or_else(|e| e.into_inner()) != Some(false) {
+            let script = format!(
+                "{}\ntc qdisc replace dev {dev} root netem {}",
+                self.record(&Entry::Qdisc(device.clone())),
+                fault.netem_args()
+            );
+            let out = self.remote.exec(&script, None, COMMAND_TIMEOUT)?;
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            if out.success() {
+                *self.netem.lock().unwrap_or_else(|e| e.into_inner()) = Some(true);
+                return Ok(PacketApplied {
+                    device,
+                    mechanisms: vec![Mechanism::Netem],
+                });
+            }
+            if !packet::is_unknown_qdisc(&stderr) {
+                return Err(RemoteError::Failed {
+                    host: self.name().to_string(),
+                    command: format!("tc qdisc replace dev {device} root netem ..."),
+                    code: out.code,
+                    stderr: stderr.trim().to_string(),
+                }
+                .into());
+            }
+            tracing::info!(
+                host = self.name(),
+                "no tc netem on this kernel; using the fallbacks"
+            );
+            *self.netem.lock().unwrap_or_else(|e| e.into_inner()) = Some(false);
+        }
+        let plan = fault
+            .fallback_plan(seed)
+            .map_err(|why| unsupported(format!("{why}, and this host's kernel has no netem")))?;
+        let mut script = format!("set -e\n{}", self.chains_prelude());
+        if let Some(cfg) = &plan.helper {
+            let pidfile = format!("{}/netdelay.pid", self.state_dir);
+            script.push_str(&format!(
+                "{}\n",
+                self.record(&Entry::Helper(pidfile.clone()))
+            ));
+            script.push_str(&self.start_helper_script(&pidfile, "netdelay", &cfg.to_args(), true));
+        }
+        script.push_str(&iptables::replace_chain_command(
+            CHAIN_OUT,
+            self.controller,
+            &plan.out_rules(),
+        ));
+        if let Some(rate) = plan.rate_kbit {
+            script.push_str(&format!(
+                "{}\ntc qdisc replace dev {dev} root {}\n",
+                self.record(&Entry::Qdisc(device.clone())),
+                packet::tbf_args(rate)
+            ));
+        }
+        self.run(&script)?;
+        self.hooked.store(true, Ordering::Relaxed);
+        Ok(PacketApplied {
+            device,
+            mechanisms: plan.mechanisms(),
+        })
+    }
+
+    /// Shell lines that (re)start a detached helper `faultline SUBCOMMAND ARGS`
+    /// writing `pidfile`. With `wait_for_pidfile`, the helper writes the
+    /// pidfile itself once ready and the script waits for it (at most 3 s).
+    fn start_helper_script(
+        &self,
+        pidfile: &str,
+        subcommand: &str,
+        args: &str,
+        wait_for_pidfile: bool,
+    ) -> String {
+        let p = shell_quote(pidfile);
+        let log = shell_quote(&format!("{}/{subcommand}.log", self.state_dir));
+        let mut s = format!("{}\n", journal::kill_helper_command(pidfile));
+        if wait_for_pidfile {
+            s.push_str(&format!(
+                "setsid {h} {subcommand} {args} --pidfile {p} > {log} 2>&1 < /dev/null &\n\
+                 i=0; while [ ! -s {p} ] && [ $i -lt 300 ]; do sleep 0.01; i=$((i+1)); done\n\
+                 [ -s {p} ] || {{ echo 'faultline {subcommand} did not start:' >&2; cat {log} >&2; exit 1; }}\n",
+                h = shell_quote(&self.helper)
+            ));
+        } else {
+            s.push_str(&format!(
+                "setsid {h} {subcommand} {args} > {log} 2>&1 < /dev/null &\necho $! > {p}\n",
+                h = shell_quote(&self.helper)
+            ));
+        }
+        s
+    }
+
+    /// Removes the packet fault: our qdisc, our out-chain rules, the helper.
+    pub fn heal_packet(&self) -> Result<(), NetError> {
+        let device = self.device()?;
+        self.run(&format!(
+            "tc qdisc del dev {} root 2>/dev/null; iptables -w -F {CHAIN_OUT} 2>/dev/null; {}; true",
+            shell_quote(&device),
+            journal::kill_helper_command(&format!("{}/netdelay.pid", self.state_dir))
+        ))?;
+        Ok(())
+    }
+
+    /// The arguments that point the clock helper at this host's clock, and
+    /// the journal/daemon lines that must run first.
+    fn clock_prelude(&self) -> (String, String) {
+        match &self.clock {
+            HostClock::Faketime { file } => (
+                format!("{}\n", self.record(&Entry::Faketime(file.clone()))),
+                format!("--faketime-file {}", shell_quote(file)),
+            ),
+            HostClock::Settime => {
+                let state_file = format!("{}/clock-offset-ms", self.state_dir);
+                // Never the controller's own clock: a host that shares its
+                // kernel (a namespace, a container) would move it for everyone.
+                let mut s = match controller_boot_id() {
+                    Some(id) => format!(
+                        "if [ \"$(cat /proc/sys/kernel/random/boot_id)\" = {id} ]; then \
+                         echo 'this host shares the controller'\\''s kernel, so clock_settime would move the \
+                         controller'\\''s clock: run the nodes under libfaketime instead' >&2; exit 1; fi\n"
+                    ),
+                    None => String::new(),
+                };
+                for unit in TIME_DAEMONS {
+                    s.push_str(&format!(
+                        "if command -v systemctl >/dev/null && systemctl is-active --quiet {unit}; then {}; systemctl stop {unit}; fi\n",
+                        self.record(&Entry::TimeDaemon(unit.to_string()))
+                    ));
+                }
+                let entry = Entry::Clock {
+                    helper: self.helper.clone(),
+                    state_file: state_file.clone(),
+                };
+                s.push_str(&format!("{}\n", self.record(&entry)));
+                (s, format!("--state-file {}", shell_quote(&state_file)))
+            }
+        }
+    }
+
+    /// Shifts the node's wall clock by `delta_ms`; returns the new total offset.
+    pub fn clock_bump(&self, delta_ms: i64) -> Result<i64, NetError> {
+        let (prelude, target) = self.clock_prelude();
+        let out = self.run(&format!(
+            "set -e\n{prelude}{} clock bump --ms={delta_ms} {target}",
+            shell_quote(&self.helper)
+        ))?;
+        parse_total(&out).ok_or_else(|| NetError::Host {
+            host: self.name().to_string(),
+            detail: format!(
+                "the clock helper printed {:?}, not the new offset",
+                out.trim()
+            ),
+        })
+    }
+
+    /// Starts a helper that flips the clock by `delta_ms` every `period_ms`
+    /// for `duration_ms` (heal or [`HostNet::clock_reset`] stops it sooner).
+    pub fn clock_strobe(
+        &self,
+        delta_ms: i64,
+        period_ms: u64,
+        duration_ms: u64,
+    ) -> Result<(), NetError> {
+        let (prelude, target) = self.clock_prelude();
+        let pidfile = format!("{}/strobe.pid", self.state_dir);
+        let args = format!(
+            "strobe --delta-ms={delta_ms} --period-ms {period_ms} --duration-ms {duration_ms} {target}"
+        );
+        self.run(&format!(
+            "set -e\n{prelude}{}\n{}",
+            self.record(&Entry::Helper(pidfile.clone())),
+            self.start_helper_script(&pidfile, "clock", &args, false)
+        ))?;
+        Ok(())
+    }
+
+    /// Stops a strobe and puts the clock back; returns the offset undone.
+    pub fn clock_reset(&self) -> Result<i64, NetError> {
+        let (prelude, target) = self.clock_prelude();
+        let out = self.run(&format!(
+            "set -e\n{}\n{prelude}{} clock reset {target}",
+            journal::kill_helper_command(&format!("{}/strobe.pid", self.state_dir)),
+            shell_quote(&self.helper)
+        ))?;
+        parse_total(&out).ok_or_else(|| NetError::Host {
+            host: self.name().to_string(),
+            detail: format!(
+                "the clock helper printed {:?}, not the offset undone",
+                out.trim()
+            ),
+        })
+    }
+
+    /// Fails unless process `pid` has libfaketime loaded (a static binary, or
+    /// one started without the wrapper, ignores the offset file).
+    pub fn check_faketime_loaded(&self, pid: u32) -> Result<(), NetError> {
+        if !matches!(self.clock, HostClock::Faketime { .. }) {
+            return Ok(());
+        }
+        let out = self.remote.exec(
+            &format!("grep -q libfaketime /proc/{pid}/maps"),
+            None,
+            COMMAND_TIMEOUT,
+        )?;
+        if out.success() {
+            return Ok(());
+        }
+        Err(NetError::Unsupported {
+            host: self.name().to_string(),
+            fault: "clock fault".to_string(),
+            why: format!(
+                "process {pid} has not loaded libfaketime (a static binary, or not started under \
+                 the libfaketime wrapper), so its clock cannot be moved"
+            ),
+        })
+    }
+
+    /// SIGSTOPs `pid` (journaled: heal sends SIGCONT).
+    pub fn pause(&self, pid: u32) -> Result<(), NetError> {
+        self.run(&format!(
+            "set -e\n{}\nkill -STOP {pid}",
+            self.record(&Entry::Paused(pid))
+        ))?;
+        Ok(())
+    }
+
+    pub fn resume(&self, pid: u32) -> Result<(), NetError> {
+        self.run(&format!("kill -CONT {pid}"))?;
+        Ok(())
+    }
+
+    /// SIGKILLs `pid`. Not journaled: restarting is the node control's job.
+    pub fn kill(&self, pid: u32) -> Result<(), NetError> {
+        self.run(&format!("kill -KILL {pid}"))?;
+        Ok(())
+    }
+
+    /// Undoes everything the journal lists, newest first, then removes it.
+    /// Returns the entries undone. Idempotent.
+    pub fn heal(&self) -> Result<Vec<String>, NetError> {
+        heal_remote(self.remote.as_ref(), &self.state_dir).inspect(|_| {
+            self.hooked.store(false, Ordering::Relaxed);
+        })
+    }
+}
+
+/// This machine's boot id: a host with the same one shares our kernel.
+fn controller_boot_id() -> Option<String> {
+    let id = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
+    let id = id.trim();
+    (!id.is_empty() && id.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-'))
+        .then(|| id.to_string())
+}
+
+/// Heals one host by its journal alone: what `faultline heal` does after a
+/// crash, when nothing else about the run is known.
+pub fn heal_remote(remote: &dyn Remote, state_dir: &str) -> Result<Vec<String>, NetError> {
+    let j = shell_quote(&journal::path(state_dir));
+    let text = remote.run(&format!("cat {j} 2>/dev/null || true"), COMMAND_TIMEOUT)?;
+    let (entries, unknown) = journal::parse(&text);
+    if !unknown.is_empty() {
+        tracing::warn!(
+            host = remote.name(),
+            ?unknown,
+            "heal journal lines this version does not know"
+        );
+    }
+    if entries.is_empty() {
+        remote.run(&format!("rm -f {j}"), COMMAND_TIMEOUT)?;
+        return Ok(Vec::new());
+    }
+    remote.run(&journal::heal_script(state_dir, &entries), COMMAND_TIMEOUT)?;
+    Ok(entries.iter().map(Entry::to_line).collect())
+}
+
+/// The device name in `ip -o addr show` output (`2: eth0    inet ...`),
+/// without a veth's `@ifN` suffix.
+fn device_from_ip_addr(out: &str) -> Option<String> {
+    let dev = out.lines().next()?.split_whitespace().nth(1)?;
+    let dev = dev.split('@').next()?.trim_end_matches(':');
+    (!dev.is_empty()).then(|| dev.to_string())
+}
+
+/// The clock helper's last line: `offset_ms=N`.
+fn parse_total(out: &str) -> Option<i64> {
+    let rest = out
+        .lines()
+        .rev()
+        .find_map(|l| l.strip_prefix("offset_ms="))?;
+    rest.split_whitespace().next()?.parse().ok()
+}
+
+/// The line the clock helper prints last, read by [`parse_total`].
+pub fn total_line(offset_ms: i64) -> String {
+    format!("offset_ms={offset_ms} ({})", format_offset(offset_ms))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_device_is_read_from_ip_addr_output() {
+        let out = "7: veth-n1@if8    inet 10.23.0.2/24 brd 10.23.0.255 scope global veth-n1\\       valid_lft forever\n";
+        assert_eq!(device_from_ip_addr(out).as_deref(), Some("veth-n1"));
+        assert_eq!(
+            device_from_ip_addr("2: eth0    inet 1.2.3.4/8\n").as_deref(),
+            Some("eth0")
+        );
+        assert_eq!(device_from_ip_addr(""), None);
+    }
+
+    #[test]
+    fn the_helper_total_line_is_read_back() {
+        assert_eq!(
+            parse_total(&format!("dry run: ...\n{}\n", total_line(-250))),
+            Some(-250)
+        );
+        assert_eq!(parse_total("offset_ms=x"), None);
+        assert_eq!(parse_total("nothing"), None);
+    }
+}

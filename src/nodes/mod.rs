@@ -1,0 +1,143 @@
+//! The bundled systems under test: Raft, Multi-Paxos and two-phase commit,
+//! run as `faultline node raft|paxos|twopc ...` so that deploying a cluster
+//! means uploading the faultline binary.
+//!
+//! Shared by all systems: the client and peer protocol ([`wire`]), the
+//! network runtime ([`server`]), the state machine ([`state_machine`]), the
+//! fsync'd record file ([`wal`]) and the named bugs ([`bugs`]). Each system
+//! is a module with one entry point, `run(NodeConfig, Inbox, PeerSender)`.
+//!
+//! Architecture invariant: nothing here imports controller code (control,
+//! cluster, runner, checker, ...). A node is a program on its own.
+
+pub mod bugs;
+pub mod durable;
+pub mod event_loop;
+pub mod paxos;
+pub mod raft;
+pub mod server;
+pub mod state_machine;
+pub mod twopc;
+pub mod wal;
+pub mod wire;
+
+use anyhow::Context;
+use bugs::Bugs;
+use state_machine::BankConfig;
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Which protocol a node runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum System {
+    Raft,
+    Paxos,
+    Twopc,
+}
+
+impl System {
+    pub fn name(self) -> &'static str {
+        match self {
+            System::Raft => "raft",
+            System::Paxos => "paxos",
+            System::Twopc => "twopc",
+        }
+    }
+}
+
+impl fmt::Display for System {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Everything a node needs to start; built from the command line.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    pub system: System,
+    pub id: String,
+    /// Where clients and peers connect (host:port).
+    pub listen: String,
+    /// The other nodes: (id, host:port).
+    pub peers: Vec<(String, String)>,
+    pub data_dir: PathBuf,
+    pub bugs: Bugs,
+    pub bank: BankConfig,
+    pub pidfile: Option<PathBuf>,
+    pub timing: Timing,
+}
+
+/// Protocol timers. The defaults suit a LAN or loopback.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timing {
+    /// Elections start after a random time in [min, 2*min) without a leader.
+    pub election_timeout_min: Duration,
+    pub heartbeat: Duration,
+}
+
+impl Default for Timing {
+    fn default() -> Self {
+        Timing {
+            election_timeout_min: Duration::from_millis(300),
+            heartbeat: Duration::from_millis(50),
+        }
+    }
+}
+
+/// Parses `--peers n2=host:port,n3=host:port`.
+pub fn parse_peers(text: &str) -> Result<Vec<(String, String)>, String> {
+    text.split(',')
+        .filter(|p| !p.trim().is_empty())
+        .map(|p| match p.split_once('=') {
+            Some((id, addr)) if !id.trim().is_empty() && addr.contains(':') => {
+                Ok((id.trim().to_string(), addr.trim().to_string()))
+            }
+            _ => Err(format!(
+                "bad peer {p:?}: expected ID=HOST:PORT (e.g. n2=127.0.0.1:7002)"
+            )),
+        })
+        .collect()
+}
+
+/// Runs a node until the process is killed. Errors are startup errors (a bad
+/// data dir, an address in use).
+pub fn run(config: NodeConfig) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("cannot create data dir {}", config.data_dir.display()))?;
+    if let Some(pidfile) = &config.pidfile {
+        std::fs::write(pidfile, format!("{}\n", std::process::id()))
+            .with_context(|| format!("cannot write pidfile {}", pidfile.display()))?;
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the tokio runtime")?;
+    runtime.block_on(async move {
+        tracing::info!(id = %config.id, system = %config.system, listen = %config.listen, bugs = ?config.bugs, "node starting");
+        match config.system {
+            System::Raft => raft::run(config).await,
+            System::Paxos => paxos::run(config).await,
+            System::Twopc => twopc::run(config).await,
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn peers_parse_and_bad_ones_say_why() {
+        assert_eq!(
+            parse_peers("n2=127.0.0.1:7002,n3=h3:7003").unwrap(),
+            vec![
+                ("n2".into(), "127.0.0.1:7002".into()),
+                ("n3".into(), "h3:7003".into())
+            ]
+        );
+        assert!(parse_peers("n2").unwrap_err().contains("ID=HOST:PORT"));
+        assert!(parse_peers("").unwrap().is_empty());
+    }
+}

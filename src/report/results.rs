@@ -1,0 +1,362 @@
+//! The results.json schema.
+//!
+//! These serde types are an API, kept apart from the checkers' internal types
+//! (the runner converts). Any change that renames or removes a field, or
+//! changes its meaning, bumps [`SCHEMA_VERSION`]; adding an optional field
+//! does not.
+//!
+//! ```json
+//! {
+//!   "schema_version": 1,
+//!   "tool": "faultline 0.1.0",
+//!   "valid": false,                       // true | false | "unknown": the worst file
+//!   "files": [{
+//!     "path": "etcd_000.log",
+//!     "valid": false,
+//!     "error": null,                      // set when the file could not be checked
+//!     "checker": "linearizable",
+//!     "timings_ms": {"read": 0.2, "check": 0.4, "total": 0.6},
+//!     "linearizable": {
+//!       "model": "cas-register",
+//!       "options": {"keys": "single", "initial_value": null, "nil_read": "absent",
+//!                   "time_limit_ms": 60000, "memory_limit_mb": 2048},
+//!       "counts": {"history_ops": 170, "client_calls": 85, "failed": 19,
+//!                  "unknown_outcome": 16, "truncated_line": null},
+//!       "keys": [{"key": null, "valid": false, "ops": 66, "configurations": 412,
+//!                 "time_ms": 0.3, "reason": null, "explanation": {...}}]
+//!     }
+//!   }]
+//! }
+//! ```
+
+use crate::history::Process;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::Value;
+
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// The file name the check command writes.
+pub const FILE_NAME: &str = "results.json";
+
+/// A verdict as results.json spells it: `true`, `false` or `"unknown"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Valid {
+    True,
+    False,
+    Unknown,
+}
+
+impl Serialize for Valid {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Valid::True => s.serialize_bool(true),
+            Valid::False => s.serialize_bool(false),
+            Valid::Unknown => s.serialize_str("unknown"),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Valid {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        match Value::deserialize(d)? {
+            Value::Bool(true) => Ok(Valid::True),
+            Value::Bool(false) => Ok(Valid::False),
+            Value::String(s) if s == "unknown" => Ok(Valid::Unknown),
+            other => Err(serde::de::Error::custom(format!(
+                "valid must be true, false or \"unknown\", got {other}"
+            ))),
+        }
+    }
+}
+
+/// The whole results.json of one `faultline check` call.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Results {
+    pub schema_version: u32,
+    /// `faultline <version>`.
+    pub tool: String,
+    /// The worst of the files' verdicts (a file that could not be checked counts as unknown).
+    pub valid: Valid,
+    /// One per history file, in command-line order. For a run: history.jsonl,
+    /// when a checker with a file-level report (linearizable) ran.
+    pub files: Vec<FileResult>,
+    /// Set by `faultline run`: the test, what happened, every checker's verdict.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run: Option<RunResult>,
+}
+
+/// A whole run: `valid` above is this run's verdict (`"unknown"` also when
+/// the harness failed, with `harness_error` saying why).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunResult {
+    pub test: String,
+    pub db: String,
+    pub bugs: Vec<String>,
+    pub workload: String,
+    pub nemesis: String,
+    pub seed: u64,
+    /// `name address` of every host.
+    pub hosts: Vec<String>,
+    pub duration_ms: f64,
+    pub ops: OpCounts,
+    /// Every checker that ran, the node-log scan included.
+    pub checkers: Vec<CheckerResult>,
+    /// The anomalies found, by name (`not-linearizable`, `lost`, `wrong-total`, `G1c`, ...).
+    pub anomalies: Vec<String>,
+    /// Why the harness failed (exit code 3).
+    pub harness_error: Option<String>,
+    /// What went wrong without stopping the run (heal, logs, teardown).
+    pub problems: Vec<String>,
+    /// The command that runs this test again with the same seed.
+    pub replay: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct OpCounts {
+    pub invoked: u64,
+    pub ok: u64,
+    pub fail: u64,
+    pub info: u64,
+    /// Nemesis ops (invocations and completions).
+    pub nemesis: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CheckerResult {
+    /// `linearizable`, `elle`, `bank`, `set`, `logs`.
+    pub name: String,
+    pub valid: Valid,
+    /// One line: what was found.
+    pub summary: String,
+    pub anomalies: Vec<String>,
+    /// The checker's own result (its schema is the checker's; see its module).
+    pub detail: Value,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FileResult {
+    pub path: String,
+    pub valid: Valid,
+    /// Why the file could not be checked (bad input), with where.
+    pub error: Option<String>,
+    /// Which checker ran: `linearizable`.
+    pub checker: String,
+    pub timings_ms: Timings,
+    /// Set when `checker` is `linearizable` and the file could be read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub linearizable: Option<Linearizable>,
+    /// Set when `checker` is `elle` (transactional histories).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub elle: Option<Elle>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, Default)]
+pub struct Timings {
+    /// Reading and parsing the file.
+    pub read: f64,
+    /// Checking it.
+    pub check: f64,
+    pub total: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Linearizable {
+    pub model: String,
+    pub options: LinearizableOptions,
+    pub counts: Counts,
+    /// One per key, in key order (one with `key: null` when not keyed).
+    pub keys: Vec<KeyResult>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LinearizableOptions {
+    /// How values were read: `single` (one object) or `tuple` (`[key, value]`), after `auto`.
+    pub keys: String,
+    pub initial_value: Value,
+    /// `absent` or `any`.
+    pub nil_read: String,
+    pub time_limit_ms: u64,
+    pub memory_limit_mb: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Counts {
+    /// Lines (ops) read from the file, nemesis ops included.
+    pub history_ops: usize,
+    /// Client operations (invocations).
+    pub client_calls: usize,
+    /// Client operations that completed `fail`: they did not happen and were left out.
+    pub failed: usize,
+    /// Client operations that ended `info` or never completed.
+    pub unknown_outcome: usize,
+    /// The number of a cut-off last line that was not read, if any.
+    pub truncated_line: Option<usize>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct KeyResult {
+    /// The key, or `null` when the history is one object.
+    pub key: Value,
+    pub valid: Valid,
+    /// Operations the search had to place (without fails and ops that cannot matter).
+    pub ops: usize,
+    /// Distinct (linearized set, model state) configurations explored.
+    pub configurations: u64,
+    pub time_ms: f64,
+    /// Why the verdict is unknown.
+    pub reason: Option<String>,
+    /// Why the key is not linearizable.
+    pub explanation: Option<Explanation>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Explanation {
+    /// The operation that cannot be placed in any order.
+    pub op: OpRef,
+    /// The longest linearizable prefix found: history indices of the
+    /// invocations, in the order they were placed.
+    pub prefix: Vec<u64>,
+    /// The last ops of that prefix, with the model state after each.
+    pub prefix_tail: Vec<PrefixStep>,
+    /// The states the model could be in just before `op` (at most 8).
+    pub states_before: Vec<String>,
+    /// Operations concurrent with `op` (at most 12 listed).
+    pub concurrent: Vec<OpRef>,
+    pub concurrent_total: usize,
+    /// All of the above as readable text.
+    pub text: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OpRef {
+    /// History index of the invocation.
+    pub index: u64,
+    /// History index of the `ok` completion; `null` when the outcome is unknown.
+    pub completion_index: Option<u64>,
+    pub process: Process,
+    /// The model's description, e.g. `read -> 3`.
+    pub op: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PrefixStep {
+    pub op: OpRef,
+    pub state_after: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn valid_reads_and_writes_as_true_false_or_unknown() {
+        assert_eq!(
+            serde_json::to_value([Valid::True, Valid::False, Valid::Unknown]).unwrap(),
+            json!([true, false, "unknown"])
+        );
+        let back: Vec<Valid> = serde_json::from_value(json!([true, false, "unknown"])).unwrap();
+        assert_eq!(back, vec![Valid::True, Valid::False, Valid::Unknown]);
+        assert!(serde_json::from_value::<Valid>(json!("maybe")).is_err());
+    }
+}
+
+/// The Elle checker's section of a file's result.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Elle {
+    /// `list-append` or `rw-register`.
+    pub workload: String,
+    /// The model checked against, in Elle's names (`strict-serializable`, ...).
+    pub consistency: String,
+    /// Whether the process and realtime orders were part of the graph.
+    pub process_order: bool,
+    pub realtime_order: bool,
+    pub counts: ElleCounts,
+    /// Every anomaly found, worst first (`G-single`, `G1a`, `lost-update`, ...).
+    pub anomaly_types: Vec<String>,
+    /// How many cases of each were found (only a few are explained).
+    pub anomaly_counts: std::collections::BTreeMap<String, usize>,
+    /// The found anomalies that `consistency` prohibits.
+    pub violating: Vec<String>,
+    /// Cycle shapes whose search hit the time or step limit (why a verdict
+    /// can be unknown).
+    pub incomplete: Vec<String>,
+    /// The weakest models the anomalies rule out, and the stronger ones too.
+    pub not: Vec<String>,
+    pub also_not: Vec<String>,
+    /// Models still possible, and the strongest of them.
+    pub possible: Vec<String>,
+    pub strongest_possible: Vec<String>,
+    /// Models that need an order (process, realtime) that was not built.
+    pub unchecked: Vec<String>,
+    /// Explained cases, a few per anomaly.
+    pub anomalies: Vec<ElleCase>,
+    pub graph: ElleGraph,
+    pub phases_ms: EllePhases,
+    /// The whole result as readable text.
+    pub text: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ElleCounts {
+    pub history_ops: usize,
+    pub txns: usize,
+    pub ok: usize,
+    pub info: usize,
+    pub fail: usize,
+    pub truncated_line: Option<usize>,
+}
+
+/// One explained anomaly: the transactions involved and, for a cycle, each
+/// edge in words and a Graphviz DOT graph.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ElleCase {
+    pub anomaly: String,
+    pub key: Option<String>,
+    pub txns: Vec<TxnRef>,
+    pub steps: Vec<CycleStep>,
+    pub dot: Option<String>,
+    pub text: String,
+}
+
+/// A transaction, named `T<index>` after its completion op's index.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TxnRef {
+    pub index: u64,
+    pub invoke_index: u64,
+    pub process: u64,
+    /// `ok`, `info` or `fail`.
+    pub outcome: String,
+    /// The micro-ops as the history wrote them.
+    pub ops: String,
+}
+
+/// One edge of a cycle: `from` and `to` are transaction indices.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CycleStep {
+    pub from: u64,
+    pub to: u64,
+    /// `ww`, `wr`, `rw`, `process` or `realtime`.
+    pub relation: String,
+    pub key: Option<String>,
+    pub text: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ElleGraph {
+    pub txn_nodes: usize,
+    /// Virtual nodes that carry the realtime order.
+    pub barrier_nodes: usize,
+    pub edges: usize,
+    /// Strongly connected components with more than one node.
+    pub sccs: usize,
+    pub largest_scc: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EllePhases {
+    pub infer: f64,
+    pub graph: f64,
+    pub scc: f64,
+    pub cycles: f64,
+}

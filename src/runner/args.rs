@@ -1,0 +1,172 @@
+//! `faultline run` on the command line: raw flags, resolved once into a
+//! [`Test`] (test file + flags, or a stored test.yaml to replay) and
+//! [`RunOptions`].
+
+use super::progress::Progress;
+use super::run::RunOptions;
+use crate::store::Store;
+use crate::suite::test::Source;
+use crate::suite::{Db, Hosts, NemesisRef, Span, Test, TestSpec, WorkloadRef, from_yaml};
+use anyhow::Context;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct TestArgs {
+    /// The system under test.
+    #[arg(long, value_parser = ["raft", "paxos", "twopc"])]
+    pub db: Option<String>,
+    /// A workload preset (register, list-append, rw-register, bank, set) or a YAML file.
+    #[arg(long)]
+    pub workload: Option<String>,
+    /// A nemesis preset (none, partition-ring, kill, clock-skew, combined, ...) or a YAML file.
+    #[arg(long)]
+    pub nemesis: Option<String>,
+    /// Start the nodes with this named bug (see `faultline node --list-bugs`); repeatable.
+    #[arg(long = "bug", value_name = "NAME")]
+    pub bugs: Vec<String>,
+    /// How long the workload runs, e.g. 60s.
+    #[arg(long)]
+    pub time_limit: Option<Span>,
+    /// Client workers.
+    #[arg(long)]
+    pub concurrency: Option<u32>,
+    /// Operations per second over all workers.
+    #[arg(long)]
+    pub rate: Option<f64>,
+    /// The seed of every random choice (printed and stored; random when not given).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Nodes of a local cluster.
+    #[arg(long)]
+    pub nodes: Option<u32>,
+    /// How long the healed cluster recovers before the final reads.
+    #[arg(long)]
+    pub recovery: Option<Span>,
+    /// Run on an SSH lab described by this inventory (hosts.yaml) instead of a local netns cluster.
+    #[arg(long, value_name = "HOSTS_YAML", conflicts_with = "docker")]
+    pub hosts: Option<PathBuf>,
+    /// Run on Docker containers instead of a local netns cluster.
+    #[arg(long)]
+    pub docker: bool,
+}
+
+impl TestArgs {
+    /// The flags as a test spec (unset flags stay unset).
+    pub fn spec(&self) -> TestSpec {
+        TestSpec {
+            db: self.db.as_deref().map(|d| match d {
+                "paxos" => Db::Paxos,
+                "twopc" => Db::Twopc,
+                _ => Db::Raft,
+            }),
+            bugs: (!self.bugs.is_empty()).then(|| self.bugs.clone()),
+            workload: self.workload.clone().map(WorkloadRef::Name),
+            nemesis: self.nemesis.clone().map(NemesisRef::Name),
+            hosts: match (&self.hosts, self.docker) {
+                (Some(p), _) => Some(Hosts::Inventory(p.clone())),
+                (None, true) => Some(Hosts::Docker),
+                (None, false) => None,
+            },
+            nodes: self.nodes,
+            time_limit: self.time_limit,
+            concurrency: self.concurrency,
+            rate: self.rate,
+            seed: self.seed,
+            recovery: self.recovery,
+            ..TestSpec::default()
+        }
+    }
+}
+
+/// Options that are about this invocation, not the test.
+#[derive(clap::Args, Debug, Clone)]
+pub struct HarnessArgs {
+    /// Where results go (`<dir>/<test>/<timestamp>/`).
+    #[arg(long, default_value = "results", value_name = "DIR")]
+    pub results_dir: PathBuf,
+    /// Keep the cluster and nodes running after the run (local clusters print how to remove them).
+    #[arg(long)]
+    pub leave_running: bool,
+    /// Do not install missing packages on the hosts; fail listing them.
+    #[arg(long)]
+    pub no_install: bool,
+    /// Stop the run at the first nemesis action that fails (healing first).
+    #[arg(long)]
+    pub abort_on_nemesis_error: bool,
+    /// Per checker; past it the verdict is unknown.
+    #[arg(long, default_value = "60s")]
+    pub check_time_limit: Span,
+}
+
+impl HarnessArgs {
+    pub fn options(&self) -> RunOptions {
+        RunOptions {
+            store: Store::new(&self.results_dir),
+            binary: std::env::current_exe().unwrap_or_else(|_| PathBuf::from("faultline")),
+            leave_running: self.leave_running,
+            install: !self.no_install,
+            abort_on_nemesis_error: self.abort_on_nemesis_error,
+            check_time_limit: if self.check_time_limit.0.is_zero() {
+                Duration::from_secs(60)
+            } else {
+                self.check_time_limit.0
+            },
+            progress: Progress::detect(),
+        }
+    }
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct RunArgs {
+    /// A test file (YAML: db, workload, nemesis, ...); flags override it.
+    #[arg(value_name = "TEST_YAML", conflicts_with = "replay")]
+    pub test: Option<PathBuf>,
+    /// Run a stored test.yaml again, exactly (same seed).
+    #[arg(long, value_name = "TEST_YAML")]
+    pub replay: Option<PathBuf>,
+    #[command(flatten)]
+    pub test_args: TestArgs,
+    #[command(flatten)]
+    pub harness: HarnessArgs,
+}
+
+impl RunArgs {
+    /// The test to run.
+    pub fn resolve(&self) -> anyhow::Result<Test> {
+        let flags = self.test_args.spec();
+        if let Some(path) = &self.replay {
+            anyhow::ensure!(
+                flags == TestSpec::default(),
+                "--replay runs the stored test exactly as it was; drop the test flags (or edit a copy of the file and run it without --replay)"
+            );
+            return Ok(Test::load(path)?);
+        }
+        let text;
+        let (base, source) = match &self.test {
+            Some(path) => {
+                text = std::fs::read_to_string(path)
+                    .with_context(|| format!("cannot read {}", path.display()))?;
+                (
+                    from_yaml::<TestSpec>(path, &text)?,
+                    Source { path, text: &text },
+                )
+            }
+            None => (TestSpec::default(), Source::command_line()),
+        };
+        let mut spec = base.overridden_by(&flags);
+        if spec.db.is_none() && self.test.is_none() {
+            spec.db = Some(Db::Raft);
+        }
+        Ok(crate::suite::resolve(&spec, &source)?)
+    }
+}
+
+/// `faultline run`: resolves, runs, prints the summary; returns the exit code.
+pub fn run_command(args: &RunArgs) -> anyhow::Result<u8> {
+    let test = args.resolve()?;
+    let options = args.harness.options();
+    let report = super::run::run(&test, &options)?;
+    print!("{}", super::output::summary(&test, &report));
+    Ok(report.exit_code())
+}

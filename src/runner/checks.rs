@@ -1,0 +1,417 @@
+//! Checking a run: the workload's checkers on the history, and a scan of the
+//! node logs for panics and fatal errors (Jepsen's log-file-pattern idea: a
+//! node that panicked makes the run invalid, whatever the history says).
+//! Verdicts combine worst-first.
+
+use super::check::{Checked, Checker, FileCheck};
+use crate::checker::elle;
+use crate::checker::linearizable::{self, KeysMode, ModelKind};
+use crate::checker::{Verdict, bank, set};
+use crate::history::Op;
+use crate::store::RunDir;
+use crate::suite::{CheckerName, Test, WorkloadKind};
+use serde::Serialize;
+use serde_json::Value;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// One checker's answer, in words and as data.
+#[derive(Debug, Clone, Serialize)]
+pub struct CheckerOutcome {
+    pub name: String,
+    pub verdict: Verdict,
+    /// One line: what was found.
+    pub summary: String,
+    /// Anomaly names (`lost`, `wrong-total`, `G1c`, `not-linearizable`, `panic`, ...).
+    pub anomalies: Vec<String>,
+    /// The checker's own result.
+    pub detail: Value,
+}
+
+/// A line of a node log that says the node failed.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct LogFinding {
+    pub node: String,
+    pub line: usize,
+    pub text: String,
+}
+
+#[derive(Debug)]
+pub struct RunChecks {
+    pub verdict: Verdict,
+    pub checkers: Vec<CheckerOutcome>,
+    /// The file-level report (linearizable or Elle) for results.json's `files`.
+    pub file: Option<(FileCheck, Checker)>,
+}
+
+impl RunChecks {
+    pub fn anomalies(&self) -> Vec<String> {
+        let mut all: Vec<String> = self
+            .checkers
+            .iter()
+            .flat_map(|c| c.anomalies.iter().cloned())
+            .collect();
+        all.dedup();
+        all
+    }
+}
+
+/// Runs every checker the workload names, and the log scan.
+pub fn check_run(test: &Test, ops: &[Op], dir: &RunDir, time_limit: Duration) -> RunChecks {
+    let mut checkers = Vec::new();
+    let mut file = None;
+    let names = test.workload.checkers.clone().unwrap_or_default();
+    for name in names {
+        match name {
+            CheckerName::Linearizable | CheckerName::Elle => {
+                match file_checker(test, name, time_limit) {
+                    Ok(checker) => {
+                        let (outcome, checked) = check_file_level(ops, dir, checker);
+                        checkers.push(outcome);
+                        file = Some(checked);
+                    }
+                    Err(summary) => checkers.push(CheckerOutcome {
+                        name: checker_name(name).into(),
+                        verdict: Verdict::Unknown,
+                        summary,
+                        anomalies: vec![],
+                        detail: Value::Null,
+                    }),
+                }
+            }
+            CheckerName::Bank => checkers.push(check_bank(test, ops)),
+            CheckerName::Set => checkers.push(check_set(ops)),
+        }
+    }
+    checkers.push(scan_logs(&dir.path.join("nodes")));
+    let verdict = checkers
+        .iter()
+        .fold(Verdict::Valid, |v, c| v.combine(c.verdict));
+    RunChecks {
+        verdict,
+        checkers,
+        file,
+    }
+}
+
+fn checker_name(name: CheckerName) -> &'static str {
+    match name {
+        CheckerName::Linearizable => "linearizable",
+        CheckerName::Elle => "elle",
+        CheckerName::Bank => "bank",
+        CheckerName::Set => "set",
+    }
+}
+
+/// The options of a history-wide checker for this test's workload.
+fn file_checker(test: &Test, name: CheckerName, time_limit: Duration) -> Result<Checker, String> {
+    let w = &test.workload;
+    if name == CheckerName::Elle {
+        let workload = match w.kind {
+            WorkloadKind::ListAppend => elle::Workload::ListAppend,
+            WorkloadKind::RwRegister => elle::Workload::RwRegister,
+            other => {
+                return Err(format!(
+                    "Elle checks list-append and rw-register workloads, not {}",
+                    crate::suite::workload::kind_name(other)
+                ));
+            }
+        };
+        let model = w.consistency.as_deref().unwrap_or("strict-serializable");
+        let model = model
+            .parse()
+            .map_err(|e| format!("consistency model {model:?}: {e}"))?;
+        let mut options = elle::ElleOptions::new(workload, model);
+        options.time_limit = time_limit;
+        return Ok(Checker::Elle(options));
+    }
+    let model = w.model.as_deref().unwrap_or("cas-register");
+    let model: ModelKind = model.parse().map_err(|_| {
+        format!(
+            "unknown model {model:?} (expected one of {})",
+            ModelKind::NAMES.join(", ")
+        )
+    })?;
+    // faultline's register ops are keyed ([key, value]); a set is one object.
+    let keys = if model == ModelKind::Set {
+        KeysMode::Single
+    } else {
+        KeysMode::Tuple
+    };
+    Ok(Checker::Linearizable(linearizable::Options {
+        model,
+        keys,
+        time_limit,
+        ..linearizable::Options::default()
+    }))
+}
+
+/// The linearizability or Elle checker on the history in memory.
+fn check_file_level(
+    ops: &[Op],
+    dir: &RunDir,
+    checker: Checker,
+) -> (CheckerOutcome, (FileCheck, Checker)) {
+    let started = Instant::now();
+    let outcome = match &checker {
+        Checker::Linearizable(o) => linearizable::check(ops, o)
+            .map(Checked::Linearizable)
+            .map_err(|e| e.to_string()),
+        Checker::Elle(o) => elle::check(ops, o)
+            .map(|r| Checked::Elle(Box::new(r)))
+            .map_err(|e| e.to_string()),
+    };
+    let file = FileCheck {
+        path: dir.history(),
+        read_time: Duration::ZERO,
+        check_time: started.elapsed(),
+        history_ops: ops.len(),
+        truncated_line: None,
+        outcome,
+    };
+    let name = match checker {
+        Checker::Linearizable(_) => "linearizable",
+        Checker::Elle(_) => "elle",
+    };
+    let (verdict, summary, anomalies) = match &file.outcome {
+        Err(e) => (Verdict::Unknown, format!("cannot check: {e}"), vec![]),
+        Ok(Checked::Linearizable(r)) => {
+            let bad: Vec<String> = r
+                .keys
+                .iter()
+                .filter(|k| k.verdict == Verdict::Invalid)
+                .map(|k| {
+                    k.key
+                        .as_ref()
+                        .map_or("the register".into(), |k| format!("key {k}"))
+                })
+                .collect();
+            let summary = match r.verdict {
+                Verdict::Valid => format!(
+                    "linearizable ({} keys, {} operations)",
+                    r.keys.len(),
+                    r.client_calls
+                ),
+                Verdict::Invalid => {
+                    let first = r
+                        .keys
+                        .iter()
+                        .find_map(|k| k.explanation.as_ref())
+                        .map(|e| format!(" ({} cannot be placed)", e.op.text))
+                        .unwrap_or_default();
+                    format!("not linearizable: {}{first}", bad.join(", "))
+                }
+                Verdict::Unknown => "could not decide (time or memory limit)".to_string(),
+            };
+            let anomalies = if r.verdict == Verdict::Invalid {
+                vec!["not-linearizable".to_string()]
+            } else {
+                vec![]
+            };
+            (r.verdict, summary, anomalies)
+        }
+        Ok(Checked::Elle(r)) => {
+            let found: Vec<String> = r
+                .counts
+                .iter()
+                .map(|(a, n)| format!("{} ({n})", a.name()))
+                .collect();
+            let anomalies: Vec<String> = r.counts.keys().map(|a| a.name()).collect();
+            let summary = match r.verdict {
+                Verdict::Valid if found.is_empty() => format!(
+                    "{} transactions, no anomalies: {} holds",
+                    r.stats.txns,
+                    r.model.name()
+                ),
+                Verdict::Valid => format!(
+                    "{} transactions; {} allowed by {}",
+                    r.stats.txns,
+                    found.join(", "),
+                    r.model.name()
+                ),
+                Verdict::Invalid => format!("not {}: {}", r.model.name(), found.join(", ")),
+                Verdict::Unknown => format!(
+                    "could not decide {} (search incomplete or nothing committed)",
+                    r.model.name()
+                ),
+            };
+            (r.verdict, summary, anomalies)
+        }
+    };
+    (
+        CheckerOutcome {
+            name: name.into(),
+            verdict,
+            summary,
+            anomalies,
+            detail: Value::Null,
+        },
+        (file, checker),
+    )
+}
+
+fn check_bank(test: &Test, ops: &[Op]) -> CheckerOutcome {
+    let accounts = test.workload.accounts.unwrap_or(5);
+    let balance = test.workload.initial_balance.unwrap_or(10);
+    let options = bank::BankOptions {
+        accounts: (0..accounts).map(|a| a.to_string()).collect(),
+        total: i64::from(accounts) * balance,
+    };
+    let r = bank::check(ops, &options);
+    let mut anomalies: Vec<String> = r
+        .bad_reads
+        .iter()
+        .map(|b| {
+            serde_json::to_value(&b.kind)
+                .ok()
+                .and_then(|v| v.as_str().map(String::from))
+                .unwrap_or_default()
+        })
+        .collect();
+    anomalies.sort();
+    anomalies.dedup();
+    let summary = match r.bad_reads.first() {
+        None => format!(
+            "{} reads, every one summed to {}",
+            r.reads_checked, options.total
+        ),
+        Some(b) => format!(
+            "{} of {} reads wrong; first at op {} ({}): total {} (expected {}){}",
+            r.bad_reads.len(),
+            r.reads_checked,
+            b.index,
+            anomalies.join(", "),
+            b.total.map_or("?".into(), |t| t.to_string()),
+            b.expected_total,
+            if b.faults.is_empty() {
+                String::new()
+            } else {
+                format!(" during {}", b.faults.join(" + "))
+            }
+        ),
+    };
+    CheckerOutcome {
+        name: "bank".into(),
+        verdict: r.verdict,
+        summary,
+        anomalies,
+        detail: serde_json::to_value(&r).unwrap_or_default(),
+    }
+}
+
+fn check_set(ops: &[Op]) -> CheckerOutcome {
+    let r = set::check(ops);
+    let mut anomalies = Vec::new();
+    if r.lost > 0 {
+        anomalies.push("lost".to_string());
+    }
+    if r.unexpected > 0 {
+        anomalies.push("unexpected".to_string());
+    }
+    let summary = match &r.error {
+        Some(e) => format!("cannot check: {e}"),
+        None => format!(
+            "{} acknowledged of {} attempted: {} stable, {} stale, {} lost, {} never read, {} unexpected",
+            r.acknowledged, r.attempted, r.stable, r.stale, r.lost, r.never_read, r.unexpected
+        ),
+    };
+    CheckerOutcome {
+        name: "set".into(),
+        verdict: r.verdict,
+        summary,
+        anomalies,
+        detail: serde_json::to_value(&r).unwrap_or_default(),
+    }
+}
+
+/// What in a node log means the node failed.
+const FATAL_PATTERNS: &[&str] = &["panicked at", "FATAL", "fatal runtime error"];
+/// Findings kept per run; the count is complete.
+const FINDINGS_MAX: usize = 50;
+
+/// Scans `nodes/<node>/node.log` for panics and fatal errors.
+pub fn scan_logs(nodes_dir: &Path) -> CheckerOutcome {
+    let mut findings = Vec::new();
+    let mut total = 0usize;
+    let mut scanned = 0usize;
+    let mut dirs: Vec<_> = std::fs::read_dir(nodes_dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    dirs.sort();
+    for node_dir in dirs {
+        let node = node_dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let Ok(text) = std::fs::read(node_dir.join("node.log")) else {
+            continue;
+        };
+        scanned += 1;
+        for (n, line) in String::from_utf8_lossy(&text).lines().enumerate() {
+            if FATAL_PATTERNS.iter().any(|p| line.contains(p)) {
+                total += 1;
+                if findings.len() < FINDINGS_MAX {
+                    findings.push(LogFinding {
+                        node: node.clone(),
+                        line: n + 1,
+                        text: line.chars().take(300).collect(),
+                    });
+                }
+            }
+        }
+    }
+    let (verdict, summary) = match findings.first() {
+        None => (
+            Verdict::Valid,
+            format!("no panics or fatal errors in {scanned} node logs"),
+        ),
+        Some(f) => (
+            Verdict::Invalid,
+            format!(
+                "{total} fatal lines; first: {} line {}: {}",
+                f.node, f.line, f.text
+            ),
+        ),
+    };
+    let anomalies = if total > 0 {
+        vec!["node-panic".to_string()]
+    } else {
+        vec![]
+    };
+    CheckerOutcome {
+        name: "logs".into(),
+        verdict,
+        summary,
+        anomalies,
+        detail: serde_json::json!({"scanned": scanned, "fatal_lines": total, "findings": findings}),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panic_in_a_node_log_makes_the_run_invalid() {
+        let dir = tempfile::tempdir().unwrap();
+        for (node, text) in [
+            ("n1", "INFO started\nINFO leader\n"),
+            (
+                "n2",
+                "INFO started\nthread 'main' panicked at src/x.rs:3:5:\nboom\n",
+            ),
+        ] {
+            std::fs::create_dir_all(dir.path().join(node)).unwrap();
+            std::fs::write(dir.path().join(node).join("node.log"), text).unwrap();
+        }
+        let r = scan_logs(dir.path());
+        assert_eq!(r.verdict, Verdict::Invalid);
+        assert_eq!(r.anomalies, vec!["node-panic"]);
+        assert!(r.summary.contains("n2 line 2"), "{}", r.summary);
+        std::fs::write(dir.path().join("n2").join("node.log"), "INFO fine\n").unwrap();
+        assert_eq!(scan_logs(dir.path()).verdict, Verdict::Valid);
+    }
+}

@@ -1,0 +1,173 @@
+//! What a finished run leaves and says: results.json and junit.xml in its
+//! folder, and the summary on stdout (verdict, anomalies, where the results
+//! are, the seed, and on failure the command that replays it).
+
+use super::check::{self, write_results};
+use super::junit;
+use super::run::RunReport;
+use crate::checker::Verdict;
+use crate::history::OpType;
+use crate::report::results::{self, CheckerResult, OpCounts, Results, RunResult, Valid};
+use crate::suite::Test;
+use std::fmt::Write;
+
+fn valid(v: Verdict) -> Valid {
+    match v {
+        Verdict::Valid => Valid::True,
+        Verdict::Invalid => Valid::False,
+        Verdict::Unknown => Valid::Unknown,
+    }
+}
+
+/// The command that runs `test` again with the same seed.
+pub fn replay_command(report: &RunReport) -> String {
+    format!(
+        "faultline run --replay {}",
+        report.dir.test_yaml().display()
+    )
+}
+
+/// results.json of a run.
+pub fn results(test: &Test, report: &RunReport) -> Results {
+    let mut out = match &report.checks.file {
+        Some((file, checker)) => check::to_results(std::slice::from_ref(file), checker),
+        None => Results {
+            schema_version: results::SCHEMA_VERSION,
+            tool: format!("faultline {}", env!("CARGO_PKG_VERSION")),
+            valid: Valid::Unknown,
+            files: vec![],
+            run: None,
+        },
+    };
+    out.valid = if report.harness_error.is_some() {
+        Valid::Unknown
+    } else {
+        valid(report.checks.verdict)
+    };
+    out.run = Some(RunResult {
+        test: test.name.clone(),
+        db: test.db.name().into(),
+        bugs: test.bugs.clone(),
+        workload: test.workload_name.clone(),
+        nemesis: test.nemesis_name.clone(),
+        seed: test.seed,
+        hosts: report.hosts.clone(),
+        duration_ms: report.duration.as_secs_f64() * 1e3,
+        ops: report.ops,
+        checkers: report
+            .checks
+            .checkers
+            .iter()
+            .map(|c| CheckerResult {
+                name: c.name.clone(),
+                valid: valid(c.verdict),
+                summary: c.summary.clone(),
+                anomalies: c.anomalies.clone(),
+                detail: c.detail.clone(),
+            })
+            .collect(),
+        anomalies: report.checks.anomalies(),
+        harness_error: report.harness_error.clone(),
+        problems: report.problems.clone(),
+        replay: replay_command(report),
+    });
+    out
+}
+
+/// Counts of a history, for results.json and the summary.
+pub fn op_counts(ops: &[crate::history::Op]) -> OpCounts {
+    let mut c = OpCounts::default();
+    for op in ops {
+        if !op.is_client() {
+            c.nemesis += 1;
+            continue;
+        }
+        match op.kind {
+            OpType::Invoke => c.invoked += 1,
+            OpType::Ok => c.ok += 1,
+            OpType::Fail => c.fail += 1,
+            OpType::Info => c.info += 1,
+        }
+    }
+    c
+}
+
+/// Writes results.json and junit.xml into the run's folder.
+pub fn write(test: &Test, report: &RunReport) -> anyhow::Result<()> {
+    write_results(&report.dir.results_json(), &results(test, report))?;
+    let case = junit::Case {
+        name: test.name.clone(),
+        exit_code: report.exit_code(),
+        message: failure_message(report),
+        seed: test.seed,
+        results_dir: report.dir.path.display().to_string(),
+        duration: report.duration,
+    };
+    std::fs::write(report.dir.junit_xml(), junit::xml("faultline", &[case]))?;
+    Ok(())
+}
+
+/// What failed, in one line: the harness error, or the anomalies.
+pub fn failure_message(report: &RunReport) -> String {
+    if let Some(e) = &report.harness_error {
+        return e.clone();
+    }
+    let anomalies = report.checks.anomalies();
+    if anomalies.is_empty() {
+        report
+            .checks
+            .checkers
+            .iter()
+            .filter(|c| c.verdict != Verdict::Valid)
+            .map(|c| format!("{}: {}", c.name, c.summary))
+            .collect::<Vec<_>>()
+            .join("; ")
+    } else {
+        anomalies.join(", ")
+    }
+}
+
+/// The end-of-run summary for stdout.
+pub fn summary(test: &Test, report: &RunReport) -> String {
+    let mut s = String::new();
+    let verdict = match (report.exit_code(), report.checks.verdict) {
+        (3, _) => "HARNESS ERROR".to_string(),
+        (_, Verdict::Valid) => "VALID".to_string(),
+        (_, Verdict::Invalid) => "INVALID".to_string(),
+        (_, Verdict::Unknown) => "UNKNOWN".to_string(),
+    };
+    let _ = writeln!(s, "\n{} — {verdict}", test.name);
+    if let Some(e) = &report.harness_error {
+        let _ = writeln!(s, "  harness error: {e}");
+    }
+    for c in &report.checks.checkers {
+        let _ = writeln!(
+            s,
+            "  {:<13} {:<8} {}",
+            c.name,
+            c.verdict.as_str(),
+            c.summary
+        );
+    }
+    let o = report.ops;
+    let _ = writeln!(
+        s,
+        "  ops: {} invoked: {} ok, {} fail, {} info; {} nemesis ops; {:.1} s",
+        o.invoked,
+        o.ok,
+        o.fail,
+        o.info,
+        o.nemesis,
+        report.duration.as_secs_f64()
+    );
+    for p in &report.problems {
+        let _ = writeln!(s, "  problem: {p}");
+    }
+    let _ = writeln!(s, "  results: {}", report.dir.path.display());
+    let _ = writeln!(s, "  report:  {}", report.dir.report_html().display());
+    let _ = writeln!(s, "  seed: {}", test.seed);
+    if report.exit_code() != 0 {
+        let _ = writeln!(s, "  replay: {}", replay_command(report));
+    }
+    s
+}

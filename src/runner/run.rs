@@ -1,0 +1,495 @@
+//! `faultline run`: one test from start to end, as DESIGN.md lays it out.
+//!
+//! 1. Store the resolved test (test.yaml) in a fresh results folder.
+//! 2. Make the hosts (a netns or Docker cluster for the run) or reach them (an
+//!    SSH inventory); prepare them; deploy the system under test.
+//! 3. Heal whatever an earlier run left, then run the client workers and the
+//!    nemesis until the time limit, appending every op to history.jsonl.
+//! 4. Heal (always: also on error, Ctrl-C, SIGTERM), let the cluster recover,
+//!    run the workload's final reads.
+//! 5. Download node logs, tear down (unless `--leave-running`).
+//! 6. Check the history and the logs, write results.json and junit.xml.
+//!
+//! A failure in steps 4–5 is reported and the history is still checked; a
+//! failure before the workload starts is a harness error (exit 3) with
+//! everything recorded so far kept.
+
+use super::checks::{self, RunChecks};
+use super::progress::Progress;
+use super::recorder::Recorder;
+use super::workers::{self, Endpoint, Source, WorkerConfig};
+use crate::checker::Verdict;
+use crate::cluster::{self, Backend, Cluster, ClusterGuard, UpOptions};
+use crate::db::{self, Db, DbOptions};
+use crate::generator::{Generator, Pacer};
+use crate::history::{Op, Process};
+use crate::nemesis::{self, FaultSpec, Faults, HostFaults, NemesisEvent, heal};
+use crate::nodes::wire::OpFamily;
+use crate::report::results::OpCounts;
+use crate::store::{RunDir, Store};
+use crate::suite::{Hosts, Test, WorkloadKind};
+use anyhow::Context;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde_json::Value;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, watch};
+
+/// The port every node listens on, on its host's own address.
+const NODE_PORT: u16 = 7000;
+/// How long one client operation may take before it ends `info`.
+const OP_TIMEOUT: Duration = Duration::from_secs(1);
+const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
+/// The final reads get this long after the recovery wait.
+const FINAL_READS_TIME: Duration = Duration::from_secs(30);
+/// SIGTERM, then SIGKILL after this, when nodes are stopped at teardown.
+const STOP_GRACE: Duration = Duration::from_secs(2);
+
+/// How to run, beyond what the test says.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub store: Store,
+    /// The faultline executable to deploy (the running one).
+    pub binary: PathBuf,
+    pub leave_running: bool,
+    /// Install missing packages on the hosts (as root) rather than fail.
+    pub install: bool,
+    pub abort_on_nemesis_error: bool,
+    /// Per checker; past it the verdict is unknown.
+    pub check_time_limit: Duration,
+    pub progress: Progress,
+}
+
+/// How a run ended.
+#[derive(Debug)]
+pub struct RunReport {
+    pub dir: RunDir,
+    pub checks: RunChecks,
+    /// Why the harness failed (exit 3), if it did.
+    pub harness_error: Option<String>,
+    /// Things that went wrong but did not stop the run (heal, logs, teardown).
+    pub problems: Vec<String>,
+    pub duration: Duration,
+    /// `name address` of every host the run used.
+    pub hosts: Vec<String>,
+    pub ops: OpCounts,
+}
+
+impl RunReport {
+    /// 0 valid, 1 invalid, 2 unknown, 3 the harness failed.
+    pub fn exit_code(&self) -> u8 {
+        if self.harness_error.is_some() {
+            return 3;
+        }
+        match self.checks.verdict {
+            Verdict::Valid => 0,
+            Verdict::Invalid => 1,
+            Verdict::Unknown => 2,
+        }
+    }
+}
+
+/// Runs `test` and writes its results folder. An `Err` means not even the
+/// results folder could be made; every later failure is in the report.
+pub fn run(test: &Test, opts: &RunOptions) -> anyhow::Result<RunReport> {
+    let dir = opts.store.create_run(&test.name).with_context(|| {
+        format!(
+            "cannot create a results folder under {}",
+            opts.store.root.display()
+        )
+    })?;
+    std::fs::write(dir.test_yaml(), test.to_yaml())
+        .with_context(|| format!("cannot write {}", dir.test_yaml().display()))?;
+    super::log::to_file(&dir.log());
+    let started = Instant::now();
+    opts.progress.line(&format!(
+        "faultline run {} (seed {}) -> {}",
+        test.name,
+        test.seed,
+        dir.path.display()
+    ));
+
+    let mut problems = Vec::new();
+    let mut hosts = Vec::new();
+    let recorded = execute(test, opts, &dir, &mut problems, &mut hosts);
+    let (ops, harness_error) = match recorded {
+        Ok(ops) => (ops, None),
+        Err(failure) => {
+            tracing::error!("{:#}", failure.error);
+            (failure.ops, Some(format!("{:#}", failure.error)))
+        }
+    };
+    opts.progress.line(&format!("checking {} ops", ops.len()));
+    let checks = checks::check_run(test, &ops, &dir, opts.check_time_limit);
+    let mut report = RunReport {
+        dir,
+        checks,
+        harness_error,
+        problems,
+        duration: started.elapsed(),
+        hosts,
+        ops: super::output::op_counts(&ops),
+    };
+    if let Err(e) = super::output::write(test, &report) {
+        report.problems.push(format!("writing results: {e:#}"));
+    }
+    // The report never changes the verdict: a failure to draw is a problem noted.
+    if let Err(e) = crate::report::after_run(&opts.store.root, &report.dir.path) {
+        report.problems.push(format!("writing report.html: {e}"));
+    }
+    super::log::close();
+    Ok(report)
+}
+
+/// A failure that ended the run early, with the ops recorded until then.
+struct Failure {
+    error: anyhow::Error,
+    ops: Vec<Op>,
+}
+
+impl<E: Into<anyhow::Error>> From<E> for Failure {
+    fn from(e: E) -> Self {
+        Failure {
+            error: e.into(),
+            ops: Vec::new(),
+        }
+    }
+}
+
+/// Hosts, deploy, workload with nemesis, final reads, logs, teardown.
+fn execute(
+    test: &Test,
+    opts: &RunOptions,
+    dir: &RunDir,
+    problems: &mut Vec<String>,
+    hosts_used: &mut Vec<String>,
+) -> Result<Vec<Op>, Failure> {
+    let mut rng = ChaCha8Rng::seed_from_u64(test.seed);
+    let (cluster, guard) = hosts(test, opts)?;
+    *hosts_used = cluster
+        .hosts
+        .iter()
+        .map(|h| format!("{} {}", h.name, h.addr))
+        .collect();
+    opts.progress.line(&format!(
+        "hosts: {} ({}), {}",
+        cluster.name,
+        cluster.backend,
+        hosts_line(&cluster)
+    ));
+
+    let clock_faults = test
+        .nemesis
+        .faults
+        .iter()
+        .any(|f| matches!(f, FaultSpec::Clock(_)));
+    let options = DbOptions {
+        db: test.db.name().to_string(),
+        port: NODE_PORT,
+        bugs: test.bugs.clone(),
+        // Clock faults on hosts that share this kernel move a libfaketime offset file.
+        faketime: clock_faults && cluster.backend != Backend::Ssh,
+        install: opts.install,
+        ready_timeout: Duration::from_secs(30),
+        node_args: node_args(test),
+    };
+    let deployed =
+        db::deploy(&cluster, &opts.binary, options).context("deploying the system under test");
+    let db = match deployed {
+        Ok((db, timings)) => {
+            opts.progress.line(&format!(
+                "deployed {} on {} hosts ({timings})",
+                test.db.name(),
+                cluster.hosts.len()
+            ));
+            Arc::new(db)
+        }
+        Err(e) => {
+            download_logs_and_teardown(None, &cluster, guard, opts, dir, problems);
+            return Err(e.into());
+        }
+    };
+
+    let runtime = runtime()?;
+    let recorded = runtime.block_on(workload_with_nemesis(
+        test,
+        opts,
+        dir,
+        db.clone(),
+        &mut rng,
+        problems,
+    ));
+    download_logs_and_teardown(Some(&db), &cluster, guard, opts, dir, problems);
+    recorded
+}
+
+/// The runtime the workers, the nemesis and the progress display share.
+pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+}
+
+/// Makes the run's cluster (removed when the guard drops) or opens the inventory.
+fn hosts(test: &Test, opts: &RunOptions) -> anyhow::Result<(Cluster, Option<ClusterGuard>)> {
+    let backend = match &test.hosts {
+        Hosts::Inventory(path) => {
+            let cluster = cluster::inventory::open(path)
+                .with_context(|| format!("opening the SSH lab {}", path.display()))?;
+            if cluster.hosts.len() != test.nodes as usize {
+                tracing::info!(
+                    "the inventory has {} hosts; the test asked for {}: using the inventory's",
+                    cluster.hosts.len(),
+                    test.nodes
+                );
+            }
+            return Ok((cluster, None));
+        }
+        Hosts::Local => Backend::Netns,
+        Hosts::Docker => Backend::Docker,
+    };
+    // A fresh name per run: runs on one machine never collide. Not from the
+    // test's seed stream, so the seed replays the same operations and faults.
+    let name = format!("run{:06x}", rand::random::<u32>() & 0xff_ffff);
+    let up = UpOptions {
+        name: name.clone(),
+        backend,
+        nodes: test.nodes as usize,
+        ssh: false,
+        binary: opts.binary.clone(),
+    };
+    let cluster = cluster::up(&up)
+        .with_context(|| format!("making a {backend} cluster of {} hosts", test.nodes))?;
+    let guard = (!opts.leave_running).then_some(ClusterGuard { name });
+    Ok((cluster, guard))
+}
+
+fn hosts_line(cluster: &Cluster) -> String {
+    cluster
+        .hosts
+        .iter()
+        .map(|h| format!("{} {}", h.name, h.addr))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Node arguments the workload needs (the bank's accounts and balances).
+fn node_args(test: &Test) -> Vec<String> {
+    let w = &test.workload;
+    match w.kind {
+        WorkloadKind::Bank => vec![
+            "--bank-accounts".into(),
+            w.accounts.unwrap_or(5).to_string(),
+            "--bank-balance".into(),
+            w.initial_balance.unwrap_or(10).to_string(),
+        ],
+        _ => Vec::new(),
+    }
+}
+
+pub fn family(kind: WorkloadKind) -> OpFamily {
+    match kind {
+        WorkloadKind::Register => OpFamily::Register,
+        WorkloadKind::ListAppend | WorkloadKind::RwRegister => OpFamily::Txn,
+        WorkloadKind::Bank => OpFamily::Bank,
+        WorkloadKind::Set => OpFamily::Set,
+    }
+}
+
+/// Steps 3 and 4: workers and nemesis until the time limit, healing around
+/// them, then the recovery wait and the final reads.
+async fn workload_with_nemesis(
+    test: &Test,
+    opts: &RunOptions,
+    dir: &RunDir,
+    db: Arc<Db>,
+    rng: &mut ChaCha8Rng,
+    problems: &mut Vec<String>,
+) -> Result<Vec<Op>, Failure> {
+    let recorder = Arc::new(Recorder::create(Some(&dir.history()), Instant::now())?);
+    let faults: Arc<dyn Faults> = Arc::new(HostFaults::for_db(db.clone()));
+    let (sink, events) = mpsc::unbounded_channel::<NemesisEvent>();
+    let active = Arc::new(Mutex::new(crate::history::nemesis::FaultTracker::default()));
+    let forwarder = tokio::spawn(forward_nemesis(events, recorder.clone(), active.clone()));
+
+    let cfg = Arc::new(WorkerConfig {
+        concurrency: test.concurrency,
+        endpoints: db
+            .cluster
+            .hosts
+            .iter()
+            .map(|h| Endpoint {
+                name: h.name.clone(),
+                addr: format!("{}:{NODE_PORT}", h.addr),
+            })
+            .collect(),
+        family: family(test.workload.kind),
+        op_timeout: OP_TIMEOUT,
+        connect_timeout: CONNECT_TIMEOUT,
+    });
+    let generator_seed = rng.next_u64();
+    let mut nemesis_rng = ChaCha8Rng::seed_from_u64(rng.next_u64());
+    let source = Arc::new(Source {
+        generator: Mutex::new(Generator::new(&test.workload, generator_seed)),
+        pacer: Mutex::new(Pacer::new(test.rate)),
+    });
+
+    let main_phase = async {
+        let (stop_tx, stop) = watch::channel(false);
+        let workers = tokio::spawn(workers::run(
+            cfg.clone(),
+            source.clone(),
+            recorder.clone(),
+            stop.clone(),
+        ));
+        let options = nemesis::Options {
+            abort_on_error: opts.abort_on_nemesis_error,
+        };
+        let nemesis = nemesis::run(
+            test.nemesis.clone(),
+            faults.clone(),
+            &mut nemesis_rng,
+            sink.clone(),
+            stop,
+            options,
+        );
+        let clock = opts
+            .progress
+            .main_phase(test.time_limit(), &recorder, &active);
+        tokio::pin!(nemesis);
+        tokio::pin!(clock);
+        let summary = tokio::select! {
+            // The nemesis ends early when it aborts on an error, or when it has
+            // nothing to do (`none`): only the first stops the workload.
+            s = &mut nemesis => {
+                if s.is_ok() {
+                    clock.await;
+                }
+                let _ = stop_tx.send(true);
+                s
+            }
+            () = &mut clock => { let _ = stop_tx.send(true); nemesis.await }
+        };
+        let _ = workers.await;
+        summary
+    };
+    let guarded = heal::guarded(faults.clone(), Some(sink.clone()), main_phase).await;
+    let mut failure: Option<anyhow::Error> = None;
+    match guarded {
+        Ok(Ok(summary)) => {
+            for f in &summary.failures {
+                problems.push(format!("nemesis: {f}"));
+            }
+        }
+        Ok(Err(e)) => failure = Some(anyhow::Error::from(e)),
+        Err(heal::GuardedError::HealAfter(e)) => {
+            problems.push(format!("heal after the run failed: {e}"))
+        }
+        Err(e) => failure = Some(anyhow::Error::from(e)),
+    }
+
+    if failure.is_none() {
+        opts.progress
+            .line(&format!("healed; recovering for {}", test.recovery));
+        tokio::time::sleep(test.recovery.0).await;
+        let reads = Generator::new(&test.workload, generator_seed).final_reads();
+        if !reads.is_empty() {
+            // Fresh processes, past any the main phase used.
+            let first = u64::from(test.concurrency) * 1_000_000;
+            workers::final_reads(
+                &cfg,
+                &reads,
+                &recorder,
+                first,
+                Instant::now() + FINAL_READS_TIME,
+            )
+            .await;
+        }
+    }
+    drop(sink);
+    let _ = forwarder.await;
+    let recorder =
+        Arc::try_unwrap(recorder).map_err(|_| anyhow::anyhow!("workers still hold the history"))?;
+    let (ops, write_error) = recorder.finish();
+    if let Some(e) = write_error {
+        problems.push(format!(
+            "writing {}: {e} (the history was kept in memory and checked)",
+            dir.history().display()
+        ));
+    }
+    match failure {
+        None => Ok(ops),
+        Some(error) => Err(Failure { error, ops }),
+    }
+}
+
+/// Appends nemesis events to the history as they come, and keeps the live
+/// view of which faults are in place.
+async fn forward_nemesis(
+    mut events: mpsc::UnboundedReceiver<NemesisEvent>,
+    recorder: Arc<Recorder>,
+    active: Arc<Mutex<crate::history::nemesis::FaultTracker>>,
+) {
+    while let Some(e) = events.recv().await {
+        let index = recorder.record(
+            Process::Nemesis,
+            e.kind,
+            &e.f,
+            e.value.clone(),
+            None,
+            e.error.clone().map(Value::String),
+        );
+        let op = e.to_op(index, recorder.start());
+        active.lock().unwrap_or_else(|p| p.into_inner()).apply(&op);
+    }
+}
+
+/// Step 5. Each failure is a problem to report, never the end of the run.
+fn download_logs_and_teardown(
+    db: Option<&Arc<Db>>,
+    cluster: &Cluster,
+    guard: Option<ClusterGuard>,
+    opts: &RunOptions,
+    dir: &RunDir,
+    problems: &mut Vec<String>,
+) {
+    let attached;
+    let db = match db {
+        Some(db) => db.as_ref(),
+        None => match Db::attach(cluster, DbOptions::default()) {
+            Ok(d) => {
+                attached = d;
+                &attached
+            }
+            Err(e) => {
+                problems.push(format!("cannot reach the nodes for their logs: {e}"));
+                drop(guard);
+                return;
+            }
+        },
+    };
+    if let Err(e) = db.download_logs(&dir.path.join("nodes")) {
+        problems.push(format!("downloading node logs: {e}"));
+    }
+    if opts.leave_running {
+        opts.progress.line(&format!(
+            "left running: cluster {} (remove with `faultline cluster down --name {}`)",
+            cluster.name, cluster.name
+        ));
+        return;
+    }
+    if let Err(e) = db.stop_all(STOP_GRACE) {
+        problems.push(format!("stopping the nodes: {e}"));
+    }
+    if let Some(guard) = guard {
+        let name = guard.name.clone();
+        std::mem::forget(guard);
+        match cluster::down(&name) {
+            Ok(_) => {}
+            Err(e) => problems.push(format!("removing cluster {name}: {e}")),
+        }
+    }
+}

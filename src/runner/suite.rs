@@ -1,0 +1,296 @@
+//! `faultline suite`: a matrix of tests for nightly CI. Runs each test (or a
+//! deterministic share of them with `--shard M/N`), continues past failures,
+//! prints a table, writes junit.xml, appends a Markdown table to
+//! `$GITHUB_STEP_SUMMARY` when set, and exits with the worst outcome
+//! (harness error 3 > unknown 2 > invalid 1 > valid 0).
+//!
+//! A test with `expect: invalid` (a named bug that must be caught) passes
+//! when it comes out invalid, and fails when it does not.
+
+use super::args::HarnessArgs;
+use super::junit;
+use super::output::failure_message;
+use crate::checker::Verdict;
+use crate::suite::test::{Shard, Source};
+use crate::suite::{Suite, resolve};
+use anyhow::Context;
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct SuiteArgs {
+    /// The suite file (suites/nightly.yaml, suites/smoke.yaml, ...).
+    #[arg(value_name = "SUITE_YAML")]
+    pub suite: PathBuf,
+    /// Run only share M of N (1-based), e.g. 2/4: tests M, M+N, M+2N, ...
+    #[arg(long, value_name = "M/N")]
+    pub shard: Option<Shard>,
+    /// Where to write the JUnit XML (default: <results-dir>/junit.xml).
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
+    #[command(flatten)]
+    pub harness: HarnessArgs,
+}
+
+/// One finished test of the suite.
+#[derive(Debug, Clone)]
+pub struct Row {
+    pub name: String,
+    /// What the run gave: 0 valid, 1 invalid, 2 unknown, 3 harness error.
+    pub outcome: u8,
+    /// The outcome judged against `expect`: 0 when as expected.
+    pub exit_code: u8,
+    pub message: String,
+    pub seed: u64,
+    pub results_dir: String,
+    pub duration: Duration,
+}
+
+fn outcome_name(code: u8) -> &'static str {
+    match code {
+        0 => "valid",
+        1 => "invalid",
+        2 => "unknown",
+        _ => "error",
+    }
+}
+
+fn verdict_code(v: Verdict) -> u8 {
+    match v {
+        Verdict::Valid => 0,
+        Verdict::Invalid => 1,
+        Verdict::Unknown => 2,
+    }
+}
+
+/// Runs the suite; returns the exit code.
+pub fn suite_command(args: &SuiteArgs) -> anyhow::Result<u8> {
+    let (suite, text) = Suite::load(&args.suite)?;
+    let specs = suite.expand(&args.suite)?;
+    let name = suite.name.clone().unwrap_or_else(|| {
+        args.suite
+            .file_stem()
+            .map_or("suite".into(), |s| s.to_string_lossy().into_owned())
+    });
+    let options = args.harness.options();
+    let source = Source {
+        path: &args.suite,
+        text: &text,
+    };
+    let chosen: Vec<_> = specs
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| args.shard.is_none_or(|s| s.contains(*i)))
+        .map(|(_, s)| s)
+        .collect();
+    eprintln!(
+        "suite {name}: {} of {} tests{}",
+        chosen.len(),
+        specs.len(),
+        args.shard.map_or(String::new(), |s| format!(
+            " (shard {}/{})",
+            s.index, s.count
+        ))
+    );
+
+    let mut rows = Vec::new();
+    for spec in chosen {
+        let started = Instant::now();
+        let row = match resolve(spec, &source) {
+            Err(e) => Row {
+                name: spec.name.clone().unwrap_or_else(|| "(unresolved)".into()),
+                outcome: 3,
+                exit_code: 3,
+                message: e.to_string(),
+                seed: spec.seed.unwrap_or(0),
+                results_dir: String::new(),
+                duration: started.elapsed(),
+            },
+            Ok(test) => match super::run::run(&test, &options) {
+                Err(e) => Row {
+                    name: test.name.clone(),
+                    outcome: 3,
+                    exit_code: 3,
+                    message: format!("{e:#}"),
+                    seed: test.seed,
+                    results_dir: String::new(),
+                    duration: started.elapsed(),
+                },
+                Ok(report) => {
+                    print!("{}", super::output::summary(&test, &report));
+                    let outcome = report.exit_code();
+                    let (exit_code, message) = match test.expect {
+                        Some(expected) if outcome != 3 => {
+                            if verdict_code(expected) == outcome {
+                                (
+                                    0,
+                                    format!(
+                                        "{} as expected: {}",
+                                        outcome_name(outcome),
+                                        failure_message(&report)
+                                    ),
+                                )
+                            } else {
+                                (
+                                    outcome.max(1),
+                                    format!(
+                                        "expected {}, got {}: {}",
+                                        expected.as_str(),
+                                        outcome_name(outcome),
+                                        failure_message(&report)
+                                    ),
+                                )
+                            }
+                        }
+                        _ => (outcome, failure_message(&report)),
+                    };
+                    Row {
+                        name: test.name.clone(),
+                        outcome,
+                        exit_code,
+                        message,
+                        seed: test.seed,
+                        results_dir: report.dir.path.display().to_string(),
+                        duration: report.duration,
+                    }
+                }
+            },
+        };
+        rows.push(row);
+    }
+
+    print!("{}", table(&name, &rows));
+    let junit_path = args
+        .junit
+        .clone()
+        .unwrap_or_else(|| args.harness.results_dir.join("junit.xml"));
+    let cases: Vec<junit::Case> = rows
+        .iter()
+        .map(|r| junit::Case {
+            name: r.name.clone(),
+            exit_code: r.exit_code,
+            message: r.message.clone(),
+            seed: r.seed,
+            results_dir: r.results_dir.clone(),
+            duration: r.duration,
+        })
+        .collect();
+    if let Some(dir) = junit_path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    std::fs::write(&junit_path, junit::xml(&name, &cases))
+        .with_context(|| format!("cannot write {}", junit_path.display()))?;
+    println!("junit: {}", junit_path.display());
+    if let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY").filter(|p| !p.is_empty()) {
+        append(&PathBuf::from(path), &markdown(&name, &rows))?;
+    }
+    Ok(rows.iter().map(|r| r.exit_code).max().unwrap_or(0))
+}
+
+fn append(path: &std::path::Path, text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut f = std::fs::File::options()
+        .create(true)
+        .append(true)
+        .open(path)
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    f.write_all(text.as_bytes())
+        .with_context(|| format!("cannot write {}", path.display()))
+}
+
+fn status(r: &Row) -> &'static str {
+    match r.exit_code {
+        0 => "pass",
+        3 => "ERROR",
+        _ => "FAIL",
+    }
+}
+
+/// The plain-text table printed at the end.
+pub fn table(suite: &str, rows: &[Row]) -> String {
+    let width = rows.iter().map(|r| r.name.len()).max().unwrap_or(4).max(4);
+    let mut s = format!(
+        "\nsuite {suite}\n{:<width$}  {:<6} {:<8} {:>8}  {}\n",
+        "test", "status", "outcome", "time", "details"
+    );
+    for r in rows {
+        let _ = writeln!(
+            s,
+            "{:<width$}  {:<6} {:<8} {:>7.1}s  {}",
+            r.name,
+            status(r),
+            outcome_name(r.outcome),
+            r.duration.as_secs_f64(),
+            r.message
+        );
+    }
+    let failed = rows.iter().filter(|r| r.exit_code != 0).count();
+    let _ = writeln!(
+        s,
+        "{} tests, {} passed, {failed} failed",
+        rows.len(),
+        rows.len() - failed
+    );
+    s
+}
+
+/// The Markdown table for `$GITHUB_STEP_SUMMARY`.
+pub fn markdown(suite: &str, rows: &[Row]) -> String {
+    let cell = |t: &str| t.replace('|', "\\|").replace('\n', " ");
+    let mut s = format!(
+        "### faultline suite `{}`\n\n| test | status | outcome | time | seed | details |\n|---|---|---|---|---|---|\n",
+        cell(suite)
+    );
+    for r in rows {
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {:.1}s | {} | {} |",
+            cell(&r.name),
+            status(r),
+            outcome_name(r.outcome),
+            r.duration.as_secs_f64(),
+            r.seed,
+            cell(&r.message)
+        );
+    }
+    s.push('\n');
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(name: &str, outcome: u8, exit_code: u8) -> Row {
+        Row {
+            name: name.into(),
+            outcome,
+            exit_code,
+            message: "a|b".into(),
+            seed: 7,
+            results_dir: "r".into(),
+            duration: Duration::from_secs(2),
+        }
+    }
+
+    #[test]
+    fn tables_mark_passes_failures_and_errors() {
+        let rows = [
+            row("raft-ok", 0, 0),
+            row("raft-bug", 1, 0),
+            row("paxos-bad", 1, 1),
+            row("broken", 3, 3),
+        ];
+        let t = table("nightly", &rows);
+        assert!(t.contains("raft-bug   pass   invalid"), "{t}");
+        assert!(t.contains("paxos-bad  FAIL   invalid"), "{t}");
+        assert!(t.contains("broken     ERROR  error"), "{t}");
+        assert!(t.contains("4 tests, 2 passed, 2 failed"), "{t}");
+        let m = markdown("nightly", &rows);
+        assert!(
+            m.contains("| paxos-bad | FAIL | invalid | 2.0s | 7 | a\\|b |"),
+            "{m}"
+        );
+    }
+}

@@ -1,0 +1,291 @@
+//! The SSH path for real: a netns cluster with an sshd in every host
+//! (`cluster up --ssh`), reached through its generated inventory with ssh2.
+//! Covers a clean login environment, SFTP copies, exit codes, and the clear
+//! errors for a wrong key, a changed host key, an unknown host key and an
+//! unreachable host. Needs root and openssh-server.
+
+mod common;
+
+use faultline::cluster::inventory::{self, Inventory};
+use faultline::cluster::{self, Backend, ClusterGuard, UpOptions};
+use faultline::control::{RemoteError, on_all};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+const T: Duration = Duration::from_secs(20);
+
+fn ssh_cluster(prefix: &str, nodes: usize) -> (cluster::Cluster, PathBuf, ClusterGuard) {
+    assert!(
+        Path::new("/usr/sbin/sshd").exists(),
+        "this test needs openssh-server (.ci/run installs it)"
+    );
+    let name = common::unique(prefix);
+    let guard = ClusterGuard { name: name.clone() };
+    let opts = UpOptions {
+        name: name.clone(),
+        backend: Backend::Netns,
+        nodes,
+        ssh: true,
+        binary: "/nonexistent".into(),
+    };
+    let direct = cluster::up(&opts).expect("cluster up --ssh");
+    let inventory = common::inventory_of(&name);
+    (direct, inventory, guard)
+}
+
+/// A copy of the inventory with `change` applied, written next to it.
+fn variant(inventory: &Path, file: &str, change: impl FnOnce(&mut Inventory)) -> PathBuf {
+    let mut inv = Inventory::load(inventory).unwrap();
+    change(&mut inv);
+    let path = inventory.with_file_name(file);
+    inv.save(&path).unwrap();
+    path
+}
+
+#[test]
+fn ssh_hosts_run_commands_and_copy_files_in_a_clean_environment() {
+    let (direct, inventory, _guard) = ssh_cluster("tssh", 3);
+    let lab = inventory::open(&inventory).unwrap();
+    assert_eq!(lab.backend, Backend::Ssh);
+    assert_eq!(lab.controller_addr, direct.controller_addr);
+    assert_eq!(lab.host_dir, "/opt/faultline");
+    // stdout is exactly what the command printed: no .bashrc noise.
+    let names = on_all(&lab.remotes(), |r| r.run("hostname", T)).unwrap();
+    assert_eq!(names, vec!["n1\n", "n2\n", "n3\n"]);
+    let n1 = &lab.hosts[0].remote;
+    assert_eq!(n1.run("echo \"$HOME\"; id -u", T).unwrap(), "/root\n0\n");
+    // stdin, stderr and exit codes.
+    let out = n1
+        .exec("cat; echo oops >&2; exit 7", Some(b"in"), T)
+        .unwrap();
+    assert_eq!(
+        (out.stdout.as_slice(), out.stderr.as_slice(), out.code),
+        (&b"in"[..], &b"oops\n"[..], Some(7))
+    );
+    let e = n1
+        .run("echo broken >&2; exit 4", T)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.starts_with("n1: ") && e.contains("Some(4)") && e.contains("broken"),
+        "{e}"
+    );
+    // A command that outlives its timeout is reported as such, and the
+    // session is usable again afterwards.
+    let e = n1
+        .exec("sleep 5", None, Duration::from_millis(300))
+        .unwrap_err();
+    assert!(matches!(e, RemoteError::Timeout { .. }), "{e}");
+    assert_eq!(n1.run("echo back", T).unwrap(), "back\n");
+
+    // SFTP both ways; the file lands in the host's own /opt (seen directly too).
+    let dir = tempfile::tempdir().unwrap();
+    let local = dir.path().join("payload");
+    let payload: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+    std::fs::write(&local, &payload).unwrap();
+    n1.upload(&local, "/opt/faultline/sub/payload").unwrap();
+    let direct_sum = direct.hosts[0]
+        .remote
+        .run("sha256sum /opt/faultline/sub/payload", T)
+        .unwrap();
+    let lab_sum = n1.run("sha256sum /opt/faultline/sub/payload", T).unwrap();
+    assert_eq!(direct_sum, lab_sum);
+    assert!(
+        direct.hosts[1]
+            .remote
+            .exec("test -e /opt/faultline/sub/payload", None, T)
+            .unwrap()
+            .code
+            == Some(1),
+        "n2 has its own /opt"
+    );
+    let back = dir.path().join("back");
+    n1.download("/opt/faultline/sub/payload", &back).unwrap();
+    assert_eq!(std::fs::read(&back).unwrap(), payload);
+    let e = n1
+        .download("/opt/faultline/missing", &back)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.starts_with("n1: ") && e.contains("/opt/faultline/missing"),
+        "{e}"
+    );
+}
+
+#[test]
+fn ssh_wrong_key_changed_host_key_unknown_host_and_unreachable_give_clear_errors() {
+    let (_direct, inventory, _guard) = ssh_cluster("tsshe", 2);
+    let dir = inventory.parent().unwrap().to_path_buf();
+
+    // A key the hosts do not know.
+    let other_key = dir.join("other_key");
+    common::keygen(&other_key);
+    let wrong_key = variant(&inventory, "wrong-key.yaml", |inv| {
+        inv.key = Some(other_key.clone())
+    });
+    let lab = inventory::open(&wrong_key).unwrap();
+    let e = lab.hosts[0].remote.run("true", T).unwrap_err();
+    assert!(matches!(e, RemoteError::AuthFailed { .. }), "{e}");
+    let shown = e.to_string();
+    assert!(
+        shown.starts_with("n1: authentication failed") && shown.contains("other_key"),
+        "{shown}"
+    );
+
+    // A changed host key: known_hosts says n1 has another key.
+    let fake_host_key = dir.join("fake_host_key");
+    common::keygen(&fake_host_key);
+    let fake_pub = std::fs::read_to_string(fake_host_key.with_extension("pub")).unwrap();
+    let real = std::fs::read_to_string(dir.join("known_hosts")).unwrap();
+    let mut lines: Vec<String> = real.lines().map(String::from).collect();
+    let n1_addr = lines[0].split_whitespace().next().unwrap().to_string();
+    lines[0] = format!(
+        "{n1_addr} {}",
+        fake_pub
+            .split_whitespace()
+            .take(2)
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    let changed_kh = dir.join("known_hosts.changed");
+    std::fs::write(&changed_kh, lines.join("\n") + "\n").unwrap();
+    for policy in ["strict", "accept-new"] {
+        let changed = variant(&inventory, "changed.yaml", |inv| {
+            inv.known_hosts = Some(changed_kh.clone());
+            inv.host_key = serde_yaml_ng::from_str(policy).unwrap();
+        });
+        let lab = inventory::open(&changed).unwrap();
+        let e = lab.hosts[0].remote.run("true", T).unwrap_err();
+        assert!(matches!(e, RemoteError::HostKey { .. }), "{policy}: {e}");
+        assert!(e.to_string().contains("different key"), "{e}");
+        assert_eq!(
+            lab.hosts[1].remote.run("hostname", T).unwrap(),
+            "n2\n",
+            "n2's key is unchanged"
+        );
+    }
+
+    // Unknown host keys: an error when strict, recorded with accept-new.
+    let empty_kh = dir.join("known_hosts.empty");
+    std::fs::write(&empty_kh, "").unwrap();
+    let strict = variant(&inventory, "strict.yaml", |inv| {
+        inv.known_hosts = Some(empty_kh.clone())
+    });
+    let e = inventory::open(&strict).unwrap().hosts[0]
+        .remote
+        .run("true", T)
+        .unwrap_err();
+    assert!(
+        matches!(e, RemoteError::HostKey { .. }) && e.to_string().contains("accept-new"),
+        "{e}"
+    );
+    let accept = variant(&inventory, "accept.yaml", |inv| {
+        inv.known_hosts = Some(empty_kh.clone());
+        inv.host_key = faultline::control::ssh::HostKeyPolicy::AcceptNew;
+    });
+    let names = on_all(&inventory::open(&accept).unwrap().remotes(), |r| {
+        r.run("hostname", T)
+    })
+    .unwrap();
+    assert_eq!(names, vec!["n1\n", "n2\n"]);
+    let recorded = std::fs::read_to_string(&empty_kh).unwrap();
+    assert_eq!(
+        recorded
+            .lines()
+            .filter(|l| l.contains("ssh-ed25519"))
+            .count(),
+        2,
+        "{recorded}"
+    );
+    // ... and then a strict inventory accepts them.
+    let now_known = variant(&inventory, "known.yaml", |inv| {
+        inv.known_hosts = Some(empty_kh.clone())
+    });
+    assert_eq!(
+        inventory::open(&now_known).unwrap().hosts[0]
+            .remote
+            .run("hostname", T)
+            .unwrap(),
+        "n1\n"
+    );
+
+    // Nobody at that address.
+    let unreachable = variant(&inventory, "unreachable.yaml", |inv| {
+        inv.hosts[0].address = inv.hosts[0]
+            .address
+            .rsplit_once('.')
+            .map(|(net, _)| format!("{net}.250"))
+            .unwrap();
+        inv.connect_timeout_ms = 500;
+    });
+    let e = inventory::open(&unreachable).unwrap().hosts[0]
+        .remote
+        .run("true", T)
+        .unwrap_err();
+    assert!(
+        matches!(e, RemoteError::Unreachable { .. })
+            && e.to_string().starts_with("n1: unreachable"),
+        "{e}"
+    );
+}
+
+/// Adds user `ft` (uid 4242, passwordless sudo, the lab's client key) to a
+/// host. Only inside the host's own mount namespace: the files are bound
+/// over /etc/passwd etc. there, so the controller's machine is untouched.
+fn add_sudo_user(direct: &dyn faultline::control::Remote) {
+    let script = "set -e\n\
+        mkdir -p /run/ftuser\n\
+        cp /etc/passwd /etc/group /etc/shadow /etc/sudoers /run/ftuser/\n\
+        echo 'ft:x:4242:4242::/home/ft:/bin/sh' >> /run/ftuser/passwd\n\
+        echo 'ft:x:4242:' >> /run/ftuser/group\n\
+        echo 'ft:*:19000:0:99999:7:::' >> /run/ftuser/shadow\n\
+        echo 'ft ALL=(ALL) NOPASSWD: ALL' >> /run/ftuser/sudoers\n\
+        chmod 0440 /run/ftuser/sudoers\n\
+        for f in passwd group shadow sudoers; do mount --bind /run/ftuser/$f /etc/$f; done\n\
+        mount -t tmpfs faultline-home /home\n\
+        mkdir -p /home/ft/.ssh\n\
+        cp /root/.ssh/authorized_keys /home/ft/.ssh/\n\
+        chown -R 4242:4242 /home/ft\n";
+    direct.run(script, T).unwrap();
+}
+
+#[test]
+fn ssh_non_root_user_works_through_sudo() {
+    assert!(
+        Path::new("/usr/bin/sudo").exists(),
+        "this test needs sudo (.ci/run installs it)"
+    );
+    let (direct, inventory, _guard) = ssh_cluster("tsudo", 1);
+    add_sudo_user(direct.hosts[0].remote.as_ref());
+    let plain = variant(&inventory, "ft.yaml", |inv| inv.user = "ft".into());
+    let n1 = inventory::open(&plain).unwrap().hosts[0].remote.clone();
+    assert_eq!(n1.run("id -u", T).unwrap(), "4242\n");
+    let e = n1
+        .run("touch /opt/faultline/by-ft", T)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.starts_with("n1: ") && e.contains("Permission denied"),
+        "{e}"
+    );
+
+    let with_sudo = variant(&inventory, "ft-sudo.yaml", |inv| {
+        inv.user = "ft".into();
+        inv.sudo = true;
+    });
+    let n1 = inventory::open(&with_sudo).unwrap().hosts[0].remote.clone();
+    assert_eq!(n1.run("id -u", T).unwrap(), "0\n");
+    let dir = tempfile::tempdir().unwrap();
+    let local = dir.path().join("f");
+    std::fs::write(&local, b"root's now").unwrap();
+    n1.upload(&local, "/opt/faultline/sudo/f").unwrap();
+    n1.run("chmod 600 /opt/faultline/sudo/f", T).unwrap();
+    let owner = direct.hosts[0]
+        .remote
+        .run("stat -c %u:%a /opt/faultline/sudo/f", T)
+        .unwrap();
+    assert_eq!(owner, "0:600\n", "uploaded through sudo: owned by root");
+    let back = dir.path().join("back");
+    n1.download("/opt/faultline/sudo/f", &back).unwrap();
+    assert_eq!(std::fs::read(&back).unwrap(), b"root's now");
+}

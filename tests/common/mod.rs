@@ -1,0 +1,64 @@
+//! Helpers shared by the cluster and deployment tests: real clusters with
+//! unique names, torn down by a guard even when the test fails.
+#![allow(dead_code)] // each test binary uses a part
+
+/// Workload drivers, histories and fake peers for the node tests.
+pub mod nodes;
+
+use faultline::cluster::{self, Backend, Cluster, ClusterGuard, UpOptions};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// The faultline executable cargo built for the integration tests.
+pub const BINARY: &str = env!("CARGO_BIN_EXE_faultline");
+
+/// A cluster name unique on this machine (tests of one binary run in separate processes).
+pub fn unique(prefix: &str) -> String {
+    format!("{prefix}{}", std::process::id() % 1_000_000)
+}
+
+/// Makes a local cluster of `nodes` hosts and prints how long it took. With
+/// `ssh`, the hosts come back as the SSH lab of its generated inventory.
+pub fn make(prefix: &str, backend: Backend, nodes: usize, ssh: bool) -> (Cluster, ClusterGuard) {
+    let name = unique(prefix);
+    let guard = ClusterGuard { name: name.clone() };
+    let started = Instant::now();
+    let opts = UpOptions {
+        name: name.clone(),
+        backend,
+        nodes,
+        ssh,
+        binary: BINARY.into(),
+    };
+    let direct = cluster::up(&opts).expect("cluster up");
+    println!(
+        "{backend}{}: cluster up {:.0} ms",
+        if ssh { "+ssh" } else { "" },
+        started.elapsed().as_secs_f64() * 1e3
+    );
+    if !ssh {
+        return (direct, guard);
+    }
+    (
+        cluster::inventory::open(&inventory_of(&name)).unwrap(),
+        guard,
+    )
+}
+
+/// The hosts.yaml that `cluster up --ssh` wrote for cluster `name`.
+pub fn inventory_of(name: &str) -> PathBuf {
+    cluster::State::load(name)
+        .unwrap()
+        .inventory
+        .expect("an inventory was written")
+}
+
+/// A fresh ed25519 key pair at `path` (and `path.pub`).
+pub fn keygen(path: &Path) {
+    let status = std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(path)
+        .status()
+        .unwrap();
+    assert!(status.success(), "ssh-keygen {}", path.display());
+}

@@ -1,0 +1,162 @@
+//! The same deployment table on all three kinds of host (netns direct, netns
+//! through sshd with ssh2, Docker): OS checks, checksum-skipping install of
+//! the faultline executable, and a daemon started, paused, resumed, killed,
+//! restarted, stopped, run under libfaketime, with its log downloaded.
+//! The daemon is a shell that logs a line and execs `sleep`, so this runs
+//! without the bundled nodes; tests/deploy_raft.rs deploys those.
+
+mod common;
+
+use common::{BINARY, make};
+use faultline::cluster::{Backend, Cluster};
+use faultline::db::daemon::Daemon;
+use faultline::db::{self, Layout};
+use faultline::os::{self, Requirement};
+use std::time::Duration;
+
+const T: Duration = Duration::from_secs(30);
+
+/// Waits until the daemon's log has `n` lines (it logs once per start,
+/// asynchronously), so a kill cannot come before the line is written.
+fn wait_log_lines(remote: &dyn faultline::control::Remote, log: &str, n: usize) {
+    for _ in 0..250 {
+        let lines = remote
+            .run(&format!("cat {log} 2>/dev/null | wc -l"), T)
+            .unwrap();
+        if lines.trim().parse::<usize>().unwrap() >= n {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("{log} never got {n} lines");
+}
+
+fn exercise(c: &Cluster, expect_uploads: usize) {
+    let remotes = c.remotes();
+    let layout = Layout::new(&c.host_dir);
+    // OS: everything present; an impossible requirement is reported per host.
+    let reqs = os::requirements(&layout.dir);
+    os::prepare(&remotes, &reqs, false).expect("hosts have the tools");
+    let impossible = Requirement {
+        what: "frobnicator".into(),
+        check: "command -v faultline-frobnicator".into(),
+        package: Some("frobnicator".into()),
+    };
+    let e = os::prepare(&remotes, &[reqs[0].clone(), impossible], false)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("n1: frobnicator (package frobnicator)") && e.contains("n2: frobnicator"),
+        "{e}"
+    );
+    assert!(e.contains("--no-install") && !e.contains("iptables"), "{e}");
+    let e = os::prepare(&remotes, &os::requirements("/proc/faultline-cannot"), false)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("n1: a writable /proc/faultline-cannot"), "{e}");
+
+    // Install: uploads where the checksum differs, then never again.
+    assert_eq!(
+        db::install(&remotes, BINARY.as_ref(), &layout.binary()).unwrap(),
+        expect_uploads
+    );
+    assert_eq!(
+        db::install(&remotes, BINARY.as_ref(), &layout.binary()).unwrap(),
+        0
+    );
+    let version = c.hosts[1]
+        .remote
+        .run(&format!("{} --version", layout.binary()), T)
+        .unwrap();
+    assert!(version.starts_with("faultline "), "{version}");
+
+    // A daemon through its whole life on n1.
+    let n1 = c.hosts[0].remote.as_ref();
+    let daemon = Daemon {
+        argv: vec![
+            "/bin/sh".into(),
+            "-c".into(),
+            "echo started $$ at $(date +%s); exec sleep 300".into(),
+        ],
+        env: vec![],
+        pidfile: format!("{}/run/test.pid", layout.dir),
+        logfile: format!("{}/log/test.log", layout.dir),
+        cwd: layout.dir.clone(),
+    };
+    let pid = daemon.start(n1).unwrap();
+    wait_log_lines(n1, &daemon.logfile, 1);
+    assert_eq!(daemon.start(n1).unwrap(), pid, "start is idempotent");
+    assert_eq!(daemon.pid(n1).unwrap(), Some(pid));
+    assert_eq!(daemon.state(n1).unwrap(), Some('S'));
+    daemon.pause(n1).unwrap();
+    assert_eq!(daemon.state(n1).unwrap(), Some('T'), "paused");
+    daemon.resume(n1).unwrap();
+    assert_eq!(daemon.state(n1).unwrap(), Some('S'), "resumed");
+    daemon.pause(n1).unwrap();
+    daemon.kill(n1).unwrap();
+    assert_eq!(daemon.pid(n1).unwrap(), None, "killed while paused");
+    let pid2 = daemon.start(n1).unwrap();
+    assert_ne!(pid2, pid);
+    wait_log_lines(n1, &daemon.logfile, 2);
+    daemon.stop(n1, Duration::from_secs(2)).unwrap();
+    assert_eq!(daemon.pid(n1).unwrap(), None, "stopped");
+    assert_eq!(
+        daemon.pid(c.hosts[1].remote.as_ref()).unwrap(),
+        None,
+        "n2 never ran it"
+    );
+
+    // Under libfaketime with an offset file: the daemon's clock is a day ahead.
+    let lib = os::libfaketime(n1).unwrap().expect("libfaketime");
+    let offset_file = format!("{}/run/faketime-test", layout.dir);
+    n1.run(&format!("echo +1d > {offset_file}"), T).unwrap();
+    let faked = Daemon {
+        env: vec![
+            ("LD_PRELOAD".into(), lib),
+            ("FAKETIME_TIMESTAMP_FILE".into(), offset_file),
+            ("FAKETIME_DONT_FAKE_MONOTONIC".into(), "1".into()),
+            ("FAKETIME_NO_CACHE".into(), "1".into()),
+        ],
+        ..daemon.clone()
+    };
+    faked.start(n1).unwrap();
+    wait_log_lines(n1, &daemon.logfile, 3);
+    let host_now: i64 = n1.run("date +%s", T).unwrap().trim().parse().unwrap();
+    faked.kill(n1).unwrap();
+
+    // The log, downloaded: three starts, the last one a day ahead.
+    let dir = tempfile::tempdir().unwrap();
+    let local = dir.path().join("test.log");
+    n1.download(&daemon.logfile, &local).unwrap();
+    let text = std::fs::read_to_string(&local).unwrap();
+    let stamps: Vec<i64> = text
+        .lines()
+        .filter_map(|l| l.rsplit(' ').next()?.parse().ok())
+        .collect();
+    assert_eq!(stamps.len(), 3, "{text}");
+    assert!((stamps[0] - host_now).abs() < 60, "{text}");
+    assert!(
+        (stamps[2] - host_now - 86_400).abs() < 60,
+        "faked clock is a day ahead: {text} vs {host_now}"
+    );
+}
+
+#[test]
+fn deploy_table_on_netns_hosts() {
+    let (c, _guard) = make("tdn", Backend::Netns, 2, false);
+    exercise(&c, 2);
+}
+
+#[test]
+fn deploy_table_on_ssh_hosts() {
+    let (c, _guard) = make("tds", Backend::Netns, 2, true);
+    assert_eq!(c.backend, Backend::Ssh);
+    exercise(&c, 2);
+}
+
+#[test]
+fn deploy_table_on_docker_hosts() {
+    // The image already has this executable: nothing to upload.
+    let (c, _guard) = make("tdd", Backend::Docker, 2, false);
+    exercise(&c, 0);
+}

@@ -1,0 +1,189 @@
+//! The bundled Raft deployed for real on all three kinds of host (netns
+//! direct, netns through sshd with ssh2, Docker), under libfaketime: a
+//! leader is elected, a write is read back through the client, a follower is
+//! killed with -9 and restarted and catches up, the leader is paused (a new
+//! one takes over) and resumed (it steps down), and the logs come back.
+
+use faultline::client::{Client, LeaderClient};
+mod common;
+
+use common::{BINARY, make};
+use faultline::cluster::{Backend, Cluster};
+use faultline::db::{self, DbOptions};
+use faultline::nodes::wire::{Operation, Outcome, Status};
+use std::time::{Duration, Instant};
+
+const CALL: Duration = Duration::from_secs(2);
+
+/// Every node's status; `None` for a node that does not answer.
+async fn statuses(addrs: &[String]) -> Vec<Option<Status>> {
+    let mut out = Vec::new();
+    for addr in addrs {
+        let status = async {
+            let client = Client::connect(addr, Duration::from_millis(300))
+                .await
+                .ok()?;
+            match client
+                .call(Operation::Status, Duration::from_millis(300))
+                .await
+                .ok()?
+            {
+                Outcome::Ok { value } => serde_json::from_value::<Status>(value).ok(),
+                _ => None,
+            }
+        };
+        out.push(status.await);
+    }
+    out
+}
+
+/// Waits until exactly one of `among` says it leads and the others of
+/// `among` that answer follow it; returns its index.
+async fn leader(addrs: &[String], among: &[usize]) -> usize {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let st = statuses(addrs).await;
+        let leaders: Vec<usize> = among
+            .iter()
+            .copied()
+            .filter(|&i| st[i].as_ref().is_some_and(|s| s.role == "leader"))
+            .collect();
+        if let [l] = leaders[..] {
+            let id = &st[l].as_ref().unwrap().id;
+            let agree = among.iter().all(|&i| {
+                i == l
+                    || st[i]
+                        .as_ref()
+                        .is_some_and(|s| s.leader.as_ref() == Some(id))
+            });
+            if agree {
+                return l;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no single leader among {among:?}: {st:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn write_then_read(addrs: &[String], key: i64, value: i64) {
+    let mut client = LeaderClient::new(addrs.to_vec());
+    let (_, wrote) = client.call(Operation::Write { key, value }, CALL).await;
+    assert!(
+        matches!(wrote, Ok(Outcome::Ok { .. })),
+        "write {key}={value}: {wrote:?}"
+    );
+    let (_, read) = client.call(Operation::Read { key }, CALL).await;
+    match read {
+        Ok(Outcome::Ok { value: v }) => assert_eq!(v, serde_json::json!([key, value])),
+        other => panic!("read {key}: {other:?}"),
+    }
+}
+
+fn raft_table(c: &Cluster) {
+    let options = DbOptions {
+        db: "raft".into(),
+        faketime: true,
+        install: false,
+        ..DbOptions::default()
+    };
+    let (db, timings) = db::deploy(c, BINARY.as_ref(), options).expect("deploy raft");
+    println!("{}: deploy {timings}", c.backend);
+    let addrs: Vec<String> = c
+        .hosts
+        .iter()
+        .map(|h| db.addr(&h.name).unwrap().to_string())
+        .collect();
+    let all: Vec<usize> = (0..addrs.len()).collect();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let first = leader(&addrs, &all).await;
+        assert_eq!(
+            db.primaries(),
+            vec![c.hosts[first].name.clone()],
+            "Db::primaries asks the nodes"
+        );
+        write_then_read(&addrs, 1, 10).await;
+
+        // kill -9 a follower, write without it, restart it: it catches up.
+        let follower = (first + 1) % addrs.len();
+        let name = &c.hosts[follower].name;
+        db.kill(name).unwrap();
+        assert_eq!(db.pid(name).unwrap(), None);
+        // (LeaderClient gives up on a node that refuses connections: ask the live ones.)
+        let live: Vec<String> = (0..addrs.len())
+            .filter(|&i| i != follower)
+            .map(|i| addrs[i].clone())
+            .collect();
+        write_then_read(&live, 2, 20).await;
+        db.start(name).unwrap();
+        db.wait_ready(Duration::from_secs(20)).unwrap();
+        let leader_applied = statuses(&addrs).await[leader(&addrs, &all).await]
+            .as_ref()
+            .unwrap()
+            .applied;
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while statuses(&addrs).await[follower]
+            .as_ref()
+            .is_none_or(|s| s.applied < leader_applied)
+        {
+            assert!(
+                Instant::now() < deadline,
+                "the restarted follower never caught up"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+
+        // Pause the leader: the others elect a new one and keep serving.
+        let old = leader(&addrs, &all).await;
+        db.pause(&c.hosts[old].name).unwrap();
+        assert_eq!(db.process_state(&c.hosts[old].name).unwrap(), Some('T'));
+        let others: Vec<usize> = all.iter().copied().filter(|&i| i != old).collect();
+        let new = leader(&addrs, &others).await;
+        assert_ne!(new, old);
+        let rest: Vec<String> = others.iter().map(|&i| addrs[i].clone()).collect();
+        write_then_read(&rest, 3, 30).await;
+        // Resume it: one leader again, and everything written is readable.
+        db.resume(&c.hosts[old].name).unwrap();
+        leader(&addrs, &all).await;
+        write_then_read(&addrs, 1, 11).await;
+    });
+
+    let dir = tempfile::tempdir().unwrap();
+    let logs = db.download_logs(dir.path()).unwrap();
+    assert_eq!(logs.len(), c.hosts.len());
+    for log in &logs {
+        let text = std::fs::read_to_string(log).unwrap();
+        assert!(text.contains("node starting"), "{}: {text}", log.display());
+        assert!(
+            !text.contains('\u{1b}'),
+            "no colour codes in {}",
+            log.display()
+        );
+    }
+    db.stop_all(Duration::from_secs(2)).unwrap();
+    for h in &c.hosts {
+        assert_eq!(db.pid(&h.name).unwrap(), None);
+    }
+}
+
+#[test]
+fn raft_on_netns_hosts() {
+    let (c, _guard) = make("trn", Backend::Netns, 3, false);
+    raft_table(&c);
+}
+
+#[test]
+fn raft_on_ssh_hosts() {
+    let (c, _guard) = make("trs", Backend::Netns, 3, true);
+    assert_eq!(c.backend, Backend::Ssh);
+    raft_table(&c);
+}
+
+#[test]
+fn raft_on_docker_hosts() {
+    let (c, _guard) = make("trd", Backend::Docker, 3, false);
+    raft_table(&c);
+}

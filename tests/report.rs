@@ -1,0 +1,579 @@
+//! report.html opened in real headless Chromium: a valid run, a run that is
+//! not linearizable, an Elle run with cycles, a folder with files missing,
+//! and hostile values everywhere (XSS). Assertions are on the DOM Chromium
+//! renders (after the page's script ran); screenshots are kept under
+//! results/ci-artifacts/report/ as CI artifacts, next to the run folders.
+
+use faultline::history::jsonl::write_file;
+use faultline::history::nemesis::fault_intervals;
+use faultline::history::{Op, OpType, Process};
+use faultline::report::bench::{Synthetic, synthetic_history, write_synthetic_run};
+use faultline::report::{Layout, write_report};
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// A fresh folder for one test's run, kept after the test as an artifact.
+fn artifact_dir(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("results/ci-artifacts/report")
+        .join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Whether Chromium can run here. CI installs it, so there a missing
+/// browser fails the test; elsewhere the test says loudly that it skipped.
+fn chromium_or_skip(test: &str) -> bool {
+    if Command::new("chromium").arg("--version").output().is_ok() {
+        return true;
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "chromium is not installed, and CI must have it (.ci/run installs it)"
+    );
+    eprintln!("SKIPPED {test}: chromium is not installed (apt-get install chromium)");
+    false
+}
+
+fn chromium(profile: &Path, args: &[&str], url: &str) -> std::process::Output {
+    Command::new("chromium")
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--hide-scrollbars",
+            "--virtual-time-budget=5000",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .args(args)
+        .arg(url)
+        .output()
+        .expect("chromium runs")
+}
+
+/// The DOM after the page's scripts ran.
+fn dump_dom(page: &Path, fragment: &str) -> String {
+    let profile = tempfile::tempdir().unwrap();
+    let url = format!("file://{}{fragment}", page.display());
+    let out = chromium(profile.path(), &["--dump-dom"], &url);
+    let dom = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(dom.contains("</html>"), "chromium dumped no page for {url}");
+    dom
+}
+
+fn screenshot(page: &Path, png: &Path, height: u32) {
+    let profile = tempfile::tempdir().unwrap();
+    let url = format!("file://{}", page.display());
+    chromium(
+        profile.path(),
+        &[
+            &format!("--window-size=1400,{height}"),
+            &format!("--screenshot={}", png.display()),
+        ],
+        &url,
+    );
+    assert!(png.exists(), "no screenshot at {}", png.display());
+}
+
+/// The text of the element with this id (its opening tag to the next `<`).
+fn text_of(dom: &str, id: &str) -> String {
+    let at = dom
+        .find(&format!("id=\"{id}\""))
+        .unwrap_or_else(|| panic!("no #{id}"));
+    let start = at + dom[at..].find('>').unwrap() + 1;
+    let end = start + dom[start..].find('<').unwrap();
+    dom[start..end].to_string()
+}
+
+/// The markup of the first element that starts with `open` up to `close`.
+fn element<'a>(dom: &'a str, open: &str, close: &str) -> &'a str {
+    let start = dom.find(open).unwrap_or_else(|| panic!("no {open}"));
+    let end = start + dom[start..].find(close).unwrap();
+    &dom[start..end]
+}
+
+fn op(time_ms: u64, process: u64, kind: OpType, f: &str, value: Value) -> Op {
+    Op {
+        index: 0,
+        time: time_ms * 1_000_000,
+        process: Process::Client(process),
+        kind,
+        f: f.into(),
+        value,
+        node: Some("n1".into()),
+        error: None,
+    }
+}
+
+/// `extra` merged into `base` by time, then indexed from 0.
+fn merge(mut base: Vec<Op>, extra: Vec<Op>) -> Vec<Op> {
+    base.extend(extra);
+    base.sort_by_key(|o| o.time);
+    for (i, o) in base.iter_mut().enumerate() {
+        o.index = i as u64;
+    }
+    base
+}
+
+fn index_of(ops: &[Op], pred: impl Fn(&Op) -> bool) -> u64 {
+    ops.iter().find(|o| pred(o)).expect("op present").index
+}
+
+/// Checks dir/history.jsonl with the real linearizability checker (as
+/// `faultline check` does) and writes its results.json.
+fn check_linearizable(dir: &Path) -> faultline::report::results::Results {
+    use faultline::checker::linearizable::Options;
+    use faultline::runner::check::{Checker, check_file, to_results, write_results};
+    let checker = Checker::Linearizable(Options::default());
+    let check = check_file(
+        &dir.join("history.jsonl"),
+        faultline::history::Format::Auto,
+        &checker,
+    );
+    let results = to_results(&[check], &checker);
+    write_results(&dir.join("results.json"), &results).unwrap();
+    results
+}
+
+fn write_results(dir: &Path, results: &Value) {
+    std::fs::write(
+        dir.join("results.json"),
+        serde_json::to_string_pretty(results).unwrap(),
+    )
+    .unwrap();
+}
+
+#[test]
+fn valid_run_shows_its_verdict_one_band_per_fault_and_a_timeline() {
+    if !chromium_or_skip("valid_run") {
+        return;
+    }
+    let dir = artifact_dir("valid");
+    let ops = write_synthetic_run(
+        &dir,
+        &Synthetic {
+            events: 6_000,
+            ..Synthetic::default()
+        },
+    )
+    .unwrap();
+    write_results(
+        &dir,
+        &json!({"schema_version": 1, "tool": "faultline test", "valid": true,
+                "files": [{"path": "history.jsonl", "valid": true, "error": null, "checker": "linearizable",
+                           "linearizable": {"model": "cas-register", "keys": []}}]}),
+    );
+    let written = write_report(&dir, Layout::Auto).unwrap();
+    let dom = dump_dom(&written.path, "");
+    assert_eq!(text_of(&dom, "verdict-word"), "VALID");
+    let intervals = fault_intervals(&ops);
+    assert!(intervals.len() >= 5, "the run has faults to draw");
+    let throughput = element(&dom, "<svg class=\"chart throughput\"", "</svg>");
+    assert_eq!(
+        throughput.matches("<rect class=\"band").count(),
+        intervals.len(),
+        "one band per nemesis interval"
+    );
+    assert_eq!(throughput.matches("data-fault=\"kill\"").count(), 1);
+    for panel in dom.split("<svg class=\"chart latency\"").skip(1) {
+        let panel = &panel[..panel.find("</svg>").unwrap()];
+        assert_eq!(panel.matches("<rect class=\"band").count(), intervals.len());
+    }
+    // The script drew a window of the timeline.
+    assert!(
+        dom.matches("class=\"tl-op ").count() > 20,
+        "timeline rendered"
+    );
+    assert!(text_of(&dom, "tl-range").contains(&format!("of {}", thousands(ops.len()))));
+    assert!(dom.contains("faultline run --replay"));
+    assert!(dom.contains("href=\"nodes/n1/node.log\""));
+    assert!(!dom.contains("id=\"notices\""), "nothing missing");
+    screenshot(&written.path, &dir.join("screenshot.png"), 3600);
+}
+
+fn thousands(n: usize) -> String {
+    faultline::report::html::thousands(n as u64)
+}
+
+/// A stale read on key 99: write 1, write 2 (both ok), then a read of 1.
+/// A write of 3 is concurrent and never returns.
+fn stale_read_run(dir: &Path) -> (Vec<Op>, u64) {
+    let base = synthetic_history(&Synthetic {
+        events: 3_000,
+        ..Synthetic::default()
+    });
+    let extra = vec![
+        op(100, 901, OpType::Invoke, "write", json!([99, 1])),
+        op(110, 901, OpType::Ok, "write", json!([99, 1])),
+        op(120, 902, OpType::Invoke, "write", json!([99, 2])),
+        op(130, 902, OpType::Ok, "write", json!([99, 2])),
+        op(135, 903, OpType::Invoke, "write", json!([99, 3])),
+        op(140, 901, OpType::Invoke, "read", json!([99, null])),
+        op(150, 901, OpType::Ok, "read", json!([99, 1])),
+    ];
+    let ops = merge(base, extra);
+    write_file(&dir.join("history.jsonl"), &ops).unwrap();
+    let read = index_of(&ops, |o| {
+        o.process == Process::Client(901) && o.kind == OpType::Invoke && o.f == "read"
+    });
+    let results = check_linearizable(dir);
+    assert_eq!(results.valid, faultline::report::results::Valid::False);
+    (ops, read)
+}
+
+#[test]
+fn nonlinearizable_run_draws_the_op_that_cannot_be_placed_and_links_it_to_the_timeline() {
+    if !chromium_or_skip("nonlinearizable_run") {
+        return;
+    }
+    let dir = artifact_dir("invalid-linearizable");
+    let (_, read) = stale_read_run(&dir);
+    let written = write_report(&dir, Layout::Auto).unwrap();
+    assert_eq!(written.verdict, Some(faultline::checker::Verdict::Invalid));
+    let dom = dump_dom(&written.path, "");
+    assert_eq!(text_of(&dom, "verdict-word"), "INVALID");
+    let lin = element(&dom, "<svg class=\"lin-timeline\"", "</svg>");
+    assert_eq!(
+        lin.matches("class=\"bar stuck").count(),
+        1,
+        "the op that cannot be placed"
+    );
+    // write 1, write 2 and write 3 (placed last, though it never returned).
+    assert_eq!(lin.matches("class=\"bar prefix").count(), 3);
+    assert_eq!(
+        lin.matches("class=\"bar prefix open").count(),
+        1,
+        "write 3 never returned"
+    );
+    assert!(lin.contains(&format!("href=\"#op-{read}\"")));
+    let states = element(&dom, "<ul class=\"states\"", "</ul>");
+    assert!(
+        states.contains("<code>2</code>"),
+        "the state after write 2: {states}"
+    );
+    // Following the link opens the timeline at that op, highlighted.
+    let dom = dump_dom(&written.path, &format!("#op-{read}"));
+    let hl = element(&dom, "class=\"tl-op ok hl\"", ">");
+    assert!(hl.contains(&format!("id=\"op-{read}\"")), "{hl}");
+    screenshot(&written.path, &dir.join("screenshot.png"), 2000);
+}
+
+/// An Elle result with two cycles (G2-item, G-single) and one non-cycle
+/// anomaly (G1a).
+fn elle_run(dir: &Path) -> Vec<Op> {
+    let t = |time, p, kind, v: Value| op(time, p, kind, "txn", v);
+    let ops = merge(
+        Vec::new(),
+        vec![
+            t(
+                1,
+                1,
+                OpType::Invoke,
+                json!([["append", "x", 1], ["r", "y", null]]),
+            ),
+            t(
+                2,
+                2,
+                OpType::Invoke,
+                json!([["append", "y", 1], ["r", "x", null]]),
+            ),
+            t(
+                3,
+                1,
+                OpType::Ok,
+                json!([["append", "x", 1], ["r", "y", []]]),
+            ),
+            t(
+                4,
+                2,
+                OpType::Ok,
+                json!([["append", "y", 1], ["r", "x", []]]),
+            ),
+            t(5, 3, OpType::Invoke, json!([["append", "z", 1]])),
+            t(6, 3, OpType::Ok, json!([["append", "z", 1]])),
+            t(
+                7,
+                4,
+                OpType::Invoke,
+                json!([["r", "z", null], ["append", "w", 1]]),
+            ),
+            t(
+                8,
+                4,
+                OpType::Ok,
+                json!([["r", "z", [1]], ["append", "w", 1]]),
+            ),
+            t(
+                9,
+                5,
+                OpType::Invoke,
+                json!([["r", "w", null], ["append", "z", 2]]),
+            ),
+            t(
+                10,
+                5,
+                OpType::Ok,
+                json!([["r", "w", []], ["append", "z", 2]]),
+            ),
+        ],
+    );
+    write_file(&dir.join("history.jsonl"), &ops).unwrap();
+    let w = |index: u64, p: u64, ops_text: &str| json!({"index": index, "invoke_index": index - 2, "process": p, "outcome": "ok", "ops": ops_text});
+    let step = |from: u64, to: u64, rel: &str, key: &str, text: &str| json!({"from": from, "to": to, "relation": rel, "key": key, "text": text});
+    write_results(
+        dir,
+        &json!({"schema_version": 1, "tool": "faultline test", "valid": false,
+        "files": [{"path": "history.jsonl", "valid": false, "error": null, "checker": "elle",
+          "elle": {"workload": "list-append", "model": "serializable",
+            "counts": {"G1a": 1, "G-single": 1, "G2-item": 1},
+            "violating": ["G-single", "G2-item"],
+            "cases": [
+              {"anomaly": "G1a", "txns": [w(9, 5, "[[\"r\",\"w\",[]]]")], "key": "w",
+               "text": "T9 read an aborted write", "steps": [], "dot": null},
+              {"anomaly": "G-single", "txns": [w(5, 3, "[[\"append\",\"z\",1]]"), w(7, 4, "[[\"r\",\"z\",[1]],[\"append\",\"w\",1]]"), w(9, 5, "[[\"r\",\"w\",[]],[\"append\",\"z\",2]]")],
+               "text": "T5 < T7 < T9 < T5: a contradiction.",
+               "steps": [step(5, 7, "wr", "z", "T7 observed T5's append of 1 to key z, so T5 <wr T7"),
+                         step(7, 9, "rw", "w", "T9 did not observe T7's append of 1 to key w, so T9 <rw T7"),
+                         step(9, 5, "ww", "z", "T9 appended 2 after T5 appended 1 to key z, so T5 <ww T9")]},
+              {"anomaly": "G2-item", "txns": [w(2, 1, "[[\"append\",\"x\",1],[\"r\",\"y\",[]]]"), w(3, 2, "[[\"append\",\"y\",1],[\"r\",\"x\",[]]]")],
+               "text": "T2 < T3 < T2: a contradiction.",
+               "steps": [step(2, 3, "rw", "y", "T2 read key y before T3 appended 1, so T2 <rw T3"),
+                         step(3, 2, "rw", "x", "T3 read key x before T2 appended 1, so T3 <rw T2")]}
+            ]}}]}),
+    );
+    ops
+}
+
+#[test]
+fn elle_run_draws_one_graph_per_cycle_with_each_edge_in_words() {
+    if !chromium_or_skip("elle_run") {
+        return;
+    }
+    for (name, layout, class) in [
+        ("invalid-elle", Layout::Auto, "cycle-graph dot"),
+        ("invalid-elle-ring", Layout::Ring, "cycle-graph ring"),
+    ] {
+        let dir = artifact_dir(name);
+        elle_run(&dir);
+        let written = write_report(&dir, layout).unwrap();
+        let dom = dump_dom(&written.path, "");
+        assert_eq!(text_of(&dom, "verdict-word"), "INVALID");
+        assert_eq!(dom.matches("<article class=\"anomaly elle\"").count(), 3);
+        assert_eq!(
+            dom.matches(&format!("<svg class=\"{class}\"")).count(),
+            2,
+            "{name}: one graph per cycle, none for G1a"
+        );
+        let g_single = element(&dom, "data-anomaly=\"G-single\"", "</article>");
+        assert_eq!(
+            g_single.matches("<span class=\"rel ").count(),
+            3,
+            "each edge in words"
+        );
+        assert!(g_single.contains("<a href=\"#op-7\" class=\"op\">T7</a> observed"));
+        assert!(
+            g_single.contains("#op-9"),
+            "graph nodes link to the timeline"
+        );
+        screenshot(&written.path, &dir.join("screenshot.png"), 2600);
+    }
+}
+
+#[test]
+fn a_history_checked_offline_still_gets_a_report_that_says_what_is_missing() {
+    if !chromium_or_skip("missing_files") {
+        return;
+    }
+    let dir = artifact_dir("history-only");
+    write_file(
+        &dir.join("history.jsonl"),
+        &synthetic_history(&Synthetic {
+            events: 500,
+            ..Synthetic::default()
+        }),
+    )
+    .unwrap();
+    let written = write_report(&dir, Layout::Auto).unwrap();
+    assert_eq!(written.verdict, None);
+    let dom = dump_dom(&written.path, "");
+    assert_eq!(text_of(&dom, "verdict-word"), "NOT CHECKED");
+    let notices = element(&dom, "<ul class=\"notices\"", "</ul>");
+    for missing in [
+        "results.json is missing",
+        "test.yaml is missing",
+        "no node logs",
+    ] {
+        assert!(notices.contains(missing), "says {missing:?}: {notices}");
+    }
+    assert!(
+        dom.contains("faultline check "),
+        "offers to check the history instead of replaying"
+    );
+    screenshot(&written.path, &dir.join("screenshot.png"), 1800);
+}
+
+#[test]
+fn a_history_that_cannot_be_drawn_keeps_its_verdict_and_says_why() {
+    let dir = artifact_dir("undrawable");
+    let ops = merge(
+        Vec::new(),
+        vec![
+            op(1, 1, OpType::Invoke, "read", json!(null)),
+            op(2, 1, OpType::Invoke, "read", json!(null)),
+        ],
+    );
+    write_file(&dir.join("history.jsonl"), &ops).unwrap();
+    write_results(&dir, &json!({"valid": "unknown", "files": []}));
+    let written = write_report(&dir, Layout::Auto).unwrap();
+    assert_eq!(written.verdict, Some(faultline::checker::Verdict::Unknown));
+    assert!(
+        written
+            .notes
+            .iter()
+            .any(|n| n.contains("do not pair up") && n.contains("no plots and no timeline")),
+        "{:?}",
+        written.notes
+    );
+    let html = std::fs::read_to_string(&written.path).unwrap();
+    assert!(html.contains(r#"id="verdict-word">UNKNOWN<"#));
+    assert_eq!(
+        std::fs::read_to_string(dir.join("results.json")).unwrap(),
+        serde_json::to_string_pretty(&json!({"valid": "unknown", "files": []})).unwrap(),
+        "the report never touches results.json"
+    );
+}
+
+/// Markup that would act if it reached the page unescaped: each sets
+/// `data-pwned` on the body or adds an element with id `pwned`.
+const HOSTILE: [&str; 5] = [
+    "<script>document.body.setAttribute('data-pwned','1')</script>",
+    "<img src=x onerror=\"document.body.setAttribute('data-pwned','1')\">",
+    "</script><script>document.body.setAttribute('data-pwned','1')</script><!--",
+    "\"><div id=\"pwned\">x</div>",
+    "'><svg onload=document.body.setAttribute('data-pwned','1')>",
+];
+
+#[test]
+fn hostile_values_show_as_text_and_never_run() {
+    if !chromium_or_skip("xss") {
+        return;
+    }
+    let dir = artifact_dir("xss");
+    let mut extra = Vec::new();
+    for (i, h) in HOSTILE.iter().enumerate() {
+        let p = 800 + i as u64;
+        let t = 10 + 10 * i as u64;
+        let mut inv = op(t, p, OpType::Invoke, h, json!([h, h]));
+        inv.node = Some(h.to_string());
+        let mut done = op(t + 5, p, OpType::Info, h, json!([h, h]));
+        done.error = Some(json!(h));
+        done.node = Some(h.to_string());
+        extra.push(inv);
+        extra.push(done);
+    }
+    let mut nemesis = op(
+        5,
+        0,
+        OpType::Info,
+        &format!("start-{}", HOSTILE[0]),
+        json!(HOSTILE[1]),
+    );
+    nemesis.process = Process::Nemesis;
+    extra.push(nemesis);
+    let ops = merge(
+        synthetic_history(&Synthetic {
+            events: 400,
+            ..Synthetic::default()
+        }),
+        extra,
+    );
+    write_file(&dir.join("history.jsonl"), &ops).unwrap();
+    let h = HOSTILE.join(" ");
+    let step = json!({"from": 1, "to": 2, "relation": h, "key": h, "text": h});
+    write_results(
+        &dir,
+        &json!({"schema_version": 1, "tool": h, "valid": false, "files": [
+            {"path": h, "valid": false, "error": h, "checker": "linearizable",
+             "linearizable": {"model": h, "keys": [{"key": h, "valid": false, "reason": h, "explanation": {
+                "op": {"index": 3, "completion_index": 4, "process": 800, "op": h},
+                "prefix": [1], "prefix_tail": [{"op": {"index": 1, "completion_index": 2, "process": 1, "op": h}, "state_after": h}],
+                "states_before": [h], "concurrent": [], "concurrent_total": 0, "text": h}}]}},
+            {"path": h, "valid": false, "checker": "elle", "elle": {"model": h, "counts": {h.clone(): 1}, "violating": [h],
+             "cases": [{"anomaly": h, "witnesses": [{"index": 1, "process": h, "outcome": h, "ops": h}, {"index": 2, "process": 2, "outcome": "ok", "ops": h}],
+                        "key": h, "text": h, "steps": [step.clone(), {"from": 2, "to": 1, "relation": "rw", "key": h, "text": h}], "dot": h}]}},
+            {"checker": h, "valid": false, "bad_reads": [{"value": h}]}
+        ]}),
+    );
+    let node = dir.join("nodes").join(HOSTILE[3].replace('/', "_"));
+    std::fs::create_dir_all(&node).unwrap();
+    std::fs::write(node.join(HOSTILE[1].replace('/', "_")), "log").unwrap();
+    for layout in [Layout::Auto, Layout::Ring] {
+        let written = write_report(&dir, layout).unwrap();
+        // Page the timeline onto the hostile ops so the script renders them too.
+        let last = index_of(&ops, |o| o.process == Process::Client(804));
+        let dom = dump_dom(&written.path, &format!("#op-{last}"));
+        assert!(!dom.contains("data-pwned=\"1\""), "a hostile script ran");
+        assert!(
+            !dom.contains("<div id=\"pwned\""),
+            "a hostile element was created"
+        );
+        assert!(
+            !dom.to_lowercase().contains("<img"),
+            "a hostile img element exists"
+        );
+        assert_eq!(
+            dom.matches("<script").count(),
+            2,
+            "only the data block and our script"
+        );
+        // And the values are there, as text: in the anomalies, the files, the timeline.
+        assert!(
+            dom.contains(
+                "&lt;script&gt;document.body.setAttribute('data-pwned','1')&lt;/script&gt;"
+            )
+        );
+        assert!(dom.contains("&lt;img src=x onerror="));
+        let timeline = element(&dom, "id=\"timeline\"", "</section>");
+        assert!(
+            timeline.contains("&lt;svg onload="),
+            "hostile values shown as text in the timeline"
+        );
+        screenshot(
+            &written.path,
+            &dir.join(format!("screenshot-{layout:?}.png")),
+            2400,
+        );
+    }
+}
+
+#[test]
+fn results_index_lists_runs_newest_first_and_opens_in_chromium() {
+    if !chromium_or_skip("index") {
+        return;
+    }
+    let root = artifact_dir("index-root");
+    let store = faultline::store::Store::new(&root);
+    let a = store.create_run("raft-register").unwrap();
+    stale_read_run(&a.path);
+    let b = store.create_run("twopc-list-append").unwrap();
+    elle_run(&b.path);
+    faultline::report::after_run(&root, &a.path).unwrap();
+    faultline::report::after_run(&root, &b.path).unwrap();
+    let dom = dump_dom(&root.join("index.html"), "");
+    let elle = dom.find("twopc-list-append").unwrap();
+    let lin = dom.find("raft-register").unwrap();
+    assert!(elle < lin, "newest first");
+    assert!(dom.contains("G2-item ×1") && dom.contains("nonlinearizable ×1"));
+    assert_eq!(
+        dom.matches("<td class=\"verdict-cell\">invalid</td>")
+            .count(),
+        2
+    );
+    assert!(dom.contains(&format!(
+        "href=\"raft-register/{}/report.html\"",
+        a.timestamp
+    )));
+    screenshot(&root.join("index.html"), &root.join("screenshot.png"), 700);
+}
