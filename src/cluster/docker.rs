@@ -6,9 +6,10 @@
 //! the upload is skipped), the shared libraries it and the tools need (from
 //! `ldd`), a shell, coreutils, iproute2 (ip, tc), iptables (nft) with its
 //! modules, and libfaketime; then `tar | docker import`. It is tagged by the
-//! executable's checksum and built only when that tag is missing. Containers
-//! run `sleep infinity` under Docker's init (which reaps daemonized nodes),
-//! with NET_ADMIN so faults can be injected inside them.
+//! executable's checksum and which of those tools this machine has, and built
+//! only when that tag is missing. Containers run `sleep infinity` under
+//! Docker's init (which reaps daemonized nodes), with NET_ADMIN so faults can
+//! be injected inside them.
 
 use super::{ClusterError, HostState, Resource, State, Subnet, file_err};
 use crate::control::process::run_local;
@@ -224,7 +225,11 @@ fn docker(args: &[&str]) -> Result<String, ClusterError> {
 pub fn ensure_image(binary: &Path) -> Result<String, ClusterError> {
     let b = binary.to_string_lossy();
     let sum = run_local("sha256sum", &[&b], None, DOCKER_TIMEOUT)?;
-    let tag = format!("{IMAGE}:{RECIPE}-{}", sum.get(..16).unwrap_or("unknown"));
+    let tag = format!(
+        "{IMAGE}:{RECIPE}-{}-{:04x}",
+        sum.get(..16).unwrap_or("unknown"),
+        tools_present()
+    );
     if docker(&["image", "inspect", "--format", "{{.Id}}", &tag]).is_ok() {
         return Ok(tag);
     }
@@ -243,6 +248,18 @@ pub fn ensure_image(binary: &Path) -> Result<String, ClusterError> {
     });
     let _ = std::fs::remove_dir_all(&rootfs);
     built.map(|_| tag)
+}
+
+/// Which of [`PROGRAMS`] and [`DIRS`] this machine has, folded into a short
+/// number for the image tag: installing a tool later (faketime, say) makes a
+/// new image instead of reusing one built without it.
+fn tools_present() -> u16 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    for p in PROGRAMS.iter().chain(DIRS) {
+        (*p, Path::new(p).exists()).hash(&mut h);
+    }
+    h.finish() as u16
 }
 
 /// Assembles the image's root filesystem in `root` (see the module doc);
