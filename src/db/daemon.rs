@@ -11,6 +11,10 @@ use crate::control::{Remote, RemoteError, parent_dir, shell_quote};
 use std::time::Duration;
 
 const CONTROL_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a SIGKILLed process may take to be gone: a thread blocked in
+/// fsync (uninterruptible) holds the whole process until the disk answers,
+/// which on a loaded machine has taken more than 5 s.
+const KILLED_WAIT: Duration = Duration::from_secs(15);
 
 /// How to run one daemon on one host.
 #[derive(Debug, Clone)]
@@ -82,9 +86,12 @@ impl Daemon {
     ) -> Result<(), RemoteError> {
         let tries = wait_ms / 20;
         let escalate = if escalate {
-            "kill -KILL \"$p\" 2>/dev/null; i=0; while alive \"$p\" && [ $i -lt 250 ]; do sleep 0.02; i=$((i+1)); done\n"
+            format!(
+                "kill -KILL \"$p\" 2>/dev/null; i=0; while alive \"$p\" && [ $i -lt {} ]; do sleep 0.02; i=$((i+1)); done\n",
+                KILLED_WAIT.as_millis() / 20
+            )
         } else {
-            ""
+            String::new()
         };
         // A stopped process does not act on SIGTERM: continue it first.
         let command = format!(
@@ -92,13 +99,16 @@ impl Daemon {
              kill -{signal} \"$p\" 2>/dev/null; kill -CONT \"$p\" 2>/dev/null\n\
              i=0; while alive \"$p\" && [ $i -lt {tries} ]; do sleep 0.02; i=$((i+1)); done\n\
              {escalate}\
-             if alive \"$p\"; then echo \"pid $p still runs\" >&2; exit 1; fi\n\
+             if alive \"$p\"; then echo \"pid $p still runs ($(grep '^State:' /proc/\"$p\"/status))\" >&2; exit 1; fi\n\
              rm -f {pidfile}",
             pid = self.pid_expr(),
             pidfile = shell_quote(&self.pidfile),
         );
         remote
-            .run(&command, CONTROL_TIMEOUT + Duration::from_millis(wait_ms))
+            .run(
+                &command,
+                CONTROL_TIMEOUT + Duration::from_millis(wait_ms) + KILLED_WAIT,
+            )
             .map(|_| ())
     }
 
@@ -109,7 +119,7 @@ impl Daemon {
 
     /// SIGKILL now (a crash), waiting until the process is gone.
     pub fn kill(&self, remote: &dyn Remote) -> Result<(), RemoteError> {
-        self.signal_and_wait(remote, "KILL", 5000, false)
+        self.signal_and_wait(remote, "KILL", KILLED_WAIT.as_millis() as u64, false)
     }
 
     /// SIGSTOP: the process stays but stops running (a long GC pause, a VM

@@ -47,6 +47,7 @@ async fn trivial_node(listener: TcpListener) {
             let (read, mut write) = stream.into_split();
             let mut reader = BufReader::new(read);
             let mut buf = Vec::new();
+            let mut out = Vec::new();
             while let Ok(true) = read_frame(&mut reader, &mut buf).await {
                 let Ok(request) = serde_json::from_slice::<Request>(&buf) else {
                     return;
@@ -59,8 +60,13 @@ async fn trivial_node(listener: TcpListener) {
                     Ok(out) => Reply::ok(request.id, &request.op, &out),
                     Err(code) => Reply::fail(request.id, code),
                 };
-                if write.write_all(&encode_frame(&reply)).await.is_err() {
-                    return;
+                // Replies to requests that arrived together go out together.
+                out.extend_from_slice(&encode_frame(&reply));
+                if reader.buffer().is_empty() {
+                    if write.write_all(&out).await.is_err() {
+                        return;
+                    }
+                    out.clear();
                 }
             }
         });

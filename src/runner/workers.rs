@@ -6,6 +6,13 @@
 //! continues as process `i + concurrency`, because the old process may still
 //! have that operation in flight. Every call has a timeout, so a paused or
 //! cut-off node never holds a run past its time limit.
+//!
+//! Workers share one pipelined connection per node ([`Pool`]): requests are
+//! matched to replies by id, so sharing changes nothing in what a worker
+//! sees, and many requests go out in one write (the controller's throughput
+//! is bound by system calls). A call that ends `info` retires the connection
+//! it used, as a Jepsen client would reconnect: later calls get a fresh one
+//! instead of one stalled behind a partition's retransmission backoff.
 
 use super::recorder::Recorder;
 use crate::client::{Client, Indefinite, completion};
@@ -44,6 +51,43 @@ pub struct Source {
 /// How many times one operation follows `not-leader` to another node.
 const REDIRECTS_MAX: usize = 2;
 
+/// The open connections of all workers, at most one per node in use.
+#[derive(Default)]
+pub struct Pool {
+    conns: Mutex<HashMap<String, Arc<Client>>>,
+}
+
+impl Pool {
+    /// The open connection to `addr`, made if there is none. Connecting
+    /// happens outside the lock, so workers never wait on each other's
+    /// connection attempts; when two connect at once, the first kept wins.
+    async fn get(&self, addr: &str, timeout: Duration) -> Result<Arc<Client>, Indefinite> {
+        if let Some(c) = lock(&self.conns).get(addr).filter(|c| !c.is_closed()) {
+            return Ok(c.clone());
+        }
+        let fresh = Arc::new(Client::connect(addr, timeout).await?);
+        let mut conns = lock(&self.conns);
+        match conns.get(addr) {
+            Some(kept) if !kept.is_closed() => Ok(kept.clone()),
+            _ => {
+                conns.insert(addr.to_string(), fresh.clone());
+                Ok(fresh)
+            }
+        }
+    }
+
+    /// Stops handing out `client` (unless it was already replaced).
+    fn retire(&self, client: &Arc<Client>) {
+        let mut conns = lock(&self.conns);
+        if conns
+            .get(client.addr())
+            .is_some_and(|kept| Arc::ptr_eq(kept, client))
+        {
+            conns.remove(client.addr());
+        }
+    }
+}
+
 /// A worker's way to the cluster: its own node first, then wherever
 /// `not-leader` points. A `not-leader` reply is definite, so the operation is
 /// sent again: to the hinted leader; without a hint (the node lost touch with
@@ -52,17 +96,16 @@ const REDIRECTS_MAX: usize = 2;
 /// (and the bugs that break them) stay exercised.
 struct Route {
     home: Endpoint,
-    /// Open connections by address (at most one per node).
-    conns: HashMap<String, Client>,
+    pool: Arc<Pool>,
     /// The node that last answered after a redirect.
     leader: Option<Endpoint>,
 }
 
 impl Route {
-    fn new(home: Endpoint) -> Route {
+    fn new(home: Endpoint, pool: Arc<Pool>) -> Route {
         Route {
             home,
-            conns: HashMap::new(),
+            pool,
             leader: None,
         }
     }
@@ -77,21 +120,14 @@ impl Route {
         let mut target = self.home.clone();
         let mut tried: Vec<Endpoint> = Vec::new();
         for attempt in 0..=REDIRECTS_MAX {
-            if self.conns.get(&target.addr).is_none_or(Client::is_closed) {
-                match Client::connect(&target.addr, cfg.connect_timeout).await {
-                    Ok(c) => {
-                        self.conns.insert(target.addr.clone(), c);
-                    }
-                    Err(e) => return (target.name, Ok(not_sent(&e))),
-                }
-            }
-            let Some(client) = self.conns.get(&target.addr) else {
-                unreachable!("connected above")
+            let client = match self.pool.get(&target.addr, cfg.connect_timeout).await {
+                Ok(c) => c,
+                Err(e) => return (target.name, Ok(not_sent(&e))),
             };
             let result = client.call(op.clone(), cfg.op_timeout).await;
             match &result {
                 Err(_) => {
-                    self.conns.remove(&target.addr);
+                    self.pool.retire(&client);
                     return (target.name, result);
                 }
                 Ok(Outcome::Fail {
@@ -137,8 +173,8 @@ impl Route {
         unreachable!("the last attempt returns")
     }
 
+    /// After an `info`: forget the leader (the connection was retired).
     fn reset(&mut self) {
-        self.conns.clear();
         self.leader = None;
     }
 }
@@ -196,18 +232,28 @@ pub async fn run(
     stop: watch::Receiver<bool>,
 ) {
     let mut tasks = tokio::task::JoinSet::new();
+    let pool = Arc::new(Pool::default());
     for i in 0..cfg.concurrency {
-        let (cfg, source, recorder, mut stop) =
-            (cfg.clone(), source.clone(), recorder.clone(), stop.clone());
+        let (cfg, source, recorder, pool, mut stop) = (
+            cfg.clone(),
+            source.clone(),
+            recorder.clone(),
+            pool.clone(),
+            stop.clone(),
+        );
         tasks.spawn(async move {
             let home = cfg.endpoints[i as usize % cfg.endpoints.len()].clone();
-            let mut route = Route::new(home);
+            let mut route = Route::new(home, pool);
             let mut process = u64::from(i);
             while !*stop.borrow() {
                 let at = lock(&source.pacer).claim();
-                tokio::select! {
-                    _ = tokio::time::sleep_until(at.into()) => {}
-                    _ = stop.wait_for(|s| *s) => break,
+                // tokio's timer rounds up to the next millisecond: a slot due
+                // now is taken at once, not a tick later.
+                if at > Instant::now() {
+                    tokio::select! {
+                        _ = tokio::time::sleep_until(at.into()) => {}
+                        _ = stop.wait_for(|s| *s) => break,
+                    }
                 }
                 let inv = lock(&source.generator).next_op();
                 if run_one(&inv, Process::Client(process), &mut route, &cfg, &recorder).await
@@ -231,9 +277,10 @@ pub async fn final_reads(
     deadline: Instant,
 ) {
     let mut process = first_process;
+    let pool = Arc::new(Pool::default());
     for endpoint in &cfg.endpoints {
         for inv in reads {
-            let mut route = Route::new(endpoint.clone());
+            let mut route = Route::new(endpoint.clone(), pool.clone());
             for _attempt in 0..FINAL_READ_TRIES {
                 let kind = run_one(inv, Process::Client(process), &mut route, cfg, recorder).await;
                 process += 1;
@@ -250,4 +297,46 @@ const FINAL_READ_TRIES: u32 = 20;
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A listener that accepts and holds connections, counting them.
+    async fn listener() -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap().to_string();
+        let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let count = accepted.clone();
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((s, _)) = l.accept().await {
+                count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                held.push(s);
+            }
+        });
+        (addr, accepted)
+    }
+
+    #[tokio::test]
+    async fn workers_share_a_connection_until_a_call_retires_it() {
+        let (addr, accepted) = listener().await;
+        let pool = Pool::default();
+        let t = Duration::from_secs(5);
+        let first = pool.get(&addr, t).await.unwrap();
+        let again = pool.get(&addr, t).await.unwrap();
+        assert!(Arc::ptr_eq(&first, &again), "one connection per node");
+        pool.retire(&first);
+        let fresh = pool.get(&addr, t).await.unwrap();
+        assert!(
+            !Arc::ptr_eq(&first, &fresh),
+            "a retired connection is not handed out"
+        );
+        // A second worker retiring the old connection leaves the fresh one.
+        pool.retire(&first);
+        assert!(Arc::ptr_eq(&fresh, &pool.get(&addr, t).await.unwrap()));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 2);
+    }
 }
