@@ -306,3 +306,67 @@ fn generated_histories_check_as_injected_and_bad_input_exits_3() {
     assert_eq!(o.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&o.stderr).contains("unknown consistency model"));
 }
+
+#[test]
+fn order_flags_switch_the_realtime_order_and_unknown_says_why() {
+    let out = tempfile::tempdir().unwrap();
+    let dir = out.path().to_str().unwrap();
+    let stale = out.path().join("stale.jsonl");
+    let o = faultline(&[
+        "gen-history",
+        "--workload",
+        "list-append",
+        "--txns",
+        "2000",
+        "--seed",
+        "3",
+        "--anomaly",
+        "stale-read",
+        "--out",
+        stale.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let check = |extra: &[&str]| {
+        let mut args = vec!["check", "--workload", "list-append", "--out", dir];
+        args.extend_from_slice(extra);
+        args.push(stale.to_str().unwrap());
+        let o = faultline(&args);
+        let r = results(out.path());
+        let elle = r.files[0].elle.clone().unwrap();
+        (o.status.code(), elle)
+    };
+    // strict-serializable orders by real time by default: the stale read is a cycle.
+    let (code, elle) = check(&[]);
+    assert_eq!(code, Some(1));
+    assert!(elle.realtime_order);
+    assert!(
+        elle.anomaly_types.iter().any(|a| a.ends_with("-realtime")),
+        "{:?}",
+        elle.anomaly_types
+    );
+    // Without the realtime order nothing is found, and strict serializability
+    // cannot be decided: unknown, saying why.
+    let (code, elle) = check(&["--realtime-order", "off"]);
+    assert!(!elle.realtime_order);
+    assert!(elle.anomaly_types.is_empty(), "{:?}", elle.anomaly_types);
+    assert_eq!(code, Some(2));
+    assert!(
+        elle.text
+            .contains("strict-serializable needs the realtime order"),
+        "{}",
+        elle.text
+    );
+    let (code, _) = check(&["--consistency", "serializable"]);
+    assert_eq!(code, Some(0));
+    // And a model that does not need it can be given it.
+    let (_, elle) = check(&["--consistency", "serializable", "--process-order", "on"]);
+    assert!(elle.process_order && !elle.realtime_order);
+    // A bad value is a usage error: exit 3.
+    let (code, _) = check(&["--realtime-order", "sometimes"]);
+    assert_eq!(code, Some(3));
+}

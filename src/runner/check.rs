@@ -16,7 +16,7 @@ use crate::history::{Format, read_path};
 use crate::report::results::{self, FileResult, Results, Valid};
 use crate::suite::Span;
 use anyhow::Context;
-use clap::builder::{PossibleValuesParser, TypedValueParser};
+use clap::builder::{BoolishValueParser, PossibleValuesParser, TypedValueParser};
 use rayon::prelude::*;
 use serde_json::Value;
 use std::fmt::Write;
@@ -75,6 +75,19 @@ pub struct CheckArgs {
     /// serializable, strong-session-serializable, strict-serializable, ...).
     #[arg(long, default_value = "strict-serializable", value_name = "MODEL")]
     pub consistency: String,
+    /// With --workload: order each client's transactions (default: when the
+    /// model needs it, as strong-session and strict models do).
+    #[arg(long, value_name = "on|off", value_parser = BoolishValueParser::new())]
+    pub process_order: Option<bool>,
+    /// With --workload: order transactions by real time (default: when the
+    /// model needs it, as strict-serializable does).
+    #[arg(long, value_name = "on|off", value_parser = BoolishValueParser::new())]
+    pub realtime_order: Option<bool>,
+    /// With --workload rw-register: assume each key is sequentially
+    /// consistent, so a process's later transactions see versions at least as
+    /// new (an assumption about the database, off by default).
+    #[arg(long)]
+    pub sequential_keys: bool,
 }
 
 /// Which checker, with its options.
@@ -97,6 +110,9 @@ impl CheckArgs {
             .map_err(|e| anyhow::anyhow!("--consistency: {e}"))?;
         let mut o = ElleOptions::new(workload, model);
         o.time_limit = self.time_limit.0;
+        o.process_order = self.process_order.unwrap_or(o.process_order);
+        o.realtime_order = self.realtime_order.unwrap_or(o.realtime_order);
+        o.sequential_keys = self.sequential_keys;
         Ok(Checker::Elle(o))
     }
 
@@ -406,9 +422,8 @@ fn elle_detail(c: &FileCheck, r: &ElleResult) -> String {
         let not: Vec<&str> = r.boundary.not.iter().map(|m| m.name()).collect();
         let _ = write!(d, ": not {}", not.join(", "));
     }
-    if r.verdict == Verdict::Unknown {
-        let cut: Vec<String> = r.incomplete.iter().map(|a| a.name()).collect();
-        let _ = write!(d, "  (search cut short: {})", cut.join(", "));
+    if let Some(why) = r.why_unknown() {
+        let _ = write!(d, "  ({why})");
     }
     d
 }

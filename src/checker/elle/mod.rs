@@ -486,6 +486,29 @@ fn render_case(txns: &Txns, g: &Graph, inference: &Inference, f: &Found) -> Case
 }
 
 impl ElleResult {
+    /// Why the verdict is unknown, in words; `None` when it is not unknown.
+    pub fn why_unknown(&self) -> Option<String> {
+        if self.verdict != Verdict::Unknown {
+            return None;
+        }
+        Some(if !self.incomplete.is_empty() {
+            let list: Vec<String> = self.incomplete.iter().map(|a| a.name()).collect();
+            format!("cycle search cut short for {}", list.join(", "))
+        } else if self.boundary.unchecked.contains(&self.model) {
+            let order = if self.model.needs_orders().1 {
+                "realtime"
+            } else {
+                "process"
+            };
+            format!(
+                "{} needs the {order} order, which was not checked",
+                self.model.name()
+            )
+        } else {
+            "no transaction committed".to_string()
+        })
+    }
+
     /// The names of the anomalies found, worst first.
     pub fn anomaly_names(&self) -> Vec<String> {
         self.counts.keys().map(|a| a.name()).collect()
@@ -506,7 +529,11 @@ impl ElleResult {
             s.fail,
             self.model
         );
-        let _ = writeln!(out, "verdict: {}", self.verdict.as_str());
+        match self.why_unknown() {
+            Some(why) => writeln!(out, "verdict: unknown ({why})"),
+            None => writeln!(out, "verdict: {}", self.verdict.as_str()),
+        }
+        .ok();
         if !self.counts.is_empty() {
             let list: Vec<String> = self
                 .counts
