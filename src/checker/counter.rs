@@ -127,26 +127,11 @@ pub fn check(ops: &[Op]) -> CounterResult {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::history::{OpType, Process};
+    use crate::history::OpType;
     use OpType::*;
     use serde_json::{Value, json};
 
-    fn h(events: &[(u64, u64, OpType, &str, Value)]) -> Vec<Op> {
-        events
-            .iter()
-            .enumerate()
-            .map(|(i, (t, p, k, f, v))| Op {
-                index: i as u64,
-                time: *t,
-                process: Process::Client(*p),
-                kind: *k,
-                f: f.to_string(),
-                value: v.clone(),
-                node: None,
-                error: None,
-            })
-            .collect()
-    }
+    use crate::history::op::notation as h;
 
     #[test]
     fn reads_must_lie_between_acknowledged_and_attempted_sums() {

@@ -195,26 +195,10 @@ pub fn check(ops: &[Op]) -> SetResult {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::history::{OpType, Process};
+    use crate::history::OpType;
     use serde_json::json;
 
-    /// A tiny notation: (time, process, type, f, value).
-    fn h(events: &[(u64, u64, OpType, &str, Value)]) -> Vec<Op> {
-        events
-            .iter()
-            .enumerate()
-            .map(|(i, (t, p, k, f, v))| Op {
-                index: i as u64,
-                time: *t,
-                process: Process::Client(*p),
-                kind: *k,
-                f: f.to_string(),
-                value: v.clone(),
-                node: None,
-                error: None,
-            })
-            .collect()
-    }
+    use crate::history::op::notation as h;
     use OpType::*;
 
     #[test]

@@ -118,3 +118,23 @@ impl Op {
         matches!(self.process, Process::Client(_))
     }
 }
+
+/// A history for checker tests, in a tiny notation: (time, client process,
+/// type, f, value) per op, indexed in order.
+#[cfg(test)]
+pub fn notation(events: &[(u64, u64, OpType, &str, Value)]) -> Vec<Op> {
+    events
+        .iter()
+        .enumerate()
+        .map(|(i, (t, p, k, f, v))| Op {
+            index: i as u64,
+            time: *t,
+            process: Process::Client(*p),
+            kind: *k,
+            f: f.to_string(),
+            value: v.clone(),
+            node: None,
+            error: None,
+        })
+        .collect()
+}
