@@ -36,17 +36,27 @@ struct Net {
 
 impl Net {
     fn up(prefix: &str, nodes: usize) -> Net {
+        Net::make(prefix, nodes, false)
+    }
+
+    /// With `ssh`, every host is reached over SSH (an sshd in each namespace,
+    /// the generated inventory), as a lab would be.
+    fn make(prefix: &str, nodes: usize, ssh: bool) -> Net {
         let name = format!("{prefix}{}", std::process::id() % 100_000);
         let guard = ClusterGuard { name: name.clone() };
         let opts = UpOptions {
             name: name.clone(),
             backend: Backend::Netns,
             nodes,
-            ssh: false,
+            ssh,
             binary: BINARY.into(),
         };
-        let cluster = cluster::up(&opts).expect("cluster up (needs root)");
+        let mut cluster = cluster::up(&opts).expect("cluster up (needs root)");
         let state = cluster::State::load(&name).unwrap();
+        if ssh {
+            let inventory = state.inventory.as_ref().expect("an inventory was written");
+            cluster = cluster::inventory::open(inventory).unwrap();
+        }
         let netns = state
             .hosts
             .iter()
@@ -227,6 +237,53 @@ fn assert_no_faultline_left(net: &Net) {
     }
 }
 
+/// The median time to apply a halves partition, applied and healed 10 times.
+fn halves_applied_ms(faults: &HostFaults, nodes: &[String], rng: &mut ChaCha8Rng) -> f64 {
+    let grudge = partition::grudge(&Shape::Halves, nodes, &[], rng).unwrap();
+    let mut applied: Vec<f64> = (0..10)
+        .map(|_| {
+            let started = Instant::now();
+            faults
+                .apply(&Action::StartPartition {
+                    shape: "halves".into(),
+                    grudge: grudge.clone(),
+                })
+                .unwrap();
+            let ms = started.elapsed().as_secs_f64() * 1e3;
+            faults.apply(&Action::StopPartition).unwrap();
+            ms
+        })
+        .collect();
+    median(&mut applied)
+}
+
+#[test]
+fn a_partition_over_ssh_cuts_its_grudge_and_heals() {
+    let net = Net::make("tns", 5, true);
+    let nodes = net.nodes();
+    let via = net.remote("n1").run("echo $SSH_CONNECTION", T).unwrap();
+    assert!(!via.trim().is_empty(), "n1 is reached over SSH");
+    let _listeners = Listeners::start(&net);
+    let faults = net.faults(Arc::new(NoProcesses { primaries: vec![] }));
+    let mut rng = ChaCha8Rng::seed_from_u64(7);
+    let grudge = partition::grudge(&Shape::MajoritiesRing, &nodes, &[], &mut rng).unwrap();
+    faults
+        .apply(&Action::StartPartition {
+            shape: "majorities-ring".into(),
+            grudge: grudge.clone(),
+        })
+        .unwrap();
+    assert_eq!(matrix(&net), partition::connected_pairs(&grudge, &nodes));
+    faults.apply(&Action::StopPartition).unwrap();
+    assert_eq!(matrix(&net), all_pairs(&nodes), "healed, everyone connects");
+    println!(
+        "partition halves on 5 hosts over SSH: median {:.1} ms over 10",
+        halves_applied_ms(&faults, &nodes, &mut rng)
+    );
+    faults.heal().unwrap();
+    assert_no_faultline_left(&net);
+}
+
 fn median(xs: &mut [f64]) -> f64 {
     xs.sort_by(|a, b| a.total_cmp(b));
     xs[xs.len() / 2]
@@ -299,25 +356,9 @@ fn every_partition_shape_cuts_exactly_its_grudge_and_heal_reconnects() {
             shape.name()
         );
     }
-    // Timing: the same halves partition, applied and healed 10 times.
-    let grudge = partition::grudge(&Shape::Halves, &nodes, &[], &mut rng).unwrap();
-    let mut applied: Vec<f64> = (0..10)
-        .map(|_| {
-            let started = Instant::now();
-            faults
-                .apply(&Action::StartPartition {
-                    shape: "halves".into(),
-                    grudge: grudge.clone(),
-                })
-                .unwrap();
-            let ms = started.elapsed().as_secs_f64() * 1e3;
-            faults.apply(&Action::StopPartition).unwrap();
-            ms
-        })
-        .collect();
     println!(
         "partition halves on 5 netns hosts: median {:.1} ms over 10",
-        median(&mut applied)
+        halves_applied_ms(&faults, &nodes, &mut rng)
     );
     let healed = faults.heal().unwrap();
     assert!(
