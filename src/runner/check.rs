@@ -88,6 +88,11 @@ pub struct CheckArgs {
     /// new (an assumption about the database, off by default).
     #[arg(long)]
     pub sequential_keys: bool,
+    /// With --workload rw-register: assume each key is linearizable, so a
+    /// transaction invoked after another completed sees versions at least as
+    /// new (an assumption about the database, off by default).
+    #[arg(long)]
+    pub linearizable_keys: bool,
 }
 
 /// Which checker, with its options.
@@ -113,6 +118,7 @@ impl CheckArgs {
         o.process_order = self.process_order.unwrap_or(o.process_order);
         o.realtime_order = self.realtime_order.unwrap_or(o.realtime_order);
         o.sequential_keys = self.sequential_keys;
+        o.linearizable_keys = self.linearizable_keys;
         Ok(Checker::Elle(o))
     }
 

@@ -97,6 +97,10 @@ pub struct ElleOptions {
     /// later transactions see versions at least as new (an assumption about
     /// the database; off by default).
     pub sequential_keys: bool,
+    /// rw-register: each key is linearizable, so a transaction invoked after
+    /// another completed sees versions at least as new (an assumption about
+    /// the database; off by default).
+    pub linearizable_keys: bool,
 }
 
 impl ElleOptions {
@@ -113,6 +117,7 @@ impl ElleOptions {
             max_cases: 8,
             wfr_keys: true,
             sequential_keys: false,
+            linearizable_keys: false,
         }
     }
 }

@@ -8,7 +8,8 @@
 //! a transaction that read v and then wrote v' installed v' after v
 //! (`wfr_keys`); and, if the database promises sequential keys, a process's
 //! later transactions see versions no older than its earlier ones
-//! (`sequential_keys`). A source that would make a key's versions cyclic is
+//! (`sequential_keys`); if it promises linearizable keys, so does any
+//! transaction invoked after another completed (`linearizable_keys`). A source that would make a key's versions cyclic is
 //! dropped for that key and reported as `cyclic-versions`. Nothing is
 //! guessed. External reads (before the transaction writes the key) and
 //! external writes (its last write of the key) are what other transactions
@@ -30,6 +31,8 @@ enum Source {
     WritesFollowReads(u32),
     /// These two transactions of one process saw them, in that order.
     Process(u32, u32),
+    /// The first transaction completed before the second was invoked.
+    Realtime(u32, u32),
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -112,6 +115,13 @@ impl RegisterIndex {
                 tname(&txns.txns[a as usize]),
                 e.to,
                 tname(&txns.txns[b as usize])
+            ),
+            Source::Realtime(a, b) => format!(
+                "{} saw {} and completed before {} began, which saw {}",
+                tname(&txns.txns[a as usize]),
+                v(e.from),
+                tname(&txns.txns[b as usize]),
+                e.to
             ),
         }
     }
@@ -410,6 +420,9 @@ fn version_order(
     if opts.sequential_keys {
         sources.push(process_versions(txns));
     }
+    if opts.linearizable_keys {
+        sources.push(realtime_versions(txns));
+    }
     edges.sort_unstable_by_key(|e| (e.key, e.from, e.to));
     edges.dedup_by_key(|e| (e.key, e.from, e.to));
     for mut source in sources {
@@ -442,7 +455,9 @@ fn version_order(
                             .find(|e| e.from == w[0] && Some(e.to) == w[1]);
                         match e.map(|e| e.source) {
                             Some(Source::WritesFollowReads(t)) => txn.push(t),
-                            Some(Source::Process(a, b)) => txn.extend([a, b]),
+                            Some(Source::Process(a, b) | Source::Realtime(a, b)) => {
+                                txn.extend([a, b])
+                            }
                             _ => {}
                         }
                     }
@@ -484,24 +499,7 @@ fn process_versions(txns: &Txns) -> Vec<VersionEdge> {
         if t.outcome != Outcome::Ok {
             continue;
         }
-        let (reads, writes) = externals(txns, i as u32);
-        let keys: Vec<KeyId> = reads
-            .iter()
-            .map(|r| r.0)
-            .chain(writes.iter().map(|w| w.0))
-            .collect();
-        for k in keys {
-            let first = reads
-                .iter()
-                .find(|r| r.0 == k)
-                .map(|r| r.1)
-                .or_else(|| writes.iter().find(|w| w.0 == k).map(|w| Some(w.1)))
-                .flatten();
-            let final_v = writes
-                .iter()
-                .find(|w| w.0 == k)
-                .map(|w| Some(w.1))
-                .unwrap_or(first);
+        for (k, first, final_v) in seen(txns, i as u32) {
             if let (Some(&(prev, pv)), Some(to)) = (last.get(&(t.process, k)), first)
                 && pv != Some(to)
             {
@@ -513,6 +511,96 @@ fn process_versions(txns: &Txns) -> Vec<VersionEdge> {
                 });
             }
             last.insert((t.process, k), (i as u32, final_v));
+        }
+    }
+    out
+}
+
+/// The keys transaction `t` touched, each with the first version it saw
+/// (read, or else written) and the last (its write, or else what it read).
+fn seen(txns: &Txns, t: u32) -> Vec<(KeyId, Option<i64>, Option<i64>)> {
+    let (reads, writes) = externals(txns, t);
+    let mut keys: Vec<KeyId> = reads
+        .iter()
+        .map(|r| r.0)
+        .chain(writes.iter().map(|w| w.0))
+        .collect();
+    keys.sort_unstable();
+    keys.dedup();
+    keys.into_iter()
+        .map(|k| {
+            let first = reads
+                .iter()
+                .find(|r| r.0 == k)
+                .map(|r| r.1)
+                .or_else(|| writes.iter().find(|w| w.0 == k).map(|w| Some(w.1)))
+                .flatten();
+            let last = writes
+                .iter()
+                .find(|w| w.0 == k)
+                .map(|w| Some(w.1))
+                .unwrap_or(first);
+            (k, first, last)
+        })
+        .collect()
+}
+
+/// Version edges from real time (`linearizable_keys`): when an ok
+/// transaction completed before another was invoked, the last version of a
+/// key the first saw precedes the first version the second saw. Each
+/// transaction is linked only to the frontier before it: a transaction
+/// followed by another that began after it completed (and also completed
+/// first) is implied through that one, so edges stay about the
+/// concurrency per transaction instead of quadratic.
+fn realtime_versions(txns: &Txns) -> Vec<VersionEdge> {
+    struct Seen {
+        txn: u32,
+        invoke: u32,
+        complete: u32,
+        first: Option<i64>,
+        last: Option<i64>,
+    }
+    let mut per_key: HashMap<KeyId, Vec<Seen>> = HashMap::new();
+    for (i, t) in txns.txns.iter().enumerate() {
+        let (Outcome::Ok, Some(complete)) = (t.outcome, t.complete_seq) else {
+            continue;
+        };
+        for (k, first, last) in seen(txns, i as u32) {
+            per_key.entry(k).or_default().push(Seen {
+                txn: i as u32,
+                invoke: t.invoke_seq,
+                complete,
+                first,
+                last,
+            });
+        }
+    }
+    let mut out = Vec::new();
+    for (key, mut list) in per_key {
+        list.sort_unstable_by_key(|s| s.invoke);
+        let mut by_complete: Vec<&Seen> = list.iter().collect();
+        by_complete.sort_unstable_by_key(|s| s.complete);
+        let mut done = by_complete.into_iter().peekable();
+        // Completed before the current invocation and not implied by another.
+        let mut frontier: Vec<&Seen> = Vec::new();
+        let mut latest_invoke = 0;
+        for later in &list {
+            while let Some(earlier) = done.next_if(|e| e.complete < later.invoke) {
+                latest_invoke = latest_invoke.max(earlier.invoke);
+                frontier.push(earlier);
+                frontier.retain(|f| f.complete > latest_invoke);
+            }
+            let Some(to) = later.first else { continue };
+            for f in &frontier {
+                if f.last != Some(to) && f.last.is_some() {
+                    out.push(VersionEdge {
+                        key,
+                        from: f.last,
+                        to,
+                        source: Source::Realtime(f.txn, later.txn),
+                    });
+                }
+            }
         }
     }
     out

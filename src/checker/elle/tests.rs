@@ -461,3 +461,55 @@ fn register_sequential_keys_order_versions_by_process() {
     assert_eq!(witnesses(c), ts(&h, &[0, 1]));
     assert!(c.text.contains("process 3 saw 1"), "{}", c.text);
 }
+
+#[test]
+fn register_linearizable_keys_order_versions_by_real_time() {
+    // T1 wrote x=1 and completed before T2 began, so under linearizable keys
+    // 1 < 2. T3 read x=1 and wrote y=1; T2 wrote x=2 and read y = nil: each
+    // overwrote what the other read (G2-item). Without the assumption the
+    // order of x's versions is unknown and nothing can be said.
+    let h = History::register()
+        .ok(1, "wx1")
+        .concurrent(&[(2, "wx2 ry"), (3, "rx1 wy1")]);
+    let mut opts = ElleOptions::new(Workload::RwRegister, Model::Serializable);
+    assert_eq!(super::check(&h.ops, &opts).unwrap().verdict, Verdict::Valid);
+    opts.linearizable_keys = true;
+    let r = super::check(&h.ops, &opts).unwrap();
+    assert!(
+        names(&r).contains(&"G2-item".to_string()),
+        "{}",
+        r.render_text()
+    );
+    let c = case(&r, "G2-item");
+    assert_eq!(witnesses(c), ts(&h, &[1, 2]));
+    assert!(c.text.contains("completed before"), "{}", c.text);
+}
+
+#[test]
+fn register_linearizable_keys_make_a_stale_read_a_version_cycle() {
+    // x=2 was written after x=1 completed, and x=1 was read after that:
+    // versions 1 < 2 < 1.
+    let h = History::register().ok(1, "wx1").ok(2, "wx2").ok(3, "rx1");
+    let mut opts = ElleOptions::new(Workload::RwRegister, Model::Serializable);
+    assert_eq!(super::check(&h.ops, &opts).unwrap().verdict, Verdict::Valid);
+    opts.linearizable_keys = true;
+    let r = super::check(&h.ops, &opts).unwrap();
+    assert_eq!(r.verdict, Verdict::Invalid, "{}", r.render_text());
+    assert!(names(&r).contains(&"cyclic-versions".to_string()));
+}
+
+#[test]
+fn register_sequential_keys_keep_a_read_then_write_in_order() {
+    // One process reads x and then overwrites it, twice: a correct,
+    // sequential history, which must not come out as a version cycle.
+    let h = History::register()
+        .ok(1, "wx1")
+        .ok(2, "rx1 wx2")
+        .ok(2, "rx2 wx3")
+        .ok(2, "rx3");
+    let mut opts = ElleOptions::new(Workload::RwRegister, Model::StrictSerializable);
+    opts.sequential_keys = true;
+    opts.linearizable_keys = true;
+    let r = super::check(&h.ops, &opts).unwrap();
+    assert_eq!(r.verdict, Verdict::Valid, "{}", r.render_text());
+}
