@@ -4,10 +4,12 @@
 //! loss and delay measured close to what was asked with the fallbacks this
 //! kernel needs (no tc netem here); a process under the clock fault sees
 //! its wall clock move while the host's does not; kill and pause observed.
-//! Timings are printed (run with --no-capture to see them).
+//! Partitions also over SSH (an sshd in every namespace) and on Docker
+//! containers. Timings are printed (run with --no-capture to see them).
 //!
 //! Measurements run on test threads that enter a host's network namespace
-//! (setns), so the packets are real and cross the real bridge.
+//! (setns; a container's through its first process), so the packets are
+//! real and cross the real bridge.
 
 use faultline::cluster::{self, Backend, Cluster, ClusterGuard, UpOptions};
 use faultline::control::Remote;
@@ -29,24 +31,26 @@ const FAKETIME_FILE: &str = "/run/ft-test-faketime";
 
 struct Net {
     cluster: Cluster,
-    /// node → its network namespace
+    /// node → the file of its network namespace (for setns)
     netns: BTreeMap<String, String>,
+    /// Where the faultline executable is on the hosts.
+    binary: &'static str,
     _guard: ClusterGuard,
 }
 
 impl Net {
     fn up(prefix: &str, nodes: usize) -> Net {
-        Net::make(prefix, nodes, false)
+        Net::make(prefix, nodes, Backend::Netns, false)
     }
 
     /// With `ssh`, every host is reached over SSH (an sshd in each namespace,
     /// the generated inventory), as a lab would be.
-    fn make(prefix: &str, nodes: usize, ssh: bool) -> Net {
+    fn make(prefix: &str, nodes: usize, backend: Backend, ssh: bool) -> Net {
         let name = format!("{prefix}{}", std::process::id() % 100_000);
         let guard = ClusterGuard { name: name.clone() };
         let opts = UpOptions {
             name: name.clone(),
-            backend: Backend::Netns,
+            backend,
             nodes,
             ssh,
             binary: BINARY.into(),
@@ -60,11 +64,22 @@ impl Net {
         let netns = state
             .hosts
             .iter()
-            .map(|h| (h.name.clone(), h.netns.clone().unwrap()))
+            .map(|h| {
+                let file = match (&h.netns, &h.container) {
+                    (Some(ns), _) => format!("/run/netns/{ns}"),
+                    (None, Some(c)) => format!("/proc/{}/ns/net", container_pid(c)),
+                    (None, None) => panic!("{}: neither a namespace nor a container", h.name),
+                };
+                (h.name.clone(), file)
+            })
             .collect();
         Net {
             cluster,
             netns,
+            binary: match backend {
+                Backend::Docker => "/opt/faultline/bin/faultline",
+                _ => BINARY,
+            },
             _guard: guard,
         }
     }
@@ -90,7 +105,7 @@ impl Net {
                 HostNet::new(
                     h.remote.clone(),
                     h.addr,
-                    BINARY,
+                    self.binary,
                     HostClock::Faketime {
                         file: FAKETIME_FILE.into(),
                     },
@@ -102,7 +117,16 @@ impl Net {
     }
 }
 
-/// Runs `f` on a thread inside network namespace `ns`.
+/// The host pid of a container's first process (its namespaces are ours to enter).
+fn container_pid(container: &str) -> u32 {
+    let out = std::process::Command::new("docker")
+        .args(["inspect", "--format", "{{.State.Pid}}", container])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+}
+
+/// Runs `f` on a thread inside the network namespace whose file is `ns`.
 fn in_netns<T: Send>(ns: &str, f: impl FnOnce() -> T + Send) -> T {
     std::thread::scope(|s| {
         s.spawn(|| {
@@ -116,7 +140,7 @@ fn in_netns<T: Send>(ns: &str, f: impl FnOnce() -> T + Send) -> T {
 
 fn enter_netns(ns: &str) {
     use std::os::fd::AsRawFd;
-    let file = std::fs::File::open(format!("/run/netns/{ns}")).unwrap();
+    let file = std::fs::File::open(ns).unwrap();
     // SAFETY: a valid namespace fd; only this thread changes namespace.
     let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
     assert_eq!(rc, 0, "setns {ns}: {}", std::io::Error::last_os_error());
@@ -259,7 +283,7 @@ fn halves_applied_ms(faults: &HostFaults, nodes: &[String], rng: &mut ChaCha8Rng
 
 #[test]
 fn a_partition_over_ssh_cuts_its_grudge_and_heals() {
-    let net = Net::make("tns", 5, true);
+    let net = Net::make("tns", 5, Backend::Netns, true);
     let nodes = net.nodes();
     let via = net.remote("n1").run("echo $SSH_CONNECTION", T).unwrap();
     assert!(!via.trim().is_empty(), "n1 is reached over SSH");
@@ -278,6 +302,43 @@ fn a_partition_over_ssh_cuts_its_grudge_and_heals() {
     assert_eq!(matrix(&net), all_pairs(&nodes), "healed, everyone connects");
     println!(
         "partition halves on 5 hosts over SSH: median {:.1} ms over 10",
+        halves_applied_ms(&faults, &nodes, &mut rng)
+    );
+    faults.heal().unwrap();
+    assert_no_faultline_left(&net);
+}
+
+#[test]
+fn partitions_cut_docker_containers_too() {
+    let net = Net::make("tnd", 5, Backend::Docker, false);
+    let nodes = net.nodes();
+    let _listeners = Listeners::start(&net);
+    assert_eq!(
+        matrix(&net),
+        all_pairs(&nodes),
+        "a fresh cluster is connected"
+    );
+    let faults = net.faults(Arc::new(NoProcesses { primaries: vec![] }));
+    let mut rng = ChaCha8Rng::seed_from_u64(11);
+    for shape in [Shape::Halves, Shape::Bridge] {
+        let grudge = partition::grudge(&shape, &nodes, &[], &mut rng).unwrap();
+        faults
+            .apply(&Action::StartPartition {
+                shape: shape.name().into(),
+                grudge: grudge.clone(),
+            })
+            .unwrap();
+        assert_eq!(
+            matrix(&net),
+            partition::connected_pairs(&grudge, &nodes),
+            "{}",
+            shape.name()
+        );
+        faults.apply(&Action::StopPartition).unwrap();
+        assert_eq!(matrix(&net), all_pairs(&nodes), "{}: healed", shape.name());
+    }
+    println!(
+        "partition halves on 5 Docker containers: median {:.1} ms over 10",
         halves_applied_ms(&faults, &nodes, &mut rng)
     );
     faults.heal().unwrap();
