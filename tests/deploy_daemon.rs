@@ -160,3 +160,39 @@ fn deploy_table_on_docker_hosts() {
     let (c, _guard) = make("tdd", Backend::Docker, 2, false);
     exercise(&c, 0);
 }
+
+#[test]
+fn missing_packages_are_installed_with_apt_get() {
+    // Two hosts that are both this machine (command remotes that enter
+    // nothing): the netns hosts have no route to the package registry, this
+    // machine does. Both lack the package, so their two apt-get runs contend
+    // for dpkg's lock, as a host running unattended-upgrades would. GNU hello
+    // is tiny and nothing here depends on it, so removing it first is safe.
+    use faultline::control::{Remote, process::CommandRemote};
+    use std::sync::Arc;
+    let removed = std::process::Command::new("dpkg")
+        .args(["--remove", "hello"])
+        .output()
+        .unwrap();
+    assert!(removed.status.success(), "{removed:?}");
+    assert!(!std::path::Path::new("/usr/bin/hello").exists());
+    let remotes: Vec<Arc<dyn Remote>> = ["h1", "h2"]
+        .iter()
+        .map(|h| Arc::new(CommandRemote::new(*h, vec!["env".into()])) as Arc<dyn Remote>)
+        .collect();
+    let hello = Requirement {
+        what: "GNU hello".into(),
+        check: "command -v hello".into(),
+        package: Some("hello".into()),
+    };
+    let e = os::prepare(&remotes, std::slice::from_ref(&hello), false)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("h1: GNU hello (package hello)") && e.contains("h2: GNU hello"),
+        "{e}"
+    );
+    os::prepare(&remotes, &[hello], true).expect("apt-get installs hello");
+    let said = remotes[1].run("hello", T).unwrap();
+    assert_eq!(said.trim(), "Hello, world!");
+}

@@ -157,8 +157,11 @@ pub fn prepare(
             return Ok(());
         }
         let list = packages.join(" ");
+        // Another apt (unattended-upgrades, or a second host sharing this
+        // filesystem) may hold dpkg's lock: wait for it rather than fail.
         let apt = format!(
-            "DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends {list}"
+            "DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+             -o DPkg::Lock::Timeout=120 {list}"
         );
         let command = format!(
             "command -v apt-get >/dev/null || {{ echo 'no apt-get on this host: install {list} by hand' >&2; exit 1; }}; {apt} || {{ apt-get update -q && {apt}; }}"
