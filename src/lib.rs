@@ -16,5 +16,6 @@ pub mod nodes;
 pub mod os;
 pub mod report;
 pub mod runner;
+pub mod span;
 pub mod store;
 pub mod suite;

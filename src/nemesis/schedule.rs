@@ -17,7 +17,7 @@ use thiserror::Error;
 
 /// The longest duration or interval a nemesis file may ask for.
 /// Used when neither the fault nor the file says.
-pub use crate::suite::Span;
+pub use crate::span::Span;
 
 pub const DEFAULT_DURATION: Span = Span(Duration::from_secs(10));
 pub const DEFAULT_INTERVAL: Span = Span(Duration::from_secs(10));

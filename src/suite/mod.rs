@@ -7,11 +7,10 @@
 //! Not here: what a nemesis spec means (`nemesis/` reads it), how hosts are
 //! made (`cluster/`), how a test runs (`runner/`).
 
-pub mod duration;
 pub mod test;
 pub mod workload;
 
-pub use duration::Span;
+pub use crate::span::Span;
 pub use test::{Db, Hosts, NemesisRef, Shard, Suite, Test, TestSpec, WorkloadRef, resolve};
 pub use workload::{CheckerName, WorkloadKind, WorkloadSpec};
 

@@ -6,11 +6,11 @@
 //! inlined, defaults filled, the seed chosen. It is what runs, what is stored
 //! as test.yaml, and what `--replay` reads back.
 
-use super::duration::Span;
 use super::workload::{PRESETS as WORKLOAD_PRESETS, WorkloadSpec, kind_name};
 use super::{SuiteError, from_yaml};
 use crate::checker::Verdict;
 use crate::nemesis::schedule::{Schedule, ScheduleError};
+use crate::span::Span;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -1,7 +1,8 @@
 //! Durations as people write them in YAML and on the command line: `60s`,
 //! `500ms`, `2m`, `1h`, `1.5s`. Serialized back in the largest whole unit, so a
 //! stored test.yaml reads like the one that was written. Used by test files
-//! and nemesis files alike.
+//! and nemesis files alike: a module of its own, so that `suite` (which holds
+//! a nemesis schedule) and `nemesis` share it without importing each other.
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
