@@ -187,3 +187,30 @@ fn raft_on_docker_hosts() {
     let (c, _guard) = make("trd", Backend::Docker, 3, false);
     raft_table(&c);
 }
+
+#[test]
+fn a_node_that_exits_at_start_fails_the_deploy_at_once_with_its_log() {
+    let (cluster, _guard) = make("tdx", Backend::Netns, 2, false);
+    let options = DbOptions {
+        node_args: vec!["--no-such-flag".into()],
+        install: false,
+        ready_timeout: Duration::from_secs(60),
+        ..DbOptions::default()
+    };
+    match db::deploy(&cluster, BINARY.as_ref(), options) {
+        Err(db::DbError::NotReady { hosts, waited_ms }) => {
+            assert!(
+                waited_ms < 60_000,
+                "an exited node ends the wait before its timeout"
+            );
+            let text = hosts.join("\n");
+            assert!(
+                text.contains("n1") && text.contains("not running"),
+                "{text}"
+            );
+            assert!(text.contains("--no-such-flag"), "the log's tail: {text}");
+        }
+        Err(e) => panic!("expected NotReady, got {e}"),
+        Ok(_) => panic!("a node with an unknown flag cannot be ready"),
+    }
+}

@@ -480,15 +480,38 @@ impl Db {
 
     /// Waits until every node answers a `status` request on its port. When
     /// some do not, the error says for each whether its process still runs
-    /// and ends with its last log lines.
+    /// and ends with its last log lines. A node whose process has exited
+    /// (a bad flag, a port in use) fails the wait at once, not at `timeout`.
     pub fn wait_ready(&self, timeout: Duration) -> Result<(), DbError> {
-        let addrs: Vec<(String, SocketAddr)> = self
+        let mut addrs: Vec<(String, SocketAddr)> = self
             .cluster
             .hosts
             .iter()
             .map(|h| (h.name.clone(), SocketAddr::new(h.addr, self.options.port)))
             .collect();
-        match wait_until_answering(&addrs, timeout) {
+        let started = Instant::now();
+        let result = loop {
+            let left = timeout.saturating_sub(started.elapsed());
+            match wait_until_answering(&addrs, left.min(Duration::from_secs(1))) {
+                Err(DbError::NotReady { hosts, .. }) => {
+                    let exited = |name: &String| {
+                        self.index(name).is_ok_and(|i| {
+                            let remote = self.cluster.hosts[i].remote.as_ref();
+                            matches!(self.daemons[i].pid(remote), Ok(None))
+                        })
+                    };
+                    addrs.retain(|(name, addr)| hosts.contains(&format!("{name} ({addr})")));
+                    if left.is_zero() || addrs.iter().any(|(name, _)| exited(name)) {
+                        break Err(DbError::NotReady {
+                            hosts,
+                            waited_ms: started.elapsed().as_millis() as u64,
+                        });
+                    }
+                }
+                other => break other,
+            }
+        };
+        match result {
             Err(DbError::NotReady { hosts, waited_ms }) => {
                 let explained = hosts
                     .into_iter()
