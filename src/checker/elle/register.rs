@@ -9,9 +9,9 @@
 //! (`wfr_keys`); and, if the database promises sequential keys, a process's
 //! later transactions see versions no older than its earlier ones
 //! (`sequential_keys`); if it promises linearizable keys, so does any
-//! transaction invoked after another completed (`linearizable_keys`). A source that would make a key's versions cyclic is
-//! dropped for that key and reported as `cyclic-versions`. Nothing is
-//! guessed. External reads (before the transaction writes the key) and
+//! transaction invoked after another completed (`linearizable_keys`). A
+//! source that would make a key's versions cyclic is dropped for that key and
+//! reported as `cyclic-versions`. Nothing is guessed. External reads (before the transaction writes the key) and
 //! external writes (its last write of the key) are what other transactions
 //! can see.
 
