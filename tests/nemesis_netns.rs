@@ -309,6 +309,64 @@ fn a_partition_over_ssh_cuts_its_grudge_and_heals() {
 }
 
 #[test]
+fn a_packet_fault_and_a_partition_started_at_once_both_hold() {
+    // Each fault runs on its own timeline (as in the combined nemesis), so two
+    // can start on the same host at the same moment, both making the chains.
+    let net = Net::up("tno", 3);
+    let nodes = net.nodes();
+    let _listeners = Listeners::start(&net);
+    let faults = net.faults(Arc::new(NoProcesses { primaries: vec![] }));
+    let mut rng = ChaCha8Rng::seed_from_u64(3);
+    let n3_alone = Shape::Grudge(BTreeMap::from([(
+        "n3".to_string(),
+        vec!["n1".to_string(), "n2".to_string()],
+    )]));
+    let grudge = partition::grudge(&n3_alone, &nodes, &[], &mut rng).unwrap();
+    let (packet, cut) = std::thread::scope(|s| {
+        let packet = s.spawn(|| {
+            faults.apply(&Action::StartPacket {
+                nodes: nodes.clone(),
+                fault: PacketFault {
+                    delay_ms: 30,
+                    ..Default::default()
+                },
+                seed: 5,
+            })
+        });
+        let cut = s.spawn(|| {
+            faults.apply(&Action::StartPartition {
+                shape: "grudge".into(),
+                grudge: grudge.clone(),
+            })
+        });
+        (packet.join().unwrap(), cut.join().unwrap())
+    });
+    packet.expect("the packet fault starts");
+    cut.expect("the partition starts");
+    assert_eq!(matrix(&net), partition::connected_pairs(&grudge, &nodes));
+    // A TCP connect is one round trip: n1's SYN and n2's SYN-ACK are both delayed.
+    let connect = in_netns(&net.netns["n1"], || {
+        let to = SocketAddr::new(net.addr("n2"), LISTEN_PORT);
+        let started = Instant::now();
+        TcpStream::connect_timeout(&to, Duration::from_secs(2)).map(|_| started.elapsed())
+    });
+    let rtt = connect.expect("n1 still reaches n2");
+    assert!(
+        rtt >= Duration::from_millis(50),
+        "the delay holds too: {rtt:?}"
+    );
+    faults.apply(&Action::StopPartition).unwrap();
+    faults
+        .apply(&Action::StopPacket {
+            nodes: nodes.clone(),
+        })
+        .unwrap();
+    assert_eq!(matrix(&net), all_pairs(&nodes), "healed, everyone connects");
+    faults.heal().unwrap();
+    assert_no_faultline_left(&net);
+}
+
+#[test]
 fn partitions_cut_docker_containers_too() {
     let net = Net::make("tnd", 5, Backend::Docker, false);
     let nodes = net.nodes();

@@ -20,13 +20,16 @@ pub const CHAIN_OUT: &str = "faultline-out";
 pub const QUEUE_NUM: u16 = 7713;
 
 /// Shell lines that create both chains if missing and hook each one first in
-/// its built-in chain, once. Idempotent.
+/// its built-in chain, once. Idempotent, also when two faults run it at once
+/// on one host (scripts run under `set -e`, so a chain that already exists
+/// must not fail them; a hook inserted twice is harmless and removed by
+/// [`remove_chains_script`]).
 pub fn hook_script() -> String {
     let mut s = String::new();
     for (builtin, chain) in [("INPUT", CHAIN_IN), ("OUTPUT", CHAIN_OUT)] {
         let _ = writeln!(
             s,
-            "iptables -w -N {chain} 2>/dev/null; \
+            "iptables -w -N {chain} 2>/dev/null || true; \
              iptables -w -C {builtin} -j {chain} 2>/dev/null || iptables -w -I {builtin} 1 -j {chain}"
         );
     }
