@@ -290,16 +290,7 @@ fn a_partition_over_ssh_cuts_its_grudge_and_heals() {
     let _listeners = Listeners::start(&net);
     let faults = net.faults(Arc::new(NoProcesses { primaries: vec![] }));
     let mut rng = ChaCha8Rng::seed_from_u64(7);
-    let grudge = partition::grudge(&Shape::MajoritiesRing, &nodes, &[], &mut rng).unwrap();
-    faults
-        .apply(&Action::StartPartition {
-            shape: "majorities-ring".into(),
-            grudge: grudge.clone(),
-        })
-        .unwrap();
-    assert_eq!(matrix(&net), partition::connected_pairs(&grudge, &nodes));
-    faults.apply(&Action::StopPartition).unwrap();
-    assert_eq!(matrix(&net), all_pairs(&nodes), "healed, everyone connects");
+    cut_and_heal(&net, &faults, &Shape::MajoritiesRing, &mut rng);
     println!(
         "partition halves on 5 hosts over SSH: median {:.1} ms over 10",
         halves_applied_ms(&faults, &nodes, &mut rng)
@@ -379,21 +370,7 @@ fn partitions_cut_docker_containers_too() {
     let faults = net.faults(Arc::new(NoProcesses { primaries: vec![] }));
     let mut rng = ChaCha8Rng::seed_from_u64(11);
     for shape in [Shape::Halves, Shape::Bridge] {
-        let grudge = partition::grudge(&shape, &nodes, &[], &mut rng).unwrap();
-        faults
-            .apply(&Action::StartPartition {
-                shape: shape.name().into(),
-                grudge: grudge.clone(),
-            })
-            .unwrap();
-        assert_eq!(
-            matrix(&net),
-            partition::connected_pairs(&grudge, &nodes),
-            "{}",
-            shape.name()
-        );
-        faults.apply(&Action::StopPartition).unwrap();
-        assert_eq!(matrix(&net), all_pairs(&nodes), "{}: healed", shape.name());
+        cut_and_heal(&net, &faults, &shape, &mut rng);
     }
     println!(
         "partition halves on 5 Docker containers: median {:.1} ms over 10",
@@ -401,6 +378,27 @@ fn partitions_cut_docker_containers_too() {
     );
     faults.heal().unwrap();
     assert_no_faultline_left(&net);
+}
+
+/// Applies a partition of `shape`: the connectivity matrix must equal its
+/// grudge; after the partition stops, everyone connects again.
+fn cut_and_heal(net: &Net, faults: &HostFaults, shape: &Shape, rng: &mut ChaCha8Rng) {
+    let nodes = net.nodes();
+    let grudge = partition::grudge(shape, &nodes, &[], rng).unwrap();
+    faults
+        .apply(&Action::StartPartition {
+            shape: shape.name().into(),
+            grudge: grudge.clone(),
+        })
+        .unwrap();
+    assert_eq!(
+        matrix(net),
+        partition::connected_pairs(&grudge, &nodes),
+        "{}",
+        shape.name()
+    );
+    faults.apply(&Action::StopPartition).unwrap();
+    assert_eq!(matrix(net), all_pairs(&nodes), "{}: healed", shape.name());
 }
 
 fn median(xs: &mut [f64]) -> f64 {
