@@ -29,8 +29,12 @@ pub struct Daemon {
     pub cwd: String,
 }
 
-/// Shell function: is pid $1 a live process (a zombie is not)?
-const ALIVE: &str = "alive() { [ -n \"$1\" ] && kill -0 \"$1\" 2>/dev/null && ! grep -q '^State:[[:space:]]*Z' /proc/\"$1\"/status 2>/dev/null; }\n";
+/// Shell function: is pid $1 a live process (a zombie is not)? A zombie can be
+/// reaped between `kill -0` and the read of its status; a status that is gone
+/// is then decided by a second `kill -0`, not taken as "not a zombie".
+const ALIVE: &str = "alive() { [ -n \"$1\" ] && kill -0 \"$1\" 2>/dev/null || return 1; \
+s=$(grep '^State:' /proc/\"$1\"/status 2>/dev/null) || { kill -0 \"$1\" 2>/dev/null; return; }; \
+case \"$s\" in *Z*) return 1;; esac; }\n";
 
 impl Daemon {
     /// The script prefix: the `alive` function and `p`, the pid from the pidfile.
@@ -159,5 +163,46 @@ impl Daemon {
             self.pid_expr()
         );
         Ok(remote.run(&command, CONTROL_TIMEOUT)?.trim().chars().next())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ALIVE;
+    use std::process::Command;
+
+    /// Runs `alive <pid>` in `sh` after `setup`; true when it says alive.
+    fn alive(setup: &str, pid: u32) -> bool {
+        let script = format!("{ALIVE}{setup}\nalive {pid}");
+        Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .status()
+            .unwrap()
+            .success()
+    }
+
+    #[test]
+    fn a_running_process_is_alive_and_a_zombie_or_a_gone_one_is_not() {
+        let mut running = Command::new("sleep").arg("5").spawn().unwrap();
+        assert!(alive("", running.id()));
+        running.kill().unwrap();
+        // Killed and not yet waited for: a zombie of this test process.
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        assert!(!alive("", running.id()), "a zombie counts as alive");
+        let pid = running.id();
+        running.wait().unwrap();
+        assert!(!alive("", pid), "a reaped process counts as alive");
+    }
+
+    /// The race CI hit: `kill -0` saw a zombie, which was reaped before its
+    /// status was read. The reap cannot be timed from a test, so a `kill`
+    /// function stands in: it succeeds once, then fails as for a gone pid.
+    #[test]
+    fn a_process_reaped_between_the_two_looks_is_not_alive() {
+        let reaped_after_first_look = "n=0; kill() { n=$((n+1)); [ \"$n\" -eq 1 ]; }";
+        assert!(!alive(reaped_after_first_look, 2_000_000_000));
+        // Without /proc to look at, a pid that `kill -0` still finds is alive.
+        assert!(alive("kill() { return 0; }", 2_000_000_000));
     }
 }
