@@ -238,6 +238,9 @@ impl NodeControl for NoProcesses {
     fn primaries(&self) -> Result<Vec<String>, String> {
         Ok(self.primaries.clone())
     }
+    fn voters(&self, _within: Duration) -> Result<Vec<String>, String> {
+        Err("no elections in this test".into())
+    }
 }
 
 fn assert_no_faultline_left(net: &Net) {
@@ -733,6 +736,9 @@ impl NodeControl for Processes {
     }
     fn primaries(&self) -> Result<Vec<String>, String> {
         Ok(vec![])
+    }
+    fn voters(&self, _within: Duration) -> Result<Vec<String>, String> {
+        Err("no elections in this test".into())
     }
 }
 

@@ -520,6 +520,48 @@ async fn forget_vote_lets_a_restarted_node_vote_twice_in_one_term() {
     );
 }
 
+/// A candidate whose vote request got no answer asks again in the same
+/// term (Raft §5.1: RPCs are retried), rather than wait out an election
+/// timeout and start a new term.
+#[tokio::test]
+async fn a_candidate_asks_again_for_a_vote_that_got_no_answer() {
+    let (cluster, mut n2, _n3) = lone_node(&[]).await;
+    let mut conn = peer_conn(&n2.id, &cluster.nodes[0].addr).await;
+    let mut asked: std::collections::BTreeMap<u64, usize> = Default::default();
+    // Each election takes one pre-vote and at least one vote request: the
+    // bound is many elections, far more than a retrying candidate needs.
+    for _ in 0..200 {
+        let msg = tokio::time::timeout(Duration::from_secs(5), n2.inbox.recv())
+            .await
+            .expect("the node campaigns")
+            .expect("fake peer inbox open");
+        match msg {
+            // Grant pre-votes, so that the node becomes a candidate.
+            Msg::PreVote { term, .. } => {
+                let reply = Msg::PreVoteReply {
+                    term,
+                    current: 0,
+                    granted: true,
+                };
+                conn.write_all(&encode_frame(&reply)).await.unwrap();
+            }
+            // Never answer a vote request.
+            Msg::Vote { term, .. } => {
+                *asked.entry(term).or_default() += 1;
+                if asked[&term] == 2 {
+                    return;
+                }
+                assert!(
+                    asked.len() < 2,
+                    "the candidate started term {term} without asking again in the last: {asked:?}"
+                );
+            }
+            _ => {}
+        }
+    }
+    panic!("no vote request was repeated: {asked:?}");
+}
+
 const FAKETIME_LIB: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
 
 /// Makes the node under test its fake peers' leader, lets the fakes follow

@@ -105,7 +105,7 @@ fn a_run_leaves_a_complete_results_folder_and_replays_with_the_same_faults() {
         .iter()
         .map(|c| c["name"].as_str().unwrap())
         .collect();
-    assert_eq!(checkers, ["bank", "logs"]);
+    assert_eq!(checkers, ["bank", "logs", "election"]);
     assert!(run["ops"]["ok"].as_u64().unwrap() > 100, "{run}");
 
     // The workload lasts its whole time limit, faults or not.
@@ -182,4 +182,29 @@ fn bad_input_exits_3_says_where_and_writes_nothing() {
         !results.exists(),
         "nothing is written for a test that does not resolve"
     );
+}
+
+#[test]
+fn a_suite_with_a_misspelt_name_exits_3_before_running_anything() {
+    let tmp = tempfile::tempdir().unwrap();
+    let results = tmp.path().join("results");
+    let suite = tmp.path().join("s.yaml");
+    // The bad name is in the last cell of the matrix, and in a shard that
+    // would not run it: the suite still fails at once.
+    std::fs::write(
+        &suite,
+        "name: s\nmatrix:\n  db: [raft]\n  workload: [register]\n  nemesis: [kill, kill-votrs]\n  seeds: [1]\n",
+    )
+    .unwrap();
+    let o = faultline(
+        &["suite", suite.to_str().unwrap(), "--shard", "1/2"],
+        &results,
+    );
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    assert!(
+        text(&o).contains("s.yaml:") && text(&o).contains("kill-votrs"),
+        "{}",
+        text(&o)
+    );
+    assert!(!results.exists(), "no test ran, no junit.xml was written");
 }

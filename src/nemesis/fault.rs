@@ -271,8 +271,9 @@ pub struct Situation<'a> {
     pub nodes: &'a [String],
     /// Nodes a process fault may still hit (not killed or paused already).
     pub available: &'a [String],
-    /// The nodes that claim leadership (asked only when a fault needs them).
-    pub primaries: &'a [String],
+    /// What the nodes said when the fault needs it ([`FaultSpec::asks`]):
+    /// who claims leadership, or who just voted in an election under way.
+    pub asked: &'a [String],
 }
 
 impl FaultSpec {
@@ -296,14 +297,17 @@ impl FaultSpec {
         }
     }
 
-    /// Whether starting this fault needs the current primaries.
-    pub fn needs_primaries(&self) -> bool {
+    /// What starting this fault must first ask the nodes: the primaries or
+    /// the voters of an election ([`Targets::Primaries`], [`Targets::Voters`]).
+    pub fn asks(&self) -> Option<Targets> {
         match self {
-            FaultSpec::Partition(s) => s.shape == Shape::Primaries,
+            FaultSpec::Partition(s) => (s.shape == Shape::Primaries).then_some(Targets::Primaries),
             FaultSpec::Packet(PacketSpec { targets, .. })
             | FaultSpec::Clock(ClockSpec { targets, .. })
             | FaultSpec::Kill(ProcessSpec { targets, .. })
-            | FaultSpec::Pause(ProcessSpec { targets, .. }) => *targets == Targets::Primaries,
+            | FaultSpec::Pause(ProcessSpec { targets, .. }) => {
+                matches!(targets, Targets::Primaries | Targets::Voters).then_some(*targets)
+            }
         }
     }
 
@@ -322,7 +326,7 @@ impl FaultSpec {
     ) -> Result<(Action, Action), String> {
         Ok(match self {
             FaultSpec::Partition(s) => {
-                let grudge = partition::grudge(&s.shape, at.nodes, at.primaries, rng)?;
+                let grudge = partition::grudge(&s.shape, at.nodes, at.asked, rng)?;
                 (
                     Action::StartPartition {
                         shape: s.shape.name().to_string(),
@@ -332,7 +336,7 @@ impl FaultSpec {
                 )
             }
             FaultSpec::Packet(s) => {
-                let nodes = s.targets.pick(at.nodes, at.primaries, rng)?;
+                let nodes = s.targets.pick(at.nodes, at.asked, rng)?;
                 let seed = rng.random();
                 (
                     Action::StartPacket {
@@ -344,7 +348,7 @@ impl FaultSpec {
                 )
             }
             FaultSpec::Clock(s) => {
-                let nodes = s.targets.pick(at.nodes, at.primaries, rng)?;
+                let nodes = s.targets.pick(at.nodes, at.asked, rng)?;
                 let stop = Action::ResetClock {
                     nodes: nodes.clone(),
                 };
@@ -375,7 +379,7 @@ impl FaultSpec {
                 (start, stop)
             }
             FaultSpec::Kill(s) => {
-                let nodes = s.targets.pick(at.available, at.primaries, rng)?;
+                let nodes = s.targets.pick(at.available, at.asked, rng)?;
                 (
                     Action::Kill {
                         nodes: nodes.clone(),
@@ -384,7 +388,7 @@ impl FaultSpec {
                 )
             }
             FaultSpec::Pause(s) => {
-                let nodes = s.targets.pick(at.available, at.primaries, rng)?;
+                let nodes = s.targets.pick(at.available, at.asked, rng)?;
                 (
                     Action::Pause {
                         nodes: nodes.clone(),
@@ -419,7 +423,7 @@ mod tests {
         let at = Situation {
             nodes: &all,
             available: &all,
-            primaries: &[],
+            asked: &[],
         };
         let mut rng = ChaCha8Rng::seed_from_u64(5);
         let mut signs = std::collections::BTreeSet::new();
@@ -466,7 +470,7 @@ mod tests {
         let at = Situation {
             nodes: &all,
             available: &available,
-            primaries: &[],
+            asked: &[],
         };
         let (start, stop) = spec
             .start(&at, 0, &mut ChaCha8Rng::seed_from_u64(1))

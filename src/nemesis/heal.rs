@@ -156,6 +156,9 @@ mod tests {
         fn primaries(&self) -> Result<Vec<String>, FaultError> {
             self.inner.primaries()
         }
+        fn voters(&self, within: std::time::Duration) -> Result<Vec<String>, FaultError> {
+            self.inner.voters(within)
+        }
         fn apply(&self, action: &crate::nemesis::Action) -> Result<Value, FaultError> {
             self.inner.apply(action)
         }

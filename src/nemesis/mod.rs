@@ -37,6 +37,15 @@ use tokio::sync::{mpsc, watch};
 /// Timeline cycles at most (the stop signal ends a run long before).
 const CYCLES_MAX: u64 = 1_000_000;
 
+/// How long a fault on [`process::Targets::Voters`] watches for an election
+/// at most (less if its interval is shorter). The watch blocks its timeline,
+/// so this also bounds how late a halted nemesis ends.
+const VOTERS_WAIT_MAX: Duration = Duration::from_secs(2);
+
+/// The pause between two watches for voters, so that a watch that fails at
+/// once (nodes unreachable) does not spin.
+const WATCH_PAUSE: Duration = Duration::from_millis(50);
+
 /// Why a fault action failed; the text names the host.
 #[derive(Debug, Clone, Error)]
 #[error("{0}")]
@@ -55,6 +64,10 @@ pub trait Faults: Send + Sync {
     fn nodes(&self) -> Vec<String>;
     /// The nodes that claim leadership now (asked of the nodes themselves).
     fn primaries(&self) -> Result<Vec<String>, FaultError>;
+    /// Watches the nodes for up to `within` until an election is under way,
+    /// and returns the nodes that just voted in it ([`process::Targets::Voters`]);
+    /// empty if none was seen in time.
+    fn voters(&self, within: Duration) -> Result<Vec<String>, FaultError>;
     /// Carries out `action`; returns what exactly was done (mechanisms,
     /// offsets reached), merged into the history's completion op.
     fn apply(&self, action: &Action) -> Result<Value, FaultError>;
@@ -277,60 +290,78 @@ async fn timeline(shared: Arc<Shared>, schedule: Arc<Schedule>, index: usize, mu
     let (duration, interval) = schedule.timing(fault);
     let start_f = format!("start-{}", fault.kind());
     let mut halt = shared.halt.subscribe();
+    // A fault on the voters waits for an election, not for a timer: it
+    // watches the nodes for up to its interval, again and again.
+    let watches = fault.asks() == Some(process::Targets::Voters);
     for _ in 0..CYCLES_MAX {
-        if !sleep_or_halt(schedule::stagger(interval, &mut rng), &mut halt).await {
+        let wait = if watches {
+            WATCH_PAUSE
+        } else {
+            schedule::stagger(interval, &mut rng)
+        };
+        if !sleep_or_halt(wait, &mut halt).await {
             return;
         }
         let nodes = shared.faults.nodes();
-        let primaries = if fault.needs_primaries() {
-            let faults = shared.faults.clone();
-            match tokio::task::spawn_blocking(move || faults.primaries()).await {
-                Ok(Ok(p)) => p,
-                Ok(Err(e)) => {
-                    shared.record_unplanned(
-                        &start_f,
-                        &format!("cannot ask the nodes for primaries: {e}"),
-                    );
-                    continue;
-                }
-                Err(e) => {
-                    shared
-                        .record_unplanned(&start_f, &format!("asking for primaries panicked: {e}"));
-                    continue;
+        let asked = match fault.asks() {
+            None => Vec::new(),
+            Some(what) => {
+                let faults = shared.faults.clone();
+                let within = interval.min(VOTERS_WAIT_MAX);
+                let ask = move || match what {
+                    process::Targets::Voters => faults.voters(within),
+                    _ => faults.primaries(),
+                };
+                match tokio::task::spawn_blocking(ask).await {
+                    // No election in this watch: watch again.
+                    Ok(Ok(nodes)) if nodes.is_empty() && watches => continue,
+                    Ok(Ok(nodes)) => nodes,
+                    Ok(Err(e)) => {
+                        let what = what.name();
+                        let why = format!("cannot ask the nodes for the {what}: {e}");
+                        shared.record_unplanned(&start_f, &why);
+                        continue;
+                    }
+                    Err(e) => {
+                        let why = format!("asking the nodes panicked: {e}");
+                        shared.record_unplanned(&start_f, &why);
+                        continue;
+                    }
                 }
             }
-        } else {
-            Vec::new()
         };
-        let available: Vec<String> = {
-            let down = shared.down.lock().unwrap_or_else(|e| e.into_inner());
-            nodes
+        // Pick and take under one lock: two process faults (kills of the
+        // primaries and of the voters) must never take the same node.
+        let picked = {
+            let mut down = shared.down.lock().unwrap_or_else(|e| e.into_inner());
+            let available: Vec<String> = nodes
                 .iter()
                 .filter(|n| !down.contains(*n))
                 .cloned()
-                .collect()
+                .collect();
+            let situation = fault::Situation {
+                nodes: &nodes,
+                available: &available,
+                asked: &asked,
+            };
+            fault
+                .start(&situation, duration.as_millis() as u64, &mut rng)
+                .map(|(start, stop)| {
+                    let taken: Vec<String> = match (&start, fault.takes_nodes_down()) {
+                        (Action::Kill { nodes } | Action::Pause { nodes }, true) => nodes.clone(),
+                        _ => Vec::new(),
+                    };
+                    down.extend(taken.iter().cloned());
+                    (start, stop, taken)
+                })
         };
-        let situation = fault::Situation {
-            nodes: &nodes,
-            available: &available,
-            primaries: &primaries,
-        };
-        let (start, stop) = match fault.start(&situation, duration.as_millis() as u64, &mut rng) {
-            Ok(actions) => actions,
+        let (start, stop, taken) = match picked {
+            Ok(picked) => picked,
             Err(why) => {
                 shared.record_unplanned(&start_f, &why);
                 continue;
             }
         };
-        let taken: Vec<String> = match (&start, fault.takes_nodes_down()) {
-            (Action::Kill { nodes } | Action::Pause { nodes }, true) => nodes.clone(),
-            _ => Vec::new(),
-        };
-        shared
-            .down
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .extend(taken.iter().cloned());
         // Heal even if the start failed: it may have changed some hosts.
         shared.apply(&start).await;
         let lasted = sleep_or_halt(duration, &mut halt).await;
@@ -414,6 +445,7 @@ pub(crate) mod fake {
     pub struct Recording {
         pub nodes: Vec<String>,
         pub primaries: Vec<String>,
+        pub voters: Vec<String>,
         pub log: Mutex<Vec<Action>>,
         /// Actions whose `f` is listed here fail.
         pub failing: Vec<&'static str>,
@@ -424,6 +456,7 @@ pub(crate) mod fake {
             Recording {
                 nodes: (1..=n).map(|i| format!("n{i}")).collect(),
                 primaries: vec!["n1".to_string()],
+                voters: vec!["n2".to_string()],
                 log: Mutex::new(Vec::new()),
                 failing: Vec::new(),
             }
@@ -440,6 +473,9 @@ pub(crate) mod fake {
         }
         fn primaries(&self) -> Result<Vec<String>, FaultError> {
             Ok(self.primaries.clone())
+        }
+        fn voters(&self, _within: Duration) -> Result<Vec<String>, FaultError> {
+            Ok(self.voters.clone())
         }
         fn apply(&self, action: &Action) -> Result<Value, FaultError> {
             self.log.lock().unwrap().push(action.clone());
@@ -596,6 +632,42 @@ mod tests {
             }
         }
         assert!(down.is_empty(), "every node is back at the end: {down:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn kills_of_primaries_and_of_voters_hit_what_the_nodes_said() {
+        let text = "description: t\nduration: 1s\ninterval: 2s\nfaults:\n  - kill: {targets: primaries}\n  - kill: {targets: voters}\n";
+        let faults = Arc::new(Recording::new(5));
+        let (result, _) = run_for(text, faults.clone(), 3, 20_000, Options::default()).await;
+        assert!(result.unwrap().failures.is_empty());
+        let killed: Vec<Vec<String>> = faults
+            .actions()
+            .into_iter()
+            .filter_map(|a| match a {
+                Action::Kill { nodes } => Some(nodes),
+                _ => None,
+            })
+            .collect();
+        assert!(killed.contains(&vec!["n1".to_string()]), "{killed:?}");
+        assert!(killed.contains(&vec!["n2".to_string()]), "{killed:?}");
+        assert!(killed.iter().flatten().all(|n| n == "n1" || n == "n2"));
+        // Voters are killed as soon as an election is seen, not a timer later:
+        // more voter kills than the timer of the primaries allows.
+        let voter_kills = killed.iter().filter(|k| k[0] == "n2").count();
+        let primary_kills = killed.len() - voter_kills;
+        assert!(voter_kills > primary_kills, "{killed:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_watch_that_sees_no_election_is_no_failure() {
+        let mut rec = Recording::new(3);
+        rec.voters = Vec::new();
+        let faults = Arc::new(rec);
+        let text = "description: t\nfaults:\n  - kill: {targets: voters}\n";
+        let (result, events) = run_for(text, faults.clone(), 3, 10_000, Options::default()).await;
+        assert!(result.unwrap().failures.is_empty());
+        assert!(faults.actions().is_empty(), "{:?}", faults.actions());
+        assert!(events.is_empty(), "{events:?}");
     }
 
     #[tokio::test(start_paused = true)]

@@ -1,5 +1,6 @@
-//! Which nodes a fault hits: one, a minority, a majority, all, or the
-//! primaries. Random picks come from the run's seeded generator.
+//! Which nodes a fault hits: one, a minority, a majority, all, the
+//! primaries, or the voters of an election under way. Random picks come from
+//! the run's seeded generator.
 
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
@@ -17,6 +18,11 @@ pub enum Targets {
     All,
     /// The nodes that claim leadership when the fault starts.
     Primaries,
+    /// The nodes that have just voted in an election still under way: they
+    /// voted for another node and have not heard from a leader since. The
+    /// fault waits for an election to see them (see [`super::Faults::voters`]);
+    /// with Raft this is when a lost vote lets a node vote twice in one term.
+    Voters,
 }
 
 impl Targets {
@@ -27,15 +33,18 @@ impl Targets {
             Targets::Majority => "majority",
             Targets::All => "all",
             Targets::Primaries => "primaries",
+            Targets::Voters => "voters",
         }
     }
 
-    /// Picks the targets among `candidates` (sorted output). `primaries` is
-    /// only read for [`Targets::Primaries`]. Errors when nothing can be hit.
+    /// Picks the targets among `candidates` (sorted output). `asked` (what
+    /// the nodes said: the primaries or the voters) is only read for
+    /// [`Targets::Primaries`] and [`Targets::Voters`]. Errors when nothing can
+    /// be hit.
     pub fn pick(
         self,
         candidates: &[String],
-        primaries: &[String],
+        asked: &[String],
         rng: &mut ChaCha8Rng,
     ) -> Result<Vec<String>, String> {
         if candidates.is_empty() {
@@ -49,11 +58,14 @@ impl Targets {
             Targets::Minority => ((n - 1) / 2).max(1),
             Targets::Majority => n / 2 + 1,
             Targets::All => n,
-            Targets::Primaries => {
-                let picked: Vec<String> =
-                    pool.into_iter().filter(|c| primaries.contains(c)).collect();
+            Targets::Primaries | Targets::Voters => {
+                let picked: Vec<String> = pool.into_iter().filter(|c| asked.contains(c)).collect();
                 if picked.is_empty() {
-                    return Err("no available node claims to be a primary".to_string());
+                    return Err(match self {
+                        Targets::Primaries => "no available node claims to be a primary",
+                        _ => "no available node voted in an election under way",
+                    }
+                    .to_string());
                 }
                 return Ok(picked);
             }

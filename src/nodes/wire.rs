@@ -204,6 +204,10 @@ pub struct Status {
     /// The leader this node believes in, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub leader: Option<String>,
+    /// Raft: the candidate this node voted for in its current term, if any
+    /// (the nemesis targets nodes that just voted, see `Targets::Voters`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub voted_for: Option<String>,
     /// How many log entries (slots) this node has applied.
     pub applied: u64,
 }

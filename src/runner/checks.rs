@@ -1,6 +1,7 @@
 //! Checking a run: the workload's checkers on the history, and a scan of the
 //! node logs for panics and fatal errors (Jepsen's log-file-pattern idea: a
-//! node that panicked makes the run invalid, whatever the history says).
+//! node that panicked makes the run invalid, whatever the history says) and
+//! for two Raft leaders in one term.
 //! Verdicts combine worst-first.
 
 use super::check::{Checked, Checker, FileCheck};
@@ -83,7 +84,7 @@ pub fn check_run(test: &Test, ops: &[Op], dir: &RunDir, time_limit: Duration) ->
             CheckerName::Set => checkers.push(check_set(ops)),
         }
     }
-    checkers.push(scan_logs(&dir.path.join("nodes")));
+    checkers.extend(scan_logs(&dir.path.join("nodes")));
     let verdict = checkers
         .iter()
         .fold(Verdict::Valid, |v, c| v.combine(c.verdict));
@@ -326,14 +327,13 @@ fn check_set(ops: &[Op]) -> CheckerOutcome {
 
 /// What in a node log means the node failed.
 const FATAL_PATTERNS: &[&str] = &["panicked at", "FATAL", "fatal runtime error"];
+/// What a Raft node logs when it wins an election (with a `term=N` field).
+const LEADER_PATTERN: &str = "became leader";
 /// Findings kept per run; the count is complete.
 const FINDINGS_MAX: usize = 50;
 
-/// Scans `nodes/<node>/node.log` for panics and fatal errors.
-pub fn scan_logs(nodes_dir: &Path) -> CheckerOutcome {
-    let mut findings = Vec::new();
-    let mut total = 0usize;
-    let mut scanned = 0usize;
+/// Each node's `nodes/<node>/node.log`, sorted by node; unreadable ones skipped.
+fn read_node_logs(nodes_dir: &Path) -> Vec<(String, String)> {
     let mut dirs: Vec<_> = std::fs::read_dir(nodes_dir)
         .into_iter()
         .flatten()
@@ -341,28 +341,46 @@ pub fn scan_logs(nodes_dir: &Path) -> CheckerOutcome {
         .map(|e| e.path())
         .collect();
     dirs.sort();
-    for node_dir in dirs {
-        let node = node_dir
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let Ok(text) = std::fs::read(node_dir.join("node.log")) else {
-            continue;
-        };
-        scanned += 1;
-        for (n, line) in String::from_utf8_lossy(&text).lines().enumerate() {
+    dirs.into_iter()
+        .filter_map(|node_dir| {
+            let node = node_dir.file_name()?.to_string_lossy().into_owned();
+            let text = std::fs::read(node_dir.join("node.log")).ok()?;
+            Some((node, String::from_utf8_lossy(&text).into_owned()))
+        })
+        .collect()
+}
+
+/// Scans the node logs: for panics and fatal errors always, and for Raft's
+/// election safety (at most one leader per term) when nodes log elections.
+pub fn scan_logs(nodes_dir: &Path) -> Vec<CheckerOutcome> {
+    let logs = read_node_logs(nodes_dir);
+    let mut outcomes = vec![fatal_lines(&logs)];
+    outcomes.extend(election_safety(&logs));
+    outcomes
+}
+
+fn finding(node: &str, n: usize, line: &str) -> LogFinding {
+    LogFinding {
+        node: node.to_string(),
+        line: n + 1,
+        text: line.chars().take(300).collect(),
+    }
+}
+
+fn fatal_lines(logs: &[(String, String)]) -> CheckerOutcome {
+    let mut findings = Vec::new();
+    let mut total = 0usize;
+    for (node, text) in logs {
+        for (n, line) in text.lines().enumerate() {
             if FATAL_PATTERNS.iter().any(|p| line.contains(p)) {
                 total += 1;
                 if findings.len() < FINDINGS_MAX {
-                    findings.push(LogFinding {
-                        node: node.clone(),
-                        line: n + 1,
-                        text: line.chars().take(300).collect(),
-                    });
+                    findings.push(finding(node, n, line));
                 }
             }
         }
     }
+    let scanned = logs.len();
     let (verdict, summary) = match findings.first() {
         None => (
             Verdict::Valid,
@@ -390,6 +408,80 @@ pub fn scan_logs(nodes_dir: &Path) -> CheckerOutcome {
     }
 }
 
+/// The `term=N` field of a log line.
+fn term_field(line: &str) -> Option<u64> {
+    line.split_whitespace()
+        .find_map(|w| w.strip_prefix("term="))
+        .and_then(|t| t.parse().ok())
+}
+
+/// Raft's election safety (§5.2): two nodes that log winning the same term
+/// are two leaders at once, whatever the history shows. None when no node
+/// logs elections (the Paxos and 2PC nodes, or a system of the user's).
+fn election_safety(logs: &[(String, String)]) -> Option<CheckerOutcome> {
+    // term -> the first claim of each node that won it.
+    let mut claims: std::collections::BTreeMap<u64, Vec<LogFinding>> = Default::default();
+    for (node, text) in logs {
+        for (n, line) in text.lines().enumerate() {
+            if !line.contains(LEADER_PATTERN) {
+                continue;
+            }
+            let Some(term) = term_field(line) else {
+                continue;
+            };
+            let won = claims.entry(term).or_default();
+            if !won.iter().any(|c| &c.node == node) {
+                won.push(finding(node, n, line));
+            }
+        }
+    }
+    if claims.is_empty() {
+        return None;
+    }
+    let elections = claims.len();
+    let split: Vec<(u64, Vec<LogFinding>)> = claims
+        .into_iter()
+        .filter(|(_, won)| won.len() > 1)
+        .take(FINDINGS_MAX)
+        .collect();
+    let (verdict, summary, anomalies) = match split.first() {
+        None => (
+            Verdict::Valid,
+            format!("one leader in each of {elections} terms with an election"),
+            vec![],
+        ),
+        Some((term, won)) => {
+            let who: Vec<String> = won
+                .iter()
+                .map(|c| format!("{} (line {})", c.node, c.line))
+                .collect();
+            (
+                Verdict::Invalid,
+                format!(
+                    "{} had two leaders; first: term {term} was won by {}",
+                    match split.len() {
+                        1 => "1 term".to_string(),
+                        n => format!("{n} terms"),
+                    },
+                    who.join(" and ")
+                ),
+                vec!["two-leaders".to_string()],
+            )
+        }
+    };
+    let split: Vec<Value> = split
+        .into_iter()
+        .map(|(term, won)| serde_json::json!({"term": term, "leaders": won}))
+        .collect();
+    Some(CheckerOutcome {
+        name: "election".into(),
+        verdict,
+        summary,
+        anomalies,
+        detail: serde_json::json!({"terms": elections, "split": split}),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -407,11 +499,59 @@ mod tests {
             std::fs::create_dir_all(dir.path().join(node)).unwrap();
             std::fs::write(dir.path().join(node).join("node.log"), text).unwrap();
         }
-        let r = scan_logs(dir.path());
+        let r = fatal_lines(&read_node_logs(dir.path()));
         assert_eq!(r.verdict, Verdict::Invalid);
         assert_eq!(r.anomalies, vec!["node-panic"]);
         assert!(r.summary.contains("n2 line 2"), "{}", r.summary);
         std::fs::write(dir.path().join("n2").join("node.log"), "INFO fine\n").unwrap();
-        assert_eq!(scan_logs(dir.path()).verdict, Verdict::Valid);
+        assert_eq!(
+            fatal_lines(&read_node_logs(dir.path())).verdict,
+            Verdict::Valid
+        );
+        // No node logs elections: no election checker.
+        assert_eq!(scan_logs(dir.path()).len(), 1);
+    }
+
+    fn logs(entries: &[(&str, &str)]) -> Vec<(String, String)> {
+        entries
+            .iter()
+            .map(|(n, t)| (n.to_string(), t.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn two_nodes_winning_one_term_break_election_safety() {
+        let won = |term| {
+            format!(
+                "2026-11-24T17:00:00Z  INFO faultline::nodes::raft::node: became leader term={term}\n"
+            )
+        };
+        let ok = logs(&[
+            ("n1", &(won(2) + &won(4))),
+            ("n2", &won(3)),
+            ("n3", "INFO starting election term=3\n"),
+        ]);
+        let r = election_safety(&ok).expect("elections were logged");
+        assert_eq!(r.verdict, Verdict::Valid, "{}", r.summary);
+        assert!(r.summary.contains("3 terms"), "{}", r.summary);
+
+        let split = logs(&[
+            ("n1", &(won(2) + &won(4))),
+            ("n2", &won(3)),
+            ("n3", &format!("INFO recovered\n{}", won(4))),
+        ]);
+        let r = election_safety(&split).expect("elections were logged");
+        assert_eq!(r.verdict, Verdict::Invalid);
+        assert_eq!(r.anomalies, vec!["two-leaders"]);
+        assert!(
+            r.summary
+                .contains("term 4 was won by n1 (line 2) and n3 (line 2)"),
+            "{}",
+            r.summary
+        );
+        // A node that logs its own win twice is still one leader.
+        let twice = logs(&[("n1", &(won(5) + &won(5)))]);
+        assert_eq!(election_safety(&twice).unwrap().verdict, Verdict::Valid);
+        assert!(election_safety(&logs(&[("n1", "INFO leading ballot=3.n1\n")])).is_none());
     }
 }

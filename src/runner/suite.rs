@@ -78,11 +78,18 @@ pub fn suite_command(args: &SuiteArgs) -> anyhow::Result<u8> {
         path: &args.suite,
         text: &text,
     };
-    let chosen: Vec<_> = specs
+    // Resolve the whole matrix before running any of it: a misspelt name
+    // fails the suite at once (exit 3, with file:line:column), on every shard
+    // alike, rather than hours later as error rows.
+    let tests = specs
         .iter()
+        .map(|spec| resolve(spec, &source))
+        .collect::<Result<Vec<_>, _>>()?;
+    let chosen: Vec<_> = tests
+        .into_iter()
         .enumerate()
         .filter(|(i, _)| args.shard.is_none_or(|s| s.contains(*i)))
-        .map(|(_, s)| s)
+        .map(|(_, t)| t)
         .collect();
     eprintln!(
         "suite {name}: {} of {} tests{}",
@@ -95,67 +102,56 @@ pub fn suite_command(args: &SuiteArgs) -> anyhow::Result<u8> {
     );
 
     let mut rows = Vec::new();
-    for spec in chosen {
+    for test in chosen {
         let started = Instant::now();
-        let row = match resolve(spec, &source) {
+        let row = match super::run::run(&test, &options) {
             Err(e) => Row {
-                name: spec.name.clone().unwrap_or_else(|| "(unresolved)".into()),
+                name: test.name.clone(),
                 outcome: 3,
                 exit_code: 3,
-                message: e.to_string(),
-                seed: spec.seed.unwrap_or(0),
+                message: format!("{e:#}"),
+                seed: test.seed,
                 results_dir: String::new(),
                 duration: started.elapsed(),
             },
-            Ok(test) => match super::run::run(&test, &options) {
-                Err(e) => Row {
-                    name: test.name.clone(),
-                    outcome: 3,
-                    exit_code: 3,
-                    message: format!("{e:#}"),
-                    seed: test.seed,
-                    results_dir: String::new(),
-                    duration: started.elapsed(),
-                },
-                Ok(report) => {
-                    print!("{}", super::output::summary(&test, &report));
-                    let outcome = report.exit_code();
-                    let (exit_code, message) = match test.expect {
-                        Some(expected) if outcome != 3 => {
-                            if verdict_code(expected) == outcome {
-                                (
-                                    0,
-                                    format!(
-                                        "{} as expected: {}",
-                                        outcome_name(outcome),
-                                        failure_message(&report)
-                                    ),
-                                )
-                            } else {
-                                (
-                                    outcome.max(1),
-                                    format!(
-                                        "expected {}, got {}: {}",
-                                        expected.as_str(),
-                                        outcome_name(outcome),
-                                        failure_message(&report)
-                                    ),
-                                )
-                            }
+            Ok(report) => {
+                print!("{}", super::output::summary(&test, &report));
+                let outcome = report.exit_code();
+                let (exit_code, message) = match test.expect {
+                    Some(expected) if outcome != 3 => {
+                        if verdict_code(expected) == outcome {
+                            (
+                                0,
+                                format!(
+                                    "{} as expected: {}",
+                                    outcome_name(outcome),
+                                    failure_message(&report)
+                                ),
+                            )
+                        } else {
+                            (
+                                outcome.max(1),
+                                format!(
+                                    "expected {}, got {}: {}",
+                                    expected.as_str(),
+                                    outcome_name(outcome),
+                                    failure_message(&report)
+                                ),
+                            )
                         }
-                        _ => (outcome, failure_message(&report)),
-                    };
-                    Row {
-                        name: test.name.clone(),
-                        outcome,
-                        exit_code,
-                        message,
-                        seed: test.seed,
-                        results_dir: report.dir.path.display().to_string(),
-                        duration: report.duration,
                     }
+                    _ => (outcome, failure_message(&report)),
+                };
+                Row {
+                    name: test.name.clone(),
+                    outcome,
+                    exit_code,
+                    message,
+                    seed: test.seed,
+                    results_dir: report.dir.path.display().to_string(),
+                    duration: report.duration,
                 }
-            },
+            }
         };
         rows.push(row);
     }

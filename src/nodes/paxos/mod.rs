@@ -367,6 +367,7 @@ impl Node {
             role: role.into(),
             term: self.acceptor.promised().round,
             leader,
+            voted_for: None,
             applied: self.learned,
         }
     }

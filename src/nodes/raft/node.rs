@@ -79,6 +79,8 @@ pub struct Raft {
     election_deadline: Instant,
     last_leader_contact: Option<Instant>,
     votes: HashSet<String>,
+    /// When a candidate last sent its vote requests (they are re-sent).
+    votes_asked_at: Instant,
 
     // Leader only.
     progress: HashMap<String, Progress>,
@@ -138,6 +140,7 @@ impl Raft {
             election_deadline: now,
             last_leader_contact: None,
             votes: HashSet::new(),
+            votes_asked_at: now,
             progress: HashMap::new(),
             became_leader_at: now,
             term_start: 0,
@@ -199,6 +202,7 @@ impl Raft {
             role: role.into(),
             term: self.term,
             leader: self.leader.clone(),
+            voted_for: self.voted_for.clone(),
             applied: self.applied,
         }
     }
@@ -341,6 +345,9 @@ impl Raft {
                 }
             }
             _ if now >= self.election_deadline => self.start_pre_vote(),
+            Role::Candidate if now.duration_since(self.votes_asked_at) >= self.timing.heartbeat => {
+                self.ask_for_votes();
+            }
             _ => {}
         }
     }
@@ -375,16 +382,29 @@ impl Raft {
         self.persist_hard_state();
         self.reset_election_deadline();
         tracing::info!(term = self.term, "starting election");
+        self.ask_for_votes();
+        if self.votes.len() >= self.majority() {
+            self.become_leader();
+        }
+    }
+
+    /// Sends a vote request to every peer that has not granted one yet. A
+    /// candidate repeats this every heartbeat (Raft §5.1: servers retry RPCs
+    /// that get no response), so a lost request or a restarted peer does not
+    /// cost a whole election timeout. Asking again is safe: a node grants a
+    /// second vote in one term only to the candidate it already voted for.
+    fn ask_for_votes(&mut self) {
+        debug_assert_eq!(self.role, Role::Candidate);
+        self.votes_asked_at = Instant::now();
         let msg = Msg::Vote {
             term: self.term,
             last_index: self.log.last_index(),
             last_term: self.log.last_term(),
         };
         for peer in self.peers.clone() {
-            self.send_durable(&peer, msg.clone());
-        }
-        if self.votes.len() >= self.majority() {
-            self.become_leader();
+            if !self.votes.contains(&peer) {
+                self.send_durable(&peer, msg.clone());
+            }
         }
     }
 
@@ -534,10 +554,13 @@ impl Raft {
             && self.log_ok(last_index, last_term);
         if granted {
             if self.voted_for.is_none() {
+                tracing::info!(term = self.term, candidate = %from, "voted");
                 self.voted_for = Some(from.clone());
                 self.persist_hard_state();
             }
             self.reset_election_deadline();
+        } else {
+            tracing::debug!(term, candidate = %from, voted_for = ?self.voted_for, "refused a vote");
         }
         self.send_durable(
             &from,

@@ -137,6 +137,7 @@ impl Handler for Node {
                 role: "participant".into(),
                 term: 0,
                 leader: None,
+                voted_for: None,
                 applied: self.participant.applied,
             };
             call.reply(Reply::ok(id, &op, &Output::Status(status)));
