@@ -3,6 +3,7 @@
 //! See ARCHITECTURE.md for the code map. `main.rs` only parses the command line
 //! and calls into this library.
 
+pub mod atomic_file;
 pub mod checker;
 pub mod client;
 pub mod cluster;

@@ -214,3 +214,89 @@ fn a_node_that_exits_at_start_fails_the_deploy_at_once_with_its_log() {
         Ok(_) => panic!("a node with an unknown flag cannot be ready"),
     }
 }
+
+/// The connection `from` keeps to `to`'s node port, with the bytes it has not
+/// had acknowledged (`ss`'s Send-Q), if one is established.
+fn unacked_to(from: &faultline::cluster::Host, to: &str) -> Option<u64> {
+    let out = from
+        .remote
+        .run(
+            &format!("ss -tnH state established dst {to}"),
+            Duration::from_secs(10),
+        )
+        .unwrap();
+    out.lines()
+        .filter_map(|l| l.split_whitespace().nth(1)?.parse().ok())
+        .max()
+}
+
+/// The liveness bug behind a run that found no `ok` op for 28 s (raft,
+/// register, halves partitions of 8 s every ~3 s, one node killed): with
+/// one node down, neither half of the 2/2 split can elect a leader, and
+/// after each heal the peer links stayed on TCP's backed-off retransmission
+/// (seconds after a long cut, longer than the healed window). Peer links now
+/// close once data waits unacknowledged for a second (TCP_USER_TIMEOUT) and
+/// are dialled again, so a leader is elected soon after the heal.
+#[test]
+fn peer_links_cut_by_a_long_partition_do_not_delay_the_election_after_it() {
+    let (c, _guard) = make("tlv", Backend::Netns, 3, false);
+    let options = DbOptions {
+        install: false,
+        ..DbOptions::default()
+    };
+    let (db, _) = db::deploy(&c, BINARY.as_ref(), options).expect("deploy raft");
+    let addrs: Vec<String> = c
+        .hosts
+        .iter()
+        .map(|h| db.addr(&h.name).unwrap().to_string())
+        .collect();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(leader(&addrs, &[0, 1, 2]));
+    // n3 down: n1 and n2 need each other for a majority.
+    db.kill("n3").unwrap();
+    let net = |i: usize| {
+        faultline::net::HostNet::new(
+            c.hosts[i].remote.clone(),
+            c.hosts[i].addr,
+            &db.layout.binary(),
+            faultline::net::HostClock::Settime,
+        )
+        .with_controller(c.controller_addr)
+    };
+    let (n1, n2) = (net(0), net(1));
+    n1.partition(&[c.hosts[1].addr]).unwrap();
+    n2.partition(&[c.hosts[0].addr]).unwrap();
+    // Long enough for TCP's retransmission timer to back off to many seconds.
+    std::thread::sleep(Duration::from_secs(20));
+    let stuck = unacked_to(&c.hosts[0], &addrs[1]);
+    assert!(
+        stuck.is_none_or(|bytes| bytes == 0),
+        "n1 still holds an established link to n2 with {stuck:?} unacknowledged bytes after 20 s of partition"
+    );
+    n1.heal_partition().unwrap();
+    n2.heal_partition().unwrap();
+    let healed = Instant::now();
+    rt.block_on(async {
+        // Bounded wait: the old links took ~20 s more to retransmit here.
+        let deadline = healed + Duration::from_secs(10);
+        loop {
+            let mut client = LeaderClient::new(addrs[..2].to_vec());
+            let (_, wrote) = client
+                .call(Operation::Write { key: 1, value: 1 }, CALL)
+                .await;
+            if matches!(wrote, Ok(Outcome::Ok { .. })) {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no write acknowledged 10 s after the heal: {wrote:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    });
+    println!(
+        "first write acknowledged {:.1} s after the heal",
+        healed.elapsed().as_secs_f64()
+    );
+    db.stop_all(Duration::from_secs(2)).unwrap();
+}

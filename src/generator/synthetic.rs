@@ -385,18 +385,15 @@ pub fn generate(
 /// Writes a generated history to a JSONL file (through a temporary file, so
 /// a reader never sees half of it).
 pub fn write_jsonl(opts: &SynthOptions, path: &Path) -> io::Result<Summary> {
-    let tmp = path.with_extension("jsonl.tmp");
-    let summary = {
-        let mut w = io::BufWriter::with_capacity(1 << 20, std::fs::File::create(&tmp)?);
+    crate::atomic_file::write_with(path, |w| {
+        let mut w = io::BufWriter::with_capacity(1 << 20, w);
         let summary = generate(opts, &mut |op| {
             serde_json::to_writer(&mut w, op).map_err(io::Error::other)?;
             w.write_all(b"\n")
         })?;
         w.flush()?;
-        summary
-    };
-    std::fs::rename(&tmp, path)?;
-    Ok(summary)
+        Ok(summary)
+    })
 }
 
 /// Plays the scripted anomaly: fresh processes and values, keys the clients

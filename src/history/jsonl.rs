@@ -130,6 +130,13 @@ impl JsonlWriter {
         }
         Ok(())
     }
+
+    /// Writes what waits and makes the file durable: a history that is
+    /// complete on return survives a crash of the machine after it.
+    pub fn close(mut self) -> io::Result<()> {
+        self.flush()?;
+        self.file.sync_all()
+    }
 }
 
 impl Drop for JsonlWriter {
@@ -141,16 +148,19 @@ impl Drop for JsonlWriter {
 /// Writes a whole history to `path` (through a temporary file, so a reader
 /// never sees half of it).
 pub fn write_file(path: &Path, ops: &[Op]) -> io::Result<()> {
-    let tmp = path.with_extension("jsonl.tmp");
-    {
-        let mut w = io::BufWriter::new(File::create(&tmp)?);
-        for op in ops {
-            serde_json::to_writer(&mut w, op).map_err(io::Error::other)?;
-            w.write_all(b"\n")?;
-        }
-        w.flush()?;
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    // A unique temporary, removed if anything fails before the rename.
+    let mut w = io::BufWriter::new(tempfile::NamedTempFile::new_in(dir)?);
+    for op in ops {
+        serde_json::to_writer(&mut w, op).map_err(io::Error::other)?;
+        w.write_all(b"\n")?;
     }
-    std::fs::rename(&tmp, path)
+    let tmp = w.into_inner().map_err(io::IntoInnerError::into_error)?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    Ok(())
 }
 
 #[cfg(test)]

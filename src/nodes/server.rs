@@ -31,6 +31,13 @@ const CONNECT_TIMEOUT: Duration = Duration::from_millis(1000);
 /// messages queued behind it).
 const PEER_WRITE_TIMEOUT: Duration = Duration::from_millis(2000);
 const RECONNECT_DELAY: Duration = Duration::from_millis(100);
+/// Data a peer has not acknowledged for this long closes the connection
+/// (TCP_USER_TIMEOUT), and the dialer connects again. Without it, a link cut
+/// by a partition stays open after the partition heals, its queued messages
+/// waiting for TCP's backed-off retransmission: seconds after an 8 s cut,
+/// longer than a short healed window, so elections that need that link
+/// never complete.
+const PEER_UNACKED_TIMEOUT: Duration = Duration::from_millis(1000);
 /// How many bytes of queued messages one write to a peer gathers.
 const PEER_WRITE_BATCH_BYTES: usize = 1 << 20;
 
@@ -262,6 +269,11 @@ async fn dial_loop(me: String, peer: String, addr: String, mut rx: mpsc::Receive
                 }
             };
         let _ = stream.set_nodelay(true);
+        if let Err(e) =
+            socket2::SockRef::from(&stream).set_tcp_user_timeout(Some(PEER_UNACKED_TIMEOUT))
+        {
+            tracing::warn!(%peer, "cannot set TCP_USER_TIMEOUT: {e}");
+        }
         tracing::debug!(%peer, %addr, "connected to peer");
         buf.clear();
         buf.extend_from_slice(&hello);

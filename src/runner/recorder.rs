@@ -30,6 +30,9 @@ struct Inner {
     counts: Counts,
     /// The first failure to write the file; the history stays in memory.
     write_error: Option<String>,
+    /// Set by [`Recorder::finish`]: later ops are counted, never kept.
+    closed: bool,
+    late: u64,
 }
 
 pub struct Recorder {
@@ -49,6 +52,8 @@ impl Recorder {
                 ops: Vec::new(),
                 counts: Counts::default(),
                 write_error: None,
+                closed: false,
+                late: 0,
             }),
         })
     }
@@ -70,6 +75,13 @@ impl Recorder {
     ) -> u64 {
         let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         let index = inner.ops.len() as u64;
+        if inner.closed {
+            // A straggler after the history was taken: the run already
+            // waited (bounded) for every worker, so this is a bug to see in
+            // the log, never a reason to lose the history taken.
+            inner.late += 1;
+            return index;
+        }
         let op = Op {
             index,
             time: self.start.elapsed().as_nanos() as u64,
@@ -125,11 +137,25 @@ impl Recorder {
         self.inner.lock().unwrap_or_else(|p| p.into_inner()).counts
     }
 
-    /// The recorded history, and why writing the file failed, if it did.
-    pub fn finish(self) -> (Vec<Op>, Option<String>) {
+    /// Takes the recorded history and closes the file; returns the ops and
+    /// why writing the file failed, if it did. It takes `&self`, so a task
+    /// that still holds the recorder can never keep the history from the
+    /// checkers: what it records later is dropped and logged.
+    pub fn finish(&self) -> (Vec<Op>, Option<String>) {
         self.flush();
-        let inner = self.inner.into_inner().unwrap_or_else(|p| p.into_inner());
-        (inner.ops, inner.write_error)
+        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        inner.closed = true;
+        if let Some(w) = inner.writer.take()
+            && let Err(e) = w.close()
+        {
+            inner.write_error.get_or_insert_with(|| e.to_string());
+        }
+        (std::mem::take(&mut inner.ops), inner.write_error.clone())
+    }
+
+    /// Ops recorded after [`Recorder::finish`] (and dropped).
+    pub fn late(&self) -> u64 {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner()).late
     }
 }
 
