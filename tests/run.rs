@@ -105,7 +105,12 @@ fn a_run_leaves_a_complete_results_folder_and_replays_with_the_same_faults() {
         .iter()
         .map(|c| c["name"].as_str().unwrap())
         .collect();
-    assert_eq!(checkers, ["bank", "logs", "election"]);
+    assert_eq!(checkers, ["bank", "logs", "election", "nodes"]);
+    let availability = &run["availability"];
+    assert!(
+        availability["ok_per_s"].as_f64().unwrap() > 10.0,
+        "{availability}"
+    );
     assert!(run["ops"]["ok"].as_u64().unwrap() > 100, "{run}");
 
     // The workload lasts its whole time limit, faults or not.

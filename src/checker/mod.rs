@@ -8,6 +8,7 @@ pub mod linearizable;
 
 use serde::{Deserialize, Serialize};
 
+pub mod availability;
 pub mod bank;
 pub mod counter;
 pub mod perf;

@@ -538,16 +538,7 @@ impl Db {
             Ok(None) => "not running".to_string(),
             Err(e) => format!("state unknown: {e}"),
         };
-        let tail = remote
-            .run(
-                &format!(
-                    "tail -n 5 {} 2>/dev/null; true",
-                    shell_quote(&self.layout.log())
-                ),
-                CONTROL_TIMEOUT,
-            )
-            .unwrap_or_default();
-        let tail: Vec<&str> = tail.lines().filter(|l| !l.trim().is_empty()).collect();
+        let tail = self.log_tail(node, 5);
         format!(
             "{shown}: {running}; log {}: {}",
             self.layout.log(),
@@ -557,6 +548,46 @@ impl Db {
                 tail.join(" | ")
             }
         )
+    }
+
+    /// The last `lines` non-empty lines of `node`'s log (none if unreadable).
+    pub fn log_tail(&self, node: &str, lines: usize) -> Vec<String> {
+        let Ok(i) = self.index(node) else {
+            return Vec::new();
+        };
+        let tail = self.cluster.hosts[i]
+            .remote
+            .run(
+                &format!(
+                    "tail -n {lines} {} 2>/dev/null; true",
+                    shell_quote(&self.layout.log())
+                ),
+                CONTROL_TIMEOUT,
+            )
+            .unwrap_or_default();
+        tail.lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// Every node's pid, in host order, asked of all hosts at once: `None`
+    /// for a node whose process is not running.
+    pub fn pids(&self) -> Vec<(String, Result<Option<u32>, DbError>)> {
+        std::thread::scope(|scope| {
+            let asks: Vec<_> = (0..self.cluster.hosts.len())
+                .map(|i| {
+                    scope.spawn(move || {
+                        let host = &self.cluster.hosts[i];
+                        let pid = self.daemons[i].pid(host.remote.as_ref());
+                        (host.name.clone(), pid.map_err(DbError::from))
+                    })
+                })
+                .collect();
+            asks.into_iter()
+                .map(|a| a.join().expect("a pid probe panicked"))
+                .collect()
+        })
     }
 }
 

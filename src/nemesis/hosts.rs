@@ -11,8 +11,8 @@ use crate::client::Client;
 use crate::net::HostNet;
 use crate::nodes::wire::{Operation, Outcome, Status};
 use serde_json::{Value, json};
-use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// What the nemesis needs from the system under test.
@@ -32,11 +32,48 @@ pub trait NodeControl: Send + Sync {
 pub struct HostFaults {
     hosts: Vec<HostNet>,
     control: Arc<dyn NodeControl>,
+    killed: Arc<Killed>,
+}
+
+/// The nodes the nemesis killed and has not started again. A watcher reads
+/// it to tell a node the nemesis took down from one that died on its own.
+#[derive(Debug, Default)]
+pub struct Killed {
+    /// A count of changes, and the nodes: a reading taken before and after a
+    /// look at the processes is only sound if the count did not move.
+    state: Mutex<(u64, BTreeSet<String>)>,
+}
+
+impl Killed {
+    pub fn snapshot(&self) -> (u64, BTreeSet<String>) {
+        self.state.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn change(&self, nodes: &[String], killed: bool) {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        state.0 += 1;
+        for n in nodes {
+            if killed {
+                state.1.insert(n.clone());
+            } else {
+                state.1.remove(n);
+            }
+        }
+    }
 }
 
 impl HostFaults {
     pub fn new(hosts: Vec<HostNet>, control: Arc<dyn NodeControl>) -> HostFaults {
-        HostFaults { hosts, control }
+        HostFaults {
+            hosts,
+            control,
+            killed: Arc::default(),
+        }
+    }
+
+    /// Which nodes this nemesis has killed and not yet started again.
+    pub fn killed(&self) -> Arc<Killed> {
+        self.killed.clone()
     }
 
     pub fn hosts(&self) -> &[HostNet] {
@@ -162,6 +199,8 @@ impl Faults for HostFaults {
                 json!({ "offsets_ms_undone": undone })
             }
             Action::Kill { nodes } => {
+                // Before the kill, so no watcher sees the node gone unexplained.
+                self.killed.change(nodes, true);
                 let pids = self.each(nodes, |h| {
                     let pid = self.pid(h.name())?;
                     h.kill(pid)?;
@@ -170,11 +209,15 @@ impl Faults for HostFaults {
                 json!({ "signal": "SIGKILL", "pids": pids })
             }
             Action::Start { nodes } => {
-                self.each(nodes, |h| {
+                let started = self.each(nodes, |h| {
                     self.control
                         .start(h.name())
                         .map_err(|e| FaultError(format!("{}: {e}", h.name())))
-                })?;
+                });
+                // After the start, failed or not: a node that did not come
+                // back is one a watcher should report.
+                self.killed.change(nodes, false);
+                started?;
                 Value::Null
             }
             Action::Pause { nodes } => {

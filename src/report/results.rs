@@ -109,6 +109,40 @@ pub struct RunResult {
     pub problems: Vec<String>,
     /// The command that runs this test again with the same seed.
     pub replay: String,
+    /// Why the run cannot be judged valid even where every checker says so
+    /// (interrupted, history not written whole): `valid` is at best
+    /// `"unknown"`, and these reasons come first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub incomplete: Vec<String>,
+    /// How much of the workload's time the system answered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub availability: Option<Availability>,
+}
+
+/// Availability over the workload's main phase (see `checker::availability`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Availability {
+    /// The main phase's length.
+    pub span_ms: f64,
+    pub ok: u64,
+    pub ok_per_s: f64,
+    /// The longest stretch with no `ok` completion.
+    pub longest_without_ok: Stretch,
+    /// When the last fault that healed during the main phase healed.
+    pub last_heal_ms: Option<f64>,
+    /// The longest stretch with no `ok` completion after that heal (or over
+    /// the whole phase when no fault healed): a long one means the system did
+    /// not recover.
+    pub after_last_heal: Stretch,
+}
+
+/// A stretch of time with no `ok` completion, and the faults in place in it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Stretch {
+    pub from_ms: f64,
+    pub to_ms: f64,
+    pub ms: f64,
+    pub faults: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]

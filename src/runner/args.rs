@@ -49,6 +49,10 @@ pub struct TestArgs {
     /// Run on Docker containers instead of a local netns cluster.
     #[arg(long)]
     pub docker: bool,
+    /// A node that exits on its own (not killed by the nemesis) does not make
+    /// the verdict unknown.
+    #[arg(long)]
+    pub allow_node_exits: bool,
 }
 
 impl TestArgs {
@@ -74,6 +78,7 @@ impl TestArgs {
             rate: self.rate,
             seed: self.seed,
             recovery: self.recovery,
+            allow_node_exits: self.allow_node_exits.then_some(true),
             ..TestSpec::default()
         }
     }

@@ -5,6 +5,8 @@
 //! Verdicts combine worst-first.
 
 use super::check::{Checked, Checker, FileCheck};
+use super::liveness::NodeExit;
+use crate::checker::availability::{self, Availability};
 use crate::checker::elle;
 use crate::checker::linearizable::{self, KeysMode, ModelKind};
 use crate::checker::{Verdict, bank, set};
@@ -43,6 +45,9 @@ pub struct RunChecks {
     pub checkers: Vec<CheckerOutcome>,
     /// The file-level report (linearizable or Elle) for results.json's `files`.
     pub file: Option<(FileCheck, Checker)>,
+    /// How much of the main phase the system answered; `None` when no
+    /// client op was recorded.
+    pub availability: Option<Availability>,
 }
 
 impl RunChecks {
@@ -57,12 +62,43 @@ impl RunChecks {
     }
 }
 
-/// Runs every checker the workload names, and the log scan.
-pub fn check_run(test: &Test, ops: &[Op], dir: &RunDir, time_limit: Duration) -> RunChecks {
+/// What the run knows beside the history, for the checks.
+#[derive(Debug, Clone, Copy)]
+pub struct Circumstances<'a> {
+    /// Why the harness failed, if it did.
+    pub harness_error: Option<&'a str>,
+    /// How many nodes were deployed: a log is expected from each.
+    pub nodes: usize,
+    /// The nodes' processes were watched: these exited on their own
+    /// (`None`: not watched, the run stopped before its workload).
+    pub node_exits: Option<&'a [NodeExit]>,
+    /// The end of the main phase on the history's clock.
+    pub main_end_ns: u64,
+}
+
+/// Runs every checker the workload names, the log scan, and the report on
+/// nodes that exited. A checker with nothing to check says "not run" and why,
+/// with an unknown verdict: never valid.
+pub fn check_run(
+    test: &Test,
+    ops: &[Op],
+    dir: &RunDir,
+    time_limit: Duration,
+    run: Circumstances<'_>,
+) -> RunChecks {
     let mut checkers = Vec::new();
     let mut file = None;
     let names = test.workload.checkers.clone().unwrap_or_default();
+    let client_ops = ops.iter().filter(|o| o.is_client()).count();
     for name in names {
+        if client_ops == 0 {
+            let why = match run.harness_error {
+                Some(e) => format!("the run stopped before its workload: {e}"),
+                None => "no client operation was recorded".to_string(),
+            };
+            checkers.push(not_run(checker_name(name), &why));
+            continue;
+        }
         match name {
             CheckerName::Linearizable | CheckerName::Elle => {
                 match file_checker(test, name, time_limit) {
@@ -84,7 +120,10 @@ pub fn check_run(test: &Test, ops: &[Op], dir: &RunDir, time_limit: Duration) ->
             CheckerName::Set => checkers.push(check_set(ops)),
         }
     }
-    checkers.extend(scan_logs(&dir.path.join("nodes")));
+    checkers.extend(scan_logs(&dir.path.join("nodes"), run.nodes));
+    if let Some(exits) = run.node_exits {
+        checkers.push(node_exits(exits, test.allow_node_exits));
+    }
     let verdict = checkers
         .iter()
         .fold(Verdict::Valid, |v, c| v.combine(c.verdict));
@@ -92,6 +131,63 @@ pub fn check_run(test: &Test, ops: &[Op], dir: &RunDir, time_limit: Duration) ->
         verdict,
         checkers,
         file,
+        availability: (client_ops > 0).then(|| availability::measure(ops, run.main_end_ns)),
+    }
+}
+
+/// A checker that had nothing to check.
+fn not_run(name: &str, why: &str) -> CheckerOutcome {
+    CheckerOutcome {
+        name: name.into(),
+        verdict: Verdict::Unknown,
+        summary: format!("not run: {why}"),
+        anomalies: vec![],
+        detail: Value::Null,
+    }
+}
+
+/// Nodes that exited when the nemesis had not killed them: at best unknown,
+/// unless the test allows it.
+fn node_exits(exits: &[NodeExit], allowed: bool) -> CheckerOutcome {
+    let summary = match exits {
+        [] => "every node ran until the end, but for the nemesis's kills".to_string(),
+        _ => {
+            let each: Vec<String> = exits
+                .iter()
+                .map(|e| {
+                    let last = e
+                        .log_tail
+                        .last()
+                        .map_or("(empty)".to_string(), |l| l.chars().take(200).collect());
+                    format!(
+                        "{} exited by {:.1} s, not by the nemesis (its log ends: {last})",
+                        e.node,
+                        e.seen_ns as f64 / 1e9
+                    )
+                })
+                .collect();
+            let allowed = if allowed {
+                "; the test allows nodes to exit"
+            } else {
+                ""
+            };
+            format!("{}{allowed}", each.join("; "))
+        }
+    };
+    CheckerOutcome {
+        name: "nodes".into(),
+        verdict: if exits.is_empty() || allowed {
+            Verdict::Valid
+        } else {
+            Verdict::Unknown
+        },
+        summary,
+        anomalies: if exits.is_empty() {
+            vec![]
+        } else {
+            vec!["node-exited".to_string()]
+        },
+        detail: serde_json::json!({ "exits": exits, "allowed": allowed }),
     }
 }
 
@@ -352,9 +448,26 @@ fn read_node_logs(nodes_dir: &Path) -> Vec<(String, String)> {
 
 /// Scans the node logs: for panics and fatal errors always, and for Raft's
 /// election safety (at most one leader per term) when nodes log elections.
-pub fn scan_logs(nodes_dir: &Path) -> Vec<CheckerOutcome> {
+/// `expected` logs (one per node): with fewer, the scan cannot say "valid".
+pub fn scan_logs(nodes_dir: &Path, expected: usize) -> Vec<CheckerOutcome> {
     let logs = read_node_logs(nodes_dir);
-    let mut outcomes = vec![fatal_lines(&logs)];
+    if logs.is_empty() {
+        let why = match expected {
+            0 => "no node was deployed".to_string(),
+            n => format!("none of the {n} node logs could be read"),
+        };
+        return vec![not_run("logs", &why)];
+    }
+    let mut fatal = fatal_lines(&logs);
+    if logs.len() < expected && fatal.verdict == Verdict::Valid {
+        fatal.verdict = Verdict::Unknown;
+        fatal.summary = format!(
+            "only {} of {expected} node logs could be read; {}",
+            logs.len(),
+            fatal.summary
+        );
+    }
+    let mut outcomes = vec![fatal];
     outcomes.extend(election_safety(&logs));
     outcomes
 }
@@ -509,7 +622,50 @@ mod tests {
             Verdict::Valid
         );
         // No node logs elections: no election checker.
-        assert_eq!(scan_logs(dir.path()).len(), 1);
+        assert_eq!(scan_logs(dir.path(), 2).len(), 1);
+    }
+
+    #[test]
+    fn missing_node_logs_never_scan_as_valid() {
+        let dir = tempfile::tempdir().unwrap();
+        let none = scan_logs(dir.path(), 3);
+        assert_eq!(none.len(), 1);
+        assert_eq!(none[0].verdict, Verdict::Unknown);
+        assert!(
+            none[0].summary.starts_with("not run:"),
+            "{}",
+            none[0].summary
+        );
+        assert!(
+            scan_logs(dir.path(), 0)[0]
+                .summary
+                .contains("no node was deployed")
+        );
+        std::fs::create_dir_all(dir.path().join("n1")).unwrap();
+        std::fs::write(dir.path().join("n1").join("node.log"), "INFO fine\n").unwrap();
+        let some = &scan_logs(dir.path(), 3)[0];
+        assert_eq!(some.verdict, Verdict::Unknown);
+        assert!(some.summary.starts_with("only 1 of 3"), "{}", some.summary);
+        assert_eq!(scan_logs(dir.path(), 1)[0].verdict, Verdict::Valid);
+    }
+
+    #[test]
+    fn a_node_that_exited_on_its_own_makes_the_run_unknown_unless_allowed() {
+        let exit = NodeExit {
+            node: "n3".into(),
+            seen_ns: 2_100_000_000,
+            log_tail: vec!["INFO one".into(), "INFO last line".into()],
+        };
+        let seen = node_exits(std::slice::from_ref(&exit), false);
+        assert_eq!(seen.verdict, Verdict::Unknown);
+        assert_eq!(seen.anomalies, ["node-exited"]);
+        assert!(
+            seen.summary.contains("n3 exited by 2.1 s") && seen.summary.contains("INFO last line"),
+            "{}",
+            seen.summary
+        );
+        assert_eq!(node_exits(&[exit], true).verdict, Verdict::Valid);
+        assert_eq!(node_exits(&[], false).verdict, Verdict::Valid);
     }
 
     fn logs(entries: &[(&str, &str)]) -> Vec<(String, String)> {

@@ -10,6 +10,7 @@ pub mod bench_elle;
 pub mod check;
 pub mod checks;
 pub mod junit;
+pub mod liveness;
 pub mod log;
 pub mod output;
 pub mod progress;

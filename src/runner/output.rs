@@ -19,11 +19,12 @@ fn valid(v: Verdict) -> Valid {
     }
 }
 
-/// The command that runs `test` again with the same seed.
+/// The command that runs `test` again with the same seed, quoted for a
+/// POSIX shell: the path is data, whatever a folder or test name holds.
 pub fn replay_command(report: &RunReport) -> String {
     format!(
         "faultline run --replay {}",
-        report.dir.test_yaml().display()
+        crate::control::shell_quote(&report.dir.test_yaml().to_string_lossy())
     )
 }
 
@@ -42,7 +43,7 @@ pub fn results(test: &Test, report: &RunReport) -> Results {
     out.valid = if report.harness_error.is_some() {
         Valid::Unknown
     } else {
-        valid(report.checks.verdict)
+        valid(report.verdict())
     };
     out.run = Some(RunResult {
         test: test.name.clone(),
@@ -70,8 +71,28 @@ pub fn results(test: &Test, report: &RunReport) -> Results {
         harness_error: report.harness_error.clone(),
         problems: report.problems.clone(),
         replay: replay_command(report),
+        incomplete: report.incomplete.clone(),
+        availability: report.checks.availability.as_ref().map(availability),
     });
     out
+}
+
+fn availability(a: &crate::checker::availability::Availability) -> results::Availability {
+    let ms = |ns: u64| ns as f64 / 1e6;
+    let stretch = |s: &crate::checker::availability::Stretch| results::Stretch {
+        from_ms: ms(s.from_ns),
+        to_ms: ms(s.to_ns),
+        ms: ms(s.ns()),
+        faults: s.faults.clone(),
+    };
+    results::Availability {
+        span_ms: ms(a.end_ns),
+        ok: a.ok,
+        ok_per_s: a.ok_per_s,
+        longest_without_ok: stretch(&a.longest_without_ok),
+        last_heal_ms: a.last_heal_ns.map(ms),
+        after_last_heal: stretch(&a.after_last_heal),
+    }
 }
 
 /// Counts of a history, for results.json and the summary.
@@ -107,10 +128,14 @@ pub fn write(test: &Test, report: &RunReport) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// What failed, in one line: the harness error, or the anomalies.
+/// What failed, in one line: the harness error, the anomalies, or why the
+/// run is incomplete.
 pub fn failure_message(report: &RunReport) -> String {
     if let Some(e) = &report.harness_error {
         return e.clone();
+    }
+    if !report.incomplete.is_empty() && report.checks.verdict != Verdict::Invalid {
+        return report.incomplete.join("; ");
     }
     let anomalies = report.checks.anomalies();
     if anomalies.is_empty() {
@@ -130,7 +155,7 @@ pub fn failure_message(report: &RunReport) -> String {
 /// The end-of-run summary for stdout.
 pub fn summary(test: &Test, report: &RunReport) -> String {
     let mut s = String::new();
-    let verdict = match (report.exit_code(), report.checks.verdict) {
+    let verdict = match (report.exit_code(), report.verdict()) {
         (3, _) => "HARNESS ERROR".to_string(),
         (_, Verdict::Valid) => "VALID".to_string(),
         (_, Verdict::Invalid) => "INVALID".to_string(),
@@ -139,6 +164,9 @@ pub fn summary(test: &Test, report: &RunReport) -> String {
     let _ = writeln!(s, "\n{} — {verdict}", test.name);
     if let Some(e) = &report.harness_error {
         let _ = writeln!(s, "  harness error: {e}");
+    }
+    for why in &report.incomplete {
+        let _ = writeln!(s, "  incomplete: {why}");
     }
     for c in &report.checks.checkers {
         let _ = writeln!(
@@ -160,6 +188,19 @@ pub fn summary(test: &Test, report: &RunReport) -> String {
         o.nemesis,
         report.duration.as_secs_f64()
     );
+    if let Some(a) = &report.checks.availability {
+        let _ = writeln!(
+            s,
+            "  availability: {:.0} ok/s; longest without an ok op {:.1} s{}; after the last heal {:.1} s",
+            a.ok_per_s,
+            a.longest_without_ok.ns() as f64 / 1e9,
+            match a.longest_without_ok.faults.as_slice() {
+                [] => String::new(),
+                f => format!(" ({})", f.join(" + ")),
+            },
+            a.after_last_heal.ns() as f64 / 1e9,
+        );
+    }
     for p in &report.problems {
         let _ = writeln!(s, "  problem: {p}");
     }

@@ -15,6 +15,7 @@
 //! everything recorded so far kept.
 
 use super::checks::{self, RunChecks};
+use super::liveness::{self, NodeExit};
 use super::progress::Progress;
 use super::recorder::Recorder;
 use super::workers::{self, Endpoint, Source, WorkerConfig};
@@ -46,6 +47,9 @@ const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
 const FINAL_READS_TIME: Duration = Duration::from_secs(30);
 /// SIGTERM, then SIGKILL after this, when nodes are stopped at teardown.
 const STOP_GRACE: Duration = Duration::from_secs(2);
+/// How long stopped workers get to finish the calls they have in flight
+/// (each is bounded by [`OP_TIMEOUT`], redirects included).
+const WORKERS_STOP: Duration = Duration::from_secs(10);
 
 /// How to run, beyond what the test says.
 #[derive(Debug, Clone)]
@@ -75,15 +79,27 @@ pub struct RunReport {
     /// `name address` of every host the run used.
     pub hosts: Vec<String>,
     pub ops: OpCounts,
+    /// Why the run cannot be judged valid even where every checker says so
+    /// (interrupted, the history not written whole).
+    pub incomplete: Vec<String>,
 }
 
 impl RunReport {
+    /// The checkers' verdict, at best unknown when the run is incomplete.
+    pub fn verdict(&self) -> Verdict {
+        if self.incomplete.is_empty() {
+            self.checks.verdict
+        } else {
+            self.checks.verdict.combine(Verdict::Unknown)
+        }
+    }
+
     /// 0 valid, 1 invalid, 2 unknown, 3 the harness failed.
     pub fn exit_code(&self) -> u8 {
         if self.harness_error.is_some() {
             return 3;
         }
-        match self.checks.verdict {
+        match self.verdict() {
             Verdict::Valid => 0,
             Verdict::Invalid => 1,
             Verdict::Unknown => 2,
@@ -113,16 +129,28 @@ pub fn run(test: &Test, opts: &RunOptions) -> anyhow::Result<RunReport> {
 
     let mut problems = Vec::new();
     let mut hosts = Vec::new();
-    let recorded = execute(test, opts, &dir, &mut problems, &mut hosts);
-    let (ops, harness_error) = match recorded {
-        Ok(ops) => (ops, None),
+    let (recorded, harness_error) = match execute(test, opts, &dir, &mut problems, &mut hosts) {
+        Ok(recorded) => (recorded, None),
         Err(failure) => {
             tracing::error!("{:#}", failure.error);
-            (failure.ops, Some(format!("{:#}", failure.error)))
+            (failure.recorded, Some(format!("{:#}", failure.error)))
         }
     };
-    opts.progress.line(&format!("checking {} ops", ops.len()));
-    let checks = checks::check_run(test, &ops, &dir, opts.check_time_limit);
+    opts.progress
+        .line(&format!("checking {} ops", recorded.ops.len()));
+    let circumstances = checks::Circumstances {
+        harness_error: harness_error.as_deref(),
+        nodes: hosts.len(),
+        node_exits: recorded.node_exits.as_deref(),
+        main_end_ns: recorded.main_end_ns,
+    };
+    let checks = checks::check_run(
+        test,
+        &recorded.ops,
+        &dir,
+        opts.check_time_limit,
+        circumstances,
+    );
     let mut report = RunReport {
         dir,
         checks,
@@ -130,10 +158,17 @@ pub fn run(test: &Test, opts: &RunOptions) -> anyhow::Result<RunReport> {
         problems,
         duration: started.elapsed(),
         hosts,
-        ops: super::output::op_counts(&ops),
+        ops: super::output::op_counts(&recorded.ops),
+        incomplete: recorded.incomplete,
     };
+    // A run whose results are not on disk has lost its record: the harness failed.
     if let Err(e) = super::output::write(test, &report) {
-        report.problems.push(format!("writing results: {e:#}"));
+        let e = format!("the results could not be written: {e:#}");
+        tracing::error!("{e}");
+        match &mut report.harness_error {
+            Some(_) => report.problems.push(e),
+            None => report.harness_error = Some(e),
+        }
     }
     // The report never changes the verdict: a failure to draw is a problem noted.
     if let Err(e) = crate::report::after_run(&opts.store.root, &report.dir.path) {
@@ -143,17 +178,30 @@ pub fn run(test: &Test, opts: &RunOptions) -> anyhow::Result<RunReport> {
     Ok(report)
 }
 
-/// A failure that ended the run early, with the ops recorded until then.
+/// What the workload phase leaves for the checks.
+#[derive(Default)]
+struct Recorded {
+    ops: Vec<Op>,
+    /// Why the history is not a whole run's (interrupted, not all written).
+    incomplete: Vec<String>,
+    /// When the main phase ended, on the history's clock.
+    main_end_ns: u64,
+    /// Nodes that exited on their own; `None` when they were not watched
+    /// (the run stopped before its workload).
+    node_exits: Option<Vec<NodeExit>>,
+}
+
+/// A failure that ended the run early, with what was recorded until then.
 struct Failure {
     error: anyhow::Error,
-    ops: Vec<Op>,
+    recorded: Recorded,
 }
 
 impl<E: Into<anyhow::Error>> From<E> for Failure {
     fn from(e: E) -> Self {
         Failure {
             error: e.into(),
-            ops: Vec::new(),
+            recorded: Recorded::default(),
         }
     }
 }
@@ -165,7 +213,7 @@ fn execute(
     dir: &RunDir,
     problems: &mut Vec<String>,
     hosts_used: &mut Vec<String>,
-) -> Result<Vec<Op>, Failure> {
+) -> Result<Recorded, Failure> {
     let mut rng = ChaCha8Rng::seed_from_u64(test.seed);
     let (cluster, guard) = hosts(test, opts)?;
     *hosts_used = cluster
@@ -300,7 +348,10 @@ pub fn family(kind: WorkloadKind) -> OpFamily {
 }
 
 /// Steps 3 and 4: workers and nemesis until the time limit, healing around
-/// them, then the recovery wait and the final reads.
+/// them, then the recovery wait and the final reads. The nodes' processes are
+/// watched throughout. Whatever ends the main phase (the time limit, an
+/// error, Ctrl-C or SIGTERM), the workers are stopped and waited for before
+/// the history is taken, so the checkers see all of it.
 async fn workload_with_nemesis(
     test: &Test,
     opts: &RunOptions,
@@ -308,9 +359,17 @@ async fn workload_with_nemesis(
     db: Arc<Db>,
     rng: &mut ChaCha8Rng,
     problems: &mut Vec<String>,
-) -> Result<Vec<Op>, Failure> {
+) -> Result<Recorded, Failure> {
     let recorder = Arc::new(Recorder::create(Some(&dir.history()), Instant::now())?);
-    let faults: Arc<dyn Faults> = Arc::new(HostFaults::for_db(db.clone()));
+    let host_faults = Arc::new(HostFaults::for_db(db.clone()));
+    let (watch_stop, watching) = watch::channel(false);
+    let watcher = tokio::spawn(liveness::watch(
+        db.clone(),
+        host_faults.killed(),
+        recorder.start(),
+        watching,
+    ));
+    let faults: Arc<dyn Faults> = host_faults;
     let (sink, events) = mpsc::unbounded_channel::<NemesisEvent>();
     let active = Arc::new(Mutex::new(crate::history::nemesis::FaultTracker::default()));
     let forwarder = tokio::spawn(forward_nemesis(events, recorder.clone(), active.clone()));
@@ -337,14 +396,16 @@ async fn workload_with_nemesis(
         pacer: Mutex::new(Pacer::new(test.rate)),
     });
 
+    let (stop_tx, stop) = watch::channel(false);
+    let mut workers_task: Option<tokio::task::JoinHandle<()>> = None;
+    let mut main_end: Option<Duration> = None;
     let main_phase = async {
-        let (stop_tx, stop) = watch::channel(false);
-        let workers = tokio::spawn(workers::run(
+        let workers = workers_task.insert(tokio::spawn(workers::run(
             cfg.clone(),
             source.clone(),
             recorder.clone(),
             stop.clone(),
-        ));
+        )));
         let options = nemesis::Options {
             abort_on_error: opts.abort_on_nemesis_error,
         };
@@ -353,7 +414,7 @@ async fn workload_with_nemesis(
             faults.clone(),
             &mut nemesis_rng,
             sink.clone(),
-            stop,
+            stop.clone(),
             options,
         );
         let clock = opts
@@ -368,15 +429,33 @@ async fn workload_with_nemesis(
                 if s.is_ok() {
                     clock.await;
                 }
+                main_end = Some(recorder.start().elapsed());
                 let _ = stop_tx.send(true);
                 s
             }
-            () = &mut clock => { let _ = stop_tx.send(true); nemesis.await }
+            () = &mut clock => {
+                main_end = Some(recorder.start().elapsed());
+                let _ = stop_tx.send(true);
+                nemesis.await
+            }
         };
         let _ = workers.await;
         summary
     };
     let guarded = heal::guarded(faults.clone(), Some(sink.clone()), main_phase).await;
+    let main_end = main_end.unwrap_or_else(|| recorder.start().elapsed());
+    let _ = stop_tx.send(true);
+    if let Some(task) = workers_task.take()
+        && !task.is_finished()
+        && tokio::time::timeout(WORKERS_STOP, task).await.is_err()
+    {
+        problems.push(format!(
+            "the workers did not stop within {} s; what they record later is not checked",
+            WORKERS_STOP.as_secs()
+        ));
+    }
+
+    let mut incomplete = Vec::new();
     let mut failure: Option<anyhow::Error> = None;
     match guarded {
         Ok(Ok(summary)) => {
@@ -388,10 +467,17 @@ async fn workload_with_nemesis(
         Err(heal::GuardedError::HealAfter(e)) => {
             problems.push(format!("heal after the run failed: {e}"))
         }
-        Err(e) => failure = Some(anyhow::Error::from(e)),
+        Err(heal::GuardedError::Interrupted(signal)) => {
+            incomplete.push(interrupted(signal, main_end, test.time_limit()));
+        }
+        Err(heal::GuardedError::InterruptedHealFailed(signal, e)) => {
+            incomplete.push(interrupted(signal, main_end, test.time_limit()));
+            failure = Some(anyhow::anyhow!("healing after {signal} failed: {e}"));
+        }
+        Err(e @ heal::GuardedError::HealFirst(_)) => failure = Some(anyhow::Error::from(e)),
     }
 
-    if failure.is_none() {
+    if failure.is_none() && incomplete.is_empty() {
         opts.progress
             .line(&format!("healed; recovering for {}", test.recovery));
         tokio::time::sleep(test.recovery.0).await;
@@ -409,21 +495,43 @@ async fn workload_with_nemesis(
             .await;
         }
     }
+    let _ = watch_stop.send(true);
+    let node_exits = watcher.await.unwrap_or_default();
     drop(sink);
     let _ = forwarder.await;
-    let recorder =
-        Arc::try_unwrap(recorder).map_err(|_| anyhow::anyhow!("workers still hold the history"))?;
     let (ops, write_error) = recorder.finish();
-    if let Some(e) = write_error {
+    if recorder.late() > 0 {
         problems.push(format!(
-            "writing {}: {e} (the history was kept in memory and checked)",
+            "{} ops were recorded after the history was taken and are not in it",
+            recorder.late()
+        ));
+    }
+    if let Some(e) = write_error {
+        incomplete.push(format!(
+            "{} is not the whole history: writing it failed ({e}); the checkers saw the whole history, kept in memory",
             dir.history().display()
         ));
     }
+    let recorded = Recorded {
+        ops,
+        incomplete,
+        main_end_ns: main_end.as_nanos() as u64,
+        node_exits: Some(node_exits),
+    };
     match failure {
-        None => Ok(ops),
-        Some(error) => Err(Failure { error, ops }),
+        None => Ok(recorded),
+        Some(error) => Err(Failure { error, recorded }),
     }
+}
+
+/// Why an interrupted run cannot be valid.
+fn interrupted(signal: &str, after: Duration, limit: Duration) -> String {
+    format!(
+        "interrupted by {signal} after {:.1} s of {:.0} s: every fault was healed and the history \
+         was checked as far as it went, without the final reads",
+        after.as_secs_f64(),
+        limit.as_secs_f64()
+    )
 }
 
 /// Appends nemesis events to the history as they come, and keeps the live

@@ -117,6 +117,10 @@ pub struct TestSpec {
     /// How long the healed cluster gets to recover before the final reads.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recovery: Option<Span>,
+    /// Nodes may exit on their own (not by the nemesis) without making the
+    /// run's verdict unknown: for a system that is meant to stop, say.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow_node_exits: Option<bool>,
     /// The verdict this test should reach (a suite counts a mismatch as a failure).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expect: Option<Verdict>,
@@ -141,6 +145,7 @@ impl TestSpec {
             rate: pick(&self.rate, &over.rate),
             seed: pick(&self.seed, &over.seed),
             recovery: pick(&self.recovery, &over.recovery),
+            allow_node_exits: pick(&self.allow_node_exits, &over.allow_node_exits),
             expect: pick(&self.expect, &over.expect),
         }
     }
@@ -164,6 +169,8 @@ pub struct Test {
     pub rate: f64,
     pub seed: u64,
     pub recovery: Span,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_node_exits: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expect: Option<Verdict>,
 }
@@ -304,6 +311,7 @@ pub fn resolve(spec: &TestSpec, source: &Source) -> Result<Test, SuiteError> {
         rate,
         seed: spec.seed.unwrap_or_else(rand::random),
         recovery: spec.recovery.unwrap_or(Span(Duration::from_secs(5))),
+        allow_node_exits: spec.allow_node_exits.unwrap_or(false),
         expect: spec.expect,
     })
 }
