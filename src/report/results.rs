@@ -259,6 +259,41 @@ mod tests {
         assert_eq!(back, vec![Valid::True, Valid::False, Valid::Unknown]);
         assert!(serde_json::from_value::<Valid>(json!("maybe")).is_err());
     }
+
+    /// The runner writes the bank and set checkers' results as they
+    /// serialise; the typed details read exactly that.
+    #[test]
+    fn checker_details_read_what_the_checkers_write() {
+        use crate::checker::{bank, set};
+        use crate::history::OpType::*;
+        use crate::history::op::notation as h;
+        let mut ops = h(&[
+            (1, 0, Invoke, "read", Value::Null),
+            (2, 0, Ok, "read", json!({"0": 15, "1": 10})),
+            (3, 0, Invoke, "add", json!(1)),
+            (4, 0, Ok, "add", json!(1)),
+            (5, 1, Invoke, "read", Value::Null),
+            (6, 1, Ok, "read", json!([1, 7])),
+            (7, 1, Invoke, "read", Value::Null),
+            (8, 1, Ok, "read", json!([])),
+        ]);
+        let options = bank::BankOptions {
+            accounts: vec!["0".into(), "1".into()],
+            total: 20,
+        };
+        let b = bank::check(&ops[..2], &options);
+        let written: BankDetail =
+            serde_json::from_value(serde_json::to_value(&b).unwrap()).unwrap();
+        assert_eq!(written, BankDetail::from(&b));
+        assert_eq!(written.bad_reads[0].kind, "wrong-total");
+        ops.drain(..2);
+        let s = set::check(&ops);
+        let written: SetDetail = serde_json::from_value(serde_json::to_value(&s).unwrap()).unwrap();
+        assert_eq!(written, SetDetail::from(&s));
+        assert_eq!((written.lost, written.unexpected), (1, 1));
+        assert_eq!(written.lost_examples[0].last_read_time_ns, Some(8));
+        assert_eq!(written.unexpected_details[0].read_time_ns, 6);
+    }
 }
 
 /// The Elle checker's section of a file's result.
