@@ -719,10 +719,30 @@ fn checked_run(
     output::write(&test, &report).unwrap();
     let results: faultline::report::results::Results =
         serde_json::from_str(&std::fs::read_to_string(dir.join("results.json")).unwrap()).unwrap();
+    assert_details_are_typed(&results);
     let written = write_report(&dir, Layout::Ring).unwrap();
     let dom = dump_dom(&written.path, "");
     screenshot(&written.path, &dir.join("screenshot.png"), 2200);
     CheckedRun { dir, results, dom }
+}
+
+/// The detail the runner wrote for each checker whose detail the report
+/// reads typed has exactly the shape of `report::results` (else the report
+/// would fall back to showing it raw).
+fn assert_details_are_typed(results: &faultline::report::results::Results) {
+    use faultline::report::results::{BankDetail, ElectionDetail, LogsDetail, SetDetail};
+    for c in &results.run.as_ref().unwrap().checkers {
+        let d = c.detail.clone();
+        let typed = match c.name.as_str() {
+            "bank" => serde_json::from_value::<BankDetail>(d).map(|_| ()),
+            "set" => serde_json::from_value::<SetDetail>(d)
+                .map(|s| assert_eq!(s.stale_details.len(), s.stale_examples.len())),
+            "logs" => serde_json::from_value::<LogsDetail>(d).map(|_| ()),
+            "election" => serde_json::from_value::<ElectionDetail>(d).map(|_| ()),
+            _ => Ok(()),
+        };
+        typed.unwrap_or_else(|e| panic!("{}'s detail is not in its typed shape: {e}", c.name));
+    }
 }
 
 /// Node logs in which nothing happened.

@@ -259,41 +259,6 @@ mod tests {
         assert_eq!(back, vec![Valid::True, Valid::False, Valid::Unknown]);
         assert!(serde_json::from_value::<Valid>(json!("maybe")).is_err());
     }
-
-    /// The runner writes the bank and set checkers' results as they
-    /// serialise; the typed details read exactly that.
-    #[test]
-    fn checker_details_read_what_the_checkers_write() {
-        use crate::checker::{bank, set};
-        use crate::history::OpType::*;
-        use crate::history::op::notation as h;
-        let mut ops = h(&[
-            (1, 0, Invoke, "read", Value::Null),
-            (2, 0, Ok, "read", json!({"0": 15, "1": 10})),
-            (3, 0, Invoke, "add", json!(1)),
-            (4, 0, Ok, "add", json!(1)),
-            (5, 1, Invoke, "read", Value::Null),
-            (6, 1, Ok, "read", json!([1, 7])),
-            (7, 1, Invoke, "read", Value::Null),
-            (8, 1, Ok, "read", json!([])),
-        ]);
-        let options = bank::BankOptions {
-            accounts: vec!["0".into(), "1".into()],
-            total: 20,
-        };
-        let b = bank::check(&ops[..2], &options);
-        let written: BankDetail =
-            serde_json::from_value(serde_json::to_value(&b).unwrap()).unwrap();
-        assert_eq!(written, BankDetail::from(&b));
-        assert_eq!(written.bad_reads[0].kind, "wrong-total");
-        ops.drain(..2);
-        let s = set::check(&ops);
-        let written: SetDetail = serde_json::from_value(serde_json::to_value(&s).unwrap()).unwrap();
-        assert_eq!(written, SetDetail::from(&s));
-        assert_eq!((written.lost, written.unexpected), (1, 1));
-        assert_eq!(written.lost_examples[0].last_read_time_ns, Some(8));
-        assert_eq!(written.unexpected_details[0].read_time_ns, 6);
-    }
 }
 
 /// The Elle checker's section of a file's result.
@@ -397,10 +362,10 @@ pub struct EllePhases {
 }
 
 // The `detail` of the run's checkers, typed. results.json holds them as
-// JSON (`CheckerResult::detail`); these are their shapes, for readers (the
-// report) and for writers that convert the checkers' results
-// (`From<&bank::BankResult>`, `From<&set::SetResult>`). Every field
-// added after a checker first wrote its detail is `#[serde(default)]`.
+// JSON (`CheckerResult::detail`, written by the runner from each checker's
+// own result); these are their shapes, for readers (the report), checked
+// against what the runner writes by tests/report.rs. Every field added
+// after a checker first wrote its detail is `#[serde(default)]`.
 
 /// `detail` of the `bank` checker.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -511,78 +476,4 @@ pub struct ElectionDetail {
 pub struct SplitTerm {
     pub term: u64,
     pub leaders: Vec<LogLine>,
-}
-
-impl From<&crate::checker::bank::BankResult> for BankDetail {
-    fn from(r: &crate::checker::bank::BankResult) -> Self {
-        BankDetail {
-            reads_checked: r.reads_checked,
-            bad_reads: r
-                .bad_reads
-                .iter()
-                .map(|b| BankBadRead {
-                    kind: serde_json::to_value(&b.kind)
-                        .ok()
-                        .and_then(|v| v.as_str().map(String::from))
-                        .unwrap_or_default(),
-                    index: b.index,
-                    time_ns: b.time_ns,
-                    process: b.process.clone(),
-                    balances: b.balances.clone(),
-                    total: b.total,
-                    expected_total: b.expected_total,
-                    faults: b.faults.clone(),
-                })
-                .collect(),
-        }
-    }
-}
-
-impl From<&crate::checker::set::SetResult> for SetDetail {
-    fn from(r: &crate::checker::set::SetResult) -> Self {
-        SetDetail {
-            attempted: r.attempted,
-            acknowledged: r.acknowledged,
-            stable: r.stable,
-            stale: r.stale,
-            lost: r.lost,
-            never_read: r.never_read,
-            unexpected: r.unexpected,
-            indeterminate: r.indeterminate,
-            lost_examples: r
-                .lost_examples
-                .iter()
-                .map(|l| SetLost {
-                    element: l.element.clone(),
-                    add_index: l.add_index,
-                    last_read_index: l.last_read_index,
-                    add_time_ns: Some(l.add_time_ns),
-                    last_read_time_ns: Some(l.last_read_time_ns),
-                })
-                .collect(),
-            stale_examples: r.stale_examples.clone(),
-            unexpected_examples: r.unexpected_examples.clone(),
-            stale_details: r
-                .stale_details
-                .iter()
-                .map(|s| SetStale {
-                    element: s.element.clone(),
-                    add_index: s.add_index,
-                    add_time_ns: s.add_time_ns,
-                    missed_read_index: s.missed_read_index,
-                    missed_read_time_ns: s.missed_read_time_ns,
-                })
-                .collect(),
-            unexpected_details: r
-                .unexpected_details
-                .iter()
-                .map(|u| SetUnexpected {
-                    element: u.element.clone(),
-                    read_index: u.read_index,
-                    read_time_ns: u.read_time_ns,
-                })
-                .collect(),
-            error: r.error.clone(),
-        }
-    }
 }
