@@ -1,8 +1,12 @@
 //! report.html opened in real headless Chromium: a valid run, a run that is
 //! not linearizable, an Elle run with cycles, a folder with files missing,
-//! and hostile values everywhere (XSS). Assertions are on the DOM Chromium
-//! renders (after the page's script ran); screenshots are kept under
-//! results/ci-artifacts/report/ as CI artifacts, next to the run folders.
+//! hostile values everywhere (XSS), control and bidirectional characters,
+//! one invalid run per checker (its results.json written by the runner's
+//! own code from the checkers' real output), and the results index.
+//! Assertions are on the DOM Chromium renders (after the page's script
+//! ran). Run folders and screenshots are kept under the target directory's
+//! tmp/report/ for inspection, never in the checkout's results/ (whose
+//! index would list them).
 
 use faultline::history::jsonl::write_file;
 use faultline::history::nemesis::fault_intervals;
@@ -13,10 +17,11 @@ use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// A fresh folder for one test's run, kept after the test as an artifact.
+/// A fresh folder for one test's run, kept after the test for inspection
+/// (in Cargo's temporary folder for integration tests, outside the checkout).
 fn artifact_dir(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("results/ci-artifacts/report")
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("report")
         .join(name);
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
@@ -159,12 +164,8 @@ fn valid_run_shows_its_verdict_one_band_per_fault_and_a_timeline() {
         },
     )
     .unwrap();
-    write_results(
-        &dir,
-        &json!({"schema_version": 1, "tool": "faultline test", "valid": true,
-                "files": [{"path": "history.jsonl", "valid": true, "error": null, "checker": "linearizable",
-                           "linearizable": {"model": "cas-register", "keys": []}}]}),
-    );
+    let results = check_linearizable(&dir);
+    assert_eq!(results.valid, faultline::report::results::Valid::True);
     let written = write_report(&dir, Layout::Auto).unwrap();
     let dom = dump_dom(&written.path, "");
     assert_eq!(text_of(&dom, "verdict-word"), "VALID");
@@ -559,13 +560,23 @@ fn results_index_lists_runs_newest_first_and_opens_in_chromium() {
     stale_read_run(&a.path);
     let b = store.create_run("twopc-list-append").unwrap();
     elle_run(&b.path);
+    // A run that never got to write results.json (killed mid-run).
+    let c = store.create_run("paxos-set").unwrap();
+    std::fs::write(c.test_yaml(), "name: paxos-set\n").unwrap();
+    // Folders that are not runs: another tool's artifacts under the root.
+    std::fs::create_dir_all(root.join("ci-artifacts/report/valid")).unwrap();
+    std::fs::create_dir_all(root.join("ci-artifacts/bug-matrix")).unwrap();
     faultline::report::after_run(&root, &a.path).unwrap();
     faultline::report::after_run(&root, &b.path).unwrap();
     let dom = dump_dom(&root.join("index.html"), "");
+    assert!(
+        !dom.contains("ci-artifacts"),
+        "folders that are not runs are not listed"
+    );
     let elle = dom.find("twopc-list-append").unwrap();
     let lin = dom.find("raft-register").unwrap();
     assert!(elle < lin, "newest first");
-    assert!(dom.contains("G2-item ×1") && dom.contains("nonlinearizable ×1"));
+    assert!(dom.contains("G2-item ×1") && dom.contains("not-linearizable ×1"));
     assert_eq!(
         dom.matches("<td class=\"verdict-cell\">invalid</td>")
             .count(),
@@ -575,5 +586,500 @@ fn results_index_lists_runs_newest_first_and_opens_in_chromium() {
         "href=\"raft-register/{}/report.html\"",
         a.timestamp
     )));
+    assert!(
+        !dom.contains("ci-artifacts"),
+        "folders that are not runs are not listed"
+    );
+    let incomplete = element(&dom, "<tr class=\"incomplete\"", "</tr>");
+    assert!(
+        incomplete.contains("paxos-set") && incomplete.contains("results.json is missing"),
+        "{incomplete}"
+    );
+    // The header's buckets add up to the runs listed.
+    let header = text_of(&dom, "totals");
+    let numbers: Vec<usize> = header
+        .split(" · ")
+        .map(|part| part.split(' ').next().unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(numbers[0], 3, "{header}");
+    assert_eq!(numbers[1..].iter().sum::<usize>(), numbers[0], "{header}");
+    assert!(header.starts_with("3 runs · 2 invalid"), "{header}");
+    assert!(header.contains("1 incomplete"), "{header}");
     screenshot(&root.join("index.html"), &root.join("screenshot.png"), 700);
+}
+
+/// The text a reader sees in `html`: tags dropped, entities decoded (the
+/// few the report writes), whitespace collapsed.
+fn visible_text(html: &str) -> String {
+    let mut out = String::with_capacity(html.len());
+    let mut in_tag = false;
+    for c in html.chars() {
+        match c {
+            '<' => in_tag = true,
+            '>' if in_tag => {
+                in_tag = false;
+                out.push(' ');
+            }
+            c if !in_tag => out.push(c),
+            _ => {}
+        }
+    }
+    let out = out
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&#39;", "'")
+        .replace("&amp;", "&");
+    out.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// A nemesis op (an `info` that starts or stops a fault).
+fn nemesis_op(time_ms: u64, f: &str, value: Value) -> Op {
+    Op {
+        process: Process::Nemesis,
+        node: None,
+        ..op(time_ms, 0, OpType::Info, f, value)
+    }
+}
+
+/// What one checked run gives a test: its folder, results.json as the
+/// runner wrote it, and the report.
+struct CheckedRun {
+    dir: PathBuf,
+    results: faultline::report::results::Results,
+    dom: String,
+}
+
+impl CheckedRun {
+    /// results.json's entry for checker `name`.
+    fn checker(&self, name: &str) -> &faultline::report::results::CheckerResult {
+        let run = self.results.run.as_ref().expect("a run's results.json");
+        run.checkers
+            .iter()
+            .find(|c| c.name == name)
+            .unwrap_or_else(|| panic!("no {name} checker in {:?}", run.checkers))
+    }
+
+    /// The banner's text.
+    fn banner(&self) -> String {
+        visible_text(element(&self.dom, "<section class=\"verdict", "</section>"))
+    }
+
+    /// The text of checker `name`'s part of the checks section.
+    fn section(&self, name: &str) -> String {
+        let open = format!("<section class=\"check\" data-checker=\"{name}\"");
+        visible_text(element(&self.dom, &open, "</section>"))
+    }
+}
+
+/// A run folder as `faultline run` leaves it, without a cluster: test.yaml
+/// of `db` and `workload`, the history, node logs, then the runner's own
+/// checks (`check_run`, the log scan included) and its results.json writer
+/// (`output::write`), then the report, opened in Chromium.
+fn checked_run(
+    name: &str,
+    db: faultline::suite::Db,
+    workload: &str,
+    ops: Vec<Op>,
+    logs: &[(&str, &str)],
+) -> CheckedRun {
+    use faultline::runner::{checks, output, run::RunReport};
+    use faultline::suite::{TestSpec, WorkloadRef, resolve, test::Source};
+    let dir = artifact_dir(name);
+    let spec = TestSpec {
+        name: Some(name.into()),
+        db: Some(db),
+        workload: Some(WorkloadRef::Name(workload.into())),
+        seed: Some(7),
+        ..TestSpec::default()
+    };
+    let test = resolve(&spec, &Source::command_line()).unwrap();
+    std::fs::write(dir.join("test.yaml"), test.to_yaml()).unwrap();
+    let ops = merge(Vec::new(), ops);
+    write_file(&dir.join("history.jsonl"), &ops).unwrap();
+    for (node, text) in logs {
+        let node_dir = dir.join("nodes").join(node);
+        std::fs::create_dir_all(&node_dir).unwrap();
+        std::fs::write(node_dir.join("node.log"), text).unwrap();
+    }
+    let run_dir = faultline::store::RunDir {
+        path: dir.clone(),
+        test: name.into(),
+        timestamp: "20261206T120000.000Z".into(),
+    };
+    let report = RunReport {
+        checks: checks::check_run(&test, &ops, &run_dir, std::time::Duration::from_secs(30)),
+        dir: run_dir,
+        harness_error: None,
+        problems: Vec::new(),
+        duration: std::time::Duration::from_secs(1),
+        hosts: vec!["n1 10.0.0.1".into()],
+        ops: output::op_counts(&ops),
+    };
+    output::write(&test, &report).unwrap();
+    let results: faultline::report::results::Results =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("results.json")).unwrap()).unwrap();
+    assert_details_are_typed(&results);
+    let written = write_report(&dir, Layout::Ring).unwrap();
+    let dom = dump_dom(&written.path, "");
+    screenshot(&written.path, &dir.join("screenshot.png"), 2200);
+    CheckedRun { dir, results, dom }
+}
+
+/// The detail the runner wrote for each checker whose detail the report
+/// reads typed has exactly the shape of `report::results` (else the report
+/// would fall back to showing it raw).
+fn assert_details_are_typed(results: &faultline::report::results::Results) {
+    use faultline::report::results::{BankDetail, ElectionDetail, LogsDetail, SetDetail};
+    for c in &results.run.as_ref().unwrap().checkers {
+        let d = c.detail.clone();
+        let typed = match c.name.as_str() {
+            "bank" => serde_json::from_value::<BankDetail>(d).map(|_| ()),
+            "set" => serde_json::from_value::<SetDetail>(d)
+                .map(|s| assert_eq!(s.stale_details.len(), s.stale_examples.len())),
+            "logs" => serde_json::from_value::<LogsDetail>(d).map(|_| ()),
+            "election" => serde_json::from_value::<ElectionDetail>(d).map(|_| ()),
+            _ => Ok(()),
+        };
+        typed.unwrap_or_else(|e| panic!("{}'s detail is not in its typed shape: {e}", c.name));
+    }
+}
+
+/// Node logs in which nothing happened.
+const QUIET_LOGS: [(&str, &str); 2] = [("n1", "INFO started\n"), ("n2", "INFO started\n")];
+
+/// Asserts the run is invalid, and that the banner and the checks section
+/// show every checker with its verdict, each invalid one with its reason
+/// (results.json's summary) in one line of the banner.
+fn assert_every_checker_shown(run: &CheckedRun, invalid: &str) {
+    assert_eq!(text_of(&run.dom, "verdict-word"), "INVALID");
+    let banner = run.banner();
+    let checkers = &run.results.run.as_ref().unwrap().checkers;
+    assert!(checkers.len() >= 2, "the log scan ran too: {checkers:?}");
+    for c in checkers {
+        assert!(
+            banner.contains(&c.name),
+            "the banner names {}: {banner}",
+            c.name
+        );
+        let section = run.section(&c.name);
+        let word = match c.valid {
+            faultline::report::results::Valid::True => "valid",
+            faultline::report::results::Valid::False => "invalid",
+            faultline::report::results::Valid::Unknown => "unknown",
+        };
+        assert!(
+            section.starts_with(word),
+            "{}'s section opens with its verdict {word}: {section}",
+            c.name
+        );
+    }
+    let bad = run.checker(invalid);
+    assert_eq!(bad.valid, faultline::report::results::Valid::False);
+    let line = element(&run.dom, &format!("data-reason=\"{invalid}\""), "</li>");
+    let line = visible_text(&format!("<{line}"));
+    assert!(
+        line.contains(&bad.summary),
+        "the banner gives {invalid}'s reason in one line: {line:?} should hold {:?}",
+        bad.summary
+    );
+    assert!(
+        !run.dom.contains("results.json lists no checks"),
+        "every checker is in the checks section"
+    );
+}
+
+#[test]
+fn an_invalid_bank_run_shows_each_bad_read_with_the_faults_in_place() {
+    if !chromium_or_skip("bank") {
+        return;
+    }
+    let read = |t, p, kind, v: Value| op(t, p, kind, "read", v);
+    let all = json!({"0": 10, "1": 10, "2": 10, "3": 10, "4": 10});
+    let run = checked_run(
+        "invalid-bank",
+        faultline::suite::Db::Twopc,
+        "bank",
+        vec![
+            read(1, 0, OpType::Invoke, Value::Null),
+            read(2, 0, OpType::Ok, all.clone()),
+            nemesis_op(3, "start-partition", json!({"n1": ["n2"]})),
+            read(4, 0, OpType::Invoke, Value::Null),
+            read(
+                5,
+                0,
+                OpType::Ok,
+                json!({"0": 18, "1": 10, "2": 7, "3": 4, "4": 10}),
+            ),
+            nemesis_op(6, "stop-partition", Value::Null),
+            read(7, 1, OpType::Invoke, Value::Null),
+            read(
+                8,
+                1,
+                OpType::Ok,
+                json!({"0": 30, "1": -10, "2": 10, "3": 10, "4": 10}),
+            ),
+        ],
+        &QUIET_LOGS,
+    );
+    assert_every_checker_shown(&run, "bank");
+    let bank = run.section("bank");
+    // Both bad reads, with their kind, totals and the fault in place.
+    for expected in [
+        "wrong-total",
+        "49",
+        "expected 50",
+        "partition",
+        "negative-balance",
+        "\"1\":-10",
+    ] {
+        assert!(
+            bank.contains(expected),
+            "bank evidence has {expected:?}: {bank}"
+        );
+    }
+    assert!(
+        run.dom.contains("href=\"#op-4\""),
+        "the bad read links to the timeline"
+    );
+    let _ = run.dir;
+}
+
+#[test]
+fn an_invalid_set_run_shows_lost_stale_and_unexpected_elements_with_their_times() {
+    if !chromium_or_skip("set") {
+        return;
+    }
+    let add = |t, kind, v: u64| op(t, 0, kind, "add", json!(v));
+    let read = |t, kind, v: Value| op(t, 1, kind, "read", v);
+    let run = checked_run(
+        "invalid-set",
+        faultline::suite::Db::Raft,
+        "set",
+        vec![
+            add(100, OpType::Invoke, 1),
+            add(110, OpType::Ok, 1),
+            add(120, OpType::Invoke, 2),
+            add(130, OpType::Ok, 2),
+            add(140, OpType::Invoke, 3),
+            add(1250, OpType::Ok, 3),
+            // 2 is missed (stale), 99 was never added (unexpected).
+            read(2000, OpType::Invoke, Value::Null),
+            read(2100, OpType::Ok, json!([1, 3, 99])),
+            // The final read misses 3 (lost).
+            read(3000, OpType::Invoke, Value::Null),
+            read(3300, OpType::Ok, json!([1, 2])),
+        ],
+        &QUIET_LOGS,
+    );
+    assert_every_checker_shown(&run, "set");
+    let set = run.section("set");
+    let part = |label: &str| {
+        let at = set
+            .find(label)
+            .unwrap_or_else(|| panic!("no {label:?} in {set}"));
+        set[at..].to_string()
+    };
+    // Lost 3: added (acknowledged at 1.250 s), missing from the final read at 3.300 s.
+    let lost = part("Lost");
+    assert!(
+        lost.contains("3") && lost.contains("1.250 s") && lost.contains("3.300 s"),
+        "{lost}"
+    );
+    // Stale 2: acknowledged at 0.130 s, missed by the read that ended at 2.100 s.
+    let stale = part("Stale");
+    assert!(
+        stale.contains("0.130 s") && stale.contains("2.100 s"),
+        "{stale}"
+    );
+    let unexpected = part("Unexpected");
+    assert!(
+        unexpected.contains("99") && unexpected.contains("2.100 s"),
+        "{unexpected}"
+    );
+}
+
+/// write 1, write 2 (both ok), then a read of 1, on `key`.
+fn stale_read_ops(key: Value) -> Vec<Op> {
+    vec![
+        op(100, 1, OpType::Invoke, "write", json!([key, 1])),
+        op(110, 1, OpType::Ok, "write", json!([key, 1])),
+        op(120, 2, OpType::Invoke, "write", json!([key, 2])),
+        op(130, 2, OpType::Ok, "write", json!([key, 2])),
+        op(140, 1, OpType::Invoke, "read", json!([key, null])),
+        op(150, 1, OpType::Ok, "read", json!([key, 1])),
+    ]
+}
+
+#[test]
+fn an_invalid_register_run_says_which_read_cannot_be_placed() {
+    if !chromium_or_skip("register") {
+        return;
+    }
+    let run = checked_run(
+        "invalid-register",
+        faultline::suite::Db::Raft,
+        "register",
+        stale_read_ops(json!(0)),
+        &QUIET_LOGS,
+    );
+    assert_every_checker_shown(&run, "linearizable");
+    let lin = run.section("linearizable");
+    assert!(lin.contains("cannot place"), "{lin}");
+    assert!(lin.contains("read -> 1"), "{lin}");
+}
+
+#[test]
+fn an_invalid_list_append_run_names_its_anomalies_in_the_banner() {
+    if !chromium_or_skip("list_append") {
+        return;
+    }
+    let t = |time, p, kind, v: Value| op(time, p, kind, "txn", v);
+    let run = checked_run(
+        "invalid-list-append",
+        faultline::suite::Db::Twopc,
+        "list-append",
+        vec![
+            t(
+                1,
+                1,
+                OpType::Invoke,
+                json!([["append", 1, 1], ["r", 2, null]]),
+            ),
+            t(
+                2,
+                2,
+                OpType::Invoke,
+                json!([["append", 2, 1], ["r", 1, null]]),
+            ),
+            t(3, 1, OpType::Ok, json!([["append", 1, 1], ["r", 2, []]])),
+            t(4, 2, OpType::Ok, json!([["append", 2, 1], ["r", 1, []]])),
+            t(
+                5,
+                3,
+                OpType::Invoke,
+                json!([["r", 1, null], ["r", 2, null]]),
+            ),
+            t(6, 3, OpType::Ok, json!([["r", 1, [1]], ["r", 2, [1]]])),
+        ],
+        &QUIET_LOGS,
+    );
+    assert_every_checker_shown(&run, "elle");
+    let elle = run.section("elle");
+    assert!(elle.contains("G2-item"), "{elle}");
+}
+
+#[test]
+fn a_node_panic_makes_the_run_invalid_and_the_report_shows_the_line() {
+    if !chromium_or_skip("logs") {
+        return;
+    }
+    let run = checked_run(
+        "invalid-logs",
+        faultline::suite::Db::Paxos,
+        "register",
+        vec![
+            op(1, 1, OpType::Invoke, "write", json!([0, 1])),
+            op(2, 1, OpType::Ok, "write", json!([0, 1])),
+        ],
+        &[
+            ("n1", "INFO started\n"),
+            (
+                "n2",
+                "INFO started\nthread 'main' panicked at src/nodes/paxos/x.rs:3:5:\nboom\n",
+            ),
+        ],
+    );
+    assert_every_checker_shown(&run, "logs");
+    let logs = run.section("logs");
+    assert!(
+        logs.contains("n2") && logs.contains("panicked at src/nodes/paxos/x.rs:3:5"),
+        "{logs}"
+    );
+    assert!(
+        logs.contains("n2 line 2 thread 'main' panicked at"),
+        "node, line and text: {logs}"
+    );
+}
+
+#[test]
+fn two_leaders_in_one_term_make_the_run_invalid_and_the_report_names_them() {
+    if !chromium_or_skip("election") {
+        return;
+    }
+    let run = checked_run(
+        "invalid-election",
+        faultline::suite::Db::Raft,
+        "register",
+        vec![
+            op(1, 1, OpType::Invoke, "write", json!([0, 1])),
+            op(2, 1, OpType::Ok, "write", json!([0, 1])),
+        ],
+        &[
+            (
+                "n1",
+                "INFO became leader term=2\nINFO became leader term=3\n",
+            ),
+            ("n2", "INFO started\nINFO became leader term=3\n"),
+        ],
+    );
+    assert_every_checker_shown(&run, "election");
+    let election = run.section("election");
+    assert!(
+        election.contains("Term 3: 2 leaders (n1, n2)"),
+        "{election}"
+    );
+    for (node, line) in [("n1", 2), ("n2", 2)] {
+        assert!(
+            election.contains(&format!("{node} line {line} INFO became leader term=3")),
+            "{election}"
+        );
+    }
+}
+
+#[test]
+fn control_and_bidi_characters_show_as_escapes_and_never_reach_the_page() {
+    if !chromium_or_skip("bidi") {
+        return;
+    }
+    // A key that, shown raw, reads "kexe.gnp" and turns the terminal red.
+    let key = "k\u{202e}gnp.exe\u{1b}[31m\u{2066}x\u{0085}";
+    let run = checked_run(
+        "bidi",
+        faultline::suite::Db::Raft,
+        "register",
+        stale_read_ops(json!(key)),
+        &QUIET_LOGS,
+    );
+    assert_eq!(text_of(&run.dom, "verdict-word"), "INVALID");
+    for raw in ['\u{202e}', '\u{1b}', '\u{2066}', '\u{85}'] {
+        assert!(
+            !run.dom.contains(raw),
+            "U+{:04X} reached the DOM",
+            raw as u32
+        );
+    }
+    // The key is shown, escaped, in the banner, the anomaly and the timeline
+    // (the page's script drew the ops).
+    // (The runner's summary writes the key as JSON, which escapes ESC itself.)
+    assert!(
+        run.banner().contains("k\\u{202e}gnp.exe"),
+        "{}",
+        run.banner()
+    );
+    let shown = "k\\u{202e}gnp.exe\\u{1b}[31m\\u{2066}x\\u{85}";
+    assert!(
+        run.section("linearizable").contains(shown),
+        "{}",
+        run.section("linearizable")
+    );
+    let timeline = element(&run.dom, "id=\"timeline\"", "</section>");
+    assert!(
+        timeline.matches("class=\"tl-op ").count() >= 3,
+        "the timeline was drawn"
+    );
+    assert!(
+        timeline.contains("k\\u{202e}gnp.exe"),
+        "the timeline shows the key escaped"
+    );
 }

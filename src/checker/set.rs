@@ -29,6 +29,31 @@ pub struct Lost {
     pub add_index: u64,
     /// History index of the last read, which did not contain the element.
     pub last_read_index: u64,
+    /// Times (ns since the run started) of those two ops.
+    pub add_time_ns: u64,
+    pub last_read_time_ns: u64,
+}
+
+/// An element a read missed after it was known, though the last read has it.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Stale {
+    pub element: Value,
+    /// History index and time of the add's completion (or invocation).
+    pub add_index: u64,
+    pub add_time_ns: u64,
+    /// The first read that began after the element was known and missed it
+    /// (its completion's index and time).
+    pub missed_read_index: u64,
+    pub missed_read_time_ns: u64,
+}
+
+/// An element read that no one tried to add, or whose add failed.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Unexpected {
+    pub element: Value,
+    /// The first read that returned it (its completion's index and time).
+    pub read_index: u64,
+    pub read_time_ns: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Default)]
@@ -46,6 +71,9 @@ pub struct SetResult {
     pub lost_examples: Vec<Lost>,
     pub stale_examples: Vec<Value>,
     pub unexpected_examples: Vec<Value>,
+    /// The stale and unexpected examples with where and when they were seen.
+    pub stale_details: Vec<Stale>,
+    pub unexpected_details: Vec<Unexpected>,
     /// Set when the history could not be read as set operations.
     pub error: Option<String>,
 }
@@ -59,6 +87,7 @@ struct Read {
 struct Element {
     value: Value,
     add_index: u64,
+    add_time_ns: u64,
     outcome: Outcome,
     /// Completion time of an acknowledged add.
     ack_ns: Option<u64>,
@@ -87,6 +116,7 @@ pub fn check(ops: &[Op]) -> SetResult {
                 let e = elements.entry(key).or_insert_with(|| Element {
                     value: inv.value.clone(),
                     add_index: done.unwrap_or(inv).index,
+                    add_time_ns: done.unwrap_or(inv).time,
                     outcome: call.outcome,
                     ack_ns: None,
                     seen_in: Vec::new(),
@@ -111,7 +141,8 @@ pub fn check(ops: &[Op]) -> SetResult {
     reads.sort_by_key(|(r, _)| r.invoke_ns);
 
     let mut result = SetResult::default();
-    let mut unexpected: Vec<Value> = Vec::new();
+    // Unexpected elements by their text, with the first read that returned each.
+    let mut unexpected: std::collections::BTreeMap<String, (Value, usize)> = Default::default();
     for (pos, (_, value)) in reads.iter().enumerate() {
         let Value::Array(items) = value else {
             return SetResult {
@@ -129,14 +160,24 @@ pub fn check(ops: &[Op]) -> SetResult {
                         e.seen_in.push(pos);
                     }
                 }
-                _ => unexpected.push(item.clone()),
+                _ => {
+                    unexpected
+                        .entry(item.to_string())
+                        .or_insert_with(|| (item.clone(), pos));
+                }
             }
         }
     }
-    unexpected.sort_by_key(|v| v.to_string());
-    unexpected.dedup();
     result.unexpected = unexpected.len();
-    result.unexpected_examples = unexpected.into_iter().take(EXAMPLES_MAX).collect();
+    for (value, pos) in unexpected.into_values().take(EXAMPLES_MAX) {
+        let read = &reads[pos].0;
+        result.unexpected_details.push(Unexpected {
+            element: value.clone(),
+            read_index: read.index,
+            read_time_ns: read.complete_ns,
+        });
+        result.unexpected_examples.push(value);
+    }
 
     let mut attempted: Vec<&Element> = elements
         .values()
@@ -173,11 +214,21 @@ pub fn check(ops: &[Op]) -> SetResult {
                     element: e.value.clone(),
                     add_index: e.add_index,
                     last_read_index: reads[last].0.index,
+                    add_time_ns: e.add_time_ns,
+                    last_read_time_ns: reads[last].0.complete_ns,
                 });
             }
         } else if seen_after < after {
             result.stale += 1;
             if result.stale_examples.len() < EXAMPLES_MAX {
+                let missed = &reads[first_missed(&e.seen_in, first)].0;
+                result.stale_details.push(Stale {
+                    element: e.value.clone(),
+                    add_index: e.add_index,
+                    add_time_ns: e.add_time_ns,
+                    missed_read_index: missed.index,
+                    missed_read_time_ns: missed.complete_ns,
+                });
                 result.stale_examples.push(e.value.clone());
             }
         } else {
@@ -190,6 +241,18 @@ pub fn check(ops: &[Op]) -> SetResult {
         Verdict::Valid
     };
     result
+}
+
+/// The first read position at or after `from` that is not in `seen_in`
+/// (sorted positions). The caller knows there is one.
+fn first_missed(seen_in: &[usize], from: usize) -> usize {
+    let mut j = seen_in.partition_point(|&p| p < from);
+    let mut pos = from;
+    while seen_in.get(j) == Some(&pos) {
+        j += 1;
+        pos += 1;
+    }
+    pos
 }
 
 #[cfg(test)]
@@ -242,11 +305,29 @@ mod tests {
             vec![Lost {
                 element: json!(3),
                 add_index: 5,
-                last_read_index: 13
+                last_read_index: 13,
+                add_time_ns: 6,
+                last_read_time_ns: 14,
             }]
         );
         assert_eq!(r.stale_examples, vec![json!(2)]);
         assert_eq!(r.unexpected_examples, vec![json!(5), json!(99)]);
+        assert_eq!(
+            r.stale_details,
+            vec![Stale {
+                element: json!(2),
+                add_index: 3,
+                add_time_ns: 4,
+                missed_read_index: 11,
+                missed_read_time_ns: 12,
+            }]
+        );
+        let unexpected: Vec<(Value, u64)> = r
+            .unexpected_details
+            .iter()
+            .map(|u| (u.element.clone(), u.read_time_ns))
+            .collect();
+        assert_eq!(unexpected, vec![(json!(5), 12), (json!(99), 12)]);
     }
 
     #[test]

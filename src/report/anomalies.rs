@@ -1,15 +1,22 @@
-//! The anomalies section: per check its verdict and, for each anomaly, an
-//! explanation a person can follow. Linearizability: the operation that
-//! could not be placed, drawn on a small timeline with the operations
-//! concurrent with it and the end of the longest linearizable prefix, and
-//! the model states. Elle: every case with its witnesses, every cycle drawn
-//! as a graph with each edge in words. Other checkers: their result as it is.
+//! The checks section: per checker its verdict (or "not run"), its summary
+//! and anomalies, and for each anomaly the evidence, in a form a person can
+//! follow. Linearizability: the operation that could not be placed, drawn
+//! on a small timeline with the operations concurrent with it and the end
+//! of the longest linearizable prefix, and the model states. Elle: every
+//! case with its witnesses, every cycle drawn as a graph with each edge in
+//! words. Bank: each bad read with the faults in place. Set: the lost,
+//! stale and unexpected elements with when they were added and read. Logs:
+//! the fatal lines by node. Election: each term with two leaders. Any other
+//! checker: its verdict, summary, anomalies and detail as written.
 //!
 //! Operations link to the timeline (`#op-<index>`).
 
-use super::findings::{Check, Elle, ElleCase, Explanation, Findings, LinAnomaly, OpRef, scalar};
+use super::findings::{
+    Check, Elle, ElleCase, Evidence, Explanation, Findings, LinAnomaly, OpRef, Status, scalar,
+};
 use super::graph::{self, Layout};
-use super::html::{Esc, esc, truncate};
+use super::html::{Esc, esc, rel_url, truncate};
+use super::results::{BankDetail, ElectionDetail, LogLine, LogsDetail, SetDetail};
 use super::svg::Linear;
 use crate::checker::Verdict;
 use crate::history::Op;
@@ -74,8 +81,23 @@ pub fn link_txns(text: &str) -> String {
     out
 }
 
-/// The whole anomalies section; `ops` (the history, when read) gives times
-/// for the small timelines.
+/// `<span class="chip">name ×n</span>` for each anomaly (×n when known).
+pub fn chips(anomalies: &[(String, Option<usize>)]) -> String {
+    let mut out = String::new();
+    for (a, n) in anomalies {
+        let count = n.map(|n| format!(" ×{n}")).unwrap_or_default();
+        let _ = write!(out, r#"<span class="chip">{}{count}</span> "#, Esc(a));
+    }
+    out
+}
+
+/// The id of a check's part of the page.
+pub fn check_id(index: usize) -> String {
+    format!("check-{index}")
+}
+
+/// The whole checks section; `ops` (the history, when read) gives times
+/// for the small timelines and for evidence that names ops by index.
 pub fn section(findings: &Findings, ops: Option<&[Op]>, layout: Layout) -> String {
     let mut out = String::new();
     if findings.checks.is_empty() {
@@ -83,18 +105,33 @@ pub fn section(findings: &Findings, ops: Option<&[Op]>, layout: Layout) -> Strin
     }
     let mut graphs = 0usize;
     for (ci, c) in findings.checks.iter().enumerate() {
+        let status = c.status();
         let _ = write!(
             out,
-            r#"<section class="check" data-checker="{}"><h3><span class="badge {}">{}</span> {}"#,
+            r#"<section class="check" data-checker="{}" id="{}"><h3><span class="badge {}">{}</span> {}"#,
             Esc(&c.checker),
-            verdict_class(c.verdict),
-            verdict_word(c.verdict),
+            check_id(ci),
+            status.class(),
+            status.word(),
             Esc(&c.checker)
         );
         if let Some(s) = &c.subject {
             let _ = write!(out, r#" <span class="muted">{}</span>"#, Esc(s));
         }
         out.push_str("</h3>");
+        match (&c.not_run, &c.summary) {
+            (Some(why), _) => {
+                let _ = write!(out, r#"<p class="summary">Not run: {}</p>"#, Esc(why));
+            }
+            (None, Some(s)) if !s.is_empty() => {
+                let _ = write!(out, r#"<p class="summary">{}</p>"#, Esc(s));
+            }
+            _ => {}
+        }
+        let anomalies = c.anomalies();
+        if !anomalies.is_empty() && status != Status::Valid {
+            let _ = write!(out, r#"<p class="found">{}</p>"#, chips(&anomalies));
+        }
         facts(&mut out, c);
         for (ai, a) in c.lin.iter().enumerate() {
             lin(&mut out, a, ops, &format!("lin-{ci}-{ai}"));
@@ -102,9 +139,16 @@ pub fn section(findings: &Findings, ops: Option<&[Op]>, layout: Layout) -> Strin
         if let Some(e) = &c.elle {
             elle(&mut out, e, layout, &mut graphs);
         }
+        match &c.evidence {
+            Evidence::None => {}
+            Evidence::Bank(b) => bank(&mut out, b, ops),
+            Evidence::Set(s) => set(&mut out, s, ops),
+            Evidence::Logs(l) => logs(&mut out, l),
+            Evidence::Election(e) => election(&mut out, e),
+        }
         if let Some(raw) = &c.raw {
             let text = serde_json::to_string_pretty(raw).unwrap_or_default();
-            let open = if c.verdict == Some(Verdict::Invalid) {
+            let open = if status == Status::Invalid {
                 " open"
             } else {
                 ""
@@ -119,6 +163,214 @@ pub fn section(findings: &Findings, ops: Option<&[Op]>, layout: Layout) -> Strin
         out.push_str("</section>");
     }
     out
+}
+
+/// `1.234 s` since the run started.
+fn secs(ns: u64) -> String {
+    format!("{:.3} s", ns as f64 / 1e9)
+}
+
+/// `[12] at 1.234 s`: a link to op `index` and its time (given, or the
+/// history's when read).
+fn op_at_time(index: u64, time_ns: Option<u64>, ops: Option<&[Op]>) -> String {
+    let time = time_ns.or_else(|| ops.and_then(|ops| op_at(ops, index)).map(|op| op.time));
+    let link = op_link(index, &format!("[{index}]"));
+    match time {
+        Some(t) => format!("{link} at {}", secs(t)),
+        None => link,
+    }
+}
+
+/// "… and N more" when a checker kept only the first `shown` of `total`.
+fn more(out: &mut String, shown: usize, total: usize, what: &str) {
+    if total > shown {
+        let _ = write!(
+            out,
+            r#"<p class="muted">… and {} more {what} (results.json keeps the first {shown}).</p>"#,
+            total - shown
+        );
+    }
+}
+
+fn bank(out: &mut String, b: &BankDetail, ops: Option<&[Op]>) {
+    let _ = write!(
+        out,
+        r#"<p class="muted">{} reads checked; {} broke the invariant.</p>"#,
+        b.reads_checked,
+        b.bad_reads.len()
+    );
+    if b.bad_reads.is_empty() {
+        return;
+    }
+    out.push_str(r#"<table class="evidence bank"><thead><tr><th>read</th><th>process</th><th>what</th><th>total</th><th>balances</th><th>faults in place</th></tr></thead><tbody>"#);
+    for r in &b.bad_reads {
+        let total = r.total.map_or("?".to_string(), |t| t.to_string());
+        let _ = write!(
+            out,
+            r#"<tr><td>{}</td><td>{}</td><td><span class="chip">{}</span></td><td>{} (expected {})</td><td><code>{}</code></td><td>{}</td></tr>"#,
+            op_at_time(r.index, Some(r.time_ns), ops),
+            Esc(&r.process),
+            Esc(&r.kind),
+            Esc(&total),
+            r.expected_total,
+            Esc(&truncate(&scalar(&r.balances), 400)),
+            if r.faults.is_empty() {
+                "none".to_string()
+            } else {
+                Esc(&r.faults.join(" + ")).to_string()
+            }
+        );
+    }
+    out.push_str("</tbody></table>");
+}
+
+fn set(out: &mut String, s: &SetDetail, ops: Option<&[Op]>) {
+    if let Some(e) = &s.error {
+        let _ = write!(out, r#"<p class="error">Could not check: {}</p>"#, Esc(e));
+    }
+    let _ = write!(
+        out,
+        r#"<ul class="facts"><li><b>attempted</b> {}</li><li><b>acknowledged</b> {}</li><li><b>stable</b> {}</li><li><b>stale</b> {}</li><li><b>lost</b> {}</li><li><b>never read</b> {}</li><li><b>unexpected</b> {}</li><li><b>indeterminate</b> {}</li></ul>"#,
+        s.attempted,
+        s.acknowledged,
+        s.stable,
+        s.stale,
+        s.lost,
+        s.never_read,
+        s.unexpected,
+        s.indeterminate
+    );
+    let element = |v: &Value| format!("<code>{}</code>", Esc(&truncate(&scalar(v), 200)));
+    if !s.lost_examples.is_empty() {
+        let _ = write!(
+            out,
+            r#"<h4>Lost: acknowledged, then missing from the final read</h4><table class="evidence set lost"><thead><tr><th>element</th><th>added</th><th>final read, without it</th></tr></thead><tbody>"#
+        );
+        for l in &s.lost_examples {
+            let _ = write!(
+                out,
+                "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+                element(&l.element),
+                op_at_time(l.add_index, l.add_time_ns, ops),
+                op_at_time(l.last_read_index, l.last_read_time_ns, ops)
+            );
+        }
+        out.push_str("</tbody></table>");
+        more(out, s.lost_examples.len(), s.lost, "lost elements");
+    }
+    if !s.stale_details.is_empty() {
+        out.push_str(r#"<h4>Stale: missed by a read after it was known, present in the final read</h4><table class="evidence set stale"><thead><tr><th>element</th><th>added</th><th>missed by the read</th></tr></thead><tbody>"#);
+        for x in &s.stale_details {
+            let _ = write!(
+                out,
+                "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+                element(&x.element),
+                op_at_time(x.add_index, Some(x.add_time_ns), ops),
+                op_at_time(x.missed_read_index, Some(x.missed_read_time_ns), ops)
+            );
+        }
+        out.push_str("</tbody></table>");
+    } else if !s.stale_examples.is_empty() {
+        examples(
+            out,
+            "Stale: missed by a read after it was known, present in the final read",
+            &s.stale_examples,
+        );
+    }
+    more(out, s.stale_examples.len(), s.stale, "stale elements");
+    if !s.unexpected_details.is_empty() {
+        out.push_str(r#"<h4>Unexpected: read, but never added (or the add failed)</h4><table class="evidence set unexpected"><thead><tr><th>element</th><th>first read with it</th></tr></thead><tbody>"#);
+        for x in &s.unexpected_details {
+            let _ = write!(
+                out,
+                "<tr><td>{}</td><td>{}</td></tr>",
+                element(&x.element),
+                op_at_time(x.read_index, Some(x.read_time_ns), ops)
+            );
+        }
+        out.push_str("</tbody></table>");
+    } else if !s.unexpected_examples.is_empty() {
+        examples(
+            out,
+            "Unexpected: read, but never added (or the add failed)",
+            &s.unexpected_examples,
+        );
+    }
+    more(
+        out,
+        s.unexpected_examples.len(),
+        s.unexpected,
+        "unexpected elements",
+    );
+}
+
+/// A heading and a list of elements (a set result without details).
+fn examples(out: &mut String, heading: &str, elements: &[Value]) {
+    let _ = write!(out, "<h4>{}</h4><p>", Esc(heading));
+    for e in elements {
+        let _ = write!(out, "<code>{}</code> ", Esc(&truncate(&scalar(e), 200)));
+    }
+    out.push_str("</p>");
+}
+
+/// `n2 line 14` linking to the node's log.
+fn log_line(l: &LogLine) -> String {
+    format!(
+        r#"<a href="{}">{}</a> line {}"#,
+        rel_url(&["nodes", &l.node, "node.log"]),
+        Esc(&l.node),
+        l.line
+    )
+}
+
+fn logs(out: &mut String, l: &LogsDetail) {
+    let _ = write!(
+        out,
+        r#"<p class="muted">{} node logs scanned; {} fatal lines.</p>"#,
+        l.scanned, l.fatal_lines
+    );
+    if l.findings.is_empty() {
+        return;
+    }
+    out.push_str(r#"<table class="evidence logs"><thead><tr><th>where</th><th>line</th></tr></thead><tbody>"#);
+    for f in &l.findings {
+        let _ = write!(
+            out,
+            "<tr><td>{}</td><td><code>{}</code></td></tr>",
+            log_line(f),
+            Esc(&f.text)
+        );
+    }
+    out.push_str("</tbody></table>");
+    more(out, l.findings.len(), l.fatal_lines, "fatal lines");
+}
+
+fn election(out: &mut String, e: &ElectionDetail) {
+    let _ = write!(
+        out,
+        r#"<p class="muted">{} terms had an election; {} had more than one leader.</p>"#,
+        e.terms,
+        e.split.len()
+    );
+    for t in &e.split {
+        let who: Vec<String> = t.leaders.iter().map(|l| Esc(&l.node).to_string()).collect();
+        let _ = write!(
+            out,
+            r#"<article class="anomaly election"><h4>Term {}: {} leaders ({})</h4><table class="evidence election"><tbody>"#,
+            t.term,
+            t.leaders.len(),
+            who.join(", ")
+        );
+        for l in &t.leaders {
+            let _ = write!(
+                out,
+                "<tr><td>{}</td><td><code>{}</code></td></tr>",
+                log_line(l),
+                Esc(&l.text)
+            );
+        }
+        out.push_str("</tbody></table></article>");
+    }
 }
 
 fn facts(out: &mut String, c: &Check) {

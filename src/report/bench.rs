@@ -5,10 +5,15 @@
 //! The synthetic run is also what tests use to get a realistic folder
 //! without running a cluster: a seeded register workload with partitions
 //! and kills and timeouts during faults, linearizable by construction. Its
-//! results.json is a fixture in the checker's schema that claims one read
-//! cannot be placed, so the anomaly part is drawn too: the bench measures
-//! drawing, not checking (tests that need a true verdict run the checker).
+//! results.json is a fixture written through the schema's types
+//! (`report::results`) that claims one read cannot be placed, so the
+//! anomaly part is drawn too: the bench measures drawing, not checking
+//! (tests that need a true verdict run the checker).
 
+use super::results::{
+    self, Counts, Explanation, FileResult, KeyResult, Linearizable, LinearizableOptions, OpRef,
+    PrefixStep, Results, Timings, Valid,
+};
 use super::{Layout, REPORT_FILE};
 use crate::history::jsonl::write_file;
 use crate::history::{Op, OpType, Process};
@@ -200,35 +205,99 @@ fn take_effect_at_completion(ops: &mut [Op]) {
 
 /// The first ok read of the history, as a linearizability explanation
 /// would name it (for a realistic results.json).
-fn explained(ops: &[Op]) -> Value {
+fn explained(ops: &[Op]) -> Option<Explanation> {
     let done = ops
         .iter()
         .position(|op| op.kind == OpType::Ok && op.f == "read" && op.index > 40)
         .unwrap_or(ops.len().saturating_sub(1));
-    let Some(op) = ops.get(done) else {
-        return Value::Null;
-    };
+    let op = ops.get(done)?;
     let invoke = ops[..done]
         .iter()
         .rposition(|o| o.process == op.process && o.kind == OpType::Invoke)
         .unwrap_or(0);
-    let concurrent: Vec<Value> = ops[invoke..done]
+    let concurrent: Vec<OpRef> = ops[invoke..done]
         .iter()
         .filter(|o| o.kind == OpType::Invoke && o.is_client() && o.process != op.process)
         .take(6)
-        .map(|o| json!({"index": o.index, "completion_index": null, "process": o.process, "op": format!("{} {}", o.f, o.value)}))
+        .map(|o| OpRef {
+            index: o.index,
+            completion_index: None,
+            process: o.process,
+            op: format!("{} {}", o.f, o.value),
+        })
         .collect();
     let described = format!(
         "read -> {}",
         op.value.get(1).cloned().unwrap_or(Value::Null)
     );
-    json!({
-        "op": {"index": ops[invoke].index, "completion_index": op.index, "process": op.process, "op": described},
-        "prefix": [0, 2], "prefix_tail": [
-            {"op": {"index": 0, "completion_index": 1, "process": ops[0].process, "op": "write 3"}, "state_after": "3"}],
-        "states_before": ["3"], "concurrent": concurrent, "concurrent_total": concurrent.len(),
-        "text": format!("cannot place {described}")
+    Some(Explanation {
+        op: OpRef {
+            index: ops[invoke].index,
+            completion_index: Some(op.index),
+            process: op.process,
+            op: described.clone(),
+        },
+        prefix: vec![0, 2],
+        prefix_tail: vec![PrefixStep {
+            op: OpRef {
+                index: 0,
+                completion_index: Some(1),
+                process: ops[0].process,
+                op: "write 3".into(),
+            },
+            state_after: "3".into(),
+        }],
+        states_before: vec!["3".into()],
+        concurrent_total: concurrent.len(),
+        concurrent,
+        text: format!("cannot place {described}"),
     })
+}
+
+/// results.json of the synthetic run, in the schema's own types: invalid,
+/// one read on key 3 cannot be placed.
+fn synthetic_results(ops: &[Op]) -> Results {
+    let client_calls = ops.iter().filter(|o| o.is_client()).count() / 2;
+    Results {
+        schema_version: results::SCHEMA_VERSION,
+        tool: "faultline bench".into(),
+        valid: Valid::False,
+        files: vec![FileResult {
+            path: "history.jsonl".into(),
+            valid: Valid::False,
+            error: None,
+            checker: "linearizable".into(),
+            timings_ms: Timings::default(),
+            linearizable: Some(Linearizable {
+                model: "cas-register".into(),
+                options: LinearizableOptions {
+                    keys: "tuple".into(),
+                    initial_value: Value::Null,
+                    nil_read: "absent".into(),
+                    time_limit_ms: 60_000,
+                    memory_limit_mb: 2048,
+                },
+                counts: Counts {
+                    history_ops: ops.len(),
+                    client_calls,
+                    failed: 0,
+                    unknown_outcome: 0,
+                    truncated_line: None,
+                },
+                keys: vec![KeyResult {
+                    key: json!(3),
+                    valid: Valid::False,
+                    ops: 10,
+                    configurations: 10,
+                    time_ms: 0.1,
+                    reason: None,
+                    explanation: explained(ops),
+                }],
+            }),
+            elle: None,
+        }],
+        run: None,
+    }
 }
 
 /// Writes a whole synthetic run folder: history.jsonl, test.yaml,
@@ -246,18 +315,9 @@ pub fn write_synthetic_run(dir: &Path, s: &Synthetic) -> anyhow::Result<Vec<Op>>
     };
     let test = resolve(&spec, &Source::command_line()).map_err(|e| anyhow::anyhow!("{e}"))?;
     std::fs::write(dir.join("test.yaml"), test.to_yaml())?;
-    let results = json!({
-        "schema_version": 1, "tool": "faultline bench", "valid": false,
-        "files": [{"path": "history.jsonl", "valid": false, "error": null, "checker": "linearizable",
-            "timings_ms": {"read": 0.0, "check": 0.0, "total": 0.0},
-            "linearizable": {"model": "cas-register",
-                "counts": {"history_ops": ops.len(), "client_calls": ops.len() / 2},
-                "keys": [{"key": 3, "valid": false, "ops": 10, "configurations": 10, "time_ms": 0.1,
-                          "reason": null, "explanation": explained(&ops)}]}}]
-    });
     std::fs::write(
-        dir.join("results.json"),
-        serde_json::to_string_pretty(&results)?,
+        dir.join(results::FILE_NAME),
+        serde_json::to_string_pretty(&synthetic_results(&ops))?,
     )?;
     for n in 1..=5 {
         let node = dir.join("nodes").join(format!("n{n}"));
@@ -345,6 +405,24 @@ fn tempdir() -> anyhow::Result<PathBuf> {
 mod tests {
     use super::*;
     use crate::history::{nemesis::fault_intervals, pair};
+
+    #[test]
+    fn the_synthetic_results_follow_the_schema() {
+        let dir = tempfile::tempdir().unwrap();
+        write_synthetic_run(
+            dir.path(),
+            &Synthetic {
+                events: 2_000,
+                ..Synthetic::default()
+            },
+        )
+        .unwrap();
+        let text = std::fs::read_to_string(dir.path().join(results::FILE_NAME)).unwrap();
+        let f = super::super::findings::findings(&serde_json::from_str(&text).unwrap());
+        assert!(f.notes.is_empty(), "{:?}", f.notes);
+        assert_eq!(f.checks.len(), 1);
+        assert_eq!(f.checks[0].lin.len(), 1);
+    }
 
     #[test]
     fn synthetic_history_pairs_and_has_faults() {

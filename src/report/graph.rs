@@ -8,7 +8,7 @@
 //! also checked for active content before it is embedded.
 
 use super::findings::{ElleCase, Step, scalar};
-use super::html::{Esc, truncate};
+use super::html::{Esc, truncate, visible};
 use std::fmt::Write as _;
 use std::io::{Read, Write};
 use std::process::{Command, Stdio};
@@ -94,10 +94,12 @@ pub fn cycle_svg(case: &ElleCase, id: usize, layout: Layout) -> String {
     ring_svg(case)
 }
 
-/// DOT text for the case, labels escaped for DOT's quoted strings.
+/// DOT text for the case, labels escaped for DOT's quoted strings (and
+/// control and bidirectional characters made visible first).
 pub fn dot_text(case: &ElleCase) -> String {
     let q = |s: &str| {
-        s.replace('\\', "\\\\")
+        visible(s)
+            .replace('\\', "\\\\")
             .replace('"', "\\\"")
             .replace('\n', " ")
     };
@@ -348,6 +350,10 @@ mod tests {
     fn dot_text_escapes_labels() {
         let dot = dot_text(&case());
         assert!(dot.contains(r#"label="rw x\"<""#), "{dot}");
+        let mut bidi = case();
+        bidi.steps[0].key = Some(json!("k\u{202e}\u{1b}"));
+        let dot = dot_text(&bidi);
+        assert!(dot.contains(r#"label="rw k\\u{202e}\\u{1b}""#), "{dot}");
         assert_eq!(dot.matches(" -> ").count(), 3);
     }
 

@@ -2,29 +2,72 @@
 //! quoted attributes, JSON inside `<script>`, relative URLs, and a few
 //! number formats. Every value that comes from a history, a test or a
 //! results file goes through one of these.
+//!
+//! Control characters (C0 but tab and newline, DEL, C1) and the Unicode
+//! bidirectional controls are never written as themselves: a key holding
+//! U+202E would show its text reversed, and one holding ESC could drive a
+//! terminal it is pasted into. They are shown as visible escapes,
+//! `\u{202e}`, in HTML, in attributes and in the timeline's data.
 
+use std::borrow::Cow;
 use std::fmt;
 
-/// HTML-escapes for text and for double- or single-quoted attribute values.
+/// Whether `c` is shown as an escape: C0 controls but tab and newline,
+/// DEL, C1 controls, and the bidirectional marks, embeddings, overrides and
+/// isolates (U+061C, U+200E/F, U+202A–U+202E, U+2066–U+2069).
+pub fn is_hidden(c: char) -> bool {
+    matches!(c,
+        '\0'..='\u{8}' | '\u{b}'..='\u{1f}' | '\u{7f}'..='\u{9f}'
+        | '\u{61c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+/// Writes `s` with every [`is_hidden`] character as `\u{hex}`, and each
+/// other character through `other` (which writes it, or its escape).
+fn write_visible(
+    f: &mut impl fmt::Write,
+    s: &str,
+    mut other: impl FnMut(&mut dyn fmt::Write, char) -> fmt::Result,
+) -> fmt::Result {
+    for c in s.chars() {
+        if is_hidden(c) {
+            write!(f, "\\u{{{:x}}}", c as u32)?;
+        } else {
+            other(f, c)?;
+        }
+    }
+    Ok(())
+}
+
+/// `s` with control and bidirectional characters as visible escapes
+/// (`\u{1b}`, `\u{202e}`); borrowed when there are none.
+pub fn visible(s: &str) -> Cow<'_, str> {
+    if !s.chars().any(is_hidden) {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 16);
+    let _ = write_visible(&mut out, s, |f, c| f.write_char(c));
+    Cow::Owned(out)
+}
+
+/// HTML-escapes for text and for double- or single-quoted attribute
+/// values; control and bidirectional characters become visible escapes.
 pub struct Esc<'a>(pub &'a str);
 
 impl fmt::Display for Esc<'_> {
     fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        let mut last = 0;
-        for (i, c) in self.0.char_indices() {
-            let rep = match c {
-                '&' => "&amp;",
-                '<' => "&lt;",
-                '>' => "&gt;",
-                '"' => "&quot;",
-                '\'' => "&#39;",
-                _ => continue,
-            };
-            f.write_str(&self.0[last..i])?;
-            f.write_str(rep)?;
-            last = i + c.len_utf8();
+        let s = self.0;
+        let plain = |c: char| !matches!(c, '&' | '<' | '>' | '"' | '\'') && !is_hidden(c);
+        if s.chars().all(plain) {
+            return f.write_str(s);
         }
-        f.write_str(&self.0[last..])
+        write_visible(f, s, |f, c| match c {
+            '&' => f.write_str("&amp;"),
+            '<' => f.write_str("&lt;"),
+            '>' => f.write_str("&gt;"),
+            '"' => f.write_str("&quot;"),
+            '\'' => f.write_str("&#39;"),
+            c => f.write_char(c),
+        })
     }
 }
 
@@ -35,8 +78,12 @@ pub fn esc(s: &str) -> String {
 
 /// JSON text made safe inside `<script type="application/json">`: `<`, `>`
 /// and `&` only occur inside JSON strings, where `\u003c` means the same, so
-/// neither `</script>` nor `<!--` can appear. U+2028/2029 are escaped too.
+/// neither `</script>` nor `<!--` can appear. U+2028/2029 and the
+/// characters of [`is_hidden`] are JSON-escaped too, so none stands raw in
+/// the page (the strings' writers make them visible escapes first: JSON
+/// escapes are undone when the script parses the data).
 pub fn json_for_script(json: &str) -> String {
+    use fmt::Write as _;
     let mut out = String::with_capacity(json.len() + json.len() / 64);
     for c in json.chars() {
         match c {
@@ -45,6 +92,9 @@ pub fn json_for_script(json: &str) -> String {
             '&' => out.push_str("\\u0026"),
             '\u{2028}' => out.push_str("\\u2028"),
             '\u{2029}' => out.push_str("\\u2029"),
+            c if is_hidden(c) => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
             c => out.push(c),
         }
     }
@@ -147,6 +197,26 @@ mod tests {
         assert!(!safe.contains("</") && !safe.contains("<!--"));
         let back: serde_json::Value = serde_json::from_str(&safe).unwrap();
         assert_eq!(back[0], "</script><!-- &");
+    }
+
+    #[test]
+    fn control_and_bidi_characters_become_visible_escapes() {
+        let key = "a\u{202e}b\u{1b}[31m\u{7f}\u{85}\u{2066}\u{61c}\u{200f}\tc\nd";
+        let shown = r"a\u{202e}b\u{1b}[31m\u{7f}\u{85}\u{2066}\u{61c}\u{200f}";
+        assert_eq!(
+            visible(key),
+            format!("{shown}\tc\nd"),
+            "tab and newline kept"
+        );
+        assert_eq!(esc(&format!("<{key}>")), format!("&lt;{shown}\tc\nd&gt;"));
+        assert!(matches!(visible("plain ü"), Cow::Borrowed(_)));
+        // Escapes are plain text: making them visible again changes nothing.
+        assert_eq!(visible(&visible(key)), visible(key));
+        let json = serde_json::to_string(&serde_json::json!([key])).unwrap();
+        let safe = json_for_script(&json);
+        assert!(!safe.chars().any(is_hidden), "{safe}");
+        let back: serde_json::Value = serde_json::from_str(&safe).unwrap();
+        assert_eq!(back[0], key, "the same JSON value");
     }
 
     #[test]

@@ -1,11 +1,18 @@
 //! results/index.html: every run in the results folder, newest first, with
 //! its test, time, verdict, duration and anomalies, linking to its report.
 //! Rewritten after each run from the folders alone.
+//!
+//! A run is a `<test>/<timestamp>/` folder that holds test.yaml or
+//! results.json; other folders under the root (another tool's artifacts)
+//! are not listed. Each run lands in exactly one bucket of the header:
+//! invalid, unknown, harness error, incomplete (no readable verdict: the run
+//! was cut short, or results.json cannot be read) or valid.
 
-use super::anomalies::{verdict_class, verdict_word};
+use super::anomalies::chips;
 use super::findings::findings;
 use super::html::{Esc, duration_ns, pretty_timestamp, rel_url};
 use super::page::head;
+use super::plots::plural;
 use super::{ReportError, write_atomically};
 use crate::checker::Verdict;
 use crate::store::{RunDir, Store};
@@ -22,12 +29,43 @@ const TAIL_BYTES: u64 = 64 * 1024;
 
 pub const INDEX_FILE: &str = "index.html";
 
+/// How a run ended, as the header counts it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// results.json's verdict.
+    Checked(Verdict),
+    /// The harness failed (results.json's `harness_error`).
+    HarnessError(String),
+    /// No readable verdict, and why.
+    Incomplete(String),
+}
+
+impl Outcome {
+    fn word(&self) -> &'static str {
+        match self {
+            Outcome::Checked(v) => v.as_str(),
+            Outcome::HarnessError(_) => "harness error",
+            Outcome::Incomplete(_) => "incomplete",
+        }
+    }
+
+    /// The row's CSS class.
+    fn class(&self) -> &'static str {
+        match self {
+            Outcome::Checked(v) => v.as_str(),
+            Outcome::HarnessError(_) => "harness-error",
+            Outcome::Incomplete(_) => "incomplete",
+        }
+    }
+}
+
 /// One row of the index.
 #[derive(Debug, Clone)]
 pub struct RunRow {
     pub run: RunDir,
-    pub verdict: Option<Verdict>,
-    pub anomalies: Vec<(String, usize)>,
+    pub outcome: Outcome,
+    /// Anomaly names, with how many of each when known.
+    pub anomalies: Vec<(String, Option<usize>)>,
     pub duration_ns: Option<u64>,
     /// `db / workload / nemesis` and the seed, from test.yaml.
     pub what: Option<String>,
@@ -52,14 +90,31 @@ pub fn last_time_ns(history: &Path) -> Option<u64> {
     })
 }
 
+/// Whether `run` is a run's folder: it holds test.yaml or results.json.
+pub fn is_run(run: &RunDir) -> bool {
+    run.test_yaml().is_file() || run.results_json().is_file()
+}
+
 pub fn row(run: RunDir) -> RunRow {
-    let results: Option<Value> = std::fs::read_to_string(run.results_json())
-        .ok()
-        .and_then(|t| serde_json::from_str(&t).ok());
+    let results: Result<Value, String> = match std::fs::read_to_string(run.results_json()) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(
+            "results.json is missing: the run did not finish (interrupted, killed, or still running)"
+                .into(),
+        ),
+        Err(e) => Err(format!("results.json could not be read: {e}")),
+        Ok(text) => serde_json::from_str(&text)
+            .map_err(|e| format!("results.json could not be read: line {}: {e}", e.line())),
+    };
     let f = results.as_ref().map(findings).unwrap_or_default();
+    let outcome = match (&results, &f.harness_error, f.verdict) {
+        (Err(why), _, _) => Outcome::Incomplete(why.clone()),
+        (Ok(_), Some(e), _) => Outcome::HarnessError(e.clone()),
+        (Ok(_), None, Some(v)) => Outcome::Checked(v),
+        (Ok(_), None, None) => Outcome::Incomplete("results.json gives no verdict".into()),
+    };
     let test = Test::load(&run.test_yaml()).ok();
     RunRow {
-        verdict: f.verdict,
+        outcome,
         anomalies: f.checks.iter().flat_map(|c| c.anomalies()).collect(),
         duration_ns: last_time_ns(&run.history()),
         what: test
@@ -71,42 +126,62 @@ pub fn row(run: RunDir) -> RunRow {
     }
 }
 
+/// The header's counts: runs, then one bucket per outcome; the buckets
+/// add up to the runs. Harness errors and incomplete runs are named only
+/// when there are some.
+pub fn totals(rows: &[RunRow]) -> String {
+    let count = |f: &dyn Fn(&Outcome) -> bool| rows.iter().filter(|r| f(&r.outcome)).count();
+    let checked = |v: Verdict| count(&|o| *o == Outcome::Checked(v));
+    let harness = count(&|o| matches!(o, Outcome::HarnessError(_)));
+    let incomplete = count(&|o| matches!(o, Outcome::Incomplete(_)));
+    let mut parts = vec![
+        plural(rows.len(), "run"),
+        format!("{} invalid", checked(Verdict::Invalid)),
+        format!("{} unknown", checked(Verdict::Unknown)),
+    ];
+    if harness > 0 {
+        parts.push(plural(harness, "harness error"));
+    }
+    if incomplete > 0 {
+        parts.push(format!("{incomplete} incomplete"));
+    }
+    parts.push(format!("{} valid", checked(Verdict::Valid)));
+    parts.join(" · ")
+}
+
 /// Renders the index page of `rows` (already newest first).
 pub fn render(rows: &[RunRow]) -> String {
     let nonce = super::page::nonce();
     let mut out = head("faultline results", &nonce);
-    let count = |v: Option<Verdict>| rows.iter().filter(|r| r.verdict == v).count();
     let _ = write!(
         out,
-        r#"<body><header class="top"><span class="brand">faultline</span><h1>Results</h1><span class="when">{} runs · {} invalid · {} unknown · {} valid</span></header><main>
+        r#"<body><header class="top"><span class="brand">faultline</span><h1>Results</h1><span class="when" id="totals">{}</span></header><main>
 <div class="filter"><input id="filter" type="search" placeholder="filter: test, verdict, anomaly, db…" aria-label="filter runs"></div>
 <table class="runs"><thead><tr><th>time</th><th>test</th><th>verdict</th><th>duration</th><th>anomalies</th><th>db / workload / nemesis</th><th>seed</th><th>files</th></tr></thead><tbody>"#,
-        rows.len(),
-        count(Some(Verdict::Invalid)),
-        count(Some(Verdict::Unknown)),
-        count(Some(Verdict::Valid))
+        totals(rows)
     );
     for r in rows {
         let report = rel_url(&[&r.run.test, &r.run.timestamp, super::REPORT_FILE]);
         let folder = format!("{}/", rel_url(&[&r.run.test, &r.run.timestamp]));
-        let anomalies: Vec<String> = r
-            .anomalies
-            .iter()
-            .map(|(a, n)| format!(r#"<span class="chip">{} ×{n}</span>"#, Esc(a)))
-            .collect();
+        let why = match &r.outcome {
+            Outcome::HarnessError(why) | Outcome::Incomplete(why) => {
+                format!(r#"<span class="why">{}</span>"#, Esc(why))
+            }
+            Outcome::Checked(_) => String::new(),
+        };
         let _ = write!(
             out,
-            r#"<tr class="{}"><td>{}</td><td>{}</td><td class="verdict-cell">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}<a href="{folder}">folder</a></td></tr>"#,
-            verdict_class(r.verdict),
+            r#"<tr class="{}"><td>{}</td><td>{}</td><td class="verdict-cell">{}</td><td>{}</td><td>{}{why}</td><td>{}</td><td>{}</td><td>{}<a href="{folder}">folder</a></td></tr>"#,
+            r.outcome.class(),
             Esc(&pretty_timestamp(&r.run.timestamp)),
             if r.has_report {
                 format!(r#"<a href="{report}">{}</a>"#, Esc(&r.run.test))
             } else {
                 Esc(&r.run.test).to_string()
             },
-            verdict_word(r.verdict),
+            r.outcome.word(),
             r.duration_ns.map(duration_ns).unwrap_or_default(),
-            anomalies.join(" "),
+            chips(&r.anomalies),
             Esc(r.what.as_deref().unwrap_or("")),
             r.seed.map(|s| s.to_string()).unwrap_or_default(),
             if r.has_report {
@@ -142,7 +217,12 @@ pub fn write_index(root: &Path) -> Result<PathBuf, ReportError> {
             path: root.to_path_buf(),
             source,
         })?;
-    let rows: Vec<RunRow> = runs.into_iter().take(RUNS_MAX).map(row).collect();
+    let rows: Vec<RunRow> = runs
+        .into_iter()
+        .filter(is_run)
+        .take(RUNS_MAX)
+        .map(row)
+        .collect();
     let path = root.join(INDEX_FILE);
     write_atomically(&path, render(&rows).as_bytes())?;
     Ok(path)
@@ -187,5 +267,46 @@ mod tests {
         );
         assert!(html.contains(r#"<td class="verdict-cell">invalid</td>"#));
         assert!(html.contains(r#"<td class="verdict-cell">valid</td>"#));
+        assert!(html.contains(r#"id="totals">2 runs · 1 invalid · 0 unknown · 1 valid<"#));
+    }
+
+    #[test]
+    fn every_run_is_in_one_bucket_and_folders_that_are_not_runs_are_left_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::new(dir.path());
+        let one = store.create_run("raft-register").unwrap();
+        std::fs::write(
+            one.results_json(),
+            json!({"valid": true, "files": []}).to_string(),
+        )
+        .unwrap();
+        let html = std::fs::read_to_string(write_index(dir.path()).unwrap()).unwrap();
+        assert!(html.contains(r#"id="totals">1 run · 0 invalid · 0 unknown · 1 valid<"#));
+        // A harness error (results.json says unknown, and why), a run cut
+        // short (test.yaml only), results.json that is not JSON, and
+        // folders that are not runs.
+        let harness = store.create_run("paxos-bank").unwrap();
+        std::fs::write(
+            harness.results_json(),
+            json!({"valid": "unknown", "files": [], "run": {"harness_error": "deploying: n2 unreachable"}}).to_string(),
+        )
+        .unwrap();
+        let cut = store.create_run("raft-set").unwrap();
+        std::fs::write(cut.test_yaml(), "name: raft-set\n").unwrap();
+        let bad = store.create_run("twopc-bank").unwrap();
+        std::fs::write(bad.results_json(), "{\"valid\": tru").unwrap();
+        std::fs::create_dir_all(dir.path().join("ci-artifacts/report/valid")).unwrap();
+        std::fs::create_dir_all(dir.path().join("ci-artifacts/bug-matrix")).unwrap();
+        let html = std::fs::read_to_string(write_index(dir.path()).unwrap()).unwrap();
+        assert!(
+            html.contains(r#"id="totals">4 runs · 0 invalid · 0 unknown · 1 harness error · 2 incomplete · 1 valid<"#),
+            "{html}"
+        );
+        assert!(!html.contains("ci-artifacts"));
+        assert!(html.contains("deploying: n2 unreachable"));
+        assert!(html.contains("results.json is missing"));
+        assert!(html.contains("results.json could not be read: line 1"));
+        assert_eq!(html.matches(r#"<tr class="incomplete">"#).count(), 2);
+        assert_eq!(html.matches(r#"<tr class="harness-error">"#).count(), 1);
     }
 }

@@ -7,7 +7,7 @@
 //! verdict is results.json's, as written.
 
 use super::anomalies::{self, verdict_class, verdict_word};
-use super::findings::{Findings, findings};
+use super::findings::{Findings, Status, findings};
 use super::folder::{Loaded, RunFolder};
 use super::graph::{self, Layout};
 use super::html::{Esc, duration_ns, pretty_timestamp, rel_url, thousands};
@@ -132,6 +132,7 @@ fn part(notes: &mut Vec<String>, what: &str, draw: impl FnOnce() -> String) -> S
 pub fn render(folder: &RunFolder, layout: Layout) -> Rendered {
     let mut notes = folder.missing();
     let f = folder.results.get().map(findings).unwrap_or_default();
+    notes.extend(f.notes.iter().cloned());
     let ops = folder.history.get().map(|h| h.ops.as_slice());
     let drawn = match ops.map(draw_input) {
         Some(Ok(d)) => Some(d),
@@ -159,9 +160,9 @@ pub fn render(folder: &RunFolder, layout: Layout) -> Rendered {
     );
     out.push_str(&graph::markers());
     out.push_str(&verdict(&f, folder));
-    out.push_str(r##"<nav class="sections"><a href="#summary">Summary</a><a href="#anomalies">Anomalies</a><a href="#charts">Latency &amp; throughput</a><a href="#timeline-section">Timeline</a><a href="#files">Files</a></nav>"##);
+    out.push_str(r##"<nav class="sections"><a href="#summary">Summary</a><a href="#anomalies">Checks</a><a href="#charts">Latency &amp; throughput</a><a href="#timeline-section">Timeline</a><a href="#files">Files</a></nav>"##);
     let summary = part(&mut notes, "summary", || {
-        summary(folder, test, drawn.as_ref())
+        summary(folder, test, drawn.as_ref(), &f.problems)
     });
     let anomalies_html = part(&mut notes, "anomalies", || {
         anomalies::section(&f, ops, layout)
@@ -208,36 +209,58 @@ pub fn render(folder: &RunFolder, layout: Layout) -> Rendered {
     }
 }
 
+/// The banner: the verdict, the anomalies, and every check: one line with
+/// its reason for each that is not valid, the valid ones listed.
 fn verdict(f: &Findings, folder: &RunFolder) -> String {
     let mut out = format!(
         r#"<section class="verdict {}" id="verdict"><div class="big" id="verdict-word">{}</div><div class="sub">"#,
         verdict_class(f.verdict),
         verdict_word(f.verdict).to_uppercase()
     );
-    let anomalies: Vec<(String, usize)> = f.checks.iter().flat_map(|c| c.anomalies()).collect();
-    if !anomalies.is_empty() {
-        out.push_str(r##"<p><a href="#anomalies">Anomalies</a>: "##);
-        for (a, n) in &anomalies {
-            let _ = write!(out, r#"<span class="chip">{} ×{n}</span>"#, Esc(a));
-        }
-        out.push_str("</p>");
-    }
-    if let Some(first) = f.checks.iter().flat_map(|c| c.lin.first()).next() {
+    if let Some(e) = &f.harness_error {
         let _ = write!(
             out,
-            "<p>Cannot place <code>{}</code> (op {}): no order of the operations explains it.</p>",
-            Esc(&first.explanation.op.op),
-            first.explanation.op.index
+            r#"<p class="harness-error"><b>The harness failed:</b> {}</p>"#,
+            Esc(e)
         );
     }
-    let checked: Vec<String> = f
-        .checks
-        .iter()
-        .map(|c| format!("{} {}", c.checker, verdict_word(c.verdict)))
-        .collect();
+    let anomalies: Vec<(String, Option<usize>)> =
+        f.checks.iter().flat_map(|c| c.anomalies()).collect();
+    if !anomalies.is_empty() {
+        let _ = write!(
+            out,
+            r##"<p><a href="#anomalies">Anomalies</a>: {}</p>"##,
+            anomalies::chips(&anomalies)
+        );
+    }
+    let mut reasons = String::new();
+    let mut valid: Vec<String> = Vec::new();
+    for (i, c) in f.checks.iter().enumerate() {
+        let status = c.status();
+        let name = format!(
+            r##"<a href="#{}">{}</a>"##,
+            anomalies::check_id(i),
+            Esc(&c.checker)
+        );
+        match c.reason() {
+            Some(reason) if status != Status::Valid => {
+                let _ = write!(
+                    reasons,
+                    r#"<li data-reason="{}"><b>{name}</b> <span class="word">{}</span>: {}</li>"#,
+                    Esc(&c.checker),
+                    status.word(),
+                    Esc(&reason)
+                );
+            }
+            _ => valid.push(format!("{name} {}", status.word())),
+        }
+    }
+    if !reasons.is_empty() {
+        let _ = write!(out, r#"<ul class="reasons">{reasons}</ul>"#);
+    }
     match &folder.results {
-        Loaded::Read(_) if !checked.is_empty() => {
-            let _ = write!(out, "<p>Checks: {}</p>", Esc(&checked.join(", ")));
+        Loaded::Read(_) if !valid.is_empty() => {
+            let _ = write!(out, "<p>Checks: {}</p>", valid.join(", "));
         }
         Loaded::Read(_) => {}
         _ => out.push_str("<p>This history has not been checked (no readable results.json).</p>"),
@@ -258,7 +281,12 @@ fn shell_quote(s: &str) -> String {
     }
 }
 
-fn summary(folder: &RunFolder, test: Option<&Test>, drawn: Option<&Drawn>) -> String {
+fn summary(
+    folder: &RunFolder,
+    test: Option<&Test>,
+    drawn: Option<&Drawn>,
+    problems: &[String],
+) -> String {
     let mut out =
         String::from(r#"<div class="grid"><div class="col"><div class="card"><h3>Test</h3>"#);
     match test {
@@ -320,6 +348,16 @@ fn summary(folder: &RunFolder, test: Option<&Test>, drawn: Option<&Drawn>) -> St
         "folder",
         format!("<code>{}</code>", Esc(&folder.dir.display().to_string())),
     );
+    if !problems.is_empty() {
+        let items: Vec<String> = problems
+            .iter()
+            .map(|p| format!("<li>{}</li>", Esc(p)))
+            .collect();
+        kv(
+            "problems",
+            format!(r#"<ul class="problems">{}</ul>"#, items.join("")),
+        );
+    }
     out.push_str("</table></div>");
     out.push_str(&hosts(folder, test, drawn));
     out.push_str(r#"</div><div class="col">"#);

@@ -394,3 +394,120 @@ pub struct EllePhases {
     pub scc: f64,
     pub cycles: f64,
 }
+
+// The `detail` of the run's checkers, typed. results.json holds them as
+// JSON (`CheckerResult::detail`, written by the runner from each checker's
+// own result); these are their shapes, for readers (the report), checked
+// against what the runner writes by tests/report.rs. Every field added
+// after a checker first wrote its detail is `#[serde(default)]`.
+
+/// `detail` of the `bank` checker.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BankDetail {
+    pub reads_checked: usize,
+    pub bad_reads: Vec<BankBadRead>,
+}
+
+/// A read whose balances break the bank's invariant.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BankBadRead {
+    /// `wrong-total`, `negative-balance`, `unexpected-accounts`, `malformed`.
+    pub kind: String,
+    /// History index of the read's completion.
+    pub index: u64,
+    pub time_ns: u64,
+    pub process: String,
+    /// `{account: balance}` as read.
+    pub balances: Value,
+    pub total: Option<i64>,
+    pub expected_total: i64,
+    /// Faults in place when the read completed.
+    pub faults: Vec<String>,
+}
+
+/// `detail` of the `set` checker: counts, and examples of each finding.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SetDetail {
+    pub attempted: usize,
+    pub acknowledged: usize,
+    pub stable: usize,
+    pub stale: usize,
+    pub lost: usize,
+    pub never_read: usize,
+    pub unexpected: usize,
+    pub indeterminate: usize,
+    pub lost_examples: Vec<SetLost>,
+    /// Stale and unexpected elements (their details below, when written).
+    pub stale_examples: Vec<Value>,
+    pub unexpected_examples: Vec<Value>,
+    #[serde(default)]
+    pub stale_details: Vec<SetStale>,
+    #[serde(default)]
+    pub unexpected_details: Vec<SetUnexpected>,
+    /// Why the history could not be checked as a set.
+    pub error: Option<String>,
+}
+
+/// An acknowledged element the final read misses.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SetLost {
+    pub element: Value,
+    pub add_index: u64,
+    pub last_read_index: u64,
+    #[serde(default)]
+    pub add_time_ns: Option<u64>,
+    #[serde(default)]
+    pub last_read_time_ns: Option<u64>,
+}
+
+/// An element some read missed after it was known (the last read has it).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SetStale {
+    pub element: Value,
+    pub add_index: u64,
+    pub add_time_ns: u64,
+    pub missed_read_index: u64,
+    pub missed_read_time_ns: u64,
+}
+
+/// An element read that no one added (or whose add failed).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SetUnexpected {
+    pub element: Value,
+    pub read_index: u64,
+    pub read_time_ns: u64,
+}
+
+/// `detail` of the `logs` checker: panics and fatal errors in node logs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LogsDetail {
+    /// Node logs read.
+    pub scanned: usize,
+    /// Fatal lines found (all of them; `findings` keeps the first few).
+    pub fatal_lines: usize,
+    pub findings: Vec<LogLine>,
+}
+
+/// A line of a node's log.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LogLine {
+    pub node: String,
+    /// 1-based line number in `nodes/<node>/node.log`.
+    pub line: usize,
+    pub text: String,
+}
+
+/// `detail` of the `election` checker: Raft's election safety.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ElectionDetail {
+    /// Terms in which some node logged winning an election.
+    pub terms: usize,
+    /// Terms won by more than one node, each with its leaders' log lines.
+    pub split: Vec<SplitTerm>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SplitTerm {
+    pub term: u64,
+    pub leaders: Vec<LogLine>,
+}

@@ -19,7 +19,7 @@
 //! faults [[fault, colour, start index, end index, detail], ...]
 //! ```
 
-use super::html::{json_for_script, truncate};
+use super::html::{json_for_script, truncate, visible};
 use super::svg::Band;
 use crate::history::{Call, Op, Outcome};
 use serde_json::Value;
@@ -49,9 +49,24 @@ fn text(v: &Value) -> String {
     }
 }
 
+/// `s` as a JSON string, its control and bidirectional characters made
+/// visible escapes first (the script shows the strings as they are).
 fn push_json_str(out: &mut String, s: &str) {
     // Serialising a &str cannot fail.
-    out.push_str(&serde_json::to_string(s).unwrap_or_default());
+    out.push_str(&serde_json::to_string(&visible(s)).unwrap_or_default());
+}
+
+/// Names as a JSON array of strings, each made visible.
+fn json_names(names: &[&str]) -> String {
+    let mut out = String::from("[");
+    for (i, n) in names.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        push_json_str(&mut out, n);
+    }
+    out.push(']');
+    out
 }
 
 /// The embedded data block, ready to sit inside a `<script type="application/json">`.
@@ -129,9 +144,9 @@ pub fn data(ops: &[Op], calls: &[Call], faults: &[FaultRows]) -> String {
     let mut out =
         String::with_capacity(p.len() + ii.len() + c.len() + t.len() + d.len() + v.len() + 512);
     let _ = write!(out, r#"{{"n":{n_events},"f":"#);
-    out.push_str(&serde_json::to_string(&fs).unwrap_or_default());
+    out.push_str(&json_names(&fs));
     out.push_str(r#","nodes":"#);
-    out.push_str(&serde_json::to_string(&nodes).unwrap_or_default());
+    out.push_str(&json_names(&nodes));
     for (name, col) in [
         ("p", &p),
         ("i", &ii),
@@ -235,6 +250,26 @@ mod tests {
         assert_eq!(d["nodes"], json!(["n1"]));
         assert_eq!(d["faults"][0][0], "partition");
         assert_eq!(d["faults"][0][3], 3);
+    }
+
+    #[test]
+    fn control_and_bidi_characters_reach_the_script_as_visible_escapes() {
+        let mut ops = vec![
+            op(0, 1, OpType::Invoke, json!(["k\u{202e}x\u{1b}", 1])),
+            op(1, 1, OpType::Info, json!(["k\u{202e}x\u{1b}", 1])),
+        ];
+        ops[1].node = Some("n\u{2066}1".into());
+        ops[1].error = Some(json!("bad\u{85}"));
+        ops[0].f = "w\u{200f}".into();
+        ops[1].f = "w\u{200f}".into();
+        let text = data(&ops, &pair(&ops).unwrap(), &[]);
+        assert!(!text.chars().any(crate::report::html::is_hidden), "{text}");
+        // What the script gets after JSON.parse: the escapes as text.
+        let d: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(d["v"][0], r#"["k\u{202e}x\u001b",1]"#);
+        assert_eq!(d["nodes"][0], r"n\u{2066}1");
+        assert_eq!(d["e"][0][1], r"bad\u{85}");
+        assert_eq!(d["f"][0], r"w\u{200f}");
     }
 
     #[test]

@@ -1,6 +1,7 @@
 // faultline report: copy buttons and the windowed timeline.
 // Everything taken from the data goes into the page through textContent and
-// element properties, never through HTML strings.
+// element properties, never through HTML strings, and with control and
+// bidirectional characters shown as escapes (\u{202e}), never as themselves.
 "use strict";
 (function () {
   function selectText(el) {
@@ -30,6 +31,17 @@
     box.textContent = "The timeline data could not be read: " + e;
     return;
   }
+  // The report writes these strings with the characters escaped already;
+  // this keeps it so whatever the data holds.
+  var HIDDEN = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;
+  function visible(s) {
+    return String(s).replace(HIDDEN, function (c) { return "\\u{" + c.charCodeAt(0).toString(16) + "}"; });
+  }
+  D.f = D.f.map(visible);
+  D.v = D.v.map(visible);
+  D.nodes = D.nodes.map(visible);
+  D.e.forEach(function (x) { x[1] = visible(x[1]); });
+  D.faults.forEach(function (f) { f[0] = visible(f[0]); f[4] = visible(f[4]); });
   var N = D.p.length, total = D.n;
   var inv = new Float64Array(N), comp = new Float64Array(N), t0 = new Float64Array(N);
   var a = 0, t = 0;
