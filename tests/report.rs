@@ -707,14 +707,27 @@ fn checked_run(
         test: name.into(),
         timestamp: "20261206T120000.000Z".into(),
     };
+    let circumstances = checks::Circumstances {
+        harness_error: None,
+        nodes: logs.len(),
+        node_exits: Some(&[]),
+        main_end_ns: ops.last().map_or(0, |o| o.time),
+    };
     let report = RunReport {
-        checks: checks::check_run(&test, &ops, &run_dir, std::time::Duration::from_secs(30)),
+        checks: checks::check_run(
+            &test,
+            &ops,
+            &run_dir,
+            std::time::Duration::from_secs(30),
+            circumstances,
+        ),
         dir: run_dir,
         harness_error: None,
         problems: Vec::new(),
         duration: std::time::Duration::from_secs(1),
         hosts: vec!["n1 10.0.0.1".into()],
         ops: output::op_counts(&ops),
+        incomplete: Vec::new(),
     };
     output::write(&test, &report).unwrap();
     let results: faultline::report::results::Results =

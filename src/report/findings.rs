@@ -57,6 +57,10 @@ pub struct Findings {
     pub harness_error: Option<String>,
     /// What went wrong in the run without stopping it.
     pub problems: Vec<String>,
+    /// Why the run cannot be judged valid whatever its checkers say.
+    pub incomplete: Vec<String>,
+    /// How much of the workload's time the system answered.
+    pub availability: Option<super::results::Availability>,
     /// Why results.json was read leniently, when it was.
     pub notes: Vec<String>,
 }
@@ -290,6 +294,8 @@ fn typed_findings(r: Results) -> Findings {
         }
         f.harness_error = run.harness_error;
         f.problems = run.problems;
+        f.incomplete = run.incomplete;
+        f.availability = run.availability;
     }
     // File results no checker of the run claims (or `faultline check`'s).
     f.checks.extend(files);
@@ -539,6 +545,14 @@ fn lenient(results: &Value) -> Findings {
             .and_then(Value::as_array)
             .map(|a| a.iter().map(scalar).collect())
             .unwrap_or_default(),
+        incomplete: run
+            .and_then(|r| r.get("incomplete"))
+            .and_then(Value::as_array)
+            .map(|a| a.iter().map(scalar).collect())
+            .unwrap_or_default(),
+        availability: run
+            .and_then(|r| r.get("availability"))
+            .and_then(|a| super::results::Availability::deserialize(a).ok()),
         ..Findings::default()
     };
     let mut files: Vec<Check> = entries(results).into_iter().map(check).collect();

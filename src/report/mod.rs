@@ -81,15 +81,12 @@ pub fn write_report(dir: &Path, layout: Layout) -> Result<Written, ReportError> 
     })
 }
 
-/// Writes through a temporary file in the same folder and renames it.
+/// Writes whole, through a unique temporary file (see `atomic_file`).
 pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), ReportError> {
-    let tmp = path.with_extension("html.tmp");
-    let err = |source| ReportError::Write {
+    crate::atomic_file::write(path, bytes).map_err(|source| ReportError::Write {
         path: path.to_path_buf(),
         source,
-    };
-    std::fs::write(&tmp, bytes).map_err(err)?;
-    std::fs::rename(&tmp, path).map_err(err)
+    })
 }
 
 /// What the runner calls after each run: the run's report, then the index

@@ -162,7 +162,7 @@ pub fn render(folder: &RunFolder, layout: Layout) -> Rendered {
     out.push_str(&verdict(&f, folder));
     out.push_str(r##"<nav class="sections"><a href="#summary">Summary</a><a href="#anomalies">Checks</a><a href="#charts">Latency &amp; throughput</a><a href="#timeline-section">Timeline</a><a href="#files">Files</a></nav>"##);
     let summary = part(&mut notes, "summary", || {
-        summary(folder, test, drawn.as_ref(), &f.problems)
+        summary(folder, test, drawn.as_ref(), &f)
     });
     let anomalies_html = part(&mut notes, "anomalies", || {
         anomalies::section(&f, ops, layout)
@@ -224,6 +224,13 @@ fn verdict(f: &Findings, folder: &RunFolder) -> String {
             Esc(e)
         );
     }
+    for why in &f.incomplete {
+        let _ = write!(
+            out,
+            r#"<p class="incomplete"><b>Incomplete:</b> {}</p>"#,
+            Esc(why)
+        );
+    }
     let anomalies: Vec<(String, Option<usize>)> =
         f.checks.iter().flat_map(|c| c.anomalies()).collect();
     if !anomalies.is_empty() {
@@ -281,12 +288,8 @@ fn shell_quote(s: &str) -> String {
     }
 }
 
-fn summary(
-    folder: &RunFolder,
-    test: Option<&Test>,
-    drawn: Option<&Drawn>,
-    problems: &[String],
-) -> String {
+fn summary(folder: &RunFolder, test: Option<&Test>, drawn: Option<&Drawn>, f: &Findings) -> String {
+    let problems = &f.problems;
     let mut out =
         String::from(r#"<div class="grid"><div class="col"><div class="card"><h3>Test</h3>"#);
     match test {
@@ -344,6 +347,9 @@ fn summary(
             },
         );
     }
+    if let Some(a) = &f.availability {
+        kv("availability", availability(a));
+    }
     kv(
         "folder",
         format!("<code>{}</code>", Esc(&folder.dir.display().to_string())),
@@ -364,6 +370,33 @@ fn summary(
     out.push_str(&reproduce(folder, test));
     out.push_str("</div></div>");
     out
+}
+
+/// Availability in words: ok/s, and the stretches without an ok op.
+fn availability(a: &super::results::Availability) -> String {
+    let stretch = |s: &super::results::Stretch| {
+        let faults = if s.faults.is_empty() {
+            "no fault".to_string()
+        } else {
+            s.faults.join(" + ")
+        };
+        format!(
+            "{:.1} s ({:.1}–{:.1} s; {})",
+            s.ms / 1e3,
+            s.from_ms / 1e3,
+            s.to_ms / 1e3,
+            Esc(&faults)
+        )
+    };
+    format!(
+        "{:.0} ok/s · longest without an ok op: {} · after the last heal{}: {}",
+        a.ok_per_s,
+        stretch(&a.longest_without_ok),
+        a.last_heal_ms
+            .map(|ms| format!(" (at {:.1} s)", ms / 1e3))
+            .unwrap_or_default(),
+        stretch(&a.after_last_heal)
+    )
 }
 
 fn test_table(t: &Test) -> String {
