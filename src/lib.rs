@@ -19,3 +19,4 @@ pub mod runner;
 pub mod span;
 pub mod store;
 pub mod suite;
+pub mod yaml;
