@@ -101,7 +101,7 @@ pub fn from_str<T: DeserializeOwned>(text: &str) -> Result<T, YamlError> {
 }
 
 fn deeper_than() -> String {
-    format!("nested deeper than {DEPTH_MAX} levels (nesting is limited)")
+    format!("nesting deeper than {DEPTH_MAX} levels")
 }
 
 /// serde_yaml_ng's error as ours: its position in front, not after the message.
@@ -242,6 +242,13 @@ impl KeyPath {
         p
     }
 
+    /// The path one step up; the root's is the root.
+    pub fn parent(&self) -> Self {
+        let mut p = self.clone();
+        p.0.pop();
+        p
+    }
+
     pub fn is_root(&self) -> bool {
         self.0.is_empty()
     }
@@ -271,7 +278,8 @@ impl fmt::Display for KeyPath {
 }
 
 /// The 1-based line and column where `path` is written in `text`: a map
-/// entry's key, a sequence's item, or the document's start for the root.
+/// entry's value, a sequence's item, or the document's start for the root
+/// (serde_yaml_ng's own errors point at values too).
 /// `None` when the text has no such path (or does not parse).
 pub fn position_of(text: &str, path: &KeyPath) -> Option<(usize, usize)> {
     if too_deep(text).is_some() {
@@ -281,6 +289,22 @@ pub fn position_of(text: &str, path: &KeyPath) -> Option<(usize, usize)> {
     match (Probe { rest: &path.0 }).deserialize(de) {
         Err(e) if e.to_string().contains(FOUND) => e.location().map(|l| (l.line(), l.column())),
         _ => None,
+    }
+}
+
+/// Where `path` is written, or else the nearest place above it that is (the
+/// map a missing key belongs in): that place and its position (the text's
+/// start for the root).
+pub fn position_near(text: &str, path: &KeyPath) -> (KeyPath, (usize, usize)) {
+    let mut at = path.clone();
+    loop {
+        if let Some(p) = position_of(text, &at) {
+            return (at, p);
+        }
+        if at.is_root() {
+            return (at, (1, 1));
+        }
+        at = at.parent();
     }
 }
 
@@ -374,11 +398,7 @@ impl<'de> Visitor<'de> for InMap<'_> {
     }
 
     fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        let last = self.rest.is_empty();
-        while let Some(hit) = map.next_key_seed(Key {
-            key: self.key,
-            last,
-        })? {
+        while let Some(hit) = map.next_key_seed(Key(self.key))? {
             if hit {
                 return map.next_value_seed(Probe { rest: self.rest });
             }
@@ -388,12 +408,8 @@ impl<'de> Visitor<'de> for InMap<'_> {
     }
 }
 
-/// A map key: true when it is the one looked for; fails with [`FOUND`] there
-/// when the path ends at it, so the position is the key's.
-struct Key<'a> {
-    key: &'a str,
-    last: bool,
-}
+/// A map key: true when it is the one looked for.
+struct Key<'a>(&'a str);
 
 impl<'de> DeserializeSeed<'de> for Key<'_> {
     type Value = bool;
@@ -411,10 +427,7 @@ impl<'de> Visitor<'de> for Key<'_> {
     }
 
     fn visit_str<E: de::Error>(self, v: &str) -> Result<bool, E> {
-        match (v == self.key, self.last) {
-            (true, true) => Err(E::custom(FOUND)),
-            (hit, _) => Ok(hit),
-        }
+        Ok(v == self.0)
     }
 }
 
@@ -451,17 +464,20 @@ mod tests {
         let text = "name: s\ntests:\n  - db: raft\n  - {db: paxos, workload: {kind: bank, keys: 3}}\ndefaults:\n  nemesis:\n    faults:\n      - kill: {}\n      - pause: {}\n";
         let root = KeyPath::root();
         let at = |p: &KeyPath| position_of(text, p);
-        assert_eq!(at(&root.key("name")), Some((1, 1)));
+        assert_eq!(at(&root.key("name")), Some((1, 7)));
         assert_eq!(at(&root.key("tests").index(0)), Some((3, 5)));
-        assert_eq!(at(&root.key("tests").index(1).key("db")), Some((4, 6)));
+        assert_eq!(at(&root.key("tests").index(1).key("db")), Some((4, 10)));
         let keys = root.key("tests").index(1).key("workload").key("keys");
         assert_eq!(keys.to_string(), "tests[1].workload.keys");
-        assert_eq!(at(&keys), Some((4, 40)));
+        assert_eq!(at(&keys), Some((4, 46)));
         let pause = root.key("defaults").key("nemesis").key("faults").index(1);
         assert_eq!(at(&pause), Some((9, 9)));
         assert_eq!(at(&root.key("tests").index(5)), None);
         assert_eq!(at(&root.key("nope")), None);
         assert_eq!(at(&root), Some((1, 1)));
+        let missing = root.key("tests").index(1).key("nemesis");
+        let (found, position) = position_near(text, &missing);
+        assert_eq!((found.to_string().as_str(), position), ("tests[1]", (4, 5)));
     }
 
     #[test]
@@ -470,12 +486,12 @@ mod tests {
         let text = format!("a: 1\nb: {}1{}\n", "{a: ".repeat(n), "}".repeat(n));
         let e = from_str::<BTreeMap<String, serde_yaml_ng::Value>>(&text).unwrap_err();
         assert_eq!(e.position, Some((2, 3 + 4 * DEPTH_MAX + 1)), "{e}");
-        assert!(e.message.contains("nested deeper than 128"), "{e}");
+        assert!(e.message.contains("nesting deeper than 128 levels"), "{e}");
         // Block nesting is linear for the parser; serde_yaml_ng's own limit
         // says it in the same words.
         let text = format!("a:\n  {}x\n", "- ".repeat(n));
         let e = from_str::<BTreeMap<String, serde_yaml_ng::Value>>(&text).unwrap_err();
-        assert!(e.message.contains("nested deeper than 128"), "{e}");
+        assert!(e.message.contains("nesting deeper than 128 levels"), "{e}");
         assert_eq!(e.position.map(|p| p.0), Some(2), "{e}");
     }
 
