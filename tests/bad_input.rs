@@ -487,3 +487,21 @@ fn unsafe_test_names_are_refused_at_resolve_time() {
     );
     assert!(!d.path().join("PWNED-REPLAY").exists());
 }
+
+#[test]
+fn a_misspelt_bug_is_refused_before_any_host_is_made() {
+    let d = Dir::new();
+    let t = d.file("t.yaml", "db: raft\nbugs: [stale-read, stale-reed]\n");
+    let out = d.run(&[&t]);
+    assert!(
+        out.contains(&format!(
+            "{t}:2:20: bugs[1]: raft has no bug named \"stale-reed\""
+        )),
+        "{out}"
+    );
+    let out = d.run(&["--db", "paxos", "--bug", "forget-vote"]);
+    assert!(
+        out.contains("--bug: paxos has no bug named \"forget-vote\""),
+        "{out}"
+    );
+}

@@ -72,6 +72,8 @@ pub fn suite_command(args: &SuiteArgs) -> anyhow::Result<u8> {
             .file_stem()
             .map_or("suite".into(), |s| s.to_string_lossy().into_owned())
     });
+    // Printed, and written into junit.xml and the step summary: no escapes.
+    let name = crate::history::text::excerpt(&name);
     let options = args.harness.options();
     // Resolve the whole matrix before running any of it: a misspelt name
     // fails the suite at once (exit 3, with file:line:column), on every shard

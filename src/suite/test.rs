@@ -9,8 +9,10 @@
 use super::workload::{PRESETS as WORKLOAD_PRESETS, WorkloadSpec, kind_name};
 use super::{SuiteError, from_yaml, read};
 use crate::checker::Verdict;
-use crate::history::text::excerpt;
+use crate::history::text::{clip_message, excerpt};
 use crate::nemesis::schedule::{Schedule, ScheduleError};
+use crate::nodes::System;
+use crate::nodes::bugs::Bug;
 use crate::span::Span;
 use crate::yaml::KeyPath;
 use serde::de::value::MapAccessDeserializer;
@@ -373,6 +375,11 @@ impl<'a> Source<'a> {
     /// An error about `field`: at the place it was written, worded
     /// `place: message` (`--field: message` for a flag).
     fn error(&self, field: &str, message: &str) -> SuiteError {
+        self.error_in(field, &KeyPath::root(), message)
+    }
+
+    /// An error about the part `inner` of `field` (`bugs`, `[1]`).
+    fn error_in(&self, field: &str, inner: &KeyPath, message: &str) -> SuiteError {
         let place = self
             .fields
             .iter()
@@ -380,16 +387,21 @@ impl<'a> Source<'a> {
             .map(|(_, p)| p.clone());
         match place {
             Some(Place::At(at)) if self.is_file() => {
-                SuiteError::at(self.path, self.text, &at, message)
+                SuiteError::at(self.path, self.text, &at.join(inner), message)
             }
-            None if self.is_file() => {
-                SuiteError::at(self.path, self.text, &self.at.key(field), message)
-            }
-            _ => SuiteError::new(
+            None if self.is_file() => SuiteError::at(
                 self.path,
-                None,
-                format!("--{}: {message}", field.replace('_', "-")),
+                self.text,
+                &self.at.key(field).join(inner),
+                message,
             ),
+            _ => {
+                let flag = match field {
+                    "bugs" => "bug".to_string(),
+                    f => f.replace('_', "-"),
+                };
+                SuiteError::new(self.path, None, format!("--{flag}: {message}"))
+            }
         }
     }
 }
@@ -456,6 +468,16 @@ pub fn resolve(spec: &TestSpec, source: &Source) -> Result<Test, SuiteError> {
         return Err(source.error("time_limit", "must be more than 0s"));
     }
     let bugs = spec.bugs.clone().unwrap_or_default();
+    // A misspelt bug fails here, not on the hosts after the cluster is made.
+    let system = match db {
+        Db::Raft => System::Raft,
+        Db::Paxos => System::Paxos,
+        Db::Twopc => System::Twopc,
+    };
+    for (i, bug) in bugs.iter().enumerate() {
+        Bug::parse(system, bug)
+            .map_err(|m| source.error_in("bugs", &KeyPath::root().index(i), &clip_message(&m)))?;
+    }
     let name = match &spec.name {
         Some(name) => {
             check_name(name).map_err(|m| source.error("name", &m))?;
@@ -880,6 +902,24 @@ mod tests {
             error_of("db: raft\nnodes: 99\n"),
             "t.yaml:2:8: nodes: must be between 1 and 64, not 99"
         );
+        let e = error_of("db: raft\nbugs: [stale-read, skip-promise-check]\n");
+        assert!(
+            e.starts_with("t.yaml:2:20: bugs[1]: raft has no bug named \"skip-promise-check\"; it has: stale-read"),
+            "{e}"
+        );
+        let s = TestSpec {
+            db: Some(Db::Paxos),
+            bugs: Some(vec!["x".repeat(500)]),
+            ..TestSpec::default()
+        };
+        let e = resolve(&s, &Source::command_line())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("<command line>: --bug: paxos has no bug named \"xxx"),
+            "{e}"
+        );
+        assert!(e.len() < 300, "{e}");
     }
 
     /// Mistakes inside inline blocks are reported as well as in standalone
@@ -1020,11 +1060,11 @@ mod tests {
         let s = TestSpec {
             db: Some(Db::Raft),
             nemesis: Some(NemesisRef::Name(nemesis.display().to_string())),
-            bugs: Some(vec!["stale read".into()]),
+            bugs: Some(vec!["stale-read".into()]),
             ..TestSpec::default()
         };
         let t = resolve(&s, &Source::command_line()).unwrap();
-        assert_eq!(t.name, "raft-register-my___nemesis_-stale_read");
+        assert_eq!(t.name, "raft-register-my___nemesis_-stale-read");
         assert_eq!(t.nemesis_name, "my $(nemesis)");
         assert_eq!(check_name(&t.name), Ok(()));
         let s = TestSpec {
