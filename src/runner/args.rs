@@ -139,7 +139,7 @@ impl RunArgs {
                 flags == TestSpec::default(),
                 "--replay runs the stored test exactly as it was; drop the test flags (or edit a copy of the file and run it without --replay)"
             );
-            return Ok(Test::load(path)?);
+            return Ok(Test::load_to_run(path)?);
         }
         let text;
         let (base, source) = match &self.test {

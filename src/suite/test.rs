@@ -255,20 +255,33 @@ impl Test {
         self.time_limit.0
     }
 
-    /// Reads a stored test.yaml (for `--replay`), checked as a test file is.
+    /// Reads a stored test.yaml, as a report does: what an older version
+    /// wrote still reads (its name may have characters no longer allowed).
     pub fn load(path: &Path) -> Result<Test, SuiteError> {
-        let text = read(path)?;
-        let test: Test = from_yaml(path, &text)?;
+        Ok(Test::read(path)?.0)
+    }
+
+    /// Reads a stored test.yaml to run it again (`--replay`), checked as a
+    /// test file is: the name names a new results folder and is printed in
+    /// a command, the nemesis runs.
+    pub fn load_to_run(path: &Path) -> Result<Test, SuiteError> {
+        let (test, text) = Test::read(path)?;
         let root = KeyPath::root();
         let fail = |at: KeyPath, m: String| SuiteError::at(path, &text, &at, &m);
         check_name(&test.name).map_err(|m| fail(root.key("name"), m))?;
-        test.workload
-            .validate()
-            .map_err(|(knob, m)| fail(root.key("workload").key(knob), m))?;
         test.nemesis
             .validate()
             .map_err(|(at, m)| fail(root.key("nemesis").join(&at), m))?;
         Ok(test)
+    }
+
+    fn read(path: &Path) -> Result<(Test, String), SuiteError> {
+        let text = read(path)?;
+        let test: Test = from_yaml(path, &text)?;
+        test.workload.validate().map_err(|(knob, m)| {
+            SuiteError::at(path, &text, &KeyPath::root().key("workload").key(knob), &m)
+        })?;
+        Ok((test, text))
     }
 
     pub fn to_yaml(&self) -> String {
@@ -764,12 +777,17 @@ impl Suite {
             }
         }
         if entries.is_empty() {
-            return Err(SuiteError::at(
-                path,
-                text,
-                &root.key("tests"),
-                "the suite has no `tests` and no `matrix`: nothing to run",
-            ));
+            let (at, message) = match self.matrix {
+                Some(_) => (
+                    root.key("matrix"),
+                    "the suite has no `tests` and its `matrix` has an empty list: nothing to run",
+                ),
+                None => (
+                    root.key("tests"),
+                    "the suite has no `tests` and no `matrix`: nothing to run",
+                ),
+            };
+            return Err(SuiteError::at(path, text, &at, message));
         }
         Ok(entries)
     }
@@ -998,6 +1016,13 @@ mod tests {
         );
         let e = suite_error_of("name: empty\ntests: []\n");
         assert!(e.starts_with("s.yaml:2:8: tests: the suite has no"), "{e}");
+        let e = suite_error_of("matrix:\n  db: []\n  workload: [register]\n");
+        assert!(
+            e.starts_with(
+                "s.yaml:2:3: matrix: the suite has no `tests` and its `matrix` has an empty list"
+            ),
+            "{e}"
+        );
         let e = spec("db: raft\n---\ndb: paxos\n").unwrap_err();
         assert!(
             e.to_string().starts_with("t.yaml:2:1: ")
@@ -1090,9 +1115,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("test.yaml");
         std::fs::write(&path, t.to_yaml()).unwrap();
-        let e = Test::load(&path).unwrap_err();
+        let e = Test::load_to_run(&path).unwrap_err();
         assert_eq!(e.position, Some((1, 7)), "{e}");
         assert!(e.message.starts_with("name: test name"), "{e}");
+        // A report still reads it.
+        assert_eq!(Test::load(&path).unwrap().name, t.name);
     }
 
     #[test]
