@@ -21,9 +21,9 @@ use std::io::Read;
 use std::path::Path;
 
 /// The largest YAML file read: 1 MiB. The bundled files are under 2 KB and a
-/// big suite is tens of KB, so this is far beyond what anyone writes; and the
-/// parser holds about 65 bytes of events per byte of input (a 10 MB file took
-/// 657 MiB), so 1 MiB keeps a mistaken file (a history, a log) under ~70 MiB.
+/// big suite is tens of KB, so this is far beyond what anyone writes; and
+/// parsing holds 65 to 160 bytes per byte of input (a 10 MB file took 657 MiB),
+/// so 1 MiB keeps a mistaken file (a history, a log) under ~170 MiB.
 pub const FILE_BYTES_MAX: u64 = 1 << 20;
 
 /// The deepest nesting read: serde_yaml_ng stops at 128 levels anyway, and
