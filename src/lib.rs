@@ -20,3 +20,4 @@ pub mod runner;
 pub mod span;
 pub mod store;
 pub mod suite;
+pub mod yaml;

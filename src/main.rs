@@ -425,10 +425,15 @@ fn main() -> ExitCode {
     }));
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
+        Err(e) if e.use_stderr() => {
+            // clap quotes the bad argument whole: an excerpt, escaped.
+            let text = faultline::history::text::clip_message(&e.render().to_string());
+            eprint!("{text}");
+            return ExitCode::from(EXIT_HARNESS);
+        }
         Err(e) => {
-            let code = if e.use_stderr() { EXIT_HARNESS } else { 0 };
             let _ = e.print();
-            return ExitCode::from(code);
+            return ExitCode::SUCCESS;
         }
     };
     match cli.command {
@@ -486,7 +491,12 @@ fn exit_with(result: anyhow::Result<u8>) -> ExitCode {
     match result {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            eprintln!("error: {e:#}");
+            // Errors quote input (excerpts); no terminal escape gets through.
+            let text = format!("{e:#}");
+            eprintln!(
+                "error: {}",
+                faultline::history::text::escape_keep_lines(&text)
+            );
             ExitCode::from(EXIT_HARNESS)
         }
     }

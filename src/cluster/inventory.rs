@@ -83,17 +83,19 @@ fn default_connect_timeout_ms() -> u64 {
 impl Inventory {
     /// Reads and checks hosts.yaml; errors say file:line:column.
     pub fn load(path: &Path) -> Result<Inventory, ClusterError> {
-        let text = std::fs::read_to_string(path).map_err(|e| file_err(path, e))?;
-        let inv: Inventory = serde_yaml_ng::from_str(&text).map_err(|e| {
+        // Bounded, UTF-8, nesting limited: as every YAML file (crate::yaml).
+        let yaml_err = |e: crate::yaml::YamlError| {
             let at = e
-                .location()
-                .map(|l| format!(":{}:{}", l.line(), l.column()))
+                .position
+                .map(|(line, column)| format!(":{line}:{column}"))
                 .unwrap_or_default();
             ClusterError::File {
                 path: PathBuf::from(format!("{}{at}", path.display())),
-                detail: e.to_string(),
+                detail: e.message,
             }
-        })?;
+        };
+        let text = crate::yaml::read_file(path).map_err(yaml_err)?;
+        let inv: Inventory = crate::yaml::from_str(&text).map_err(yaml_err)?;
         inv.validate().map_err(|detail| file_err(path, detail))?;
         Ok(inv)
     }

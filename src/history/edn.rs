@@ -9,6 +9,7 @@
 //!
 //! Not a general EDN library: nothing here round-trips back to EDN.
 
+use super::text::excerpt;
 use serde_json::{Map, Number, Value};
 use thiserror::Error;
 
@@ -265,9 +266,10 @@ impl<'a> Parser<'a> {
                             out.extend_from_slice(ch.encode_utf8(&mut buf).as_bytes());
                         }
                         _ => {
-                            return Err(
-                                self.error(format!("unknown string escape `\\{}`", e as char))
-                            );
+                            return Err(self.error(format!(
+                                "unknown string escape `\\{}`",
+                                excerpt(&(e as char).to_string())
+                            )));
                         }
                     }
                 }
@@ -315,7 +317,7 @@ impl<'a> Parser<'a> {
                 Some(c) => Ok((c as char).to_string()),
                 None => Err(self.error("a `\\` at the end of input")),
             },
-            _ => Err(self.error(format!("unknown character `\\{token}`"))),
+            _ => Err(self.error(format!("unknown character `\\{}`", excerpt(token)))),
         }
     }
 
@@ -349,7 +351,7 @@ impl<'a> Parser<'a> {
             _ if starts_number(token) => number(token).ok_or_else(|| EdnError {
                 line,
                 column,
-                message: format!("not a number: `{token}`"),
+                message: format!("not a number: `{}`", excerpt(token)),
             })?,
             _ => Value::String(token.to_string()), // a symbol
         };

@@ -11,6 +11,7 @@
 use super::edn::{self, EdnError, Parser};
 use super::jsonl::{self, HistoryError, ReadHistory};
 use super::op::{Op, OpType, Process};
+use super::text::{decode_utf8, excerpt};
 use serde_json::{Map, Value};
 use std::path::Path;
 use std::str::FromStr;
@@ -33,7 +34,8 @@ impl FromStr for Format {
             "edn" => Ok(Format::Edn),
             "jepsen-log" => Ok(Format::JepsenLog),
             _ => Err(format!(
-                "unknown history format {s:?}: expected auto, jsonl, edn or jepsen-log"
+                "unknown history format \"{}\": expected auto, jsonl, edn or jepsen-log",
+                excerpt(s)
             )),
         }
     }
@@ -51,9 +53,15 @@ pub fn read_path(path: &Path, format: Format) -> Result<ReadHistory, HistoryErro
     if format == Format::Jsonl {
         return jsonl::read_file(path);
     }
-    let text = std::fs::read_to_string(path).map_err(|source| HistoryError::Io {
+    let bytes = std::fs::read(path).map_err(|source| HistoryError::Io {
         path: path.into(),
         source,
+    })?;
+    let text = decode_utf8(bytes).map_err(|bad| HistoryError::Malformed {
+        path: path.into(),
+        line: bad.line,
+        column: bad.column,
+        message: bad.to_string(),
     })?;
     match format {
         Format::Edn => read_edn(&text, path),
@@ -166,7 +174,8 @@ fn read_edn(text: &str, path: &Path) -> Result<ReadHistory, HistoryError> {
 fn op_from_map(value: Value, position: u64) -> Result<Op, String> {
     let Value::Object(mut m) = value else {
         return Err(format!(
-            "expected an op map like {{:process 0, :type :invoke, :f :read, :value nil}}, got {value}"
+            "expected an op map like {{:process 0, :type :invoke, :f :read, :value nil}}, got {}",
+            excerpt(&value.to_string())
         ));
     };
     let process = match m.remove("process") {
@@ -177,20 +186,35 @@ fn op_from_map(value: Value, position: u64) -> Result<Op, String> {
         Some(Value::String(s)) if s == "nemesis" => Process::Nemesis,
         Some(other) => {
             return Err(format!(
-                "`:process` must be an integer or :nemesis, got {other}"
+                "`:process` must be an integer or :nemesis, got {}",
+                excerpt(&other.to_string())
             ));
         }
         None => return Err("the op has no `:process`".into()),
     };
     let kind = match m.remove("type") {
-        Some(Value::String(s)) => op_type(&s)
-            .ok_or_else(|| format!("`:type :{s}` must be one of :invoke :ok :fail :info"))?,
-        Some(other) => return Err(format!("`:type` must be a keyword, got {other}")),
+        Some(Value::String(s)) => op_type(&s).ok_or_else(|| {
+            format!(
+                "`:type :{}` must be one of :invoke :ok :fail :info",
+                excerpt(&s)
+            )
+        })?,
+        Some(other) => {
+            return Err(format!(
+                "`:type` must be a keyword, got {}",
+                excerpt(&other.to_string())
+            ));
+        }
         None => return Err("the op has no `:type`".into()),
     };
     let f = match m.remove("f") {
         Some(Value::String(s)) => s,
-        Some(other) => return Err(format!("`:f` must be a keyword, got {other}")),
+        Some(other) => {
+            return Err(format!(
+                "`:f` must be a keyword, got {}",
+                excerpt(&other.to_string())
+            ));
+        }
         None => return Err("the op has no `:f`".into()),
     };
     let mut value = m.remove("value").unwrap_or(Value::Null);
@@ -219,7 +243,10 @@ fn take_u64(m: &mut Map<String, Value>, field: &str) -> Result<Option<u64>, Stri
             .as_u64()
             .map(Some)
             .ok_or_else(|| format!("`:{field} {n}` must be a non-negative integer")),
-        Some(other) => Err(format!("`:{field}` must be an integer, got {other}")),
+        Some(other) => Err(format!(
+            "`:{field}` must be an integer, got {}",
+            excerpt(&other.to_string())
+        )),
     }
 }
 
@@ -259,17 +286,20 @@ fn read_jepsen_log(text: &str, path: &Path) -> Result<ReadHistory, HistoryError>
             }
             return Err(err("expected `PROCESS\\t:TYPE\\t:F\\tVALUE`".into()));
         };
-        let process =
-            if process == ":nemesis" {
-                Process::Nemesis
-            } else {
-                Process::Client(process.parse().map_err(|_| {
-                    err(format!("process `{process}` is not an integer or :nemesis"))
-                })?)
-            };
+        let process = if process == ":nemesis" {
+            Process::Nemesis
+        } else {
+            Process::Client(process.parse().map_err(|_| {
+                err(format!(
+                    "process `{}` is not an integer or :nemesis",
+                    excerpt(process)
+                ))
+            })?)
+        };
         let kind = kind.strip_prefix(':').and_then(op_type).ok_or_else(|| {
             err(format!(
-                "type `{kind}` must be one of :invoke :ok :fail :info"
+                "type `{}` must be one of :invoke :ok :fail :info",
+                excerpt(kind)
             ))
         })?;
         let f = f.strip_prefix(':').unwrap_or(f).to_string();
@@ -277,8 +307,13 @@ fn read_jepsen_log(text: &str, path: &Path) -> Result<ReadHistory, HistoryError>
         let value = if value_text.is_empty() {
             Value::Null
         } else {
-            edn::parse(value_text)
-                .map_err(|e| err(format!("bad value `{value_text}`: {}", e.message)))?
+            edn::parse(value_text).map_err(|e| {
+                err(format!(
+                    "bad value `{}`: {}",
+                    excerpt(value_text),
+                    e.message
+                ))
+            })?
         };
         let position = out.ops.len() as u64;
         out.ops.push(Op {

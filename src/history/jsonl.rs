@@ -5,6 +5,7 @@
 //! line without a newline is reported as truncated, not as an error.
 
 use super::op::Op;
+use super::text::{bad_utf8_at, clip_message};
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -45,12 +46,13 @@ pub fn read_file(path: &Path) -> Result<ReadHistory, HistoryError> {
 /// Like [`read_file`] over any reader; `path` only names the source in errors.
 pub fn read(mut reader: impl BufRead, path: &Path) -> Result<ReadHistory, HistoryError> {
     let mut out = ReadHistory::default();
-    let mut buf = String::new();
+    let mut buf = Vec::new();
     let mut line = 0usize;
+    let mut offset = 0usize; // of the line in the file, for UTF-8 errors
     loop {
         buf.clear();
         let n = reader
-            .read_line(&mut buf)
+            .read_until(b'\n', &mut buf)
             .map_err(|source| HistoryError::Io {
                 path: path.into(),
                 source,
@@ -59,8 +61,29 @@ pub fn read(mut reader: impl BufRead, path: &Path) -> Result<ReadHistory, Histor
             return Ok(out);
         }
         line += 1;
-        let complete = buf.ends_with('\n');
-        let text = buf.trim();
+        let complete = buf.ends_with(b"\n");
+        let text = match std::str::from_utf8(&buf) {
+            Ok(text) => text.trim(),
+            // A crash may cut a character in two on the last line.
+            Err(_) if !complete => {
+                out.truncated_line = Some(line);
+                return Ok(out);
+            }
+            Err(e) => {
+                let bad = bad_utf8_at(&buf, e.valid_up_to());
+                return Err(HistoryError::Malformed {
+                    path: path.into(),
+                    line,
+                    column: bad.column,
+                    message: format!(
+                        "not valid UTF-8: byte 0x{:02x} at byte offset {}",
+                        bad.byte,
+                        offset + bad.offset
+                    ),
+                });
+            }
+        };
+        offset += n;
         if text.is_empty() {
             continue;
         }
@@ -78,7 +101,7 @@ pub fn read(mut reader: impl BufRead, path: &Path) -> Result<ReadHistory, Histor
                     path: path.into(),
                     line,
                     column: e.column(),
-                    message: format!("not a history op: {e}"),
+                    message: format!("not a history op: {}", clip_message(&e.to_string())),
                 });
             }
         }

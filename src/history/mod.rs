@@ -1,5 +1,6 @@
-//! Histories: the operation model, pairing, JSONL reading and writing, and
-//! importers for Jepsen's formats.
+//! Histories: the operation model, pairing, JSONL reading and writing,
+//! importers for Jepsen's formats, and `text`: making text from a history (or
+//! any input) safe to print and to quote in errors.
 //!
 //! Architecture invariant: this module imports nothing else of faultline. A
 //! history is read years after the run, without hosts or networks.
@@ -10,6 +11,7 @@ pub mod jsonl;
 pub mod nemesis;
 pub mod op;
 pub mod pair;
+pub mod text;
 pub mod txn;
 
 pub use import::{Format, read_path};

@@ -69,7 +69,8 @@ impl<'de> Deserialize<'de> for Process {
                     Ok(Process::Nemesis)
                 } else {
                     Err(E::custom(format!(
-                        "process must be an integer or \"nemesis\", got {v:?}"
+                        "process must be an integer or \"nemesis\", got \"{}\"",
+                        super::text::excerpt(v)
                     )))
                 }
             }

@@ -15,6 +15,7 @@
 use super::jsonl::HistoryError;
 use super::op::{Op, OpType, Process};
 use super::pair::Outcome;
+use super::text::{bad_utf8_at, clip_message, excerpt};
 use serde::Deserialize;
 use serde::de::{self, Deserializer, IgnoredAny, SeqAccess, Visitor};
 use serde_json::Value;
@@ -235,7 +236,8 @@ enum RawRead {
 fn mops_from_value(v: &Value) -> Result<Vec<RawMop>, String> {
     let Value::Array(mops) = v else {
         return Err(format!(
-            "a txn value must be an array of micro-ops, got {v}"
+            "a txn value must be an array of micro-ops, got {}",
+            excerpt(&v.to_string())
         ));
     };
     mops.iter().map(mop_from_value).collect()
@@ -244,7 +246,8 @@ fn mops_from_value(v: &Value) -> Result<Vec<RawMop>, String> {
 fn mop_from_value(v: &Value) -> Result<RawMop, String> {
     let bad = || {
         format!(
-            "a micro-op must be [\"append\"|\"r\"|\"w\", key, value] with integer values, got {v}"
+            "a micro-op must be [\"append\"|\"r\"|\"w\", key, value] with integer values, got {}",
+            excerpt(&v.to_string())
         )
     };
     let Some([f, k, x]) = v.as_array().map(Vec::as_slice) else {
@@ -611,11 +614,21 @@ fn parse_line(text: &[u8], line: usize, path: &Path) -> Result<Option<Event>, Hi
         // The generic parse tells which, with the right error.
         Err(_) => match serde_json::from_slice::<Op>(text) {
             Ok(op) => event_of(&op).map_err(|m| malformed(path, line, 1, m)),
+            // Say exactly where the text stops being UTF-8.
+            Err(_) if let Err(u) = std::str::from_utf8(text) => {
+                let bad = bad_utf8_at(text, u.valid_up_to());
+                Err(malformed(
+                    path,
+                    line,
+                    bad.column,
+                    format!("not valid UTF-8: byte 0x{:02x}", bad.byte),
+                ))
+            }
             Err(e) => Err(malformed(
                 path,
                 line,
                 e.column(),
-                format!("not a history op: {e}"),
+                format!("not a history op: {}", clip_message(&e.to_string())),
             )),
         },
     }
@@ -688,7 +701,10 @@ impl<'de> Deserialize<'de> for TypedMop {
                         RawMop::Read(key, r.map_or(RawRead::Nil, |r| r.0))
                     }
                     other => {
-                        return Err(de::Error::custom(format!("unknown micro-op {other:?}")));
+                        return Err(de::Error::custom(format!(
+                            "unknown micro-op \"{}\"",
+                            excerpt(other)
+                        )));
                     }
                 };
                 if seq.next_element::<IgnoredAny>()?.is_some() {

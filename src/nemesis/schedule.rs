@@ -8,6 +8,8 @@
 //! seed, so a seed replays the same schedule.
 
 use super::fault::FaultSpec;
+use crate::history::text::excerpt;
+use crate::yaml::{self, KeyPath};
 use rand::RngExt;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
@@ -98,35 +100,36 @@ pub enum ScheduleError {
         column: usize,
         message: String,
     },
+    /// About the whole file: it cannot be read, or is too big.
     #[error("{origin}: {message}")]
     Whole { origin: String, message: String },
-    #[error("{path}: {source}")]
-    Read {
-        path: String,
-        source: std::io::Error,
-    },
-    #[error("no nemesis file or preset named {name:?}; presets: {}", PRESETS.iter().map(|p| p.0).collect::<Vec<_>>().join(", "))]
+    #[error("no nemesis file or preset named \"{}\"; presets: {}", excerpt(name), PRESETS.iter().map(|p| p.0).collect::<Vec<_>>().join(", "))]
     Unknown { name: String },
 }
 
 impl Schedule {
     /// Parses YAML text; `origin` names it in errors (a path or `preset NAME`).
     pub fn from_yaml(text: &str, origin: &str) -> Result<Schedule, ScheduleError> {
-        let schedule: Schedule = serde_yaml_ng::from_str(text).map_err(|e| match e.location() {
-            Some(loc) => ScheduleError::At {
+        let schedule: Schedule = yaml::from_str(text).map_err(|e| match e.position {
+            Some((line, column)) => ScheduleError::At {
                 origin: origin.to_string(),
-                line: loc.line(),
-                column: loc.column(),
-                message: strip_location(&e.to_string()),
+                line,
+                column,
+                message: e.message,
             },
             None => ScheduleError::Whole {
                 origin: origin.to_string(),
-                message: e.to_string(),
+                message: e.message,
             },
         })?;
-        schedule.check().map_err(|message| ScheduleError::Whole {
-            origin: origin.to_string(),
-            message,
+        schedule.validate().map_err(|(path, message)| {
+            let (at, (line, column)) = yaml::position_near(text, &path);
+            ScheduleError::At {
+                origin: origin.to_string(),
+                line,
+                column,
+                message: at.message(&message),
+            }
         })?;
         Ok(schedule)
     }
@@ -135,9 +138,17 @@ impl Schedule {
     pub fn resolve(name_or_path: &str) -> Result<Schedule, ScheduleError> {
         let path = Path::new(name_or_path);
         if path.is_file() {
-            let text = std::fs::read_to_string(path).map_err(|source| ScheduleError::Read {
-                path: name_or_path.to_string(),
-                source,
+            let text = yaml::read_file(path).map_err(|e| match e.position {
+                Some((line, column)) => ScheduleError::At {
+                    origin: name_or_path.to_string(),
+                    line,
+                    column,
+                    message: e.message,
+                },
+                None => ScheduleError::Whole {
+                    origin: name_or_path.to_string(),
+                    message: e.message,
+                },
             })?;
             return Schedule::from_yaml(&text, name_or_path);
         }
@@ -153,33 +164,38 @@ impl Schedule {
     /// Checks what a single field cannot: each network or clock fault kind
     /// at most once, and no duration or interval of zero. Kills and pauses
     /// may repeat (say, of the primaries and of the voters): each restarts or
-    /// resumes only the nodes it took, and no node is taken twice.
-    fn check(&self) -> Result<(), String> {
-        let spans = self
-            .faults
-            .iter()
-            .map(|f| f.timing())
-            .flat_map(|(d, i)| [d, i])
-            .flatten();
-        if [self.duration, self.interval]
-            .into_iter()
-            .chain(spans)
-            .any(|s| s.0.is_zero())
-        {
-            return Err("a fault's `duration` and `interval` must be more than 0s".into());
+    /// resumes only the nodes it took, and no node is taken twice. The error
+    /// says where in the schedule: `faults[2]`, `duration`.
+    pub fn validate(&self) -> Result<(), (KeyPath, String)> {
+        let zero = "must be more than 0s";
+        let root = KeyPath::root();
+        for (field, span) in [("duration", self.duration), ("interval", self.interval)] {
+            if span.0.is_zero() {
+                return Err((root.key(field), format!("`{field}` {zero}")));
+            }
         }
-        let mut kinds: Vec<&str> = self
-            .faults
-            .iter()
-            .filter(|f| !f.takes_nodes_down())
-            .map(FaultSpec::kind)
-            .collect();
-        kinds.sort();
-        if let Some(w) = kinds.windows(2).find(|w| w[0] == w[1]) {
-            return Err(format!(
-                "the fault `{}` appears twice; each kind may appear once (two would heal each other's changes)",
-                w[0]
-            ));
+        let mut seen: Vec<&str> = Vec::new();
+        for (i, fault) in self.faults.iter().enumerate() {
+            let at = root.key("faults").index(i);
+            let (duration, interval) = fault.timing();
+            for (field, span) in [("duration", duration), ("interval", interval)] {
+                if span.is_some_and(|s| s.0.is_zero()) {
+                    return Err((at.key(fault.kind()).key(field), format!("`{field}` {zero}")));
+                }
+            }
+            if fault.takes_nodes_down() {
+                continue;
+            }
+            if seen.contains(&fault.kind()) {
+                return Err((
+                    at,
+                    format!(
+                        "the fault `{}` appears twice; each kind may appear once (two would heal each other's changes)",
+                        fault.kind()
+                    ),
+                ));
+            }
+            seen.push(fault.kind());
         }
         Ok(())
     }
@@ -208,14 +224,6 @@ impl Schedule {
     pub fn timing(&self, fault: &FaultSpec) -> (Duration, Duration) {
         let (d, i) = fault.timing();
         (d.unwrap_or(self.duration).0, i.unwrap_or(self.interval).0)
-    }
-}
-
-/// serde_yaml_ng appends " at line L column C"; the error puts it in front.
-fn strip_location(message: &str) -> String {
-    match message.rfind(" at line ") {
-        Some(i) => message[..i].to_string(),
-        None => message.to_string(),
     }
 }
 
@@ -333,7 +341,19 @@ mod tests {
         let e = error_of(
             "faults:\n  - packet: {delay_ms: 5}\n  - clock: {offset_ms: 100}\n  - packet: {loss_pct: 5}\n",
         );
-        assert!(e.contains("`packet` appears twice"), "{e}");
+        assert!(
+            e.starts_with("bad.yaml:4:5: faults[2]: the fault `packet` appears twice"),
+            "{e}"
+        );
+        let e = error_of(
+            "faults:\n  - kill: {targets: all}\n  - clock: {offset_ms: 5, duration: 0s}\n",
+        );
+        assert!(
+            e.starts_with(
+                "bad.yaml:3:37: faults[1].clock.duration: `duration` must be more than 0s"
+            ),
+            "{e}"
+        );
         let text = "faults:\n  - kill: {targets: primaries}\n  - kill: {targets: voters}\n";
         let s = Schedule::from_yaml(text, "ok.yaml").unwrap();
         assert_eq!(s.faults.len(), 2);

@@ -6,8 +6,7 @@ use super::progress::Progress;
 use super::run::RunOptions;
 use crate::store::Store;
 use crate::suite::test::Source;
-use crate::suite::{Db, Hosts, NemesisRef, Span, Test, TestSpec, WorkloadRef, from_yaml};
-use anyhow::Context;
+use crate::suite::{Db, Hosts, NemesisRef, Span, Test, TestSpec, WorkloadRef};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -145,17 +144,14 @@ impl RunArgs {
                 flags == TestSpec::default(),
                 "--replay runs the stored test exactly as it was; drop the test flags (or edit a copy of the file and run it without --replay)"
             );
-            return Ok(Test::load(path)?);
+            return Ok(Test::load_to_run(path)?);
         }
         let text;
         let (base, source) = match &self.test {
             Some(path) => {
-                text = std::fs::read_to_string(path)
-                    .with_context(|| format!("cannot read {}", path.display()))?;
-                (
-                    from_yaml::<TestSpec>(path, &text)?,
-                    Source { path, text: &text },
-                )
+                let spec;
+                (spec, text) = TestSpec::load(path)?;
+                (spec, Source::file(path, &text).with_flags(&flags))
             }
             None => (TestSpec::default(), Source::command_line()),
         };

@@ -12,6 +12,7 @@ use crate::checker::elle::{self, ElleOptions, ElleResult};
 use crate::checker::linearizable::{
     self, KeysMode, ModelKind, NilRead, Options, RegisterOptions, Report,
 };
+use crate::history::text::{clip_message, escape, escape_keep_lines, excerpt};
 use crate::history::{Format, read_path};
 use crate::report::results::{self, FileResult, Results, Valid};
 use crate::suite::Span;
@@ -112,7 +113,7 @@ impl CheckArgs {
         let model = self
             .consistency
             .parse()
-            .map_err(|e| anyhow::anyhow!("--consistency: {e}"))?;
+            .map_err(|e: String| anyhow::anyhow!("--consistency: {}", clip_message(&e)))?;
         let mut o = ElleOptions::new(workload, model);
         o.time_limit = self.time_limit.0;
         o.process_order = self.process_order.unwrap_or(o.process_order);
@@ -124,10 +125,11 @@ impl CheckArgs {
 
     /// The linearizability checker's options these arguments ask for.
     pub fn options(&self) -> anyhow::Result<Options> {
-        let initial: Value = serde_json::from_str(&self.initial_value).with_context(|| {
-            format!(
-                "--initial-value {:?} is not JSON (write 0, null or '\"text\"')",
-                self.initial_value
+        let initial: Value = serde_json::from_str(&self.initial_value).map_err(|e| {
+            anyhow::anyhow!(
+                "--initial-value \"{}\" is not JSON (write 0, null or '\"text\"'): {}",
+                excerpt(&self.initial_value),
+                clip_message(&e.to_string())
             )
         })?;
         let nil_read = if self.nil_read == "any" {
@@ -234,6 +236,8 @@ pub fn check_file(path: &Path, format: Format, checker: &Checker) -> FileCheck {
                 .map_err(|e| format!("{}: {e}", path.display()))
         }),
     };
+    // Errors quote the history: at most excerpts of it, in results.json too.
+    let outcome = outcome.map_err(|e| clip_message(&e));
     if check.read_time == Duration::ZERO {
         check.read_time = started.elapsed();
     }
@@ -292,8 +296,10 @@ pub fn run(args: &CheckArgs) -> anyhow::Result<u8> {
     let results = to_results(&checks, &checker);
     let path = args.out.join(results::FILE_NAME);
     write_results(&path, &results)?;
-    print!("{}", summary(&checks, &checker));
-    println!("results: {}", path.display());
+    // Keys, values and file names come from outside: no terminal escapes,
+    // no bidirectional overrides reach the screen.
+    print!("{}", escape_keep_lines(&summary(&checks, &checker)));
+    println!("results: {}", escape(&path.display().to_string()));
     Ok(checks
         .iter()
         .map(FileCheck::exit_code)

@@ -11,8 +11,8 @@ use super::args::HarnessArgs;
 use super::junit;
 use super::output::failure_message;
 use crate::checker::Verdict;
-use crate::suite::test::{Shard, Source};
-use crate::suite::{Suite, resolve};
+use crate::suite::Suite;
+use crate::suite::test::Shard;
 use anyhow::Context;
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -67,24 +67,19 @@ fn verdict_code(v: Verdict) -> u8 {
 /// Runs the suite; returns the exit code.
 pub fn suite_command(args: &SuiteArgs) -> anyhow::Result<u8> {
     let (suite, text) = Suite::load(&args.suite)?;
-    let specs = suite.expand(&args.suite)?;
     let name = suite.name.clone().unwrap_or_else(|| {
         args.suite
             .file_stem()
             .map_or("suite".into(), |s| s.to_string_lossy().into_owned())
     });
+    // Printed, and written into junit.xml and the step summary: no escapes.
+    let name = crate::history::text::excerpt(&name);
     let options = args.harness.options();
-    let source = Source {
-        path: &args.suite,
-        text: &text,
-    };
     // Resolve the whole matrix before running any of it: a misspelt name
     // fails the suite at once (exit 3, with file:line:column), on every shard
     // alike, rather than hours later as error rows.
-    let tests = specs
-        .iter()
-        .map(|spec| resolve(spec, &source))
-        .collect::<Result<Vec<_>, _>>()?;
+    let tests = suite.resolve(&args.suite, &text)?;
+    let total = tests.len();
     let chosen: Vec<_> = tests
         .into_iter()
         .enumerate()
@@ -94,7 +89,7 @@ pub fn suite_command(args: &SuiteArgs) -> anyhow::Result<u8> {
     eprintln!(
         "suite {name}: {} of {} tests{}",
         chosen.len(),
-        specs.len(),
+        total,
         args.shard.map_or(String::new(), |s| format!(
             " (shard {}/{})",
             s.index, s.count

@@ -7,11 +7,18 @@
 //! as test.yaml, and what `--replay` reads back.
 
 use super::workload::{PRESETS as WORKLOAD_PRESETS, WorkloadSpec, kind_name};
-use super::{SuiteError, from_yaml};
+use super::{SuiteError, from_yaml, read};
 use crate::checker::Verdict;
+use crate::history::text::{clip_message, excerpt};
 use crate::nemesis::schedule::{Schedule, ScheduleError};
+use crate::nodes::System;
+use crate::nodes::bugs::Bug;
 use crate::span::Span;
+use crate::yaml::KeyPath;
+use serde::de::value::MapAccessDeserializer;
+use serde::de::{MapAccess, Visitor};
 use serde::{Deserialize, Serialize};
+use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -54,16 +61,26 @@ pub enum WorkloadRef {
     Inline(Box<WorkloadSpec>),
 }
 
-/// By hand rather than `untagged`, so that a mistake inside an inline
-/// workload reports the field, not "did not match any variant".
+/// By hand rather than `untagged`: an inline workload is read in place from
+/// the file's own parser (not through a `Value`), so a mistake inside it has
+/// its real line:column and key path (`workload.kind: unknown variant ...`).
 impl<'de> Deserialize<'de> for WorkloadRef {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        match serde_yaml_ng::Value::deserialize(d)? {
-            serde_yaml_ng::Value::String(name) => Ok(WorkloadRef::Name(name)),
-            v => serde_yaml_ng::from_value(v)
-                .map(|w| WorkloadRef::Inline(Box::new(w)))
-                .map_err(serde::de::Error::custom),
+        struct Ref;
+        impl<'de> Visitor<'de> for Ref {
+            type Value = WorkloadRef;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a workload preset name, a path to a .yaml file, or a workload map")
+            }
+            fn visit_str<E: serde::de::Error>(self, name: &str) -> Result<WorkloadRef, E> {
+                Ok(WorkloadRef::Name(name.to_string()))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<WorkloadRef, A::Error> {
+                WorkloadSpec::deserialize(MapAccessDeserializer::new(map))
+                    .map(|w| WorkloadRef::Inline(Box::new(w)))
+            }
         }
+        d.deserialize_any(Ref)
     }
 }
 
@@ -76,14 +93,24 @@ pub enum NemesisRef {
     Inline(Box<Schedule>),
 }
 
+/// As [`WorkloadRef`]'s: read in place, so errors say where.
 impl<'de> Deserialize<'de> for NemesisRef {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        match serde_yaml_ng::Value::deserialize(d)? {
-            serde_yaml_ng::Value::String(name) => Ok(NemesisRef::Name(name)),
-            v => serde_yaml_ng::from_value(v)
-                .map(|s| NemesisRef::Inline(Box::new(s)))
-                .map_err(serde::de::Error::custom),
+        struct Ref;
+        impl<'de> Visitor<'de> for Ref {
+            type Value = NemesisRef;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a nemesis preset name, a path to a nemesis file, or a nemesis map")
+            }
+            fn visit_str<E: serde::de::Error>(self, name: &str) -> Result<NemesisRef, E> {
+                Ok(NemesisRef::Name(name.to_string()))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<NemesisRef, A::Error> {
+                Schedule::deserialize(MapAccessDeserializer::new(map))
+                    .map(|s| NemesisRef::Inline(Box::new(s)))
+            }
         }
+        d.deserialize_any(Ref)
     }
 }
 
@@ -149,6 +176,54 @@ impl TestSpec {
             expect: pick(&self.expect, &over.expect),
         }
     }
+
+    /// The names (as written in YAML) of the fields this spec sets.
+    pub fn set_fields(&self) -> Vec<&'static str> {
+        let fields = [
+            ("name", self.name.is_some()),
+            ("db", self.db.is_some()),
+            ("bugs", self.bugs.is_some()),
+            ("workload", self.workload.is_some()),
+            ("nemesis", self.nemesis.is_some()),
+            ("hosts", self.hosts.is_some()),
+            ("nodes", self.nodes.is_some()),
+            ("time_limit", self.time_limit.is_some()),
+            ("concurrency", self.concurrency.is_some()),
+            ("rate", self.rate.is_some()),
+            ("seed", self.seed.is_some()),
+            ("recovery", self.recovery.is_some()),
+            ("expect", self.expect.is_some()),
+        ];
+        fields.iter().filter(|f| f.1).map(|f| f.0).collect()
+    }
+
+    /// Checks what parsing cannot, where it is written: an explicit name,
+    /// the knobs of an inline workload, an inline nemesis. The error's place
+    /// is relative to the spec (`workload.accounts`, `nemesis.faults[2]`).
+    pub fn check(&self) -> Result<(), (KeyPath, String)> {
+        let root = KeyPath::root();
+        if let Some(name) = &self.name {
+            check_name(name).map_err(|m| (root.key("name"), m))?;
+        }
+        if let Some(WorkloadRef::Inline(w)) = &self.workload {
+            w.validate()
+                .map_err(|(knob, m)| (root.key("workload").key(knob), m))?;
+        }
+        if let Some(NemesisRef::Inline(s)) = &self.nemesis {
+            s.validate()
+                .map_err(|(at, m)| (root.key("nemesis").join(&at), m))?;
+        }
+        Ok(())
+    }
+
+    /// Reads and checks a test file; gives the spec and the file's text.
+    pub fn load(path: &Path) -> Result<(TestSpec, String), SuiteError> {
+        let text = read(path)?;
+        let spec: TestSpec = from_yaml(path, &text)?;
+        spec.check()
+            .map_err(|(at, m)| SuiteError::at(path, &text, &at, &m))?;
+        Ok((spec, text))
+    }
 }
 
 /// A resolved test: everything a run needs, nothing left to defaults.
@@ -179,19 +254,41 @@ pub struct Test {
 const NODES_MAX: u32 = 64;
 const CONCURRENCY_MAX: u32 = 10_000;
 
+/// The longest test name: it is a folder name, and part of commands printed.
+pub const NAME_CHARS_MAX: usize = 100;
+
 impl Test {
     pub fn time_limit(&self) -> Duration {
         self.time_limit.0
     }
 
-    /// Reads a stored test.yaml (for `--replay`).
+    /// Reads a stored test.yaml, as a report does: what an older version
+    /// wrote still reads (its name may have characters no longer allowed).
     pub fn load(path: &Path) -> Result<Test, SuiteError> {
+        Ok(Test::read(path)?.0)
+    }
+
+    /// Reads a stored test.yaml to run it again (`--replay`), checked as a
+    /// test file is: the name names a new results folder and is printed in
+    /// a command, the nemesis runs.
+    pub fn load_to_run(path: &Path) -> Result<Test, SuiteError> {
+        let (test, text) = Test::read(path)?;
+        let root = KeyPath::root();
+        let fail = |at: KeyPath, m: String| SuiteError::at(path, &text, &at, &m);
+        check_name(&test.name).map_err(|m| fail(root.key("name"), m))?;
+        test.nemesis
+            .validate()
+            .map_err(|(at, m)| fail(root.key("nemesis").join(&at), m))?;
+        Ok(test)
+    }
+
+    fn read(path: &Path) -> Result<(Test, String), SuiteError> {
         let text = read(path)?;
         let test: Test = from_yaml(path, &text)?;
-        test.workload
-            .validate()
-            .map_err(|(knob, msg)| SuiteError::at(path, &text, knob, msg))?;
-        Ok(test)
+        test.workload.validate().map_err(|(knob, m)| {
+            SuiteError::at(path, &text, &KeyPath::root().key("workload").key(knob), &m)
+        })?;
+        Ok((test, text))
     }
 
     pub fn to_yaml(&self) -> String {
@@ -200,28 +297,132 @@ impl Test {
     }
 }
 
-fn read(path: &Path) -> Result<String, SuiteError> {
-    std::fs::read_to_string(path)
-        .map_err(|e| SuiteError::new(path, None, format!("cannot read: {e}")))
+fn name_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')
 }
 
-/// Where a spec came from, for errors: the file and its text.
+/// A test's name becomes its results folder's name and is printed in the
+/// replay command, so it is kept to a safe alphabet: 1 to
+/// [`NAME_CHARS_MAX`] ASCII letters, digits, `-`, `_` and `.`, not starting
+/// with `.` or `-` (no hidden folder, no `..`, nothing a shell or a command
+/// line reads as an option).
+pub fn check_name(name: &str) -> Result<(), String> {
+    let ok = !name.is_empty()
+        && name.len() <= NAME_CHARS_MAX
+        && name.chars().all(name_char)
+        && !name.starts_with(['.', '-']);
+    if ok {
+        return Ok(());
+    }
+    Err(format!(
+        "test name \"{}\" must be 1 to {NAME_CHARS_MAX} letters (a-z, A-Z), digits, `-`, `_` and `.`, not starting with `.` or `-`: it names the results folder and is part of the replay command",
+        excerpt(name)
+    ))
+}
+
+/// A name derived from db, workload, nemesis and bugs (which may be file
+/// names) made to pass [`check_name`]: other characters become `_`, a
+/// leading `.` or `-` too, and it is cut at [`NAME_CHARS_MAX`].
+pub fn sanitize_name(raw: &str) -> String {
+    let mut name: String = raw
+        .chars()
+        .map(|c| if name_char(c) { c } else { '_' })
+        .take(NAME_CHARS_MAX)
+        .collect();
+    if name.is_empty() || name.starts_with(['.', '-']) {
+        name.replace_range(..name.len().min(1), "_");
+    }
+    name
+}
+
+/// Where a spec's fields were written, for errors.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Place {
+    /// At this key path of the file.
+    At(KeyPath),
+    /// On the command line.
+    Flag,
+}
+
+/// Where a spec came from, for errors: the file, its text, and where in it
+/// each field was written.
 pub struct Source<'a> {
     pub path: &'a Path,
     pub text: &'a str,
+    /// The spec's own place in the file: the root of a test file,
+    /// `tests[2]` or `matrix` in a suite. Errors about a missing field
+    /// point here.
+    pub at: KeyPath,
+    /// Fields written elsewhere than under `at`: in a suite's `defaults`, in
+    /// a matrix's lists, or as flags.
+    pub fields: Vec<(&'static str, Place)>,
 }
 
-impl Source<'_> {
+impl<'a> Source<'a> {
+    /// A test file: every field at its root.
+    pub fn file(path: &'a Path, text: &'a str) -> Source<'a> {
+        Source {
+            path,
+            text,
+            at: KeyPath::root(),
+            fields: Vec::new(),
+        }
+    }
+
     /// Flags on the command line have no file.
     pub fn command_line() -> Source<'static> {
         Source {
             path: Path::new("<command line>"),
             text: "",
+            at: KeyPath::root(),
+            fields: Vec::new(),
         }
     }
 
-    fn error(&self, needle: &str, message: impl Into<String>) -> SuiteError {
-        SuiteError::at(self.path, self.text, needle, message)
+    /// The same, with the fields `flags` sets said to come from flags.
+    pub fn with_flags(mut self, flags: &TestSpec) -> Self {
+        for field in flags.set_fields() {
+            self.fields.retain(|(f, _)| *f != field);
+            self.fields.push((field, Place::Flag));
+        }
+        self
+    }
+
+    fn is_file(&self) -> bool {
+        !self.text.is_empty()
+    }
+
+    /// An error about `field`: at the place it was written, worded
+    /// `place: message` (`--field: message` for a flag).
+    fn error(&self, field: &str, message: &str) -> SuiteError {
+        self.error_in(field, &KeyPath::root(), message)
+    }
+
+    /// An error about the part `inner` of `field` (`bugs`, `[1]`).
+    fn error_in(&self, field: &str, inner: &KeyPath, message: &str) -> SuiteError {
+        let place = self
+            .fields
+            .iter()
+            .find(|(f, _)| *f == field)
+            .map(|(_, p)| p.clone());
+        match place {
+            Some(Place::At(at)) if self.is_file() => {
+                SuiteError::at(self.path, self.text, &at.join(inner), message)
+            }
+            None if self.is_file() => SuiteError::at(
+                self.path,
+                self.text,
+                &self.at.key(field).join(inner),
+                message,
+            ),
+            _ => {
+                let flag = match field {
+                    "bugs" => "bug".to_string(),
+                    f => f.replace('_', "-"),
+                };
+                SuiteError::new(self.path, None, format!("--{flag}: {message}"))
+            }
+        }
     }
 }
 
@@ -241,7 +442,7 @@ pub fn resolve(spec: &TestSpec, source: &Source) -> Result<Test, SuiteError> {
     };
     workload
         .validate()
-        .map_err(|(knob, msg)| source.error(knob, format!("workload {workload_name}: {msg}")))?;
+        .map_err(|(_, msg)| source.error("workload", &msg))?;
     let (nemesis_name, nemesis) = match spec
         .nemesis
         .clone()
@@ -249,6 +450,8 @@ pub fn resolve(spec: &TestSpec, source: &Source) -> Result<Test, SuiteError> {
     {
         NemesisRef::Name(name) => (short_name(&name), load_nemesis(&name, source)?),
         NemesisRef::Inline(s) => {
+            s.validate()
+                .map_err(|(at, msg)| source.error("nemesis", &at.message(&msg)))?;
             // Named after its faults, for the test's name: `partition+kill`.
             let kinds: Vec<&str> = s.faults.iter().map(|f| f.kind()).collect();
             let name = if kinds.is_empty() {
@@ -263,39 +466,45 @@ pub fn resolve(spec: &TestSpec, source: &Source) -> Result<Test, SuiteError> {
     if !(1..=NODES_MAX).contains(&nodes) {
         return Err(source.error(
             "nodes",
-            format!("`nodes: {nodes}` must be between 1 and {NODES_MAX}"),
+            &format!("must be between 1 and {NODES_MAX}, not {nodes}"),
         ));
     }
     let concurrency = spec.concurrency.unwrap_or(2 * nodes);
     if !(1..=CONCURRENCY_MAX).contains(&concurrency) {
         return Err(source.error(
             "concurrency",
-            format!("`concurrency: {concurrency}` must be between 1 and {CONCURRENCY_MAX}"),
+            &format!("must be between 1 and {CONCURRENCY_MAX}, not {concurrency}"),
         ));
     }
     let rate = spec.rate.unwrap_or(200.0);
     if !(rate.is_finite() && rate > 0.0) {
         return Err(source.error(
             "rate",
-            format!("`rate: {rate}` must be a positive number of operations per second"),
+            &format!("must be a positive number of operations per second, not {rate}"),
         ));
     }
     let time_limit = spec.time_limit.unwrap_or(Span(Duration::from_secs(30)));
     if time_limit.0.is_zero() {
-        return Err(source.error("time_limit", "`time_limit` must be more than 0s"));
+        return Err(source.error("time_limit", "must be more than 0s"));
     }
     let bugs = spec.bugs.clone().unwrap_or_default();
-    let name = spec.name.clone().unwrap_or_else(|| {
-        let mut name = format!("{}-{}-{}", db.name(), workload_name, nemesis_name);
-        for bug in &bugs {
-            name.push('-');
-            name.push_str(bug);
-        }
-        name
-    });
-    if name.is_empty() || name.contains(['/', '\\']) || name.starts_with('.') {
-        return Err(source.error("name", format!("test name {name:?} must be a plain folder name (no slashes, not starting with a dot)")));
+    // A misspelt bug fails here, not on the hosts after the cluster is made.
+    let system = match db {
+        Db::Raft => System::Raft,
+        Db::Paxos => System::Paxos,
+        Db::Twopc => System::Twopc,
+    };
+    for (i, bug) in bugs.iter().enumerate() {
+        Bug::parse(system, bug)
+            .map_err(|m| source.error_in("bugs", &KeyPath::root().index(i), &clip_message(&m)))?;
     }
+    let name = match &spec.name {
+        Some(name) => {
+            check_name(name).map_err(|m| source.error("name", &m))?;
+            name.clone()
+        }
+        None => derived_name(db, &workload_name, &nemesis_name, &bugs),
+    };
     Ok(Test {
         name,
         db,
@@ -316,6 +525,16 @@ pub fn resolve(spec: &TestSpec, source: &Source) -> Result<Test, SuiteError> {
     })
 }
 
+/// `raft-register-partition-ring-stale-read`, made a safe name.
+fn derived_name(db: Db, workload: &str, nemesis: &str, bugs: &[String]) -> String {
+    let mut name = format!("{}-{workload}-{nemesis}", db.name());
+    for bug in bugs {
+        name.push('-');
+        name.push_str(bug);
+    }
+    sanitize_name(&name)
+}
+
 /// A preset's name, or a file's name without folder and extension: it goes
 /// into the test's name, which is a folder name.
 fn short_name(name: &str) -> String {
@@ -328,18 +547,25 @@ fn short_name(name: &str) -> String {
 fn load_workload(name: &str, source: &Source) -> Result<WorkloadSpec, SuiteError> {
     if name.ends_with(".yaml") || name.contains('/') {
         let path = Path::new(name);
-        let text = read(path)?;
+        let text = match read(path) {
+            // Cannot read it, too big: say where it was named.
+            Err(e) if e.position.is_none() => {
+                return Err(source.error("workload", &e.to_string()));
+            }
+            other => other?,
+        };
         let w: WorkloadSpec = from_yaml(path, &text)?;
         w.validate()
-            .map_err(|(knob, msg)| SuiteError::at(path, &text, knob, msg))?;
+            .map_err(|(knob, msg)| SuiteError::at(path, &text, &KeyPath::root().key(knob), &msg))?;
         return Ok(w);
     }
     let Some((_, text)) = WORKLOAD_PRESETS.iter().find(|(n, _)| *n == name) else {
         let known: Vec<&str> = WORKLOAD_PRESETS.iter().map(|(n, _)| *n).collect();
         return Err(source.error(
-            name,
-            format!(
-                "unknown workload {name:?}: expected one of {} or a path to a .yaml file",
+            "workload",
+            &format!(
+                "unknown workload \"{}\": expected one of {} or a path to a .yaml file",
+                excerpt(name),
                 known.join(", ")
             ),
         ));
@@ -356,13 +582,9 @@ fn load_nemesis(name: &str, source: &Source) -> Result<Schedule, SuiteError> {
             column,
             message,
         } => SuiteError::new(Path::new(&origin), Some((line, column)), message),
-        ScheduleError::Unknown { .. } => source.error(name, e.to_string()),
-        other => SuiteError::new(source.path, locate_in(source, name), other.to_string()),
+        // Unknown, cannot read, too big: say where it was named.
+        other => source.error("nemesis", &other.to_string()),
     })
-}
-
-fn locate_in(source: &Source, needle: &str) -> Option<(usize, usize)> {
-    SuiteError::at(source.path, source.text, needle, "").position
 }
 
 /// A suite: tests listed one by one and/or a matrix of them, sharing defaults.
@@ -398,22 +620,101 @@ pub struct Matrix {
 /// The most tests a suite may expand to: a guard against a runaway matrix.
 const SUITE_TESTS_MAX: usize = 10_000;
 
+/// One test of a suite, before it is resolved: its spec (the suite's
+/// defaults under it) and where each field was written.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub spec: TestSpec,
+    pub at: KeyPath,
+    pub fields: Vec<(&'static str, Place)>,
+}
+
 impl Suite {
+    /// Reads and checks a suite file; gives the suite and the file's text.
     pub fn load(path: &Path) -> Result<(Suite, String), SuiteError> {
         let text = read(path)?;
         let suite: Suite = from_yaml(path, &text)?;
+        let root = KeyPath::root();
+        let specs = std::iter::once((root.key("defaults"), &suite.defaults)).chain(
+            suite
+                .tests
+                .iter()
+                .enumerate()
+                .map(|(i, t)| (root.key("tests").index(i), t)),
+        );
+        for (at, spec) in specs {
+            spec.check()
+                .map_err(|(inner, m)| SuiteError::at(path, &text, &at.join(&inner), &m))?;
+        }
         Ok((suite, text))
+    }
+
+    /// Every test of the suite resolved, in order; the first error stops it
+    /// (file:line:column of the entry, matrix cell or default at fault).
+    pub fn resolve(&self, path: &Path, text: &str) -> Result<Vec<Test>, SuiteError> {
+        self.expand(path, text)?
+            .into_iter()
+            .map(|entry| {
+                let source = Source {
+                    path,
+                    text,
+                    at: entry.at,
+                    fields: entry.fields,
+                };
+                resolve(&entry.spec, &source)
+            })
+            .collect()
     }
 
     /// The suite's tests in a fixed order (listed ones, then the matrix), each
     /// with the suite's defaults under it.
-    pub fn expand(&self, path: &Path) -> Result<Vec<TestSpec>, SuiteError> {
-        let mut specs: Vec<TestSpec> = self
+    pub fn expand(&self, path: &Path, text: &str) -> Result<Vec<Entry>, SuiteError> {
+        let root = KeyPath::root();
+        let defaults: Vec<(&'static str, Place)> = self
+            .defaults
+            .set_fields()
+            .into_iter()
+            .map(|f| (f, Place::At(root.key("defaults").key(f))))
+            .collect();
+        // `fields` (where the cell's own fields are) over the defaults'.
+        let entry = |spec: &TestSpec, at: KeyPath, fields: Vec<(&'static str, Place)>| {
+            let mut all: Vec<_> = defaults
+                .iter()
+                .filter(|(f, _)| !fields.iter().any(|(g, _)| g == f))
+                .cloned()
+                .collect();
+            all.extend(fields);
+            Entry {
+                spec: self.defaults.overridden_by(spec),
+                at,
+                fields: all,
+            }
+        };
+        let mut entries: Vec<Entry> = self
             .tests
             .iter()
-            .map(|t| self.defaults.overridden_by(t))
+            .enumerate()
+            .map(|(i, t)| {
+                let at = root.key("tests").index(i);
+                let fields = t
+                    .set_fields()
+                    .into_iter()
+                    .map(|f| (f, Place::At(at.key(f))))
+                    .collect();
+                entry(t, at, fields)
+            })
             .collect();
         if let Some(m) = &self.matrix {
+            let matrix = root.key("matrix");
+            let list = |field: &str, len: usize| -> Vec<Option<Place>> {
+                if len == 0 {
+                    vec![None]
+                } else {
+                    (0..len)
+                        .map(|i| Some(Place::At(matrix.key(field).index(i))))
+                        .collect()
+                }
+            };
             let nemeses = if m.nemesis.is_empty() {
                 vec!["none".to_string()]
             } else {
@@ -431,21 +732,29 @@ impl Suite {
             };
             let total =
                 m.db.len() * m.workload.len() * nemeses.len() * bug_sets.len() * seeds.len();
-            if specs.len() + total > SUITE_TESTS_MAX {
-                return Err(SuiteError::new(
+            if entries.len() + total > SUITE_TESTS_MAX {
+                return Err(SuiteError::at(
                     path,
-                    None,
-                    format!(
+                    text,
+                    &matrix,
+                    &format!(
                         "the suite expands to {} tests, more than {SUITE_TESTS_MAX}",
-                        specs.len() + total
+                        entries.len() + total
                     ),
                 ));
             }
-            for db in &m.db {
-                for workload in &m.workload {
-                    for nemesis in &nemeses {
-                        for bugs in &bug_sets {
-                            for seed in &seeds {
+            let places = [
+                list("db", m.db.len()),
+                list("workload", m.workload.len()),
+                list("nemesis", m.nemesis.len()),
+                list("bugs", m.bugs.len()),
+                list("seeds", m.seeds.len()),
+            ];
+            for (a, db) in m.db.iter().enumerate() {
+                for (b, workload) in m.workload.iter().enumerate() {
+                    for (c, nemesis) in nemeses.iter().enumerate() {
+                        for (d, bugs) in bug_sets.iter().enumerate() {
+                            for (e, seed) in seeds.iter().enumerate() {
                                 let mut t = TestSpec {
                                     db: Some(*db),
                                     workload: Some(WorkloadRef::Name(workload.clone())),
@@ -455,28 +764,40 @@ impl Suite {
                                     ..TestSpec::default()
                                 };
                                 if let Some(s) = seed {
-                                    let mut name = format!("{}-{workload}-{nemesis}", db.name());
-                                    for bug in bugs {
-                                        name.push('-');
-                                        name.push_str(bug);
-                                    }
-                                    t.name = Some(format!("{name}-seed{s}"));
+                                    let name = derived_name(
+                                        *db,
+                                        &short_name(workload),
+                                        &short_name(nemesis),
+                                        bugs,
+                                    );
+                                    t.name = Some(sanitize_name(&format!("{name}-seed{s}")));
                                 }
-                                specs.push(self.defaults.overridden_by(&t));
+                                let fields = ["db", "workload", "nemesis", "bugs", "seed"]
+                                    .into_iter()
+                                    .zip([a, b, c, d, e].into_iter().zip(&places))
+                                    .filter_map(|(f, (i, p))| Some((f, p[i].clone()?)))
+                                    .collect();
+                                entries.push(entry(&t, matrix.clone(), fields));
                             }
                         }
                     }
                 }
             }
         }
-        if specs.is_empty() {
-            return Err(SuiteError::new(
-                path,
-                None,
-                "the suite has no `tests` and no `matrix`",
-            ));
+        if entries.is_empty() {
+            let (at, message) = match self.matrix {
+                Some(_) => (
+                    root.key("matrix"),
+                    "the suite has no `tests` and its `matrix` has an empty list: nothing to run",
+                ),
+                None => (
+                    root.key("tests"),
+                    "the suite has no `tests` and no `matrix`: nothing to run",
+                ),
+            };
+            return Err(SuiteError::at(path, text, &at, message));
         }
-        Ok(specs)
+        Ok(entries)
     }
 }
 
@@ -490,7 +811,12 @@ pub struct Shard {
 impl std::str::FromStr for Shard {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        let bad = || format!("--shard {s:?}: expected M/N with 1 <= M <= N, e.g. 2/4");
+        let bad = || {
+            format!(
+                "--shard \"{}\": expected M/N with 1 <= M <= N, e.g. 2/4",
+                excerpt(s)
+            )
+        };
         let (m, n) = s.split_once('/').ok_or_else(bad)?;
         let (index, count): (usize, usize) = (
             m.trim().parse().map_err(|_| bad())?,
@@ -518,20 +844,46 @@ mod tests {
         from_yaml(Path::new("t.yaml"), yaml)
     }
 
+    /// Loads `text` as a test file and resolves it: the error, as printed.
+    fn error_of(text: &str) -> String {
+        let path = Path::new("t.yaml");
+        let spec = match spec(text).and_then(|s| {
+            s.check()
+                .map_err(|(at, m)| SuiteError::at(path, text, &at, &m))
+                .map(|()| s)
+        }) {
+            Ok(s) => s,
+            Err(e) => return e.to_string(),
+        };
+        match resolve(&spec, &Source::file(path, text)) {
+            Ok(t) => panic!("{text} resolved to {t:?}"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    /// Loads `text` as a suite and resolves every test: the error, as printed.
+    fn suite_error_of(text: &str) -> String {
+        let path = Path::new("s.yaml");
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("s.yaml");
+        std::fs::write(&file, text).unwrap();
+        let (suite, text) = match Suite::load(&file) {
+            Ok(s) => s,
+            Err(e) => return e.to_string().replace(&file.display().to_string(), "s.yaml"),
+        };
+        match suite.resolve(path, &text) {
+            Ok(t) => panic!("resolved to {t:?}"),
+            Err(e) => e.to_string(),
+        }
+    }
+
     #[test]
     fn resolves_presets_and_defaults_and_round_trips_through_yaml() {
         let s = spec(
             "db: raft\nworkload: register\nnemesis: partition-ring\ntime_limit: 10s\nseed: 7\n",
         )
         .unwrap();
-        let t = resolve(
-            &s,
-            &Source {
-                path: Path::new("t.yaml"),
-                text: "",
-            },
-        )
-        .unwrap();
+        let t = resolve(&s, &Source::file(Path::new("t.yaml"), "")).unwrap();
         assert_eq!(t.name, "raft-register-partition-ring");
         assert_eq!((t.nodes, t.concurrency, t.seed), (5, 10, 7));
         assert_eq!(t.workload.model.as_deref(), Some("cas-register"));
@@ -556,7 +908,7 @@ mod tests {
         let e = spec("db: raft\nworkload: {kind: register, keyz: 3}\n").unwrap_err();
         assert!(
             e.to_string()
-                .starts_with("t.yaml:2:28: unknown field `keyz`"),
+                .starts_with("t.yaml:2:28: workload: unknown field `keyz`"),
             "{e}"
         );
 
@@ -564,33 +916,218 @@ mod tests {
         assert_eq!(e.position.map(|p| p.0), Some(1), "{e}");
         assert!(e.message.contains("raft"), "{e}");
 
-        let text = "db: raft\nworkload: regster\n";
-        let e = resolve(
-            &spec(text).unwrap(),
-            &Source {
-                path: Path::new("t.yaml"),
-                text,
-            },
-        )
-        .unwrap_err();
         assert_eq!(
-            e.to_string(),
-            "t.yaml:2:11: unknown workload \"regster\": expected one of register, list-append, rw-register, bank, set or a path to a .yaml file"
+            error_of("db: raft\nworkload: regster\n"),
+            "t.yaml:2:11: workload: unknown workload \"regster\": expected one of register, list-append, rw-register, bank, set or a path to a .yaml file"
         );
+        assert_eq!(
+            error_of("db: raft\nworkload: {kind: register, accounts: 3}\n"),
+            "t.yaml:2:38: workload.accounts: `accounts` does not apply to a register workload"
+        );
+        assert_eq!(
+            error_of("db: raft\nnodes: 99\n"),
+            "t.yaml:2:8: nodes: must be between 1 and 64, not 99"
+        );
+        let e = error_of("db: raft\nbugs: [stale-read, skip-promise-check]\n");
+        assert!(
+            e.starts_with("t.yaml:2:20: bugs[1]: raft has no bug named \"skip-promise-check\"; it has: stale-read"),
+            "{e}"
+        );
+        let s = TestSpec {
+            db: Some(Db::Paxos),
+            bugs: Some(vec!["x".repeat(500)]),
+            ..TestSpec::default()
+        };
+        let e = resolve(&s, &Source::command_line())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("<command line>: --bug: paxos has no bug named \"xxx"),
+            "{e}"
+        );
+        assert!(e.len() < 300, "{e}");
+    }
 
-        let text = "db: raft\nworkload: {kind: register, accounts: 3}\n";
-        let e = resolve(
-            &spec(text).unwrap(),
-            &Source {
-                path: Path::new("t.yaml"),
-                text,
-            },
-        )
-        .unwrap_err();
+    /// Mistakes inside inline blocks are reported as well as in standalone
+    /// files: the real line:column, the key path, the same words.
+    #[test]
+    fn inline_blocks_report_line_column_and_key_path() {
         assert_eq!(
-            e.to_string(),
-            "t.yaml:2:28: workload register: `accounts` does not apply to a register workload"
+            error_of("db: raft\nworkload:\n  kind: regster\n"),
+            "t.yaml:3:9: workload.kind: unknown variant `regster`, expected one of `register`, `list-append`, `rw-register`, `bank`, `set`"
         );
+        let e =
+            error_of("db: raft\nnemesis:\n  faults:\n    - partition:\n        shape: hlaves\n");
+        assert!(
+            e.starts_with(
+                "t.yaml:5:16: nemesis.faults[0].partition.shape: unknown variant `hlaves`"
+            ),
+            "{e}"
+        );
+        let e = error_of(
+            "db: raft\nnemesis:\n  faults:\n    - packet: {delay_ms: 5}\n    - packet: {loss_pct: 5}\n",
+        );
+        assert!(
+            e.starts_with("t.yaml:5:7: nemesis.faults[1]: the fault `packet` appears twice"),
+            "{e}"
+        );
+        let e = error_of("db: raft\nnemesis: {faults: [{kill: {}}], duration: 0s}\n");
+        assert!(
+            e.starts_with("t.yaml:2:43: nemesis.duration: `duration` must be more than 0s"),
+            "{e}"
+        );
+        // In a suite: the entry's place, the defaults', a matrix cell's.
+        let e = suite_error_of(
+            "tests:\n  - {db: raft}\n  - db: paxos\n    workload: {kind: bank, keys: 3}\n",
+        );
+        assert!(
+            e.starts_with(
+                "s.yaml:4:34: tests[1].workload.keys: `keys` does not apply to a bank workload"
+            ),
+            "{e}"
+        );
+        let e = suite_error_of("defaults:\n  workload:\n    kind: bnak\ntests:\n  - {db: raft}\n");
+        assert!(
+            e.starts_with("s.yaml:3:11: defaults.workload.kind: unknown variant `bnak`"),
+            "{e}"
+        );
+        let e = suite_error_of("defaults: {workload: regster}\ntests:\n  - {db: raft}\n");
+        assert!(
+            e.starts_with("s.yaml:1:22: defaults.workload: unknown workload \"regster\""),
+            "{e}"
+        );
+        let e = suite_error_of(
+            "matrix:\n  db: [raft]\n  workload: [register]\n  nemesis: [kill, kill-votrs]\n",
+        );
+        assert!(
+            e.starts_with(
+                "s.yaml:4:19: matrix.nemesis[1]: no nemesis file or preset named \"kill-votrs\""
+            ),
+            "{e}"
+        );
+    }
+
+    /// Errors that had no position: a missing `db`, an empty suite, two
+    /// documents, a fault given twice in a nemesis file.
+    #[test]
+    fn every_error_about_a_file_has_a_position() {
+        assert_eq!(
+            error_of("workload: register\n"),
+            "t.yaml:1:1: no `db` given: expected raft, paxos or twopc"
+        );
+        let e = suite_error_of("tests:\n  - {db: raft}\n  - {workload: bank}\n");
+        assert!(e.starts_with("s.yaml:3:5: tests[1]: no `db` given"), "{e}");
+        let e = suite_error_of("name: empty\n");
+        assert!(
+            e.starts_with("s.yaml:1:1: the suite has no `tests` and no `matrix`"),
+            "{e}"
+        );
+        let e = suite_error_of("name: empty\ntests: []\n");
+        assert!(e.starts_with("s.yaml:2:8: tests: the suite has no"), "{e}");
+        let e = suite_error_of("matrix:\n  db: []\n  workload: [register]\n");
+        assert!(
+            e.starts_with(
+                "s.yaml:2:3: matrix: the suite has no `tests` and its `matrix` has an empty list"
+            ),
+            "{e}"
+        );
+        let e = spec("db: raft\n---\ndb: paxos\n").unwrap_err();
+        assert!(
+            e.to_string().starts_with("t.yaml:2:1: ")
+                && e.message.contains("more than one document"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn names_are_kept_to_a_safe_alphabet() {
+        for good in [
+            "raft-register-none",
+            "t_1.2",
+            "A",
+            &"x".repeat(NAME_CHARS_MAX),
+        ] {
+            assert_eq!(check_name(good), Ok(()), "{good}");
+        }
+        for bad in [
+            "t$(touch${IFS}PWNED-REPLAY)",
+            "",
+            ".hidden",
+            "..",
+            "-rf",
+            "a/b",
+            "a b",
+            "é",
+            "a\u{1b}[31m",
+            &"x".repeat(NAME_CHARS_MAX + 1),
+        ] {
+            assert!(check_name(bad).is_err(), "{bad:?}");
+        }
+        let e = error_of("name: t$(touch${IFS}PWNED-REPLAY)\ndb: raft\n");
+        assert!(
+            e.starts_with("t.yaml:1:7: name: test name \"t$(touch${IFS}PWNED-REPLAY)\" must be"),
+            "{e}"
+        );
+        let e = suite_error_of("tests:\n  - {db: raft, name: ../up}\n");
+        assert!(
+            e.starts_with("s.yaml:2:22: tests[0].name: test name"),
+            "{e}"
+        );
+        assert_eq!(
+            sanitize_name("raft-register-my nemesis+kill"),
+            "raft-register-my_nemesis_kill"
+        );
+        assert_eq!(sanitize_name(".x"), "_x");
+        assert_eq!(sanitize_name(&"y".repeat(500)).len(), NAME_CHARS_MAX);
+    }
+
+    /// A name derived from a nemesis or workload FILE keeps working: it is
+    /// made safe, not refused.
+    #[test]
+    fn names_derived_from_file_paths_are_sanitised() {
+        let dir = tempfile::tempdir().unwrap();
+        let sub = dir.path().join("my dir");
+        std::fs::create_dir(&sub).unwrap();
+        let nemesis = sub.join("my $(nemesis).yaml");
+        std::fs::write(&nemesis, "faults:\n  - kill: {targets: one}\n").unwrap();
+        let s = TestSpec {
+            db: Some(Db::Raft),
+            nemesis: Some(NemesisRef::Name(nemesis.display().to_string())),
+            bugs: Some(vec!["stale-read".into()]),
+            ..TestSpec::default()
+        };
+        let t = resolve(&s, &Source::command_line()).unwrap();
+        assert_eq!(t.name, "raft-register-my___nemesis_-stale-read");
+        assert_eq!(t.nemesis_name, "my $(nemesis)");
+        assert_eq!(check_name(&t.name), Ok(()));
+        let s = TestSpec {
+            db: Some(Db::Raft),
+            nemesis: Some(NemesisRef::Inline(Box::new(
+                Schedule::from_yaml("faults: [{partition: {shape: halves}}, {kill: {}}]", "n")
+                    .unwrap(),
+            ))),
+            ..TestSpec::default()
+        };
+        let t = resolve(&s, &Source::command_line()).unwrap();
+        assert_eq!(
+            (t.name.as_str(), t.nemesis_name.as_str()),
+            ("raft-register-partition_kill", "partition+kill")
+        );
+    }
+
+    #[test]
+    fn a_replayed_test_yaml_is_checked_like_a_test_file() {
+        let s = spec("db: raft\nseed: 1\n").unwrap();
+        let mut t = resolve(&s, &Source::command_line()).unwrap();
+        t.name = "t$(touch${IFS}PWNED-REPLAY)".into();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("test.yaml");
+        std::fs::write(&path, t.to_yaml()).unwrap();
+        let e = Test::load_to_run(&path).unwrap_err();
+        assert_eq!(e.position, Some((1, 7)), "{e}");
+        assert!(e.message.starts_with("name: test name"), "{e}");
+        // A report still reads it.
+        assert_eq!(Test::load(&path).unwrap().name, t.name);
     }
 
     #[test]
@@ -606,7 +1143,8 @@ mod tests {
     fn a_suite_expands_its_matrix_in_order_and_shards_split_it() {
         let text = "defaults: {time_limit: 5s}\ntests:\n  - {db: raft, bugs: [stale-read], expect: invalid}\nmatrix:\n  db: [raft, paxos]\n  workload: [register, bank]\n  nemesis: [none]\n  seeds: [1, 2]\n";
         let suite: Suite = from_yaml(Path::new("s.yaml"), text).unwrap();
-        let specs = suite.expand(Path::new("s.yaml")).unwrap();
+        let entries = suite.expand(Path::new("s.yaml"), text).unwrap();
+        let specs: Vec<&TestSpec> = entries.iter().map(|e| &e.spec).collect();
         assert_eq!(specs.len(), 1 + 2 * 2 * 2);
         assert_eq!(specs[0].expect, Some(Verdict::Invalid));
         assert!(

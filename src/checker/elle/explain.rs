@@ -15,10 +15,12 @@ pub fn tname(t: &Txn) -> String {
     format!("T{}", t.index())
 }
 
+/// A key as the explanations write it; a string key with control
+/// characters or bidirectional overrides escaped (keys come from the history).
 pub fn key_str(txns: &Txns, k: KeyId) -> String {
     match txns.key_name(k) {
         KeyName::Int(i) => i.to_string(),
-        KeyName::Str(s) => s.clone(),
+        KeyName::Str(s) => crate::history::text::escape(s).into_owned(),
     }
 }
 
