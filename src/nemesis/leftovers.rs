@@ -168,15 +168,25 @@ fn describe_node(node: &NodeReport) -> String {
     s
 }
 
+/// What cleaning one host did.
+#[derive(Debug)]
+pub struct HostCleaned {
+    pub name: String,
+    /// Why the host did not answer; then nothing ran there (removing the
+    /// cluster takes its faults and processes with it).
+    pub unreachable: Option<String>,
+    /// The journal entries undone, or why healing failed.
+    pub healed: Result<Vec<String>, String>,
+    /// The node killed (its pid), none running, or why not.
+    pub killed: Result<Option<u32>, String>,
+}
+
 /// What cleaning one cluster did.
 #[derive(Debug)]
 pub struct Cleaned {
     pub name: String,
     pub standing: Standing,
-    /// Per host: the journal entries undone, or why healing failed.
-    pub healed: Vec<(String, Result<Vec<String>, String>)>,
-    /// Per host: the node killed (its pid), none running, or why not.
-    pub nodes: Vec<(String, Result<Option<u32>, String>)>,
+    pub hosts: Vec<HostCleaned>,
     /// What removing the cluster removed (from its state file).
     pub removed: Vec<String>,
     /// Why removing it failed, if it did: the one failure that leaves
@@ -212,7 +222,7 @@ pub fn clean_orphans() -> (Vec<Cleaned>, Vec<(String, Standing)>) {
 
 fn clean_state(state: State) -> Cleaned {
     let standing = state.standing();
-    let (healed, nodes) = match cluster::open_state(&state) {
+    let hosts = match cluster::open_state(&state) {
         Ok(c) => {
             let layout = Layout::new(&c.host_dir);
             std::thread::scope(|scope| {
@@ -224,35 +234,46 @@ fn clean_state(state: State) -> Cleaned {
                 jobs.into_iter()
                     .zip(&c.hosts)
                     .map(|(j, h)| {
-                        let (healed, killed) = j.join().unwrap_or_else(|_| {
-                            (Err("panicked".to_string()), Err("panicked".to_string()))
-                        });
-                        ((h.name.clone(), healed), (h.name.clone(), killed))
+                        j.join().unwrap_or_else(|_| HostCleaned {
+                            name: h.name.clone(),
+                            unreachable: Some("the cleaning panicked".into()),
+                            healed: Ok(Vec::new()),
+                            killed: Ok(None),
+                        })
                     })
-                    .unzip()
+                    .collect()
             })
         }
-        Err(e) => (vec![("*".into(), Err(e.to_string()))], Vec::new()),
+        Err(e) => {
+            tracing::warn!("cluster {}: {e}; removing it without healing", state.name);
+            Vec::new()
+        }
     };
     let error = cluster::down(&state.name).err();
     Cleaned {
         name: state.name.clone(),
         standing,
-        healed,
-        nodes,
+        hosts,
         removed: removed(&state),
         error,
     }
 }
 
 /// Heals one host by its journal, then SIGKILLs its node if one runs.
-fn heal_and_kill(
-    host: &Host,
-    layout: &Layout,
-) -> (Result<Vec<String>, String>, Result<Option<u32>, String>) {
+fn heal_and_kill(host: &Host, layout: &Layout) -> HostCleaned {
     let remote = host.remote.as_ref();
-    let healed = net::heal_remote(remote, net::DEFAULT_STATE_DIR).map_err(|e| e.to_string());
-    let killed = daemon::inspect(remote, &layout.pidfile())
+    let mut done = HostCleaned {
+        name: host.name.clone(),
+        unreachable: None,
+        healed: Ok(Vec::new()),
+        killed: Ok(None),
+    };
+    if let Err(e) = remote.run("true", PROBE_TIMEOUT) {
+        done.unreachable = Some(e.to_string());
+        return done;
+    }
+    done.healed = net::heal_remote(remote, net::DEFAULT_STATE_DIR).map_err(|e| e.to_string());
+    done.killed = daemon::inspect(remote, &layout.pidfile())
         .and_then(|p| match p {
             daemon::ProcessState::Running { pid, .. } => {
                 daemon::kill_by_pidfile(remote, &layout.pidfile()).map(|()| Some(pid))
@@ -260,7 +281,7 @@ fn heal_and_kill(
             _ => Ok(None),
         })
         .map_err(|e| e.to_string());
-    (healed, killed)
+    done
 }
 
 /// The recorded resources in words: `6 network namespaces, veth fl6401, ...`.
@@ -298,20 +319,26 @@ impl std::fmt::Display for Cleaned {
             )?,
             other => writeln!(f, "cluster {}: {other}", self.name)?,
         }
-        for (host, healed) in &self.healed {
-            let killed = self.nodes.iter().find(|(h, _)| h == host).map(|(_, k)| k);
-            let healed = match healed {
+        for h in &self.hosts {
+            if let Some(e) = &h.unreachable {
+                writeln!(
+                    f,
+                    "  {}: does not answer, nothing healed or killed ({e})",
+                    h.name
+                )?;
+                continue;
+            }
+            let healed = match &h.healed {
                 Ok(undone) if undone.is_empty() => "nothing to heal".to_string(),
                 Ok(undone) => format!("healed {}", undone.join(", ")),
                 Err(e) => format!("not healed ({e})"),
             };
-            let killed = match killed {
-                Some(Ok(Some(pid))) => format!("node pid {pid} killed"),
-                Some(Ok(None)) => "no node running".to_string(),
-                Some(Err(e)) => format!("node not killed ({e})"),
-                None => String::new(),
+            let killed = match &h.killed {
+                Ok(Some(pid)) => format!("node pid {pid} killed"),
+                Ok(None) => "no node running".to_string(),
+                Err(e) => format!("node not killed ({e})"),
             };
-            writeln!(f, "  {host}: {healed}; {killed}")?;
+            writeln!(f, "  {}: {healed}; {killed}", h.name)?;
         }
         match &self.error {
             None => writeln!(f, "  removed: {}", self.removed.join(", ")),
