@@ -344,3 +344,115 @@ fn an_error_on_three_hosts_names_each_host_once() {
     assert!(!dir.join(&name).exists());
     assert!(!sh("ip netns list").contains(&format!("fl-{name}-")));
 }
+
+fn docker_names(args: &[&str], name: &str) -> Vec<String> {
+    let out = Command::new("docker").args(args).output().unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.contains(&format!("fl-{name}")))
+        .map(str::to_string)
+        .collect()
+}
+
+/// The same on Docker, cleaned by `faultline heal` without a name: the
+/// containers, the network and the state go. Needs a running Docker engine.
+#[test]
+fn a_killed_docker_runs_cluster_is_cleaned_by_heal() {
+    let info = Command::new("docker").args(["info"]).output();
+    assert!(
+        info.is_ok_and(|o| o.status.success()),
+        "this test needs a running Docker engine (docker info failed)"
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("clusters");
+    let nemesis = tmp.path().join("halves.yaml");
+    std::fs::write(
+        &nemesis,
+        "faults: [{partition: {shape: halves, duration: 120s, interval: 200ms}}]\n",
+    )
+    .unwrap();
+    let run = start_run(
+        &dir,
+        &tmp.path().join("results"),
+        &[
+            "--docker",
+            "--nodes",
+            "3",
+            "--db",
+            "raft",
+            "--workload",
+            "register",
+            "--nemesis",
+            nemesis.to_str().unwrap(),
+            "--time-limit",
+            "60s",
+        ],
+    );
+    let name = run.cluster.clone();
+    let mut cleanup = Cleanup {
+        dir: dir.clone(),
+        runs: vec![run.child],
+        clusters: vec![name.clone()],
+    };
+    let pid = cleanup.runs[0].id();
+    let before = status_until(&dir, &name, 240, |s| {
+        s.matches("raft running").count() == 3 && s.matches("-j DROP").count() >= 3
+    });
+    assert!(before.contains("(docker)"), "{before}");
+    assert_eq!(before.matches("raft running").count(), 3, "{before}");
+    cleanup.runs[0].kill().unwrap();
+    cleanup.runs[0].wait().unwrap();
+
+    let after = text(&faultline(&dir, &["cluster", "status", "--name", &name]));
+    assert!(
+        after.contains(&format!(
+            "orphaned: its run's controller (pid {pid}) is gone"
+        )),
+        "{after}"
+    );
+    assert_eq!(after.matches("raft running").count(), 3, "{after}");
+    assert!(after.matches("-j DROP").count() >= 3, "{after}");
+
+    let heal = faultline(&dir, &["heal"]);
+    let out = text(&heal);
+    assert!(heal.status.success(), "{out}");
+    assert_eq!(out.matches("healed chains; node pid").count(), 3, "{out}");
+    assert!(out.contains("cleaned 1 orphaned cluster"), "{out}");
+    let containers = docker_names(&["ps", "-a", "--format", "{{.Names}}"], &name);
+    let networks = docker_names(&["network", "ls", "--format", "{{.Name}}"], &name);
+    assert!(containers.is_empty(), "{containers:?}");
+    assert!(networks.is_empty(), "{networks:?}");
+    assert!(!dir.join(&name).exists());
+}
+
+/// A run's cluster is in use while its controller (here: this test) runs;
+/// once kept (`run --leave-running`), it is never taken for an orphan.
+#[test]
+fn a_runs_cluster_is_in_use_while_its_controller_runs_and_kept_once_left_running() {
+    use faultline::cluster::{self, Backend, ClusterGuard, Purpose, Standing, UpOptions};
+    let name = format!("run{:06x}", std::process::id() & 0xff_ffff);
+    let _guard = ClusterGuard { name: name.clone() };
+    let opts = UpOptions {
+        name: name.clone(),
+        backend: Backend::Netns,
+        nodes: 1,
+        ssh: false,
+        binary: common::BINARY.into(),
+    };
+    cluster::up(&opts).expect("cluster up");
+    let state = cluster::State::load(&name).unwrap();
+    let owner = state.owner.clone().expect("the owner is recorded");
+    assert_eq!(owner.purpose, Purpose::Run);
+    assert_eq!(owner.pid, std::process::id());
+    assert_eq!(state.standing(), Standing::InUse { pid: owner.pid });
+    assert!(!cluster::orphans().iter().any(|o| o.name == name));
+    cluster::keep(&name).unwrap();
+    let kept = cluster::State::load(&name).unwrap().standing();
+    assert_eq!(
+        kept,
+        Standing::Kept {
+            purpose: Purpose::LeftRunning,
+            pid: owner.pid
+        }
+    );
+}
