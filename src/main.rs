@@ -253,8 +253,8 @@ enum ClusterCmd {
     /// Remove a local cluster: heal its hosts by their journals, kill its nodes,
     /// remove exactly what `up` made (idempotent).
     ///
-    /// Without --name: every orphaned run cluster, i.e. one made by `faultline run`
-    /// whose controller process is gone (killed). A cluster made with `cluster up`,
+    /// Without --name (the default, no --all needed): every orphaned run cluster, i.e.
+    /// one made by `faultline run` whose controller process is gone (killed). A cluster made with `cluster up`,
     /// left with `run --leave-running`, or whose run still runs is never removed
     /// without --name.
     Down {
@@ -798,10 +798,11 @@ fn clean_orphans() -> anyhow::Result<()> {
     );
     for (name, standing) in &left {
         match standing {
-            cluster::Standing::InUse { .. } => sayln!("left alone: {name}: {standing}"),
-            _ => sayln!(
-                "left alone: {name}: {standing} (`faultline cluster down --name {name}` removes it)"
+            Ok(s @ cluster::Standing::InUse { .. }) => sayln!("left alone: {name}: {s}"),
+            Ok(s) => sayln!(
+                "left alone: {name}: {s} (`faultline cluster down --name {name}` removes it)"
             ),
+            Err(e) => sayln!("left alone: {name}: cannot read its state: {e}"),
         }
     }
     let failed: Vec<String> = cleaned
@@ -876,9 +877,18 @@ fn run_cluster(cmd: ClusterCmd) -> anyhow::Result<()> {
                     cluster::clusters_dir().display()
                 );
             }
+            // One unreadable cluster does not hide the others.
+            let mut failed = Vec::new();
             for name in names {
-                say!("{}", faultline::nemesis::leftovers::inspect(&name)?);
+                match faultline::nemesis::leftovers::inspect(&name) {
+                    Ok(report) => say!("{report}"),
+                    Err(e) => {
+                        sayln!("cluster {name}: cannot inspect: {e}");
+                        failed.push(format!("{name}: {e}"));
+                    }
+                }
             }
+            anyhow::ensure!(failed.is_empty(), "{}", failed.join("; "));
             Ok(())
         }
         ClusterCmd::Prepare { target, no_install } => {

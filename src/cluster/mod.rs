@@ -343,17 +343,11 @@ pub fn keep(name: &str) -> Result<(), ClusterError> {
 
 /// The local clusters made for runs whose controller is gone (see
 /// [`Standing::Orphaned`]), with their state. A state file that cannot be
-/// read is left out (and logged): nothing is removed on a doubt.
+/// read is left out: nothing is removed on a doubt.
 pub fn orphans() -> Vec<State> {
     list()
         .into_iter()
-        .filter_map(|name| match State::load(&name) {
-            Ok(state) => Some(state),
-            Err(e) => {
-                tracing::warn!("cluster {name}: {e}");
-                None
-            }
-        })
+        .filter_map(|name| State::load(&name).ok())
         .filter(|state| state.standing().is_orphaned())
         .collect()
 }

@@ -209,13 +209,17 @@ pub fn clean(name: &str) -> Result<Option<Cleaned>, ClusterError> {
 }
 
 /// Cleans every orphaned cluster (see the module doc); returns what each
-/// cleaning did, and the clusters left alone with why.
-pub fn clean_orphans() -> (Vec<Cleaned>, Vec<(String, Standing)>) {
+/// cleaning did, and the clusters left alone with where they stand (or
+/// why their state could not be read).
+pub fn clean_orphans() -> (Vec<Cleaned>, Vec<(String, Result<Standing, ClusterError>)>) {
     let orphans = cluster::orphans();
-    let left: Vec<(String, Standing)> = cluster::list()
+    let left = cluster::list()
         .into_iter()
         .filter(|n| !orphans.iter().any(|o| &o.name == n))
-        .filter_map(|n| State::load(&n).ok().map(|s| (n, s.standing())))
+        .map(|n| {
+            let standing = State::load(&n).map(|s| s.standing());
+            (n, standing)
+        })
         .collect();
     (orphans.into_iter().map(clean_state).collect(), left)
 }
