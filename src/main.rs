@@ -786,7 +786,8 @@ fn heal(args: HealArgs) -> anyhow::Result<()> {
 /// is healed, its nodes killed, and removed; the others are listed.
 fn clean_orphans() -> anyhow::Result<()> {
     let started = Instant::now();
-    let (cleaned, left) = faultline::nemesis::leftovers::clean_orphans();
+    let faultline::nemesis::leftovers::Sweep { cleaned, left } =
+        faultline::nemesis::leftovers::clean_orphans();
     for c in &cleaned {
         say!("{c}");
     }

@@ -208,10 +208,18 @@ pub fn clean(name: &str) -> Result<Option<Cleaned>, ClusterError> {
     Ok(Some(clean_state(state)))
 }
 
-/// Cleans every orphaned cluster (see the module doc); returns what each
-/// cleaning did, and the clusters left alone with where they stand (or
-/// why their state could not be read).
-pub fn clean_orphans() -> (Vec<Cleaned>, Vec<(String, Result<Standing, ClusterError>)>) {
+/// What [`clean_orphans`] did.
+#[derive(Debug)]
+pub struct Sweep {
+    /// One per orphan, in name order.
+    pub cleaned: Vec<Cleaned>,
+    /// The other clusters with where they stand (or why their state could
+    /// not be read).
+    pub left: Vec<(String, Result<Standing, ClusterError>)>,
+}
+
+/// Cleans every orphaned cluster (see the module doc).
+pub fn clean_orphans() -> Sweep {
     let orphans = cluster::orphans();
     let left = cluster::list()
         .into_iter()
@@ -221,7 +229,10 @@ pub fn clean_orphans() -> (Vec<Cleaned>, Vec<(String, Result<Standing, ClusterEr
             (n, standing)
         })
         .collect();
-    (orphans.into_iter().map(clean_state).collect(), left)
+    Sweep {
+        cleaned: orphans.into_iter().map(clean_state).collect(),
+        left,
+    }
 }
 
 fn clean_state(state: State) -> Cleaned {
