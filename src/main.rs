@@ -68,10 +68,11 @@ enum Command {
     /// Run a nemesis file (or preset) against a deployed cluster, without a workload.
     Nemesis(NemesisArgs),
     /// Undo every fault faultline left on the hosts (after a crashed or killed run).
-    Heal {
-        #[command(flatten)]
-        target: TargetArgs,
-    },
+    ///
+    /// With --name or --inventory: heal those hosts by their heal journals.
+    /// Without either: clean every orphaned run cluster, as `cluster down`
+    /// without --name does (heal its hosts, kill its nodes, remove it).
+    Heal(HealArgs),
     /// Helper run inside a host: delay/jitter/reorder/corrupt outgoing packets via NFQUEUE
     /// (used where the kernel has no tc netem).
     Netdelay(faultline::net::netdelay::DelayConfig),
@@ -105,6 +106,16 @@ struct NemesisArgs {
     /// The nodes were deployed with --faketime (clock faults move their offset files).
     #[arg(long)]
     faketime: bool,
+}
+
+#[derive(Args)]
+struct HealArgs {
+    /// A local cluster made by `cluster up` (or a run's, `runXXXXXX`): heal its hosts.
+    #[arg(long, conflicts_with = "inventory")]
+    name: Option<String>,
+    /// An SSH lab: hosts.yaml (see README): heal its hosts.
+    #[arg(long)]
+    inventory: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -231,15 +242,25 @@ enum ClusterCmd {
         #[command(flatten)]
         name: NameArg,
     },
-    /// Show a local cluster's hosts and whether they answer (all clusters without --name).
+    /// Show a local cluster (all clusters without --name): who made it and whether
+    /// that process still runs (orphaned or not); per host whether it answers,
+    /// its node (running / stopped / gone, role, term, leader) and the faults
+    /// still in place by its heal journal.
     Status {
         #[arg(long)]
         name: Option<String>,
     },
-    /// Remove everything a local cluster made (idempotent).
+    /// Remove a local cluster: heal its hosts by their journals, kill its nodes,
+    /// remove exactly what `up` made (idempotent).
+    ///
+    /// Without --name (the default, no --all needed): every orphaned run cluster, i.e.
+    /// one made by `faultline run` whose controller process is gone (killed). A cluster made with `cluster up`,
+    /// left with `run --leave-running`, or whose run still runs is never removed
+    /// without --name.
     Down {
-        #[command(flatten)]
-        name: NameArg,
+        /// The cluster to remove (e.g. `faultline`, or a run's `runXXXXXX`).
+        #[arg(long)]
+        name: Option<String>,
     },
     /// Check every host for what faults and nodes need; install what is missing (apt-get, as root).
     Prepare {
@@ -474,9 +495,9 @@ fn main() -> ExitCode {
             init_tracing();
             exit_with(run_nemesis(args).map(|()| 0))
         }
-        Command::Heal { target } => {
+        Command::Heal(args) => {
             init_tracing();
-            exit_with(heal(target).map(|()| 0))
+            exit_with(heal(args).map(|()| 0))
         }
         Command::Netdelay(cfg) => {
             init_tracing();
@@ -745,8 +766,12 @@ fn run_nemesis(args: NemesisArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn heal(target: TargetArgs) -> anyhow::Result<()> {
-    let cluster = target.open()?;
+fn heal(args: HealArgs) -> anyhow::Result<()> {
+    let cluster = match (args.name, args.inventory) {
+        (Some(name), _) => cluster::open(&name)?,
+        (None, Some(path)) => cluster::inventory::open(&path)?,
+        (None, None) => return clean_orphans(),
+    };
     let started = Instant::now();
     let undone = faultline::nemesis::heal::heal_hosts(
         &cluster.remotes(),
@@ -763,6 +788,43 @@ fn heal(target: TargetArgs) -> anyhow::Result<()> {
         "healed {} hosts in {:.0} ms",
         undone.len(),
         started.elapsed().as_secs_f64() * 1e3
+    );
+    Ok(())
+}
+
+/// `cluster down` and `heal` without a name: every orphaned run cluster
+/// is healed, its nodes killed, and removed; the others are listed.
+fn clean_orphans() -> anyhow::Result<()> {
+    let started = Instant::now();
+    let faultline::nemesis::leftovers::Sweep { cleaned, left } =
+        faultline::nemesis::leftovers::clean_orphans();
+    for c in &cleaned {
+        say!("{c}");
+    }
+    sayln!(
+        "cleaned {} orphaned cluster{} in {:.0} ms",
+        cleaned.len(),
+        if cleaned.len() == 1 { "" } else { "s" },
+        started.elapsed().as_secs_f64() * 1e3
+    );
+    for (name, standing) in &left {
+        match standing {
+            Ok(s @ cluster::Standing::InUse { .. }) => sayln!("left alone: {name}: {s}"),
+            Ok(s) => sayln!(
+                "left alone: {name}: {s} (`faultline cluster down --name {name}` removes it)"
+            ),
+            Err(e) => sayln!("left alone: {name}: cannot read its state: {e}"),
+        }
+    }
+    let failed: Vec<String> = cleaned
+        .iter()
+        .filter_map(|c| c.error.as_ref().map(|e| format!("{}: {e}", c.name)))
+        .collect();
+    anyhow::ensure!(
+        failed.is_empty(),
+        "could not remove {} cluster(s):\n  {}",
+        failed.len(),
+        failed.join("\n  ")
     );
     Ok(())
 }
@@ -806,7 +868,8 @@ fn run_cluster(cmd: ClusterCmd) -> anyhow::Result<()> {
         ClusterCmd::Up { shape, name } => {
             let started = Instant::now();
             let opts = shape.options(&name.name);
-            let made = cluster::up(&opts)?;
+            // By hand: never taken for an orphan, whatever its name.
+            let made = cluster::up_as(&opts, cluster::Purpose::Hand)?;
             sayln!(
                 "cluster {} up: {} {} hosts in {:.0} ms",
                 made.name,
@@ -825,23 +888,18 @@ fn run_cluster(cmd: ClusterCmd) -> anyhow::Result<()> {
                     cluster::clusters_dir().display()
                 );
             }
+            // One unreadable cluster does not hide the others.
+            let mut failed = Vec::new();
             for name in names {
-                let c = cluster::open(&name)?;
-                say!("{}", cluster::describe(&c));
-                for s in cluster::status(&c) {
-                    match (s.exec_ms, s.error) {
-                        (Some(ms), _) => {
-                            sayln!("  {:<4} {:<15} ok ({ms:.1} ms)", s.name, s.addr.to_string())
-                        }
-                        (None, e) => sayln!(
-                            "  {:<4} {:<15} DOWN: {}",
-                            s.name,
-                            s.addr.to_string(),
-                            e.unwrap_or_default()
-                        ),
+                match faultline::nemesis::leftovers::inspect(&name) {
+                    Ok(report) => say!("{report}"),
+                    Err(e) => {
+                        sayln!("cluster {name}: cannot inspect: {e}");
+                        failed.push(format!("{name}: {e}"));
                     }
                 }
             }
+            anyhow::ensure!(failed.is_empty(), "{}", failed.join("; "));
             Ok(())
         }
         ClusterCmd::Prepare { target, no_install } => {
@@ -900,16 +958,21 @@ fn run_cluster(cmd: ClusterCmd) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        ClusterCmd::Down { name } => {
+        ClusterCmd::Down { name: None } => clean_orphans(),
+        ClusterCmd::Down { name: Some(name) } => {
             let started = Instant::now();
-            if cluster::down(&name.name)? {
-                sayln!(
-                    "cluster {} down in {:.0} ms",
-                    name.name,
-                    started.elapsed().as_secs_f64() * 1e3
-                );
-            } else {
-                sayln!("no cluster named {} (nothing to do)", name.name);
+            match faultline::nemesis::leftovers::clean(&name)? {
+                Some(cleaned) => {
+                    say!("{cleaned}");
+                    if let Some(e) = cleaned.error {
+                        return Err(e.into());
+                    }
+                    sayln!(
+                        "cluster {name} down in {:.0} ms",
+                        started.elapsed().as_secs_f64() * 1e3
+                    );
+                }
+                None => sayln!("no cluster named {name} (nothing to do)"),
             }
             Ok(())
         }

@@ -7,12 +7,16 @@
 //! A local cluster records everything it makes in a state file
 //! (`<clusters dir>/<name>/state.json`) *before* making it, so `down` removes
 //! exactly that, even after a crash half-way through `up`, and is idempotent.
+//! The state also names the controller process that made the cluster and
+//! why (`owner.rs`), so a run's cluster whose controller was killed is told
+//! from one in use or one made by hand ([`orphans`]).
 //! What is not here: preparing the OS (`os`), deploying nodes (`db`), faults.
 
 pub mod bench;
 pub mod docker;
 pub mod inventory;
 pub mod netns;
+mod owner;
 mod sshlab;
 mod subnet;
 
@@ -23,6 +27,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use thiserror::Error;
+
+pub use owner::{Owner, Purpose, Standing};
 
 /// Where a host keeps faultline's files (binary, data, logs, pidfiles) unless
 /// an inventory says otherwise.
@@ -92,7 +98,9 @@ pub enum ClusterError {
     Exists(String),
     #[error("no cluster named {0:?} (no state file in {1})")]
     NotFound(String, PathBuf),
-    #[error("{0}")]
+    // Transparent: its text is the remote error's, and so is its source, so
+    // `{:#}` prints each host's error once, not once per wrapper.
+    #[error(transparent)]
     Remote(#[from] RemoteError),
     #[error("{path}: {detail}")]
     File { path: PathBuf, detail: String },
@@ -143,6 +151,10 @@ pub struct State {
     /// netns --ssh: the inventory written for the SSH lab.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub inventory: Option<PathBuf>,
+    /// The process that made the cluster and why (absent in state written
+    /// by older versions: such a cluster is never taken for an orphan).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<Owner>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -225,6 +237,13 @@ impl State {
     pub fn dir(&self) -> PathBuf {
         clusters_dir().join(&self.name)
     }
+
+    /// Whether the cluster is in use, kept, or orphaned (see [`Standing`]).
+    pub fn standing(&self) -> Standing {
+        self.owner
+            .as_ref()
+            .map_or(Standing::Unknown, Owner::standing)
+    }
 }
 
 pub fn validate_name(name: &str) -> Result<(), ClusterError> {
@@ -241,8 +260,16 @@ pub fn validate_name(name: &str) -> Result<(), ClusterError> {
 }
 
 /// Makes a local cluster (see [`UpOptions`]) and returns it ready to use.
-/// On failure, whatever was made is removed again.
+/// On failure, whatever was made is removed again. The state records this
+/// process as the owner, made for a run when the name is a runner's
+/// (`runXXXXXX`, see [`Purpose::for_name`]), else by hand.
 pub fn up(opts: &UpOptions) -> Result<Cluster, ClusterError> {
+    up_as(opts, Purpose::for_name(&opts.name))
+}
+
+/// [`up`] with the purpose given: `cluster up` says [`Purpose::Hand`]
+/// whatever the name, so a hand-made cluster is never taken for an orphan.
+pub fn up_as(opts: &UpOptions, purpose: Purpose) -> Result<Cluster, ClusterError> {
     validate_name(&opts.name)?;
     if !(1..=MAX_NODES).contains(&opts.nodes) {
         return Err(ClusterError::Setup(format!(
@@ -288,6 +315,7 @@ pub fn up(opts: &UpOptions) -> Result<Cluster, ClusterError> {
             Resource::SubnetClaim { path: claim },
         ],
         inventory: None,
+        owner: Owner::this_process(purpose),
     };
     let made = state.save().and_then(|()| match opts.backend {
         Backend::Netns => netns::up(&mut state, &net, opts.nodes, opts.ssh),
@@ -299,6 +327,29 @@ pub fn up(opts: &UpOptions) -> Result<Cluster, ClusterError> {
         return Err(e);
     }
     open_state(&state)
+}
+
+/// Marks the cluster `name` as left running on purpose by its run
+/// (`--leave-running`): from then on it is kept like a hand-made cluster,
+/// not taken for an orphan once the run's controller exits.
+pub fn keep(name: &str) -> Result<(), ClusterError> {
+    validate_name(name)?;
+    let mut state = State::load(name)?;
+    if let Some(owner) = &mut state.owner {
+        owner.purpose = Purpose::LeftRunning;
+    }
+    state.save()
+}
+
+/// The local clusters made for runs whose controller is gone (see
+/// [`Standing::Orphaned`]), with their state. A state file that cannot be
+/// read is left out: nothing is removed on a doubt.
+pub fn orphans() -> Vec<State> {
+    list()
+        .into_iter()
+        .filter_map(|name| State::load(&name).ok())
+        .filter(|state| state.standing().is_orphaned())
+        .collect()
 }
 
 /// Removes everything the cluster `name` made. Returns false when there was
@@ -354,7 +405,8 @@ pub fn open(name: &str) -> Result<Cluster, ClusterError> {
     open_state(&State::load(name)?)
 }
 
-fn open_state(state: &State) -> Result<Cluster, ClusterError> {
+/// The cluster a loaded state describes (see [`open`]).
+pub fn open_state(state: &State) -> Result<Cluster, ClusterError> {
     let hosts = state
         .hosts
         .iter()

@@ -54,13 +54,13 @@ pub enum RemoteError {
     AuthFailed { host: String, detail: String },
     #[error("{host}: host key mismatch: {detail}")]
     HostKey { host: String, detail: String },
-    #[error("{host}: `{command}` timed out after {timeout_ms} ms")]
+    #[error("{host}: `{}` timed out after {timeout_ms} ms", shown(.command))]
     Timeout {
         host: String,
         command: String,
         timeout_ms: u64,
     },
-    #[error("{host}: `{command}` exited with {code:?}: {stderr}")]
+    #[error("{host}: `{}` exited with {code:?}: {stderr}", shown(.command))]
     Failed {
         host: String,
         command: String,
@@ -72,6 +72,20 @@ pub enum RemoteError {
     /// Several hosts failed the same parallel action (see [`on_all`]).
     #[error("{} hosts failed:\n  {}", .0.len(), .0.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n  "))]
     Many(Vec<RemoteError>),
+}
+
+/// A command as errors show it: its first line, cut at 100 characters,
+/// with ` …` when something was left out (scripts run on hosts are long;
+/// the host's stderr, shown in full, says what went wrong).
+fn shown(command: &str) -> String {
+    const MAX_CHARS: usize = 100;
+    let first = command.trim().lines().next().unwrap_or_default();
+    let cut: String = first.chars().take(MAX_CHARS).collect();
+    if cut.len() < command.trim().len() {
+        format!("{cut} …")
+    } else {
+        cut
+    }
 }
 
 /// A host the controller can run commands on and copy files to and from.
@@ -204,6 +218,29 @@ mod tests {
         assert_eq!(shell_quote("it's"), r"'it'\''s'");
         assert_eq!(shell_quote(""), "''");
         assert_eq!(shell_quote("$(rm -rf /)"), "'$(rm -rf /)'");
+    }
+
+    #[test]
+    fn errors_show_a_long_command_by_its_first_line() {
+        let e = |command: &str| RemoteError::Failed {
+            host: "n1".into(),
+            command: command.into(),
+            code: Some(1),
+            stderr: "boom".into(),
+        };
+        assert_eq!(
+            e("true").to_string(),
+            "n1: `true` exited with Some(1): boom"
+        );
+        assert_eq!(
+            e("set -e\nrm -rf /x\n").to_string(),
+            "n1: `set -e …` exited with Some(1): boom"
+        );
+        let long = "x".repeat(150);
+        assert_eq!(
+            e(&long).to_string(),
+            format!("n1: `{} …` exited with Some(1): boom", "x".repeat(100))
+        );
     }
 
     #[test]

@@ -166,6 +166,90 @@ impl Daemon {
     }
 }
 
+/// What a pidfile's process is doing, as `cluster status` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProcessState {
+    /// No pidfile: never started here, or stopped cleanly.
+    NoPidfile,
+    /// The pidfile names a process that no longer runs (killed, crashed).
+    Gone { pid: u32 },
+    /// It runs; `state` is the letter from /proc (`T`: stopped by SIGSTOP),
+    /// `argv` its command line.
+    Running {
+        pid: u32,
+        state: char,
+        argv: Vec<String>,
+    },
+}
+
+impl ProcessState {
+    /// `running`, `stopped (SIGSTOP)`, `gone` or `not started`, with the pid.
+    pub fn describe(&self) -> String {
+        match self {
+            ProcessState::NoPidfile => "not started (no pidfile)".into(),
+            ProcessState::Gone { pid } => format!("gone (pid {pid} in the pidfile is not running)"),
+            ProcessState::Running {
+                pid,
+                state: 'T' | 't',
+                ..
+            } => {
+                format!("stopped (SIGSTOP), pid {pid}")
+            }
+            ProcessState::Running { pid, .. } => format!("running, pid {pid}"),
+        }
+    }
+}
+
+/// Reads `pidfile` on `remote` and what its process is doing, in one command.
+pub fn inspect(remote: &dyn Remote, pidfile: &str) -> Result<ProcessState, RemoteError> {
+    let command = format!(
+        "{ALIVE}[ -e {f} ] || {{ echo none; exit 0; }}; p=$(cat {f} 2>/dev/null)\n\
+         alive \"$p\" || {{ echo \"gone $p\"; exit 0; }}\n\
+         echo \"pid $p $(sed -n 's/^State:[[:space:]]*\\(.\\).*/\\1/p' /proc/\"$p\"/status 2>/dev/null)\"\n\
+         tr '\\0' '\\n' < /proc/\"$p\"/cmdline 2>/dev/null; true",
+        f = shell_quote(pidfile)
+    );
+    let out = remote.run(&command, CONTROL_TIMEOUT)?;
+    let mut lines = out.lines();
+    let first: Vec<&str> = lines
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect();
+    let bad = || RemoteError::Other {
+        host: remote.name().into(),
+        detail: format!("cannot read {pidfile}: {out:?}"),
+    };
+    match first.as_slice() {
+        ["none"] => Ok(ProcessState::NoPidfile),
+        // An empty or garbled pidfile names no process: gone.
+        ["gone"] => Ok(ProcessState::Gone { pid: 0 }),
+        ["gone", pid] => Ok(ProcessState::Gone {
+            pid: pid.parse().unwrap_or(0),
+        }),
+        ["pid", pid, state, ..] => Ok(ProcessState::Running {
+            pid: pid.parse().map_err(|_| bad())?,
+            state: state.chars().next().unwrap_or('?'),
+            argv: lines.map(str::to_string).collect(),
+        }),
+        _ => Err(bad()),
+    }
+}
+
+/// SIGKILLs the process named in `pidfile` (if it runs) and waits until it
+/// is gone: for nodes whose deployment nobody remembers (a killed controller).
+pub fn kill_by_pidfile(remote: &dyn Remote, pidfile: &str) -> Result<(), RemoteError> {
+    // Only the pidfile matters to `kill`; the command line is never run.
+    let daemon = Daemon {
+        argv: Vec::new(),
+        env: Vec::new(),
+        pidfile: pidfile.to_string(),
+        logfile: String::new(),
+        cwd: String::new(),
+    };
+    daemon.kill(remote)
+}
+
 #[cfg(test)]
 mod tests {
     use super::ALIVE;
@@ -204,5 +288,59 @@ mod tests {
         assert!(!alive(reaped_after_first_look, 2_000_000_000));
         // Without /proc to look at, a pid that `kill -0` still finds is alive.
         assert!(alive("kill() { return 0; }", 2_000_000_000));
+    }
+
+    /// `inspect` on this machine (a remote that runs `env sh -c`): a
+    /// running, a stopped, a killed process and no pidfile at all.
+    #[test]
+    fn inspect_tells_running_stopped_gone_and_never_started() {
+        use super::{ProcessState, inspect, kill_by_pidfile};
+        use crate::control::process::CommandRemote;
+        let dir = tempfile::tempdir().unwrap();
+        let pidfile = dir.path().join("x.pid").to_string_lossy().into_owned();
+        let local = CommandRemote::new("here", vec!["env".to_string()]);
+        assert_eq!(inspect(&local, &pidfile).unwrap(), ProcessState::NoPidfile);
+        let mut child = Command::new("sleep").arg("30").spawn().unwrap();
+        let pid = child.id();
+        std::fs::write(&pidfile, format!("{pid}\n")).unwrap();
+        match inspect(&local, &pidfile).unwrap() {
+            ProcessState::Running {
+                pid: p,
+                state,
+                argv,
+            } => {
+                assert_eq!(p, pid);
+                assert_ne!(state, 'T');
+                assert_eq!(argv, vec!["sleep", "30"]);
+            }
+            other => panic!("{other:?}"),
+        }
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(pid as i32, libc::SIGSTOP) };
+        let mut stopped = false;
+        for _ in 0..200 {
+            if let ProcessState::Running { state: 'T', .. } = inspect(&local, &pidfile).unwrap() {
+                stopped = true;
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        assert!(stopped, "SIGSTOP not seen");
+        assert!(
+            inspect(&local, &pidfile)
+                .unwrap()
+                .describe()
+                .starts_with("stopped")
+        );
+        // Reap it in the background so it does not linger as a zombie.
+        let reaper = std::thread::spawn(move || child.wait());
+        kill_by_pidfile(&local, &pidfile).unwrap();
+        reaper.join().unwrap().unwrap();
+        assert_eq!(inspect(&local, &pidfile).unwrap(), ProcessState::NoPidfile);
+        std::fs::write(&pidfile, format!("{pid}\n")).unwrap();
+        assert_eq!(
+            inspect(&local, &pidfile).unwrap(),
+            ProcessState::Gone { pid }
+        );
     }
 }

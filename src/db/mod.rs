@@ -27,9 +27,11 @@ const CONTROL_TIMEOUT: Duration = Duration::from_secs(30);
 
 #[derive(Debug, Error)]
 pub enum DbError {
-    #[error("{0}")]
+    // Transparent: a `"{0}"` message with a `#[from]` source repeats the
+    // source's text in every `{:#}` chain (once per wrapper).
+    #[error(transparent)]
     Remote(#[from] RemoteError),
-    #[error("{0}")]
+    #[error(transparent)]
     Os(#[from] crate::os::OsError),
     #[error("{host}: {detail}")]
     Host { host: String, detail: String },
@@ -589,6 +591,54 @@ impl Db {
                 .collect()
         })
     }
+}
+
+/// A host's node as `cluster status` shows it, found from the host alone
+/// (its pidfile and command line), so it works after the controller that
+/// deployed it is gone.
+#[derive(Debug, Clone)]
+pub struct NodeReport {
+    pub process: daemon::ProcessState,
+    /// The system it runs (`raft`, ...), from its command line.
+    pub system: Option<String>,
+    /// Its `--listen` address, from its command line.
+    pub listen: Option<SocketAddr>,
+    /// Its answer to a `status` request; `None` when not asked (not
+    /// running, stopped by SIGSTOP, or no address known).
+    pub status: Option<Result<Status, String>>,
+}
+
+/// Inspects the node on `host` whose files are laid out as `layout`.
+pub fn inspect_node(host: &Host, layout: &Layout) -> Result<NodeReport, RemoteError> {
+    let process = daemon::inspect(host.remote.as_ref(), &layout.pidfile())?;
+    let argv: &[String] = match &process {
+        daemon::ProcessState::Running { argv, .. } => argv,
+        _ => &[],
+    };
+    let after = |flag: &str| {
+        argv.iter()
+            .position(|a| a == flag)
+            .and_then(|i| argv.get(i + 1))
+    };
+    let system = after("node").cloned();
+    let listen = after("--listen").and_then(|a| a.parse::<SocketAddr>().ok());
+    let stopped = matches!(
+        process,
+        daemon::ProcessState::Running {
+            state: 'T' | 't',
+            ..
+        }
+    );
+    let status = match (listen, stopped) {
+        (Some(addr), false) => Some(node_status(addr, Duration::from_millis(500))),
+        _ => None,
+    };
+    Ok(NodeReport {
+        process,
+        system,
+        listen,
+        status,
+    })
 }
 
 /// Asks the node at `addr` for its [`Status`] (role, term, leader) with one

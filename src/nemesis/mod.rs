@@ -7,6 +7,8 @@
 //! - [`schedule`]: nemesis files (`nemeses/*.yaml`) and their timing.
 //! - [`hosts`]: the real [`Faults`], over `net` mechanisms on real hosts.
 //! - [`heal`]: healing at start, end, on error, on Ctrl-C/SIGTERM, and after a crash.
+//! - [`leftovers`]: what a killed controller left on a local cluster
+//!   (`cluster status`), and cleaning orphaned clusters up.
 //!
 //! The runner calls [`run`] with a schedule, a [`Faults`], the run's
 //! generator, a channel for [`NemesisEvent`]s and a stop signal. What is not
@@ -15,6 +17,7 @@
 pub mod fault;
 pub mod heal;
 pub mod hosts;
+pub mod leftovers;
 pub mod partition;
 pub mod process;
 pub mod schedule;

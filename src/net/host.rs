@@ -451,6 +451,61 @@ pub fn heal_remote(remote: &dyn Remote, state_dir: &str) -> Result<Vec<String>, 
     Ok(entries.iter().map(Entry::to_line).collect())
 }
 
+/// One journal entry and what is in place for it now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct InPlace {
+    /// The journal line (`chains`, `qdisc eth0`, `faketime FILE`, ...).
+    pub entry: String,
+    /// What the host shows for it now: rules, a helper's pid, an offset.
+    /// Empty when it is already gone (a heal would then undo nothing).
+    pub now: Vec<String>,
+}
+
+/// What the host's heal journal lists and what is still in place for each
+/// entry, read-only: `cluster status` after a controller was killed.
+pub fn in_place(remote: &dyn Remote, state_dir: &str) -> Result<Vec<InPlace>, NetError> {
+    let j = shell_quote(&journal::path(state_dir));
+    let text = remote.run(&format!("cat {j} 2>/dev/null || true"), COMMAND_TIMEOUT)?;
+    let (entries, unknown) = journal::parse(&text);
+    let mut found: Vec<InPlace> = unknown
+        .into_iter()
+        .map(|line| InPlace {
+            entry: line,
+            now: vec!["(a journal line this version does not know)".into()],
+        })
+        .collect();
+    if entries.is_empty() {
+        return Ok(found);
+    }
+    // One round trip: each entry's output after a marker line.
+    let script: String = entries
+        .iter()
+        .enumerate()
+        .map(|(i, e)| format!("echo '@@faultline {i}'\n{}\n", e.inspect_command()))
+        .collect();
+    let out = remote.run(&script, COMMAND_TIMEOUT)?;
+    let mut now: Vec<Vec<String>> = vec![Vec::new(); entries.len()];
+    let mut current = None;
+    for line in out.lines() {
+        if let Some(i) = line.strip_prefix("@@faultline ") {
+            current = i
+                .trim()
+                .parse::<usize>()
+                .ok()
+                .filter(|&i| i < entries.len());
+        } else if let Some(i) = current
+            && !line.trim().is_empty()
+        {
+            now[i].push(line.trim().to_string());
+        }
+    }
+    found.extend(entries.iter().zip(now).map(|(e, now)| InPlace {
+        entry: e.to_line(),
+        now,
+    }));
+    Ok(found)
+}
+
 /// The device name in `ip -o addr show` output (`2: eth0    inet ...`),
 /// without a veth's `@ifN` suffix.
 fn device_from_ip_addr(out: &str) -> Option<String> {

@@ -99,6 +99,45 @@ impl Entry {
     }
 }
 
+impl Entry {
+    /// A shell command that prints what is in place now for this entry
+    /// (our chains' rules, a helper's pid, an offset), one thing a line,
+    /// nothing when it is gone. Read-only; never fails.
+    pub fn inspect_command(&self) -> String {
+        let q = |s: &str| shell_quote(s);
+        let cmd = match self {
+            Entry::Chains => format!(
+                "for c in {} {}; do iptables -w -S \"$c\" 2>/dev/null | grep '^-A ' | grep -v -- '-j RETURN$'; done",
+                iptables::CHAIN_IN,
+                iptables::CHAIN_OUT
+            ),
+            Entry::Qdisc(dev) => format!("tc qdisc show dev {} root", q(dev)),
+            Entry::Helper(pidfile) => format!(
+                "p=$(cat {f}); grep -qa faultline /proc/$p/cmdline && echo \"pid $p: $(tr '\\0' ' ' < /proc/$p/cmdline)\"",
+                f = q(pidfile)
+            ),
+            Entry::Faketime(file) => {
+                format!("[ -e {f} ] && echo \"offset $(cat {f})\"", f = q(file))
+            }
+            Entry::Paused(pid) => {
+                format!("sed -n 's/^State:[[:space:]]*/state /p' /proc/{pid}/status")
+            }
+            Entry::Clock { state_file, .. } => {
+                let f = q(state_file);
+                format!("[ -e {f} ] && echo \"offset_ms $(cat {f})\"")
+            }
+            Entry::TimeDaemon(unit) => {
+                format!(
+                    "echo \"{} is $(systemctl is-active {} 2>&1)\"",
+                    unit,
+                    q(unit)
+                )
+            }
+        };
+        format!("{{ {cmd}\n}} 2>/dev/null; true")
+    }
+}
+
 /// The journal's path on a host whose state directory is `state_dir`.
 pub fn path(state_dir: &str) -> String {
     format!("{state_dir}/{FILE_NAME}")
@@ -255,5 +294,30 @@ mod tests {
             std::fs::read_to_string(path(&state)).unwrap(),
             "chains\npaused 3\n"
         );
+    }
+
+    #[test]
+    fn inspect_commands_show_what_is_in_place_and_nothing_when_gone() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().to_str().unwrap().to_string();
+        let fake = format!("{state}/faketime");
+        std::fs::write(&fake, "+2.000\n").unwrap();
+        // A pidfile naming a process that is not a faultline helper (this shell).
+        let pidfile = format!("{state}/helper.pid");
+        std::fs::write(&pidfile, "1\n").unwrap();
+        let run = |e: &Entry| {
+            let out = std::process::Command::new("sh")
+                .arg("-c")
+                .arg(e.inspect_command())
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{e:?}");
+            String::from_utf8(out.stdout).unwrap()
+        };
+        assert_eq!(run(&Entry::Faketime(fake.clone())), "offset +2.000\n");
+        assert_eq!(run(&Entry::Helper(pidfile)), "");
+        assert_eq!(run(&Entry::Helper(format!("{state}/none.pid"))), "");
+        std::fs::remove_file(&fake).unwrap();
+        assert_eq!(run(&Entry::Faketime(fake)), "");
     }
 }

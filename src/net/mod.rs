@@ -15,8 +15,8 @@ pub mod netdelay;
 pub mod packet;
 
 pub use host::{
-    COMMAND_TIMEOUT, DEFAULT_STATE_DIR, HostClock, HostNet, NetError, PacketApplied, heal_remote,
-    total_line,
+    COMMAND_TIMEOUT, DEFAULT_STATE_DIR, HostClock, HostNet, InPlace, NetError, PacketApplied,
+    heal_remote, in_place, total_line,
 };
 pub use packet::{Distribution, Mechanism, PacketFault};
 

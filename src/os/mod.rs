@@ -73,7 +73,8 @@ pub fn requirements(dir: &str) -> Vec<Requirement> {
 
 #[derive(Debug, Error)]
 pub enum OsError {
-    #[error("{0}")]
+    // Transparent, so `{:#}` prints the hosts' errors once (see `control::RemoteError::Many`).
+    #[error(transparent)]
     Remote(#[from] RemoteError),
     #[error("hosts lack what faultline needs{hint}:\n{}", format_missing(.missing))]
     Missing {
