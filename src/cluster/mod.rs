@@ -222,10 +222,8 @@ impl State {
     /// Writes the state atomically (a crash leaves the old or the new one).
     fn save(&self) -> Result<(), ClusterError> {
         let path = State::path(&self.name);
-        let tmp = path.with_extension("json.tmp");
         let text = serde_json::to_string_pretty(self).map_err(|e| file_err(&path, e))?;
-        std::fs::write(&tmp, text).map_err(|e| file_err(&tmp, e))?;
-        std::fs::rename(&tmp, &path).map_err(|e| file_err(&path, e))
+        crate::atomic_file::write(&path, text.as_bytes()).map_err(|e| file_err(&path, e))
     }
 
     /// Records `resource` (and saves) before the caller makes it.
@@ -261,10 +259,11 @@ pub fn validate_name(name: &str) -> Result<(), ClusterError> {
 
 /// Makes a local cluster (see [`UpOptions`]) and returns it ready to use.
 /// On failure, whatever was made is removed again. The state records this
-/// process as the owner, made for a run when the name is a runner's
-/// (`runXXXXXX`, see [`Purpose::for_name`]), else by hand.
+/// process as the owner, the cluster being for its use only
+/// ([`Purpose::Run`]): once the process is gone without removing it, the
+/// cluster is an orphan that `cluster down` and `heal` clean up.
 pub fn up(opts: &UpOptions) -> Result<Cluster, ClusterError> {
-    up_as(opts, Purpose::for_name(&opts.name))
+    up_as(opts, Purpose::Run)
 }
 
 /// [`up`] with the purpose given: `cluster up` says [`Purpose::Hand`]

@@ -24,18 +24,6 @@ pub enum Purpose {
     LeftRunning,
 }
 
-impl Purpose {
-    /// The purpose [`super::up`] records when not told: the runner's
-    /// clusters are named `run` + 6 hex digits; any other name is a
-    /// hand-made cluster (which is never cleaned without `--name`).
-    pub fn for_name(name: &str) -> Purpose {
-        let is_run = name
-            .strip_prefix("run")
-            .is_some_and(|hex| hex.len() == 6 && hex.bytes().all(|b| b.is_ascii_hexdigit()));
-        if is_run { Purpose::Run } else { Purpose::Hand }
-    }
-}
-
 /// The controller process that made a cluster.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Owner {
@@ -173,14 +161,6 @@ mod tests {
         assert_eq!(parse_stat(line), Some(('S', 987654)));
         assert_eq!(parse_stat("12 (x) R 1"), None);
         assert_eq!(parse_stat("garbage"), None);
-    }
-
-    #[test]
-    fn run_clusters_are_told_by_name() {
-        assert_eq!(Purpose::for_name("run0a1b2c"), Purpose::Run);
-        assert_eq!(Purpose::for_name("runner"), Purpose::Hand);
-        assert_eq!(Purpose::for_name("run0a1b2c3"), Purpose::Hand);
-        assert_eq!(Purpose::for_name("demo"), Purpose::Hand);
     }
 
     #[test]

@@ -73,7 +73,10 @@ impl Progress {
         let bar = (*self == Progress::Bar).then(|| {
             let bar = ProgressBar::new(limit.as_millis() as u64);
             bar.set_style(
-                ProgressStyle::with_template("{elapsed:>4} / {prefix} [{bar:30}] {msg}")
+                // `wide_msg` fits the message to the terminal's width (80
+                // when it reports none), so a long list of faults is cut
+                // instead of wrapping the bar onto new lines at every tick.
+                ProgressStyle::with_template("{elapsed:>4} / {prefix} [{bar:30}] {wide_msg}")
                     .unwrap_or_else(|_| ProgressStyle::default_bar())
                     .progress_chars("=> "),
             );

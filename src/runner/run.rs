@@ -126,6 +126,7 @@ pub fn run(test: &Test, opts: &RunOptions) -> anyhow::Result<RunReport> {
         test.seed,
         dir.path.display()
     ));
+    opts.progress.line(&describe(test));
 
     let mut problems = Vec::new();
     let mut hosts = Vec::new();
@@ -311,8 +312,41 @@ fn hosts(test: &Test, opts: &RunOptions) -> anyhow::Result<(Cluster, Option<Clus
     };
     let cluster = cluster::up(&up)
         .with_context(|| format!("making a {backend} cluster of {} hosts", test.nodes))?;
+    if opts.leave_running {
+        // Kept on purpose: never taken for the orphan of a killed run.
+        cluster::keep(&name).with_context(|| format!("marking cluster {name} as kept"))?;
+    } else {
+        opts.progress.line(&format!(
+            "if this run is killed: faultline cluster down --name {name}"
+        ));
+    }
     let guard = (!opts.leave_running).then_some(ClusterGuard { name });
     Ok((cluster, guard))
+}
+
+/// What the run is about to do, in one line: a bare `faultline run` says
+/// which test its defaults made before it spends half a minute on it.
+fn describe(test: &Test) -> String {
+    let hosts = match &test.hosts {
+        Hosts::Local => format!("{} netns hosts", test.nodes),
+        Hosts::Docker => format!("{} Docker containers", test.nodes),
+        Hosts::Inventory(path) => format!("the SSH lab {}", path.display()),
+    };
+    let bugs = if test.bugs.is_empty() {
+        String::new()
+    } else {
+        format!(" with bugs {}", test.bugs.join(", "))
+    };
+    format!(
+        "test: {}{bugs} on {hosts}, workload {}, nemesis {}, {} then {} of recovery, {} clients at {} ops/s",
+        test.db.name(),
+        test.workload_name,
+        test.nemesis_name,
+        test.time_limit,
+        test.recovery,
+        test.concurrency,
+        test.rate
+    )
 }
 
 fn hosts_line(cluster: &Cluster) -> String {
