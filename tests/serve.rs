@@ -27,7 +27,10 @@ impl Drop for Running {
 }
 
 fn start(bind: &str, root: &Path) -> Running {
-    let server = Server::bind(bind, root).unwrap();
+    run(Server::bind(bind, root).unwrap())
+}
+
+fn run(server: Server) -> Running {
     let addr = server.local_addr().unwrap();
     let stopper = server.stopper().unwrap();
     let thread = std::thread::spawn(move || server.run().unwrap());
@@ -69,8 +72,35 @@ fn request(addr: SocketAddr, raw: &str) -> (u16, Vec<(String, String)>, Vec<u8>)
 fn get(addr: SocketAddr, path: &str) -> (u16, Vec<(String, String)>, Vec<u8>) {
     request(
         addr,
-        &format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n"),
+        &format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"),
     )
+}
+
+/// One GET on a new connection: status and body, or what went wrong (for
+/// tests that count failures rather than stop at the first).
+fn try_get(addr: SocketAddr, path: &str) -> Result<(u16, String), String> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(10))
+        .map_err(|e| format!("connect: {e}"))?;
+    s.set_read_timeout(Some(Duration::from_secs(30)))
+        .map_err(|e| e.to_string())?;
+    let raw = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    s.write_all(raw.as_bytes())
+        .map_err(|e| format!("write: {e}"))?;
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).map_err(|e| format!("read: {e}"))?;
+    let split = buf
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or_else(|| format!("no response head in {} bytes", buf.len()))?;
+    let status = String::from_utf8_lossy(&buf[..split])
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or("no status")?;
+    Ok((
+        status,
+        String::from_utf8_lossy(&buf[split + 4..]).into_owned(),
+    ))
 }
 
 fn header<'a>(h: &'a [(String, String)], name: &str) -> Option<&'a str> {
@@ -88,6 +118,7 @@ fn results_tree() -> (tempfile::TempDir, tempfile::TempDir, PathBuf) {
     std::fs::write(run.join("history.jsonl"), "{}\n").unwrap();
     std::fs::write(run.join("results.json"), "{}").unwrap();
     std::fs::write(run.join("nodes/n1/node.log"), "log").unwrap();
+    std::fs::write(run.join(r#"<img src=x onerror="alert('x')">&.txt"#), "").unwrap();
     std::os::unix::fs::symlink(
         "20260101T000000.000Z",
         root.path().join("raft-register/latest"),
@@ -97,6 +128,13 @@ fn results_tree() -> (tempfile::TempDir, tempfile::TempDir, PathBuf) {
     std::os::unix::fs::symlink(
         outside.path().join("secret.txt"),
         root.path().join("escape.txt"),
+    )
+    .unwrap();
+    // A folder whose index.html leads out.
+    std::fs::create_dir(root.path().join("trap")).unwrap();
+    std::os::unix::fs::symlink(
+        outside.path().join("secret.txt"),
+        root.path().join("trap/index.html"),
     )
     .unwrap();
     let root_path = root.path().to_path_buf();
@@ -130,7 +168,7 @@ fn serves_files_and_listings_inside_the_folder_only() {
 
     let (status, h, body) = request(
         srv.addr,
-        &format!("HEAD {run}/report.html HTTP/1.1\r\n\r\n"),
+        &format!("HEAD {run}/report.html HTTP/1.1\r\nConnection: close\r\n\r\n"),
     );
     assert_eq!(status, 200);
     assert_eq!(header(&h, "content-length"), Some("28"));
@@ -139,6 +177,17 @@ fn serves_files_and_listings_inside_the_folder_only() {
     let (status, h, _) = get(srv.addr, "/raft-register");
     assert_eq!(status, 301);
     assert_eq!(header(&h, "location"), Some("/raft-register/"));
+    let (status, _, body) = get(srv.addr, &format!("{run}/"));
+    let listing = String::from_utf8(body).unwrap();
+    assert_eq!(status, 200);
+    assert!(
+        listing.contains("&lt;img src=x onerror=&quot;alert(&#39;x&#39;)&quot;&gt;&amp;.txt")
+            && listing.contains(
+                r#"href="%3Cimg%20src%3Dx%20onerror%3D%22alert%28%27x%27%29%22%3E%26.txt""#
+            )
+            && !listing.contains("<img"),
+        "names are escaped: {listing}"
+    );
     let (status, _, body) = get(srv.addr, "/");
     let listing = String::from_utf8(body).unwrap();
     assert_eq!(status, 200);
@@ -148,10 +197,16 @@ fn serves_files_and_listings_inside_the_folder_only() {
         "links leading out are not listed"
     );
 
-    let (status, h, _) = request(srv.addr, "POST / HTTP/1.1\r\nContent-Length: 0\r\n\r\n");
+    let (status, h, _) = request(
+        srv.addr,
+        "POST / HTTP/1.1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+    );
     assert_eq!(status, 405);
     assert_eq!(header(&h, "allow"), Some("GET, HEAD"));
-    let big = format!("GET / HTTP/1.1\r\nX-Big: {}\r\n\r\n", "a".repeat(20_000));
+    let big = format!(
+        "GET / HTTP/1.1\r\nX-Big: {}\r\nConnection: close\r\n\r\n",
+        "a".repeat(20_000)
+    );
     assert_eq!(request(srv.addr, &big).0, 431);
     assert_eq!(request(srv.addr, "NONSENSE\r\n\r\n").0, 400);
 }
@@ -178,6 +233,8 @@ fn traversal_attempts_get_403_or_404_and_never_the_file() {
         "/outside-link/".into(),
         "/escape.txt".into(),
         "/escape.txt%00.html".into(),
+        "/trap/".into(),
+        "/trap/index.html".into(),
         "//etc/passwd".into(),
         "/..\\..\\etc\\passwd".into(),
         "http://localhost/../etc/passwd".into(),
@@ -200,10 +257,218 @@ fn traversal_attempts_get_403_or_404_and_never_the_file() {
         "a symlink leading out is forbidden"
     );
     assert_eq!(
+        get(srv.addr, "/trap/").0,
+        403,
+        "a folder's index.html leading out is forbidden"
+    );
+    assert_eq!(
         get(srv.addr, "/%2e%2e/x").0,
         403,
         "an encoded `..` is refused"
     );
+}
+
+/// Where a browser would go on a redirect with this Location from
+/// `http://127.0.0.1:PORT/`: `None` when it stays on the same host (a path
+/// starting with one `/`), else the Location itself.
+fn off_host(location: &str) -> Option<&str> {
+    let b = location.as_bytes();
+    let same_host = b.first() == Some(&b'/') && !matches!(b.get(1), Some(b'/' | b'\\'));
+    (!same_host).then_some(location)
+}
+
+#[test]
+fn a_path_with_leading_slashes_never_redirects_to_another_host() {
+    let (_root, _outside, root) = results_tree();
+    // A folder named like a host, so `//evil.example` names a directory.
+    std::fs::create_dir(root.join("evil.example")).unwrap();
+    let srv = start("127.0.0.1:0", &root);
+    let cases = [
+        ("//evil.example", "/evil.example/"),
+        ("///evil.example", "/evil.example/"),
+        ("//raft-register", "/raft-register/"),
+        ("//raft-register/latest", "/raft-register/latest/"),
+        ("/%2Fevil.example", "/evil.example/"),
+        ("/./evil.example", "/evil.example/"),
+        ("/raft-register", "/raft-register/"),
+    ];
+    for (path, want) in cases {
+        let (status, h, _) = get(srv.addr, path);
+        let location = header(&h, "location");
+        if let Some(location) = location {
+            assert_eq!(off_host(location), None, "GET {path}: Location {location}");
+        }
+        assert_eq!((status, location), (301, Some(want)), "GET {path}");
+    }
+    // A directory reached with its slash, however many leading slashes: no redirect.
+    let (status, h, _) = get(srv.addr, "//evil.example/");
+    assert_eq!((status, header(&h, "location")), (200, None));
+}
+
+/// A stop flag for helper threads, raised on drop (also when an assertion
+/// fails), so every loop below ends.
+struct StopOnDrop<'a>(&'a std::sync::atomic::AtomicBool);
+
+impl Drop for StopOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+#[test]
+fn idle_and_slow_connections_do_not_lock_others_out() {
+    const IDLE: usize = 500;
+    const SLOW: usize = 5;
+    let (_root, _outside, root) = results_tree();
+    let srv = start("127.0.0.1:0", &root);
+    let run = "/raft-register/20260101T000000.000Z";
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        let _stop_helpers = StopOnDrop(&stop);
+        // Connections that connect and send nothing.
+        let idle: Vec<TcpStream> = (0..IDLE)
+            .map(|_| TcpStream::connect_timeout(&srv.addr, Duration::from_secs(5)).unwrap())
+            .collect();
+        // Connections that send a request head one header line at a time.
+        for _ in 0..SLOW {
+            let (addr, stop) = (srv.addr, &stop);
+            scope.spawn(move || {
+                let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_secs(5)) else {
+                    return;
+                };
+                let _ = s.write_all(b"GET / HTTP/1.1\r\n");
+                for i in 0..600 {
+                    if stop.load(std::sync::atomic::Ordering::SeqCst)
+                        || s.write_all(format!("X-Slow-{i}: 1\r\n").as_bytes())
+                            .is_err()
+                    {
+                        return;
+                    }
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            });
+        }
+        std::thread::sleep(Duration::from_millis(300));
+        let got = try_get(srv.addr, &format!("{run}/report.html"));
+        assert_eq!(
+            got,
+            Ok((200, "<!DOCTYPE html><p>report</p>".to_string())),
+            "a normal GET with {IDLE} idle and {SLOW} slow connections open"
+        );
+        drop(idle);
+    });
+}
+
+#[test]
+fn idle_slow_and_stalled_connections_are_closed_after_their_timeouts() {
+    let (_root, _outside, root) = results_tree();
+    let run_dir = root.join("raft-register/20260101T000000.000Z");
+    // Larger than what the socket buffers of both ends hold.
+    const BIG_BYTES: usize = 48 << 20;
+    std::fs::write(run_dir.join("big.log"), vec![b'x'; BIG_BYTES]).unwrap();
+    let server = Server::bind("127.0.0.1:0", &root).unwrap();
+    let srv = run(server.timeouts(Duration::from_secs(1), Duration::from_secs(1)));
+    let connect = || {
+        let s = TcpStream::connect_timeout(&srv.addr, Duration::from_secs(5)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        s
+    };
+    // Reads until the server closes: what it sent, or a client-side timeout.
+    let until_closed = |s: &mut TcpStream| -> Result<Vec<u8>, std::io::Error> {
+        let mut buf = Vec::new();
+        match s.read_to_end(&mut buf) {
+            Ok(_) => Ok(buf),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => Ok(buf),
+            Err(e) => Err(e),
+        }
+    };
+
+    // Sends nothing: closed without a response of substance.
+    let sent = until_closed(&mut connect()).expect("the server closes an idle connection");
+    assert!(!sent.starts_with(b"HTTP/1.1 200"));
+
+    // Keeps the connection after a response: closed once idle.
+    let mut s = connect();
+    s.write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .unwrap();
+    let sent = until_closed(&mut s).expect("the server closes an idle keep-alive connection");
+    assert!(sent.starts_with(b"HTTP/1.1 200"));
+
+    // Sends one header line every 250 ms, never ending the head: closed
+    // before the 60th line (15 s), whatever the time between lines.
+    let mut s = connect();
+    s.set_read_timeout(Some(Duration::from_millis(250)))
+        .unwrap();
+    s.write_all(b"GET / HTTP/1.1\r\n").unwrap();
+    let mut closed_after = None;
+    for line in 0..60 {
+        if s.write_all(format!("X-Slow-{line}: 1\r\n").as_bytes())
+            .is_err()
+        {
+            closed_after = Some(line);
+            break;
+        }
+        let mut byte = [0u8; 1];
+        match s.read(&mut byte) {
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {}
+            _ => {
+                closed_after = Some(line);
+                break;
+            }
+        }
+    }
+    assert!(closed_after.is_some(), "a slow request head was never cut");
+
+    // Asks for a big file and stops reading: the response is cut.
+    let mut s = connect();
+    s.write_all(
+        b"GET /raft-register/20260101T000000.000Z/big.log HTTP/1.1\r\nConnection: close\r\n\r\n",
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_secs(5));
+    let sent = until_closed(&mut s).expect("the server closes a stalled connection");
+    assert!(sent.starts_with(b"HTTP/1.1 200"));
+    assert!(
+        sent.len() < BIG_BYTES,
+        "{} bytes arrived: the stalled response went on",
+        sent.len()
+    );
+}
+
+#[test]
+fn two_thousand_gets_from_a_hundred_threads_all_get_200() {
+    const THREADS: usize = 100;
+    const PER_THREAD: usize = 20;
+    let (_root, _outside, root) = results_tree();
+    let srv = start("127.0.0.1:0", &root);
+    let path = "/raft-register/20260101T000000.000Z/report.html";
+    let outcomes: Vec<Result<(u16, String), String>> = std::thread::scope(|scope| {
+        let threads: Vec<_> = (0..THREADS)
+            .map(|_| {
+                scope.spawn(|| {
+                    (0..PER_THREAD)
+                        .map(|_| try_get(srv.addr, path))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        threads
+            .into_iter()
+            .flat_map(|t| t.join().unwrap())
+            .collect()
+    });
+    let mut counts = std::collections::BTreeMap::<String, usize>::new();
+    for o in &outcomes {
+        let key = match o {
+            Ok((200, body)) if body != "<!DOCTYPE html><p>report</p>" => "200, wrong body".into(),
+            Ok((status, _)) => status.to_string(),
+            Err(e) => e.clone(),
+        };
+        *counts.entry(key).or_default() += 1;
+    }
+    let ok = counts.get("200").copied().unwrap_or(0);
+    assert_eq!(ok, THREADS * PER_THREAD, "outcomes: {counts:?}");
 }
 
 #[test]

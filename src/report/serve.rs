@@ -1,59 +1,95 @@
-//! `faultline serve`: a read-only HTTP/1.1 server over the results folder,
-//! so reports can be opened from another machine's browser through an SSH
-//! tunnel, or by a CI artifact viewer. GET and HEAD only; one thread per
-//! connection, bounded; every response closes its connection.
+//! `faultline serve`: a read-only HTTP server over the results folder, so
+//! reports can be opened from another machine's browser through an SSH
+//! tunnel, or by a CI artifact viewer. GET and HEAD only.
+//!
+//! HTTP is hyper's (HTTP/1.1 with keep-alive on tokio, one task per
+//! connection and no cap on their number; a request head is limited in size
+//! and must arrive within [`HEAD_TIMEOUT`], which also closes connections
+//! left idle; a response that the client stops reading for
+//! [`WRITE_TIMEOUT`] is cut, by tokio-io-timeout). Files are sent by tower-http's `ServeFile` (streamed, with
+//! Range and If-Modified-Since). Its `ServeDir` is not used: it follows
+//! symlinks out of its root and lists no folders. What is ours: which file a
+//! path names, the listings, the redirects.
 //!
 //! Containment: a request path is percent-decoded, any `..` segment is
 //! refused, and the file it names is canonicalised (symlinks resolved) and
 //! must lie under the canonical root; anything else is 403 or 404.
-//! Directory listings exist only inside the root. By default it binds to
-//! 127.0.0.1 only.
-//!
-//! Not a web framework: a small request-line parser is all this needs, so no
-//! new dependency.
+//! Directory listings exist only inside the root. A redirect's Location is
+//! rebuilt from the path's normalised segments, so it is always a path on
+//! this host (never `//host/`). By default it binds to 127.0.0.1 only.
 
 use super::html::{Esc, rel_url};
 use super::page::CSS;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, combinators::UnsyncBoxBody};
+use hyper::header::{self, HeaderValue};
+use hyper::server::conn::http1;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use std::convert::Infallible;
 use std::ffi::OsStr;
-use std::io::{self, BufRead, BufReader, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
+use std::io;
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::sync::Notify;
+use tokio_io_timeout::TimeoutStream;
+use tower_http::services::ServeFile;
+use tower_service::Service;
 
 /// Where `serve` listens unless told otherwise: this machine only.
 pub const DEFAULT_BIND: &str = "127.0.0.1:8080";
-/// Connections served at once; more get 503.
-const CONNECTIONS_MAX: usize = 64;
-/// The request head (request line and headers) is at most this long.
+/// A request head (request line and headers) must arrive within this long
+/// of the connection opening or of the previous response: slow senders and
+/// idle keep-alive connections are closed after it.
+pub const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
+/// A response that makes no progress for this long (the client stopped
+/// reading) is cut and its connection closed.
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(60);
+/// The request head is at most this long; longer gets 431.
 const HEAD_BYTES_MAX: usize = 16 * 1024;
 const HEADERS_MAX: usize = 100;
-const READ_TIMEOUT: Duration = Duration::from_secs(10);
-const WRITE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Connections waiting to be accepted; the kernel caps it at somaxconn.
+const BACKLOG: u32 = 1024;
+/// After a failed accept (out of file descriptors, most likely), wait this
+/// long for connections to close rather than spin.
+const ACCEPT_RETRY: Duration = Duration::from_millis(50);
 /// A directory listing shows at most this many entries.
 const LISTING_MAX: usize = 5_000;
 
+/// Every response's body: a file being streamed or a small page.
+type Body = UnsyncBoxBody<Bytes, io::Error>;
+
 /// A bound server; [`Server::run`] serves until stopped.
 pub struct Server {
+    runtime: tokio::runtime::Runtime,
     listener: TcpListener,
     root: PathBuf,
-    stop: Arc<AtomicBool>,
+    stop: Arc<Notify>,
+    timeouts: Timeouts,
+}
+
+#[derive(Clone, Copy)]
+struct Timeouts {
+    head: Duration,
+    write: Duration,
 }
 
 /// Stops a running server from another thread.
 #[derive(Clone)]
 pub struct Stopper {
-    stop: Arc<AtomicBool>,
-    addr: SocketAddr,
+    stop: Arc<Notify>,
 }
 
 impl Stopper {
+    /// Stops accepting connections; [`Server::run`] then returns, and the
+    /// connections still open are closed.
     pub fn stop(&self) {
-        self.stop.store(true, Ordering::SeqCst);
-        // Wake the accept loop.
-        let _ = TcpStream::connect_timeout(&self.addr, Duration::from_secs(1));
+        // A permit is kept if `run` is not waiting yet, so no stop is lost.
+        self.stop.notify_one();
     }
 }
 
@@ -72,13 +108,29 @@ impl Server {
             .to_socket_addrs()
             .map_err(|e| io::Error::new(e.kind(), format!("--bind {addr}: {e}")))?
             .collect();
-        let listener = TcpListener::bind(&addrs[..])
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .thread_name("faultline-serve")
+            .build()?;
+        let listener = runtime
+            .block_on(listen(&addrs))
             .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
         Ok(Server {
+            runtime,
             listener,
             root,
-            stop: Arc::new(AtomicBool::new(false)),
+            stop: Arc::new(Notify::new()),
+            timeouts: Timeouts {
+                head: HEAD_TIMEOUT,
+                write: WRITE_TIMEOUT,
+            },
         })
+    }
+
+    /// Replaces [`HEAD_TIMEOUT`] and [`WRITE_TIMEOUT`] (tests use short ones).
+    pub fn timeouts(mut self, head: Duration, write: Duration) -> Server {
+        self.timeouts = Timeouts { head, write };
+        self
     }
 
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
@@ -88,33 +140,79 @@ impl Server {
     pub fn stopper(&self) -> io::Result<Stopper> {
         Ok(Stopper {
             stop: self.stop.clone(),
-            addr: self.local_addr()?,
         })
     }
 
     /// Serves until stopped.
     pub fn run(self) -> io::Result<()> {
-        let active = Arc::new(AtomicUsize::new(0));
-        let root = Arc::new(self.root);
-        for stream in self.listener.incoming() {
-            if self.stop.load(Ordering::SeqCst) {
-                break;
+        let Server {
+            runtime,
+            listener,
+            root,
+            stop,
+            timeouts,
+        } = self;
+        let root = Arc::new(root);
+        runtime.block_on(async move {
+            loop {
+                let accepted = tokio::select! {
+                    _ = stop.notified() => break,
+                    accepted = listener.accept() => accepted,
+                };
+                match accepted {
+                    Ok((stream, _)) => {
+                        tokio::spawn(connection(stream, root.clone(), timeouts));
+                    }
+                    Err(e) => {
+                        tracing::warn!("serve: accept: {e}");
+                        tokio::time::sleep(ACCEPT_RETRY).await;
+                    }
+                }
             }
-            let Ok(mut stream) = stream else { continue };
-            let _ = stream.set_read_timeout(Some(READ_TIMEOUT));
-            let _ = stream.set_write_timeout(Some(WRITE_TIMEOUT));
-            if active.fetch_add(1, Ordering::SeqCst) >= CONNECTIONS_MAX {
-                active.fetch_sub(1, Ordering::SeqCst);
-                let _ = respond_text(&mut stream, 503, "busy: too many connections", false);
-                continue;
-            }
-            let (root, active) = (root.clone(), active.clone());
-            std::thread::spawn(move || {
-                let _ = handle(stream, &root);
-                active.fetch_sub(1, Ordering::SeqCst);
-            });
-        }
+        });
+        // Open connections are dropped with the runtime.
+        runtime.shutdown_timeout(Duration::from_secs(1));
         Ok(())
+    }
+}
+
+/// Listens on the first of `addrs` that binds, with a backlog large enough
+/// for a burst of connections.
+async fn listen(addrs: &[SocketAddr]) -> io::Result<TcpListener> {
+    let mut last = io::Error::new(io::ErrorKind::InvalidInput, "no address");
+    for addr in addrs {
+        let socket = if addr.is_ipv4() {
+            TcpSocket::new_v4()?
+        } else {
+            TcpSocket::new_v6()?
+        };
+        socket.set_reuseaddr(true)?;
+        match socket.bind(*addr).and_then(|()| socket.listen(BACKLOG)) {
+            Ok(listener) => return Ok(listener),
+            Err(e) => last = e,
+        }
+    }
+    Err(last)
+}
+
+/// Serves the requests of one connection until it closes, errs or times out.
+async fn connection(stream: TcpStream, root: Arc<PathBuf>, timeouts: Timeouts) {
+    let _ = stream.set_nodelay(true);
+    let mut stream = TimeoutStream::new(stream);
+    stream.set_write_timeout(Some(timeouts.write));
+    let service = hyper::service::service_fn(move |req| {
+        let root = root.clone();
+        async move { Ok::<_, Infallible>(respond(root, req).await) }
+    });
+    let served = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(timeouts.head)
+        .max_header_size(HEAD_BYTES_MAX)
+        .max_headers(HEADERS_MAX)
+        .serve_connection(TokioIo::new(Box::pin(stream)), service)
+        .await;
+    if let Err(e) = served {
+        tracing::debug!("serve: connection: {e}");
     }
 }
 
@@ -122,8 +220,12 @@ impl Server {
 #[derive(Debug, PartialEq, Eq)]
 pub enum Resolved {
     File(PathBuf),
-    /// A directory, and whether the URL lacked its trailing slash.
-    Dir(PathBuf, bool),
+    /// A directory named with its trailing slash.
+    Dir(PathBuf),
+    /// A directory named without its trailing slash: redirect to this
+    /// path, rebuilt from the normalised segments (it starts with exactly
+    /// one `/`, so it never names another host).
+    AddSlash(String),
     NotFound,
     Forbidden,
     BadRequest,
@@ -159,14 +261,15 @@ pub fn resolve(root: &Path, target: &str) -> Resolved {
     if decoded.contains(&0) || decoded.contains(&b'\\') {
         return Resolved::BadRequest;
     }
-    let mut rel = PathBuf::new();
+    let mut segments: Vec<&[u8]> = Vec::new();
     for seg in decoded.split(|&b| b == b'/') {
         match seg {
             b"" | b"." => {}
             b".." => return Resolved::Forbidden,
-            seg => rel.push(OsStr::from_bytes(seg)),
+            seg => segments.push(seg),
         }
     }
+    let rel: PathBuf = segments.iter().map(|s| OsStr::from_bytes(s)).collect();
     debug_assert!(rel.components().all(|c| matches!(c, Component::Normal(_))));
     let full = match std::fs::canonicalize(root.join(&rel)) {
         Ok(p) => p,
@@ -176,12 +279,35 @@ pub fn resolve(root: &Path, target: &str) -> Resolved {
         return Resolved::Forbidden;
     }
     if full.is_dir() {
-        Resolved::Dir(full, !path.ends_with('/'))
+        if path.ends_with('/') {
+            Resolved::Dir(full)
+        } else {
+            Resolved::AddSlash(dir_location(&segments))
+        }
     } else if full.is_file() {
         Resolved::File(full)
     } else {
         Resolved::NotFound
     }
+}
+
+/// `/a/b/` from the segments `a`, `b`, each percent-encoded so that none
+/// can add a `/`, `\`, `?` or `#`: one leading slash and never two.
+fn dir_location(segments: &[&[u8]]) -> String {
+    let mut out = String::from("/");
+    for seg in segments {
+        debug_assert!(!seg.is_empty(), "empty segments are dropped");
+        for &b in *seg {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                out.push(b as char);
+            } else {
+                out.push_str(&format!("%{b:02X}"));
+            }
+        }
+        out.push('/');
+    }
+    debug_assert!(!out.starts_with("//"));
+    out
 }
 
 /// The Content-Type of a file, by its extension. Logs, histories and YAML
@@ -207,153 +333,108 @@ pub fn content_type(path: &Path) -> &'static str {
     }
 }
 
-fn reason(status: u16) -> &'static str {
-    match status {
-        200 => "OK",
-        301 => "Moved Permanently",
-        400 => "Bad Request",
-        403 => "Forbidden",
-        404 => "Not Found",
-        405 => "Method Not Allowed",
-        431 => "Request Header Fields Too Large",
-        503 => "Service Unavailable",
-        _ => "Error",
-    }
+/// What to answer, decided off the async threads (it reads the disk).
+enum Answer {
+    File(PathBuf),
+    Listing(String),
+    Redirect(String),
+    Refuse(StatusCode, &'static str),
 }
 
-fn write_head(
-    out: &mut impl Write,
-    status: u16,
-    content_type: &str,
-    len: u64,
-    extra: &str,
-) -> io::Result<()> {
-    write!(
-        out,
-        "HTTP/1.1 {status} {}\r\nContent-Type: {content_type}\r\nContent-Length: {len}\r\nX-Content-Type-Options: nosniff\r\nReferrer-Policy: no-referrer\r\nCache-Control: no-cache\r\nConnection: close\r\n{extra}\r\n",
-        reason(status)
-    )
-}
-
-fn respond_text(out: &mut impl Write, status: u16, body: &str, head_only: bool) -> io::Result<()> {
-    let body = format!("{status} {}: {body}\n", reason(status));
-    write_head(
-        out,
-        status,
-        "text/plain; charset=utf-8",
-        body.len() as u64,
-        "",
-    )?;
-    if !head_only {
-        out.write_all(body.as_bytes())?;
-    }
-    out.flush()
-}
-
-/// Reads the request head; `Err(status)` when it is malformed or too big.
-fn read_request(reader: &mut impl BufRead) -> Result<(String, String), u16> {
-    let mut line = String::new();
-    let mut total = 0usize;
-    let mut read_line = |line: &mut String| -> Result<usize, u16> {
-        line.clear();
-        let n = io::Read::take(&mut *reader, (HEAD_BYTES_MAX - total + 1) as u64)
-            .read_line(line)
-            .map_err(|_| 400u16)?;
-        total += n;
-        if total > HEAD_BYTES_MAX {
-            return Err(431);
-        }
-        Ok(n)
-    };
-    if read_line(&mut line)? == 0 {
-        return Err(400);
-    }
-    let mut parts = line.split_whitespace();
-    let (Some(method), Some(target), Some(version)) = (parts.next(), parts.next(), parts.next())
-    else {
-        return Err(400);
-    };
-    if !version.starts_with("HTTP/1.") {
-        return Err(400);
-    }
-    let (method, target) = (method.to_string(), target.to_string());
-    let mut header = String::new();
-    for _ in 0..HEADERS_MAX {
-        if read_line(&mut header)? == 0 || header.trim().is_empty() {
-            return Ok((method, target));
-        }
-    }
-    Err(431)
-}
-
-fn handle(stream: TcpStream, root: &Path) -> io::Result<()> {
-    let mut reader = BufReader::new(stream.try_clone()?);
-    let mut out = io::BufWriter::new(stream);
-    let (method, target) = match read_request(&mut reader) {
-        Ok(r) => r,
-        Err(status) => return respond_text(&mut out, status, "malformed request", false),
-    };
-    let head_only = method == "HEAD";
-    if method != "GET" && !head_only {
-        write_head(
-            &mut out,
-            405,
-            "text/plain; charset=utf-8",
-            0,
-            "Allow: GET, HEAD\r\n",
-        )?;
-        return out.flush();
-    }
-    match resolve(root, &target) {
-        Resolved::BadRequest => respond_text(&mut out, 400, "bad path", head_only),
-        Resolved::Forbidden => respond_text(&mut out, 403, "outside the results folder", head_only),
-        Resolved::NotFound => respond_text(&mut out, 404, "no such file", head_only),
-        Resolved::Dir(_, true) => {
-            let path = target.split(['?', '#']).next().unwrap_or("/");
-            // `path` came from the request line: no CR/LF can be in it.
-            write_head(
-                &mut out,
-                301,
-                "text/plain",
-                0,
-                &format!("Location: {path}/\r\n"),
-            )?;
-            out.flush()
-        }
-        Resolved::Dir(dir, false) => {
-            let index = dir.join("index.html");
-            if index.is_file() {
-                send_file(&mut out, &index, head_only)
-            } else {
-                let body = listing(root, &dir);
-                write_head(
-                    &mut out,
-                    200,
-                    "text/html; charset=utf-8",
-                    body.len() as u64,
-                    "Content-Security-Policy: default-src 'none'; style-src 'unsafe-inline'\r\n",
-                )?;
-                if !head_only {
-                    out.write_all(body.as_bytes())?;
-                }
-                out.flush()
+fn answer(root: &Path, path: &str) -> Answer {
+    match resolve(root, path) {
+        Resolved::BadRequest => Answer::Refuse(StatusCode::BAD_REQUEST, "bad path"),
+        Resolved::Forbidden => Answer::Refuse(StatusCode::FORBIDDEN, "outside the results folder"),
+        Resolved::NotFound => Answer::Refuse(StatusCode::NOT_FOUND, "no such file"),
+        Resolved::AddSlash(location) => Answer::Redirect(location),
+        Resolved::File(file) => Answer::File(file),
+        Resolved::Dir(dir) => {
+            // index.html is served like any file: only if it lies inside.
+            match std::fs::canonicalize(dir.join("index.html")) {
+                Ok(index) if index.starts_with(root) && index.is_file() => Answer::File(index),
+                Ok(_) if dir.join("index.html").exists() => Answer::Refuse(
+                    StatusCode::FORBIDDEN,
+                    "index.html leads outside the results folder",
+                ),
+                _ => Answer::Listing(listing(root, &dir)),
             }
         }
-        Resolved::File(path) => send_file(&mut out, &path, head_only),
     }
 }
 
-fn send_file(out: &mut impl Write, path: &Path, head_only: bool) -> io::Result<()> {
-    let mut file = match std::fs::File::open(path) {
-        Ok(f) => f,
-        Err(_) => return respond_text(out, 404, "cannot open", head_only),
+async fn respond(root: Arc<PathBuf>, req: Request<hyper::body::Incoming>) -> Response<Body> {
+    let mut response = if req.method() == Method::GET || req.method() == Method::HEAD {
+        let path = req.uri().path().to_string();
+        match tokio::task::spawn_blocking(move || answer(&root, &path)).await {
+            Ok(Answer::File(file)) => send_file(&file, req).await,
+            Ok(Answer::Listing(html)) => {
+                let mut r = page(StatusCode::OK, "text/html; charset=utf-8", html);
+                r.headers_mut().insert(
+                    header::CONTENT_SECURITY_POLICY,
+                    HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'"),
+                );
+                r
+            }
+            Ok(Answer::Redirect(location)) => {
+                let mut r = page(StatusCode::MOVED_PERMANENTLY, "text/plain", String::new());
+                match HeaderValue::from_str(&location) {
+                    Ok(v) => {
+                        r.headers_mut().insert(header::LOCATION, v);
+                        r
+                    }
+                    // Cannot happen: the location is percent-encoded ASCII.
+                    Err(_) => refuse(StatusCode::BAD_REQUEST, "bad path"),
+                }
+            }
+            Ok(Answer::Refuse(status, why)) => refuse(status, why),
+            Err(_) => refuse(StatusCode::INTERNAL_SERVER_ERROR, "failed"),
+        }
+    } else {
+        let mut r = refuse(StatusCode::METHOD_NOT_ALLOWED, "GET and HEAD only");
+        r.headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+        r
     };
-    let len = file.metadata()?.len();
-    write_head(out, 200, content_type(path), len, "")?;
-    if !head_only {
-        io::copy(&mut io::Read::take(&mut file, len), out)?;
+    let h = response.headers_mut();
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    response
+}
+
+/// Streams `file` (HEAD, Range and If-Modified-Since as the request asks).
+async fn send_file(file: &Path, req: Request<hyper::body::Incoming>) -> Response<Body> {
+    let Ok(mime) = content_type(file).parse::<mime::Mime>() else {
+        return refuse(StatusCode::INTERNAL_SERVER_ERROR, "content type");
+    };
+    match ServeFile::new_with_mime(file, &mime).call(req).await {
+        Ok(r) => r.map(|body| body.boxed_unsync()),
+        Err(never) => match never {},
     }
-    out.flush()
+}
+
+fn page(status: StatusCode, content_type: &'static str, body: String) -> Response<Body> {
+    let mut r = Response::new(
+        Full::new(Bytes::from(body))
+            .map_err(|never| match never {})
+            .boxed_unsync(),
+    );
+    *r.status_mut() = status;
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    r
+}
+
+fn refuse(status: StatusCode, why: &str) -> Response<Body> {
+    let reason = status.canonical_reason().unwrap_or("Error");
+    let body = format!("{} {reason}: {why}\n", status.as_u16());
+    page(status, "text/plain; charset=utf-8", body)
 }
 
 /// An HTML listing of `dir`, which lies inside `root`. Entries whose
@@ -414,12 +495,9 @@ mod tests {
         );
         assert_eq!(
             resolve(&root, "/t/run"),
-            Resolved::Dir(root.join("t/run"), true)
+            Resolved::AddSlash("/t/run/".into())
         );
-        assert_eq!(
-            resolve(&root, "/t/run/"),
-            Resolved::Dir(root.join("t/run"), false)
-        );
+        assert_eq!(resolve(&root, "/t/run/"), Resolved::Dir(root.join("t/run")));
         assert_eq!(resolve(&root, "/../etc/passwd"), Resolved::Forbidden);
         assert_eq!(
             resolve(&root, "/t/%2e%2e/%2E%2E/etc/passwd"),
@@ -433,17 +511,43 @@ mod tests {
     }
 
     #[test]
+    fn a_redirect_names_a_path_on_this_host() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = std::fs::canonicalize(dir.path()).unwrap();
+        std::fs::create_dir_all(root.join("evil.example/a b")).unwrap();
+        for (target, want) in [
+            ("//evil.example", "/evil.example/"),
+            ("/%2F/evil.example", "/evil.example/"),
+            ("/./evil.example/./a%20b?q", "/evil.example/a%20b/"),
+            ("//evil.example//a b", "/evil.example/a%20b/"),
+        ] {
+            assert_eq!(
+                resolve(&root, target),
+                Resolved::AddSlash(want.into()),
+                "{target}"
+            );
+        }
+        assert_eq!(dir_location(&[b"x?y#z\\"]), "/x%3Fy%23z%5C/");
+    }
+
+    #[test]
     fn content_types() {
-        assert_eq!(
-            content_type(Path::new("report.html")),
-            "text/html; charset=utf-8"
-        );
-        assert_eq!(
-            content_type(Path::new("history.jsonl")),
-            "text/plain; charset=utf-8"
-        );
-        assert_eq!(content_type(Path::new("results.json")), "application/json");
-        assert_eq!(content_type(Path::new("shot.png")), "image/png");
-        assert_eq!(content_type(Path::new("x.bin")), "application/octet-stream");
+        for (file, want) in [
+            ("report.html", "text/html; charset=utf-8"),
+            ("results.json", "application/json"),
+            ("history.jsonl", "text/plain; charset=utf-8"),
+            ("graph.svg", "image/svg+xml"),
+            ("junit.xml", "application/xml"),
+            ("node.log", "text/plain; charset=utf-8"),
+            ("test.yaml", "text/plain; charset=utf-8"),
+            ("notes.txt", "text/plain; charset=utf-8"),
+            ("report.css", "text/css; charset=utf-8"),
+            ("report.js", "text/javascript; charset=utf-8"),
+            ("shot.png", "image/png"),
+            ("x.bin", "application/octet-stream"),
+        ] {
+            assert_eq!(content_type(Path::new(file)), want, "{file}");
+            assert!(want.parse::<mime::Mime>().is_ok(), "{want}");
+        }
     }
 }
