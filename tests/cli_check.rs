@@ -370,3 +370,58 @@ fn order_flags_switch_the_realtime_order_and_unknown_says_why() {
     let (code, _) = check(&["--realtime-order", "sometimes"]);
     assert_eq!(code, Some(3));
 }
+
+#[test]
+fn a_history_that_ends_early_says_so_and_is_never_valid() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    std::fs::create_dir_all(&run).unwrap();
+    let history = run.join("history.jsonl");
+    let ops = [
+        r#"{"index":0,"time":1,"process":0,"type":"invoke","f":"write","value":[1,5]}"#,
+        r#"{"index":1,"time":2,"process":0,"type":"ok","f":"write","value":[1,5]}"#,
+        r#"{"index":2,"time":3,"process":1,"type":"invoke","f":"read","value":[1,null]}"#,
+        r#"{"index":3,"time":4,"process":1,"type":"ok","f":"read","value":[1,5]}"#,
+    ];
+    let end = r#"{"index":4,"time":5,"process":"nemesis","type":"info","f":"end-of-history","value":{"ops":4}}"#;
+    let out = dir.path().join("out");
+    let check = || {
+        let o = faultline(&[
+            "check",
+            history.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        (
+            o.status.code(),
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+        )
+    };
+    let body = ops.join("\n") + "\n";
+
+    // Not a run's folder: a file without the end record is a whole history.
+    std::fs::write(&history, &body).unwrap();
+    assert_eq!(check().0, Some(0), "{}", check().1);
+
+    // A run's folder (test.yaml beside it): the cut fell between two lines.
+    std::fs::write(run.join("test.yaml"), "name: t\n").unwrap();
+    let (code, stdout) = check();
+    assert_eq!(code, Some(2), "{stdout}");
+    assert!(
+        stdout.contains("the history ends early") && stdout.contains("end-of-history"),
+        "{stdout}"
+    );
+    let r = results(&out);
+    assert_eq!(r.valid, Valid::Unknown);
+    assert!(r.files[0].ends_early.is_some());
+
+    // The record that ends a whole history: valid.
+    std::fs::write(&history, format!("{body}{end}\n")).unwrap();
+    assert_eq!(check(), (Some(0), check().1));
+
+    // Cut mid-line: says which line.
+    std::fs::write(&history, format!("{body}{}", &end[..20])).unwrap();
+    let (code, stdout) = check();
+    assert_eq!(code, Some(2), "{stdout}");
+    assert!(stdout.contains("line 5 was cut off mid-write"), "{stdout}");
+}

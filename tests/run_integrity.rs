@@ -147,7 +147,8 @@ fn ctrl_c_to_the_process_group_stops_the_workers_and_checks_every_recorded_op() 
     );
     // Every recorded op was checked: the counts match the file, which holds
     // far more than the ops seen when the signal came.
-    let on_disk = lines_of(&history) as u64;
+    // The last line is the end record the run writes once it wrote all.
+    let on_disk = lines_of(&history) as u64 - 1;
     let ops = &run["ops"];
     let counted: u64 = ["invoked", "ok", "fail", "info", "nemesis"]
         .iter()
@@ -259,6 +260,17 @@ fn a_results_disk_that_fills_up_is_never_valid_and_leaves_no_temporaries() {
         }
     }
     assert!(leftovers.is_empty(), "temporaries left: {leftovers:?}");
+    // Checked again later, the cut history says it ends early.
+    let history = run_dir(&results).join("history.jsonl");
+    let again = Command::new(EXE)
+        .args(["check", "--out"])
+        .arg(tmp.path())
+        .arg(&history)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&again.stdout);
+    assert_eq!(again.status.code(), Some(2), "{said}");
+    assert!(said.contains("the history ends early"), "{said}");
 }
 
 #[test]

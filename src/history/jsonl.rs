@@ -4,7 +4,7 @@
 //! prefix that reads back. The reader accepts such a prefix: a malformed *last*
 //! line without a newline is reported as truncated, not as an error.
 
-use super::op::Op;
+use super::op::{Op, OpType, Process};
 use super::text::{bad_utf8_at, clip_message};
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Write};
@@ -22,6 +22,30 @@ pub enum HistoryError {
         column: usize,
         message: String,
     },
+}
+
+/// The `f` of the record that ends a history a run wrote whole: a nemesis
+/// `info` op after every other, its value `{"ops": N}` (the ops before it).
+/// A run's history.jsonl that does not end with it was cut short, even where
+/// the cut fell between two lines.
+pub const END_OF_HISTORY: &str = "end-of-history";
+
+/// Whether the last line of the JSONL file at `path` is the end record.
+pub fn ends_whole(path: &Path) -> io::Result<bool> {
+    use std::io::{Read, Seek, SeekFrom};
+    /// Far more than an end record takes.
+    const TAIL_BYTES: u64 = 4096;
+    let mut file = File::open(path)?;
+    let len = file.metadata()?.len();
+    file.seek(SeekFrom::Start(len.saturating_sub(TAIL_BYTES)))?;
+    let mut tail = Vec::new();
+    file.take(TAIL_BYTES).read_to_end(&mut tail)?;
+    let Some(body) = tail.strip_suffix(b"\n") else {
+        return Ok(false);
+    };
+    let last = body.rsplit(|&b| b == b'\n').next().unwrap_or(body);
+    Ok(serde_json::from_slice::<Op>(last)
+        .is_ok_and(|op| op.process == Process::Nemesis && op.f == END_OF_HISTORY))
 }
 
 /// What reading a history file gave.
@@ -154,9 +178,21 @@ impl JsonlWriter {
         Ok(())
     }
 
-    /// Writes what waits and makes the file durable: a history that is
-    /// complete on return survives a crash of the machine after it.
-    pub fn close(mut self) -> io::Result<()> {
+    /// Appends the end record (see [`END_OF_HISTORY`]) at `time_ns`, writes
+    /// what waits and makes the file durable: a history that is whole on
+    /// return says so, and survives a crash of the machine after it.
+    pub fn close(mut self, time_ns: u64) -> io::Result<()> {
+        let end = Op {
+            index: self.next_index,
+            time: time_ns,
+            process: Process::Nemesis,
+            kind: OpType::Info,
+            f: END_OF_HISTORY.into(),
+            value: serde_json::json!({ "ops": self.next_index }),
+            node: None,
+            error: None,
+        };
+        self.append(&end)?;
         self.flush()?;
         self.file.sync_all()
     }

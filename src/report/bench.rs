@@ -268,6 +268,7 @@ fn synthetic_results(ops: &[Op]) -> Results {
             error: None,
             checker: "linearizable".into(),
             timings_ms: Timings::default(),
+            ends_early: None,
             linearizable: Some(Linearizable {
                 model: "cas-register".into(),
                 options: LinearizableOptions {

@@ -176,6 +176,11 @@ pub struct FileResult {
     /// Which checker ran: `linearizable`.
     pub checker: String,
     pub timings_ms: Timings,
+    /// Why the file holds less than a whole history (a cut-off last line, a
+    /// run's history without its end record): `valid` is then at best
+    /// `"unknown"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ends_early: Option<String>,
     /// Set when `checker` is `linearizable` and the file could be read.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub linearizable: Option<Linearizable>,

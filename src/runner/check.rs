@@ -156,6 +156,9 @@ pub struct FileCheck {
     pub check_time: Duration,
     pub history_ops: usize,
     pub truncated_line: Option<usize>,
+    /// Why the file is known not to hold a whole history (see
+    /// [`ends_early`]): the verdict is then at best unknown.
+    pub ends_early: Option<String>,
     /// The report, or what was wrong with the file and where.
     pub outcome: Result<Checked, String>,
 }
@@ -193,16 +196,47 @@ impl Checked {
 }
 
 impl FileCheck {
+    /// The checker's verdict, at best unknown for a history that ends early:
+    /// an anomaly in a prefix is one in the whole, a valid prefix says
+    /// nothing of the rest.
+    pub fn verdict(&self) -> Option<Verdict> {
+        let checked = self.outcome.as_ref().ok()?.verdict();
+        Some(match self.ends_early {
+            Some(_) => checked.combine(Verdict::Unknown),
+            None => checked,
+        })
+    }
+
     pub fn exit_code(&self) -> u8 {
-        match &self.outcome {
-            Err(_) => EXIT_HARNESS,
-            Ok(r) => match r.verdict() {
-                Verdict::Valid => EXIT_VALID,
-                Verdict::Invalid => EXIT_INVALID,
-                Verdict::Unknown => EXIT_UNKNOWN,
-            },
+        match self.verdict() {
+            None => EXIT_HARNESS,
+            Some(Verdict::Valid) => EXIT_VALID,
+            Some(Verdict::Invalid) => EXIT_INVALID,
+            Some(Verdict::Unknown) => EXIT_UNKNOWN,
         }
     }
+}
+
+/// Why the history at `path` is known to end early: its last line was cut
+/// off mid-write, or it is a run's history.jsonl (a test.yaml beside it)
+/// whose last line is not the end record the run writes once it has written
+/// everything (`history::jsonl::END_OF_HISTORY`): the cut fell between lines.
+pub fn ends_early(path: &Path, truncated_line: Option<usize>) -> Option<String> {
+    if let Some(line) = truncated_line {
+        return Some(format!(
+            "the history ends early: line {line} was cut off mid-write; checked as far as it goes"
+        ));
+    }
+    let in_run_folder = path.file_name().is_some_and(|n| n == "history.jsonl")
+        && path.with_file_name("test.yaml").is_file();
+    if in_run_folder && !crate::history::jsonl::ends_whole(path).unwrap_or(false) {
+        return Some(format!(
+            "the history ends early: the run did not finish writing it (no `{}` record at its end); \
+             checked as far as it goes",
+            crate::history::jsonl::END_OF_HISTORY
+        ));
+    }
+    None
 }
 
 /// Reads and checks one history file.
@@ -214,6 +248,7 @@ pub fn check_file(path: &Path, format: Format, checker: &Checker) -> FileCheck {
         check_time: Duration::ZERO,
         history_ops: 0,
         truncated_line: None,
+        ends_early: None,
         outcome: Err(String::new()),
     };
     let outcome = match checker {
@@ -242,6 +277,9 @@ pub fn check_file(path: &Path, format: Format, checker: &Checker) -> FileCheck {
         check.read_time = started.elapsed();
     }
     check.check_time = started.elapsed() - check.read_time;
+    if outcome.is_ok() {
+        check.ends_early = ends_early(path, check.truncated_line);
+    }
     check.outcome = outcome;
     check
 }
@@ -332,7 +370,7 @@ pub fn summary(checks: &[FileCheck], checker: &Checker) -> String {
             Ok(r) => writeln!(
                 s,
                 "{name:width$}  {:<7}  {}",
-                verdict_word(r.verdict()),
+                verdict_word(c.verdict().unwrap_or(r.verdict())),
                 match (r, checker) {
                     (Checked::Linearizable(r), Checker::Linearizable(options)) =>
                         file_detail(c, r, options),
@@ -342,12 +380,8 @@ pub fn summary(checks: &[FileCheck], checker: &Checker) -> String {
                 }
             ),
         };
-        if let (Some(line), true) = (c.truncated_line, c.outcome.is_ok()) {
-            let _ = writeln!(
-                s,
-                "{:width$}  (line {line} was cut off mid-write and not read)",
-                ""
-            );
+        if let Some(why) = &c.ends_early {
+            let _ = writeln!(s, "{:width$}  ({why})", "");
         }
     }
     if let [only] = checks
@@ -491,19 +525,20 @@ fn file_result(c: &FileCheck, checker: &Checker) -> FileResult {
         }
         .into(),
         timings_ms,
+        ends_early: c.ends_early.clone(),
         linearizable: None,
         elle: None,
     };
     match (&c.outcome, checker) {
         (Err(e), _) => f.error = Some(e.clone()),
         (Ok(r), Checker::Linearizable(options)) => {
-            f.valid = valid(r.verdict());
+            f.valid = valid(c.verdict().unwrap_or(r.verdict()));
             if let Checked::Linearizable(r) = r {
                 f.linearizable = Some(linearizable_result(c, r, options));
             }
         }
         (Ok(r), Checker::Elle(_)) => {
-            f.valid = valid(r.verdict());
+            f.valid = valid(c.verdict().unwrap_or(r.verdict()));
             if let Checked::Elle(r) = r {
                 f.elle = Some(elle_result(c, r));
             }

@@ -264,6 +264,7 @@ fn check_file_level(
         check_time: started.elapsed(),
         history_ops: ops.len(),
         truncated_line: None,
+        ends_early: None,
         outcome,
     };
     let name = match checker {

@@ -145,8 +145,9 @@ impl Recorder {
         self.flush();
         let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         inner.closed = true;
+        let end_ns = self.start.elapsed().as_nanos() as u64;
         if let Some(w) = inner.writer.take()
-            && let Err(e) = w.close()
+            && let Err(e) = w.close(end_ns)
         {
             inner.write_error.get_or_insert_with(|| e.to_string());
         }
@@ -204,8 +205,11 @@ mod tests {
         );
         let (ops, err) = r.finish();
         assert_eq!(err, None);
-        let on_disk = crate::history::jsonl::read_file(&path).unwrap().ops;
+        let mut on_disk = crate::history::jsonl::read_file(&path).unwrap().ops;
+        let end = on_disk.pop().expect("the end record");
         assert_eq!(on_disk, ops);
+        assert_eq!((end.f.as_str(), end.index), ("end-of-history", 3));
+        assert!(crate::history::jsonl::ends_whole(&path).unwrap());
         assert_eq!(
             ops.iter().map(|o| o.index).collect::<Vec<_>>(),
             vec![0, 1, 2]
