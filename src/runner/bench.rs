@@ -21,8 +21,14 @@ use std::time::{Duration, Instant};
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct BenchCheckArgs {
-    /// The corpus folder, holding porcupine-etcd/, porcupine-kv/ and knossos-cas/.
-    #[arg(long, default_value = "../shared/corpus", value_name = "DIR")]
+    /// The corpus folder, holding porcupine-etcd/, porcupine-kv/ and knossos-cas/
+    /// (README, "The reference corpora").
+    #[arg(
+        long,
+        env = "FAULTLINE_CORPUS",
+        default_value = "../shared/corpus",
+        value_name = "DIR"
+    )]
     pub corpus: PathBuf,
     /// How many times each file is checked; the fastest time is reported.
     #[arg(long, default_value_t = 5)]

@@ -62,3 +62,32 @@ pub fn keygen(path: &Path) {
         .unwrap();
     assert!(status.success(), "ssh-keygen {}", path.display());
 }
+
+/// Whether this runs under CI (`CI` set, and not to `false`): there, what a
+/// test needs must be present, and a missing piece fails the test.
+pub fn ci() -> bool {
+    std::env::var_os("CI").is_some_and(|v| !v.is_empty() && v != "false")
+}
+
+/// A path inside the reference corpora (Porcupine's, Knossos' and Elle's
+/// histories with their published verdicts; README, "The reference
+/// corpora"): `$FAULTLINE_CORPUS/<rel>`, else `../shared/corpus/<rel>` beside
+/// the checkout, where CI keeps them. A fresh clone has neither: `None`, and
+/// the caller skips its test after a note on stderr. Under CI it fails.
+pub fn corpus(rel: &str) -> Option<PathBuf> {
+    let root = match std::env::var_os("FAULTLINE_CORPUS") {
+        Some(dir) => PathBuf::from(dir),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus"),
+    };
+    if root.is_dir() {
+        return Some(root.join(rel));
+    }
+    let note = format!(
+        "SKIPPED: the reference corpora are not at {}; set FAULTLINE_CORPUS to where they are \
+         (README, \"The reference corpora\")",
+        root.display()
+    );
+    assert!(!ci(), "{note}: CI must have them");
+    eprintln!("{note}");
+    None
+}
