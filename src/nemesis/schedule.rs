@@ -58,6 +58,7 @@ pub const PRESETS: &[(&str, &str)] = &[
         include_str!("../../nemeses/clock-strobe.yaml"),
     ),
     ("kill", include_str!("../../nemeses/kill.yaml")),
+    ("kill-all", include_str!("../../nemeses/kill-all.yaml")),
     ("pause", include_str!("../../nemeses/pause.yaml")),
     ("combined", include_str!("../../nemeses/combined.yaml")),
     (
