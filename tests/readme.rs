@@ -19,7 +19,8 @@
 //! the default the help shows.
 //!
 //! Runs as root (network namespaces, iptables); the working folders are kept
-//! under results/ci-artifacts/readme/ for inspection.
+//! under cargo's target tmp dir (`readme/<test>/`) for inspection, never in
+//! the checkout.
 
 mod common;
 
@@ -220,8 +221,8 @@ struct Workdir {
 }
 
 fn workdir(test: &str) -> Workdir {
-    let base = Path::new(MANIFEST)
-        .join("results/ci-artifacts/readme")
+    let base = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("readme")
         .join(test);
     let _ = std::fs::remove_dir_all(&base);
     let work = base.join("work");
