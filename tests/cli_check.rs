@@ -25,7 +25,7 @@ fn an_invalid_history_exits_1_and_explains_itself() {
         return;
     };
     let file = file.to_str().unwrap();
-    let o = faultline(&["check", &file, "--out", out.path().to_str().unwrap()]);
+    let o = faultline(&["check", file, "--out", out.path().to_str().unwrap()]);
     let stdout = String::from_utf8_lossy(&o.stdout);
     assert_eq!(o.status.code(), Some(1), "{stdout}");
     assert!(stdout.contains("INVALID"), "{stdout}");
