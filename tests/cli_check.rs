@@ -427,7 +427,7 @@ fn a_history_that_ends_early_says_so_and_is_never_valid() {
 
     // The record that ends a whole history: valid.
     std::fs::write(&history, format!("{body}{end}\n")).unwrap();
-    assert_eq!(check(), (Some(0), check().1));
+    assert_eq!(check().0, Some(0));
 
     // Cut mid-line: says which line.
     std::fs::write(&history, format!("{body}{}", &end[..20])).unwrap();
