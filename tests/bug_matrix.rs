@@ -6,7 +6,8 @@
 //! A fault only sometimes lines up with the bug's window (a clock jump just
 //! after a partition, say), so the buggy run is tried with a few seeds and
 //! must be caught by one of them; the clean run must be valid on its seed.
-//! Runs are kept under results/ci-artifacts/bug-matrix/ for inspection.
+//! Runs are kept under cargo's target tmp dir (`bug-matrix/`) for
+//! inspection, never in the checkout's results/.
 
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -32,7 +33,7 @@ struct Outcome {
 }
 
 fn results_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("results/ci-artifacts/bug-matrix")
+    Path::new(env!("CARGO_TARGET_TMPDIR")).join("bug-matrix")
 }
 
 fn run(case: &Case, bug: Option<&str>, seed: u64) -> Outcome {

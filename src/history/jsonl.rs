@@ -30,6 +30,26 @@ pub enum HistoryError {
 /// the cut fell between two lines.
 pub const END_OF_HISTORY: &str = "end-of-history";
 
+/// The end record after `ops` ops, at `time_ns`.
+fn end_of(ops: u64, time_ns: u64) -> Op {
+    Op {
+        index: ops,
+        time: time_ns,
+        process: Process::Nemesis,
+        kind: OpType::Info,
+        f: END_OF_HISTORY.into(),
+        value: serde_json::json!({ "ops": ops }),
+        node: None,
+        error: None,
+    }
+}
+
+/// The end record of a whole history `ops`: after its last op.
+fn end_record(ops: &[Op]) -> Op {
+    let last = ops.last();
+    end_of(last.map_or(0, |o| o.index + 1), last.map_or(0, |o| o.time))
+}
+
 /// Whether the last line of the JSONL file at `path` is the end record.
 pub fn ends_whole(path: &Path) -> io::Result<bool> {
     use std::io::{Read, Seek, SeekFrom};
@@ -182,17 +202,7 @@ impl JsonlWriter {
     /// what waits and makes the file durable: a history that is whole on
     /// return says so, and survives a crash of the machine after it.
     pub fn close(mut self, time_ns: u64) -> io::Result<()> {
-        let end = Op {
-            index: self.next_index,
-            time: time_ns,
-            process: Process::Nemesis,
-            kind: OpType::Info,
-            f: END_OF_HISTORY.into(),
-            value: serde_json::json!({ "ops": self.next_index }),
-            node: None,
-            error: None,
-        };
-        self.append(&end)?;
+        self.append(&end_of(self.next_index, time_ns))?;
         self.flush()?;
         self.file.sync_all()
     }
@@ -204,8 +214,8 @@ impl Drop for JsonlWriter {
     }
 }
 
-/// Writes a whole history to `path` (through a temporary file, so a reader
-/// never sees half of it).
+/// Writes a whole history to `path`, ended by the end record (through a
+/// temporary file, so a reader never sees half of it).
 pub fn write_file(path: &Path, ops: &[Op]) -> io::Result<()> {
     let dir = path
         .parent()
@@ -213,7 +223,7 @@ pub fn write_file(path: &Path, ops: &[Op]) -> io::Result<()> {
         .unwrap_or(Path::new("."));
     // A unique temporary, removed if anything fails before the rename.
     let mut w = io::BufWriter::new(tempfile::NamedTempFile::new_in(dir)?);
-    for op in ops {
+    for op in ops.iter().chain(std::iter::once(&end_record(ops))) {
         serde_json::to_writer(&mut w, op).map_err(io::Error::other)?;
         w.write_all(b"\n")?;
     }
@@ -270,6 +280,28 @@ mod tests {
         let read = read_file(&path).unwrap();
         assert_eq!(read.ops, sample());
         assert_eq!(read.truncated_line, None);
+    }
+
+    #[test]
+    fn a_whole_history_ends_with_its_end_record_and_a_cut_one_does_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("history.jsonl");
+        write_file(&path, &sample()).unwrap();
+        assert!(ends_whole(&path).unwrap());
+        let mut read = read_file(&path).unwrap().ops;
+        let end = read.pop().unwrap();
+        assert_eq!(read, sample());
+        assert_eq!(end.f, END_OF_HISTORY);
+        assert_eq!(end.value, json!({ "ops": sample().len() }));
+        let text = std::fs::read_to_string(&path).unwrap();
+        let cut = text.lines().take(2).collect::<Vec<_>>().join("\n") + "\n";
+        std::fs::write(&path, cut).unwrap();
+        assert!(!ends_whole(&path).unwrap(), "cut between two lines");
+        std::fs::write(&path, &text[..text.len() - 1]).unwrap();
+        assert!(
+            !ends_whole(&path).unwrap(),
+            "no newline after the end record"
+        );
     }
 
     #[test]

@@ -37,6 +37,9 @@ pub struct History {
     /// Whether `source` is inside the folder (a link to it works).
     pub inside: bool,
     pub truncated_line: Option<usize>,
+    /// The file ended with the end record a run writes once it has written
+    /// everything (taken off `ops`: it is no event of the run).
+    pub whole: bool,
 }
 
 /// A downloaded log file of a node.
@@ -131,6 +134,11 @@ impl RunFolder {
                     out.push(format!(
                         "the history's line {line} was cut off mid-write (the run was interrupted) and is not shown."
                     ));
+                } else if h.inside && !h.whole && !matches!(self.test, Loaded::Missing) {
+                    out.push(
+                        "the history does not end with the record a run writes once it has written everything: the run did not finish writing it, and what is shown is a prefix."
+                            .to_string(),
+                    );
                 }
             }
         }
@@ -200,12 +208,22 @@ fn read_history(dir: &Path, path: &Path, results: &Loaded<Value>) -> Loaded<Hist
         }
     };
     match read_path(&path, Format::Auto) {
-        Ok(h) => Loaded::Read(History {
-            ops: h.ops,
-            source,
-            inside,
-            truncated_line: h.truncated_line,
-        }),
+        Ok(mut h) => {
+            let whole = h
+                .ops
+                .last()
+                .is_some_and(|o| !o.is_client() && o.f == crate::history::jsonl::END_OF_HISTORY);
+            if whole {
+                h.ops.pop();
+            }
+            Loaded::Read(History {
+                ops: h.ops,
+                source,
+                inside,
+                truncated_line: h.truncated_line,
+                whole,
+            })
+        }
         Err(e) => Loaded::Bad(e.to_string()),
     }
 }
@@ -242,4 +260,49 @@ fn sorted_entries(dir: &Path) -> Vec<(String, PathBuf)> {
         .collect();
     out.sort();
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::history::{OpType, Process};
+    use serde_json::json;
+
+    fn op(index: u64, kind: OpType) -> Op {
+        Op {
+            index,
+            time: index,
+            process: Process::Client(0),
+            kind,
+            f: "read".into(),
+            value: json!([1, null]),
+            node: None,
+            error: None,
+        }
+    }
+
+    #[test]
+    fn the_end_record_is_no_event_and_a_run_history_without_it_is_a_prefix() {
+        let dir = tempfile::tempdir().unwrap();
+        let ops = vec![op(0, OpType::Invoke), op(1, OpType::Ok)];
+        crate::history::jsonl::write_file(&dir.path().join("history.jsonl"), &ops).unwrap();
+        std::fs::write(dir.path().join("test.yaml"), "name: t\n").unwrap();
+        let folder = RunFolder::read(dir.path());
+        let Loaded::Read(h) = &folder.history else {
+            panic!("the history reads")
+        };
+        assert_eq!((h.ops.len(), h.whole), (2, true));
+        let prefix = "the history does not end with the record";
+        assert!(!folder.missing().iter().any(|m| m.starts_with(prefix)));
+
+        let text = std::fs::read_to_string(dir.path().join("history.jsonl")).unwrap();
+        let cut: String = text.lines().take(2).map(|l| format!("{l}\n")).collect();
+        std::fs::write(dir.path().join("history.jsonl"), cut).unwrap();
+        let folder = RunFolder::read(dir.path());
+        assert!(
+            folder.missing().iter().any(|m| m.starts_with(prefix)),
+            "{:?}",
+            folder.missing()
+        );
+    }
 }

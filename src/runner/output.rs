@@ -21,10 +21,10 @@ fn valid(v: Verdict) -> Valid {
 
 /// The command that runs `test` again with the same seed, quoted for a
 /// POSIX shell: the path is data, whatever a folder or test name holds.
-pub fn replay_command(report: &RunReport) -> String {
+pub fn replay_command(test_yaml: &std::path::Path) -> String {
     format!(
         "faultline run --replay {}",
-        crate::control::shell_quote(&report.dir.test_yaml().to_string_lossy())
+        crate::control::shell_quote(&test_yaml.to_string_lossy())
     )
 }
 
@@ -70,7 +70,7 @@ pub fn results(test: &Test, report: &RunReport) -> Results {
         anomalies: report.checks.anomalies(),
         harness_error: report.harness_error.clone(),
         problems: report.problems.clone(),
-        replay: replay_command(report),
+        replay: replay_command(&report.dir.test_yaml()),
         incomplete: report.incomplete.clone(),
         availability: report.checks.availability.as_ref().map(availability),
     });
@@ -208,7 +208,38 @@ pub fn summary(test: &Test, report: &RunReport) -> String {
     let _ = writeln!(s, "  report:  {}", report.dir.report_html().display());
     let _ = writeln!(s, "  seed: {}", test.seed);
     if report.exit_code() != 0 {
-        let _ = writeln!(s, "  replay: {}", replay_command(report));
+        let _ = writeln!(s, "  replay: {}", replay_command(&report.dir.test_yaml()));
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_replay_command_pasted_into_a_shell_runs_nothing_but_faultline() {
+        let dir = tempfile::tempdir().unwrap();
+        let marker = dir.path().join("PWNED");
+        let hostile = dir
+            .path()
+            .join(format!("r $(touch {}) `id` 'q' \"d\"; x", marker.display()))
+            .join("test.yaml");
+        let command = replay_command(&hostile);
+        // The shell sees the path as one word, exactly as it is.
+        let args = command.strip_prefix("faultline run --replay ").unwrap();
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!("printf '%s' {args}"))
+            .output()
+            .unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            hostile.to_string_lossy()
+        );
+        assert!(
+            !marker.exists(),
+            "the shell ran code from the path: {command}"
+        );
+    }
 }
