@@ -20,4 +20,5 @@ pub mod runner;
 pub mod span;
 pub mod store;
 pub mod suite;
+pub mod workload;
 pub mod yaml;

@@ -121,6 +121,16 @@ fn convert(e: &serde_yaml_ng::Error, text: &str) -> YamlError {
     if message.ends_with("recursion limit exceeded") {
         message = deeper_than();
     }
+    if let Some((at, field)) = unknown_field(&message) {
+        // serde reads an internally tagged map (a workload's `kind` and its
+        // knobs) from a buffer, which has no places: the error then points at
+        // the map. Point at the unknown knob itself.
+        let points_at_map = location.is_some() && location == position_of(text, &at.parent());
+        if let (true, Some(p)) = (points_at_map, position_of(text, &at)) {
+            message = at.message(&message[message.len() - field.len()..]);
+            return YamlError::at(p, clip_message(&message));
+        }
+    }
     let position = location
         .or_else(|| {
             message
@@ -130,6 +140,21 @@ fn convert(e: &serde_yaml_ng::Error, text: &str) -> YamlError {
         })
         .unwrap_or((1, 1));
     YamlError::at(position, clip_message(&message))
+}
+
+/// `"path: unknown field `x`, expected ..."`: the path to `x`, and the
+/// message from `unknown field` on.
+fn unknown_field(message: &str) -> Option<(KeyPath, &str)> {
+    let start = message.find("unknown field `")?;
+    let name_start = start + "unknown field `".len();
+    let name = &message[name_start..name_start + message[name_start..].find('`')?];
+    let prefix = &message[..start];
+    let path = match prefix.strip_suffix(": ") {
+        Some(path) => KeyPath::parse(path)?,
+        None if prefix.is_empty() => KeyPath::root(),
+        None => return None,
+    };
+    Some((path.key(name), &message[start..]))
 }
 
 /// Where the second document of a multi-document text starts: its `---`.
@@ -247,6 +272,31 @@ impl KeyPath {
         let mut p = self.clone();
         p.0.pop();
         p
+    }
+
+    /// The path serde_yaml_ng wrote (`tests[2].workload`); `None` when it is
+    /// not one (a key with a dot or a bracket in it, say).
+    pub fn parse(text: &str) -> Option<Self> {
+        let mut path = KeyPath::root();
+        if text.is_empty() {
+            return Some(path);
+        }
+        for part in text.split('.') {
+            let (key, mut rest) = part.split_at(part.find('[').unwrap_or(part.len()));
+            if key.is_empty() {
+                return None;
+            }
+            path = path.key(key);
+            while let Some(r) = rest.strip_prefix('[') {
+                let (n, after) = r.split_once(']')?;
+                path = path.index(n.parse().ok()?);
+                rest = after;
+            }
+            if !rest.is_empty() {
+                return None;
+            }
+        }
+        Some(path)
     }
 
     pub fn is_root(&self) -> bool {
@@ -475,6 +525,9 @@ mod tests {
         assert_eq!(at(&root.key("tests").index(5)), None);
         assert_eq!(at(&root.key("nope")), None);
         assert_eq!(at(&root), Some((1, 1)));
+        assert_eq!(KeyPath::parse(&keys.to_string()), Some(keys));
+        assert_eq!(KeyPath::parse(""), Some(root.clone()));
+        assert_eq!(KeyPath::parse("a[x]"), None);
         let missing = root.key("tests").index(1).key("nemesis");
         let (found, position) = position_near(text, &missing);
         assert_eq!((found.to_string().as_str(), position), ("tests[1]", (4, 5)));

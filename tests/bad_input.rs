@@ -315,7 +315,7 @@ fn inline_blocks_are_reported_as_well_as_standalone_files() {
     let out = d.suite(&s);
     assert!(
         out.contains(&format!(
-            "{s}:2:40: defaults.workload.accounts: `accounts` does not apply to a register workload"
+            "{s}:2:40: defaults.workload.accounts: unknown field `accounts`, expected one of `keys`"
         )),
         "{out}"
     );

@@ -9,7 +9,6 @@ use faultline::checker::Verdict;
 use faultline::client::Client;
 use faultline::client::local::LocalCluster;
 use faultline::history::OpType;
-use faultline::nodes::wire::OpFamily;
 use faultline::nodes::wire::{FailCode, Operation, Outcome};
 use faultline::suite::Db;
 use serde_json::json;
@@ -297,14 +296,14 @@ async fn kill_the_leader_twice(cluster: &mut LocalCluster) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn paxos_bank_and_set_histories_through_leader_kills_check_valid() {
     use faultline::checker::{bank, set};
-    let ops = history_through_leader_kills("bank", OpFamily::Bank, 7).await;
+    let ops = history_through_leader_kills("bank", 7).await;
     let opts = bank::BankOptions {
         accounts: (0..5).map(|a| a.to_string()).collect(),
         total: 50,
     };
     let r = bank::check(&ops, &opts);
     assert_eq!(r.verdict, Verdict::Valid, "{r:?}");
-    let ops = history_through_leader_kills("set", OpFamily::Set, 7).await;
+    let ops = history_through_leader_kills("set", 7).await;
     let r = set::check(&ops);
     assert_eq!(r.verdict, Verdict::Valid, "{r:?}");
     assert_eq!(r.never_read, 0, "the final reads saw every add: {r:?}");
@@ -428,16 +427,12 @@ async fn paxos_phase_1_runs_in_chunks_and_reproposes_every_accepted_value() {
 }
 
 /// The workload preset `name` through two leader kills; returns the history.
-async fn history_through_leader_kills(
-    name: &str,
-    family: OpFamily,
-    seed: u64,
-) -> Vec<faultline::history::Op> {
+async fn history_through_leader_kills(name: &str, seed: u64) -> Vec<faultline::history::Op> {
     let mut cluster = start(3, &[]);
     leader_of(&cluster, &[0, 1, 2]).await;
-    let workload = Workload::start(&cluster, Db::Paxos, name, family, 8, 400.0, seed);
+    let workload = Workload::start(&cluster, Db::Paxos, name, 8, 400.0, seed);
     kill_the_leader_twice(&mut cluster).await;
-    let ops = workload.finish(seed).await;
+    let ops = workload.finish().await;
     eprintln!(
         "{name}: {} ok, {} info",
         count(&ops, OpType::Ok),
@@ -449,7 +444,7 @@ async fn history_through_leader_kills(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn paxos_register_history_through_leader_kills_is_linearizable() {
-    let ops = history_through_leader_kills("register", OpFamily::Register, 3).await;
+    let ops = history_through_leader_kills("register", 3).await;
     let (verdict, why) = check_registers(&ops);
     assert_eq!(verdict, Verdict::Valid, "{why}");
 }
@@ -458,15 +453,7 @@ async fn paxos_register_history_through_leader_kills_is_linearizable() {
 async fn skip_promise_check_is_caught_by_the_linearizability_checker() {
     let cluster = start(3, &["--bug", "skip-promise-check"]);
     leader_of(&cluster, &[0, 1, 2]).await;
-    let workload = Workload::start(
-        &cluster,
-        Db::Paxos,
-        "register",
-        OpFamily::Register,
-        9,
-        400.0,
-        5,
-    );
+    let workload = Workload::start(&cluster, Db::Paxos, "register", 9, 400.0, 5);
     tokio::time::sleep(Duration::from_millis(300)).await;
     let (_, _, two_leaders) = pause_the_leader_until_replaced(&cluster).await;
     assert!(
@@ -476,7 +463,7 @@ async fn skip_promise_check_is_caught_by_the_linearizability_checker() {
     );
     // Two leaders for 3 s: with 1.5 s, CI once saw no read on the stale side.
     tokio::time::sleep(Duration::from_millis(3000)).await;
-    let ops = workload.finish(5).await;
+    let ops = workload.finish().await;
     let (verdict, why) = check_registers(&ops);
     eprintln!(
         "{} ok, {} info: {verdict:?}\n{why}",
@@ -488,7 +475,7 @@ async fn skip_promise_check_is_caught_by_the_linearizability_checker() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn paxos_list_append_history_through_leader_kills_is_strict_serializable() {
-    let ops = history_through_leader_kills("list-append", OpFamily::Txn, 19).await;
+    let ops = history_through_leader_kills("list-append", 19).await;
     let (verdict, found, why) = check_list_append(&ops);
     assert_eq!(verdict, Verdict::Valid, "{found:?}\n{why}");
 }

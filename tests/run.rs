@@ -213,3 +213,73 @@ fn a_suite_with_a_misspelt_name_exits_3_before_running_anything() {
     );
     assert!(!results.exists(), "no test ran, no junit.xml was written");
 }
+
+/// Final reads read the keys the main phase left in use. They used to come
+/// from a fresh generator with the run's seed, which read the first keys,
+/// retired long before, and never the keys written last.
+#[test]
+fn final_reads_read_the_keys_written_last() {
+    let tmp = tempfile::tempdir().unwrap();
+    let results = tmp.path().join("results");
+    let workload = tmp.path().join("la.yaml");
+    std::fs::write(
+        &workload,
+        "kind: list-append\nkeys: 2\nmax_writes_per_key: 4\ntxn_len: [1, 2]\n",
+    )
+    .unwrap();
+    let o = faultline(
+        &[
+            "run",
+            "--db",
+            "raft",
+            "--workload",
+            workload.to_str().unwrap(),
+            "--nemesis",
+            "none",
+            "--nodes",
+            "3",
+            "--time-limit",
+            "2s",
+            "--recovery",
+            "500ms",
+            "--seed",
+            "5",
+        ],
+        &results,
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let ops = history(&latest(&results));
+    let keys_of = |op: &Value, f: &str| -> Vec<u64> {
+        op["value"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|m| m[0] == f)
+            .map(|m| m[1].as_u64().unwrap())
+            .collect()
+    };
+    let invokes: Vec<&Value> = ops
+        .iter()
+        .filter(|o| o["type"] == "invoke" && o["f"] == "txn")
+        .collect();
+    let newest_appended = invokes
+        .iter()
+        .flat_map(|o| keys_of(o, "append"))
+        .max()
+        .unwrap();
+    assert!(
+        newest_appended >= 4,
+        "keys retired during the run: {newest_appended}"
+    );
+    let last = invokes.last().unwrap();
+    let read = keys_of(last, "r");
+    assert_eq!(
+        read.len(),
+        2,
+        "the last op is a final read of every key in use: {last}"
+    );
+    assert!(
+        read.contains(&newest_appended),
+        "the final reads read {read:?}, not the key appended last ({newest_appended})"
+    );
+}

@@ -14,7 +14,6 @@ use faultline::checker::Verdict;
 use faultline::client::local::LocalCluster;
 use faultline::history::OpType;
 use faultline::nodes::twopc::message::{Placed, owner};
-use faultline::nodes::wire::OpFamily;
 use faultline::nodes::wire::{Cell, FailCode, MicroOp, Operation, Outcome};
 use faultline::suite::Db;
 use serde_json::Value;
@@ -428,14 +427,14 @@ async fn bank_history_with_a_participant_down(
     use faultline::checker::bank;
     let mut cluster = start(3, args);
     up(&cluster).await;
-    let workload = Workload::start(&cluster, Db::Twopc, "bank", OpFamily::Bank, 6, 200.0, 11);
+    let workload = Workload::start(&cluster, Db::Twopc, "bank", 6, 200.0, 11);
     tokio::time::sleep(Duration::from_millis(700)).await;
     cluster.kill(1);
     tokio::time::sleep(Duration::from_millis(1500)).await;
     cluster.start_node(1).unwrap();
     up(&cluster).await;
     tokio::time::sleep(Duration::from_millis(1000)).await;
-    let ops = workload.finish(11).await;
+    let ops = workload.finish().await;
     let opts = bank::BankOptions {
         accounts: (0..5).map(|a| a.to_string()).collect(),
         total: 50,
@@ -469,22 +468,14 @@ async fn commit_without_all_votes_is_caught_by_the_bank_checker() {
 async fn twopc_register_history_through_a_participant_kill_is_linearizable() {
     let mut cluster = start(3, &[]);
     up(&cluster).await;
-    let workload = Workload::start(
-        &cluster,
-        Db::Twopc,
-        "register",
-        OpFamily::Register,
-        8,
-        400.0,
-        13,
-    );
+    let workload = Workload::start(&cluster, Db::Twopc, "register", 8, 400.0, 13);
     tokio::time::sleep(Duration::from_millis(700)).await;
     cluster.kill(0);
     tokio::time::sleep(Duration::from_millis(1200)).await;
     cluster.start_node(0).unwrap();
     up(&cluster).await;
     tokio::time::sleep(Duration::from_millis(700)).await;
-    let ops = workload.finish(13).await;
+    let ops = workload.finish().await;
     let (verdict, why) = check_registers(&ops);
     eprintln!(
         "{} ok, {} fail, {} info: {verdict:?}",
@@ -501,22 +492,14 @@ async fn twopc_register_history_through_a_participant_kill_is_linearizable() {
 async fn list_append_history(args: &[&str]) -> (faultline::checker::Verdict, Vec<String>, String) {
     let mut cluster = start(3, args);
     up(&cluster).await;
-    let workload = Workload::start(
-        &cluster,
-        Db::Twopc,
-        "list-append",
-        OpFamily::Txn,
-        8,
-        400.0,
-        17,
-    );
+    let workload = Workload::start(&cluster, Db::Twopc, "list-append", 8, 400.0, 17);
     tokio::time::sleep(Duration::from_millis(1000)).await;
     cluster.kill(2);
     tokio::time::sleep(Duration::from_millis(1200)).await;
     cluster.start_node(2).unwrap();
     up(&cluster).await;
     tokio::time::sleep(Duration::from_millis(1000)).await;
-    let ops = workload.finish(17).await;
+    let ops = workload.finish().await;
     let (verdict, found, why) = check_list_append(&ops);
     eprintln!(
         "{args:?}: {} ok, {} fail, {} info: {verdict:?} {found:?}\n{why}",

@@ -4,13 +4,13 @@
 
 use faultline::checker::{Verdict, bank, set};
 use faultline::client::local::LocalCluster;
-use faultline::generator::{Generator, Pacer};
+use faultline::generator::Pacer;
 use faultline::history::{OpType, Process, pair};
-use faultline::nodes::wire::OpFamily;
 use faultline::runner::recorder::Recorder;
 use faultline::runner::workers::{self, Endpoint, Source, WorkerConfig};
 use faultline::suite::test::{Source as SpecSource, resolve};
-use faultline::suite::{Db, TestSpec, WorkloadRef, WorkloadSpec};
+use faultline::suite::{Db, TestSpec, WorkloadRef};
+use faultline::workload::Workload;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -18,7 +18,7 @@ use tokio::sync::watch;
 
 const EXE: &str = env!("CARGO_BIN_EXE_faultline");
 
-fn workload(name: &str) -> WorkloadSpec {
+fn workload(name: &str) -> Workload {
     let spec = TestSpec {
         db: Some(Db::Raft),
         workload: Some(WorkloadRef::Name(name.into())),
@@ -29,7 +29,7 @@ fn workload(name: &str) -> WorkloadSpec {
         .workload
 }
 
-fn config(cluster: &LocalCluster, family: OpFamily, concurrency: u32) -> WorkerConfig {
+fn config(cluster: &LocalCluster, concurrency: u32) -> WorkerConfig {
     let endpoints = cluster
         .nodes
         .iter()
@@ -41,15 +41,14 @@ fn config(cluster: &LocalCluster, family: OpFamily, concurrency: u32) -> WorkerC
     WorkerConfig {
         concurrency,
         endpoints,
-        family,
         op_timeout: Duration::from_millis(500),
         connect_timeout: Duration::from_millis(300),
     }
 }
 
-fn source(w: &WorkloadSpec, seed: u64, rate: f64) -> Arc<Source> {
+fn source(w: &Workload, seed: u64, rate: f64) -> Arc<Source> {
     Arc::new(Source {
-        generator: Mutex::new(Generator::new(w, seed)),
+        generator: Mutex::new(w.generator(seed)),
         pacer: Mutex::new(Pacer::new(rate)),
     })
 }
@@ -62,12 +61,13 @@ async fn set_workload_survives_a_leader_kill_and_checks_valid() {
         .await
         .expect("a leader");
     let w = workload("set");
-    let cfg = Arc::new(config(&cluster, OpFamily::Set, 6));
+    let cfg = Arc::new(config(&cluster, 6));
     let recorder = Arc::new(Recorder::create(None, Instant::now()).unwrap());
     let (stop_tx, stop) = watch::channel(false);
+    let source = source(&w, 1, 400.0);
     let run = tokio::spawn(workers::run(
         cfg.clone(),
-        source(&w, 1, 400.0),
+        source.clone(),
         recorder.clone(),
         stop,
     ));
@@ -82,7 +82,7 @@ async fn set_workload_survives_a_leader_kill_and_checks_valid() {
         .wait_for_leader(&[0, 1, 2], Duration::from_secs(10))
         .await
         .expect("a leader after the restart");
-    let reads = Generator::new(&w, 1).final_reads();
+    let reads = source.generator.lock().unwrap().final_reads();
     workers::final_reads(
         &cfg,
         &reads,
@@ -92,7 +92,6 @@ async fn set_workload_survives_a_leader_kill_and_checks_valid() {
     )
     .await;
 
-    let recorder = Arc::try_unwrap(recorder).ok().expect("workers are done");
     let (ops, write_error) = recorder.finish();
     assert_eq!(write_error, None);
     pair(&ops).expect("every completion follows its invocation");
@@ -123,7 +122,7 @@ async fn workers_stop_on_time_when_every_node_is_paused_and_info_ops_change_proc
         .await
         .expect("a leader");
     let w = workload("bank");
-    let cfg = Arc::new(config(&cluster, OpFamily::Bank, 3));
+    let cfg = Arc::new(config(&cluster, 3));
     let recorder = Arc::new(Recorder::create(None, Instant::now()).unwrap());
     let (stop_tx, stop) = watch::channel(false);
     let run = tokio::spawn(workers::run(
@@ -146,10 +145,7 @@ async fn workers_stop_on_time_when_every_node_is_paused_and_info_ops_change_proc
     for i in 0..3 {
         cluster.pause(i, false);
     }
-    let (ops, _) = Arc::try_unwrap(recorder)
-        .ok()
-        .expect("workers are done")
-        .finish();
+    let (ops, _) = recorder.finish();
     let info: Vec<_> = ops.iter().filter(|o| o.kind == OpType::Info).collect();
     assert!(!info.is_empty(), "calls to paused nodes end as info");
     // After an info op a worker continues as a new process: no process invokes after its info.

@@ -2,7 +2,7 @@
 //! simulated database that is strictly serializable, or that commits one
 //! chosen anomaly, for tests and benchmarks of the Elle checker.
 //!
-//! Clients draw transactions from the workload [`Generator`] (the same
+//! Clients draw transactions from the workload's generator (the same
 //! stream a real run uses: rotating keys, unique values). A scheduler picks
 //! a random client per step: an idle one invokes its next transaction, a
 //! busy one completes: the database applies the whole transaction
@@ -20,9 +20,9 @@
 //!
 //! Not here: checking (that is `checker::elle`, which this never imports).
 
-use crate::generator::Generator;
 use crate::history::{Op, OpType, Process};
-use crate::suite::WorkloadSpec;
+use crate::workload::Workload;
+use crate::workload::txn::{ListAppend, RwRegister};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde_json::{Value, json};
@@ -315,19 +315,26 @@ pub fn generate(
             ),
         ));
     }
-    let (kind, write_f) = match opts.workload {
-        TxnWorkload::ListAppend => ("list-append", "append"),
-        TxnWorkload::RwRegister => ("rw-register", "w"),
+    let (keys, max_writes_per_key) = (opts.keys.max(1), opts.max_writes_per_key.max(1));
+    let txn_len = [
+        opts.txn_len[0].max(1),
+        opts.txn_len[1].max(opts.txn_len[0]).max(1),
+    ];
+    let workload = match opts.workload {
+        TxnWorkload::ListAppend => Workload::ListAppend(ListAppend {
+            keys,
+            max_writes_per_key,
+            txn_len,
+            ..ListAppend::default()
+        }),
+        TxnWorkload::RwRegister => Workload::RwRegister(RwRegister {
+            keys,
+            max_writes_per_key,
+            txn_len,
+            ..RwRegister::default()
+        }),
     };
-    let spec: WorkloadSpec = serde_json::from_value(json!({
-        "kind": kind,
-        "keys": opts.keys.max(1),
-        "max_writes_per_key": opts.max_writes_per_key.max(1),
-        "txn_len": [opts.txn_len[0].max(1), opts.txn_len[1].max(opts.txn_len[0]).max(1)],
-        "mix": {write_f: 1, "r": 1},
-    }))
-    .map_err(io::Error::other)?;
-    let mut ops_gen = Generator::new(&spec, opts.seed);
+    let mut ops_gen = workload.generator(opts.seed);
     let mut rng = ChaCha8Rng::seed_from_u64(opts.seed ^ 0x5eed_0fdb);
     let mut db = Db::default();
     let clients = opts.clients.max(1);
@@ -352,7 +359,7 @@ pub fn generate(
         let c = rng.random_range(0..clients);
         match open[c].take() {
             None if started < opts.txns => {
-                let txn = ops_gen.next_op().value;
+                let txn = ops_gen.next_op().history_value();
                 e.emit(procs[c], OpType::Invoke, invocation(&txn))?;
                 open[c] = Some(txn);
                 started += 1;

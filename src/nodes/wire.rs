@@ -65,6 +65,34 @@ pub enum Operation {
 }
 
 impl Operation {
+    /// The history `f` of the operation.
+    pub fn f(&self) -> &'static str {
+        match self {
+            Operation::Read { .. } | Operation::BankRead | Operation::SetRead => "read",
+            Operation::Write { .. } => "write",
+            Operation::Cas { .. } => "cas",
+            Operation::Txn { .. } => "txn",
+            Operation::Transfer { .. } => "transfer",
+            Operation::SetAdd { .. } => "add",
+            Operation::Status => "status",
+        }
+    }
+
+    /// The history value of the operation's invocation (reads carry `null`).
+    pub fn history_value(&self) -> Value {
+        match self {
+            Operation::Read { key } => json!([key, null]),
+            Operation::Write { key, value } => json!([key, value]),
+            Operation::Cas { key, from, to } => json!([key, [from, to]]),
+            Operation::Txn { ops } => json!(ops),
+            Operation::Transfer { from, to, amount } => {
+                json!({"from": from, "to": to, "amount": amount})
+            }
+            Operation::SetAdd { value } => json!(value),
+            Operation::BankRead | Operation::SetRead | Operation::Status => Value::Null,
+        }
+    }
+
     /// True when the operation changes nothing, so a system may serve it
     /// without writing it to its log.
     pub fn is_read_only(&self) -> bool {
@@ -232,7 +260,7 @@ pub fn history_value(op: &Operation, out: &Output) -> Value {
         (Operation::BankRead, Output::Balances(b)) => json!(b),
         (Operation::SetRead, Output::Set(s)) => json!(s),
         (Operation::Status, Output::Status(s)) => json!(s),
-        (op, _) => OpFamily::invoke_value(op),
+        (op, _) => op.history_value(),
     }
 }
 
@@ -353,34 +381,6 @@ impl OpFamily {
             }),
             (OpFamily::Set, "read") => Ok(Operation::SetRead),
             _ => Err(err("no such function in this workload")),
-        }
-    }
-
-    /// The history `f` of an operation.
-    pub fn f(op: &Operation) -> &'static str {
-        match op {
-            Operation::Read { .. } | Operation::BankRead | Operation::SetRead => "read",
-            Operation::Write { .. } => "write",
-            Operation::Cas { .. } => "cas",
-            Operation::Txn { .. } => "txn",
-            Operation::Transfer { .. } => "transfer",
-            Operation::SetAdd { .. } => "add",
-            Operation::Status => "status",
-        }
-    }
-
-    /// The history invocation value of an operation (reads carry `null`).
-    pub fn invoke_value(op: &Operation) -> Value {
-        match op {
-            Operation::Read { key } => json!([key, null]),
-            Operation::Write { key, value } => json!([key, value]),
-            Operation::Cas { key, from, to } => json!([key, [from, to]]),
-            Operation::Txn { ops } => json!(ops),
-            Operation::Transfer { from, to, amount } => {
-                json!({"from": from, "to": to, "amount": amount})
-            }
-            Operation::SetAdd { value } => json!(value),
-            Operation::BankRead | Operation::SetRead | Operation::Status => Value::Null,
         }
     }
 }
@@ -544,8 +544,8 @@ mod tests {
         ];
         for (family, f, value) in cases {
             let op = family.operation(f, &value).unwrap();
-            assert_eq!(OpFamily::f(&op), f);
-            assert_eq!(OpFamily::invoke_value(&op), value, "{f}");
+            assert_eq!(op.f(), f);
+            assert_eq!(op.history_value(), value, "{f}");
         }
         assert!(OpFamily::Register.operation("cas", &json!([1, 2])).is_err());
         assert!(OpFamily::Set.operation("write", &json!([1, 2])).is_err());

@@ -9,7 +9,7 @@
 
 use super::recorder::Recorder;
 use super::workers::{self, Endpoint, Source, WorkerConfig};
-use crate::generator::{Generator, Pacer};
+use crate::generator::Pacer;
 use crate::nodes::state_machine::{BankConfig, StateMachine};
 use crate::nodes::wire::{Reply, Request, encode_frame, read_frame};
 use crate::suite::test::{Source as SpecSource, resolve};
@@ -117,13 +117,12 @@ pub fn run(args: &BenchControllerArgs) -> anyhow::Result<u8> {
         let cfg = Arc::new(WorkerConfig {
             concurrency: args.concurrency,
             endpoints,
-            family: super::run::family(test.workload.kind),
             op_timeout: Duration::from_secs(1),
             connect_timeout: Duration::from_secs(1),
         });
         // No pacing to speak of: as fast as the harness goes.
         let source = Arc::new(Source {
-            generator: Mutex::new(Generator::new(&test.workload, 1)),
+            generator: Mutex::new(test.workload.generator(1)),
             pacer: Mutex::new(Pacer::new(1e9)),
         });
         let recorder = Arc::new(Recorder::create(Some(&history), Instant::now())?);
@@ -134,8 +133,6 @@ pub fn run(args: &BenchControllerArgs) -> anyhow::Result<u8> {
         let _ = stop_tx.send(true);
         run.await?;
         let elapsed = started.elapsed();
-        let recorder = Arc::try_unwrap(recorder)
-            .map_err(|_| anyhow::anyhow!("workers still hold the history"))?;
         let (ops, _) = recorder.finish();
         let latencies = latencies(&ops);
         anyhow::Ok((ops, elapsed, latencies))

@@ -8,11 +8,12 @@ use super::check::{Checked, Checker, FileCheck};
 use super::liveness::NodeExit;
 use crate::checker::availability::{self, Availability};
 use crate::checker::elle;
-use crate::checker::linearizable::{self, KeysMode, ModelKind};
+use crate::checker::linearizable::{self, KeysMode};
 use crate::checker::{Verdict, bank, set};
 use crate::history::Op;
 use crate::store::RunDir;
-use crate::suite::{CheckerName, Test, WorkloadKind};
+use crate::suite::Test;
+use crate::workload::Check;
 use serde::Serialize;
 use serde_json::Value;
 use std::path::Path;
@@ -88,36 +89,38 @@ pub fn check_run(
 ) -> RunChecks {
     let mut checkers = Vec::new();
     let mut file = None;
-    let names = test.workload.checkers.clone().unwrap_or_default();
     let client_ops = ops.iter().filter(|o| o.is_client()).count();
-    for name in names {
+    for check in test.workload.plan().checks() {
         if client_ops == 0 {
             let why = match run.harness_error {
                 Some(e) => format!("the run stopped before its workload: {e}"),
                 None => "no client operation was recorded".to_string(),
             };
-            checkers.push(not_run(checker_name(name), &why));
+            checkers.push(not_run(check.name(), &why));
             continue;
         }
-        match name {
-            CheckerName::Linearizable | CheckerName::Elle => {
-                match file_checker(test, name, time_limit) {
-                    Ok(checker) => {
-                        let (outcome, checked) = check_file_level(ops, dir, checker);
-                        checkers.push(outcome);
-                        file = Some(checked);
-                    }
-                    Err(summary) => checkers.push(CheckerOutcome {
-                        name: checker_name(name).into(),
-                        verdict: Verdict::Unknown,
-                        summary,
-                        anomalies: vec![],
-                        detail: Value::Null,
-                    }),
-                }
+        match check {
+            Check::Linearizable(model) => {
+                let checker = Checker::Linearizable(linearizable::Options {
+                    model,
+                    // faultline's register ops are keyed: [key, value].
+                    keys: KeysMode::Tuple,
+                    time_limit,
+                    ..linearizable::Options::default()
+                });
+                let (outcome, checked) = check_file_level(ops, dir, checker);
+                checkers.push(outcome);
+                file = Some(checked);
             }
-            CheckerName::Bank => checkers.push(check_bank(test, ops)),
-            CheckerName::Set => checkers.push(check_set(ops)),
+            Check::Elle(workload, model) => {
+                let mut options = elle::ElleOptions::new(workload, model);
+                options.time_limit = time_limit;
+                let (outcome, checked) = check_file_level(ops, dir, Checker::Elle(options));
+                checkers.push(outcome);
+                file = Some(checked);
+            }
+            Check::Bank { accounts, total } => checkers.push(check_bank(accounts, total, ops)),
+            Check::Set => checkers.push(check_set(ops)),
         }
     }
     checkers.extend(scan_logs(&dir.path.join("nodes"), run.nodes));
@@ -189,58 +192,6 @@ fn node_exits(exits: &[NodeExit], allowed: bool) -> CheckerOutcome {
         },
         detail: serde_json::json!({ "exits": exits, "allowed": allowed }),
     }
-}
-
-fn checker_name(name: CheckerName) -> &'static str {
-    match name {
-        CheckerName::Linearizable => "linearizable",
-        CheckerName::Elle => "elle",
-        CheckerName::Bank => "bank",
-        CheckerName::Set => "set",
-    }
-}
-
-/// The options of a history-wide checker for this test's workload.
-fn file_checker(test: &Test, name: CheckerName, time_limit: Duration) -> Result<Checker, String> {
-    let w = &test.workload;
-    if name == CheckerName::Elle {
-        let workload = match w.kind {
-            WorkloadKind::ListAppend => elle::Workload::ListAppend,
-            WorkloadKind::RwRegister => elle::Workload::RwRegister,
-            other => {
-                return Err(format!(
-                    "Elle checks list-append and rw-register workloads, not {}",
-                    crate::suite::workload::kind_name(other)
-                ));
-            }
-        };
-        let model = w.consistency.as_deref().unwrap_or("strict-serializable");
-        let model = model
-            .parse()
-            .map_err(|e| format!("consistency model {model:?}: {e}"))?;
-        let mut options = elle::ElleOptions::new(workload, model);
-        options.time_limit = time_limit;
-        return Ok(Checker::Elle(options));
-    }
-    let model = w.model.as_deref().unwrap_or("cas-register");
-    let model: ModelKind = model.parse().map_err(|_| {
-        format!(
-            "unknown model {model:?} (expected one of {})",
-            ModelKind::NAMES.join(", ")
-        )
-    })?;
-    // faultline's register ops are keyed ([key, value]); a set is one object.
-    let keys = if model == ModelKind::Set {
-        KeysMode::Single
-    } else {
-        KeysMode::Tuple
-    };
-    Ok(Checker::Linearizable(linearizable::Options {
-        model,
-        keys,
-        time_limit,
-        ..linearizable::Options::default()
-    }))
 }
 
 /// The linearizability or Elle checker on the history in memory.
@@ -348,12 +299,10 @@ fn check_file_level(
     )
 }
 
-fn check_bank(test: &Test, ops: &[Op]) -> CheckerOutcome {
-    let accounts = test.workload.accounts.unwrap_or(5);
-    let balance = test.workload.initial_balance.unwrap_or(10);
+fn check_bank(accounts: u32, total: i64, ops: &[Op]) -> CheckerOutcome {
     let options = bank::BankOptions {
         accounts: (0..accounts).map(|a| a.to_string()).collect(),
-        total: i64::from(accounts) * balance,
+        total,
     };
     let r = bank::check(ops, &options);
     let mut anomalies: Vec<String> = r

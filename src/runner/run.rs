@@ -22,13 +22,13 @@ use super::workers::{self, Endpoint, Source, WorkerConfig};
 use crate::checker::Verdict;
 use crate::cluster::{self, Backend, Cluster, ClusterGuard, UpOptions};
 use crate::db::{self, Db, DbOptions};
-use crate::generator::{Generator, Pacer};
+use crate::generator::Pacer;
 use crate::history::{Op, Process};
 use crate::nemesis::{self, FaultSpec, Faults, HostFaults, NemesisEvent, heal};
-use crate::nodes::wire::OpFamily;
 use crate::report::results::OpCounts;
 use crate::store::{RunDir, Store};
-use crate::suite::{Hosts, Test, WorkloadKind};
+use crate::suite::{Hosts, Test};
+use crate::workload::Workload;
 use anyhow::Context;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -360,24 +360,14 @@ fn hosts_line(cluster: &Cluster) -> String {
 
 /// Node arguments the workload needs (the bank's accounts and balances).
 fn node_args(test: &Test) -> Vec<String> {
-    let w = &test.workload;
-    match w.kind {
-        WorkloadKind::Bank => vec![
+    match &test.workload {
+        Workload::Bank(bank) => vec![
             "--bank-accounts".into(),
-            w.accounts.unwrap_or(5).to_string(),
+            bank.accounts.to_string(),
             "--bank-balance".into(),
-            w.initial_balance.unwrap_or(10).to_string(),
+            bank.initial_balance.to_string(),
         ],
         _ => Vec::new(),
-    }
-}
-
-pub fn family(kind: WorkloadKind) -> OpFamily {
-    match kind {
-        WorkloadKind::Register => OpFamily::Register,
-        WorkloadKind::ListAppend | WorkloadKind::RwRegister => OpFamily::Txn,
-        WorkloadKind::Bank => OpFamily::Bank,
-        WorkloadKind::Set => OpFamily::Set,
     }
 }
 
@@ -419,14 +409,13 @@ async fn workload_with_nemesis(
                 addr: format!("{}:{NODE_PORT}", h.addr),
             })
             .collect(),
-        family: family(test.workload.kind),
         op_timeout: OP_TIMEOUT,
         connect_timeout: CONNECT_TIMEOUT,
     });
     let generator_seed = rng.next_u64();
     let mut nemesis_rng = ChaCha8Rng::seed_from_u64(rng.next_u64());
     let source = Arc::new(Source {
-        generator: Mutex::new(Generator::new(&test.workload, generator_seed)),
+        generator: Mutex::new(test.workload.generator(generator_seed)),
         pacer: Mutex::new(Pacer::new(test.rate)),
     });
 
@@ -515,7 +504,13 @@ async fn workload_with_nemesis(
         opts.progress
             .line(&format!("healed; recovering for {}", test.recovery));
         tokio::time::sleep(test.recovery.0).await;
-        let reads = Generator::new(&test.workload, generator_seed).final_reads();
+        // From the live generator: what the main phase left to read (the
+        // keys still in use), not what a fresh generator would start with.
+        let reads = source
+            .generator
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .final_reads();
         if !reads.is_empty() {
             // Fresh processes, past any the main phase used.
             let first = u64::from(test.concurrency) * 1_000_000;

@@ -16,9 +16,10 @@
 
 use super::recorder::Recorder;
 use crate::client::{Client, Indefinite, completion};
-use crate::generator::{Generator, Invocation, Pacer};
+use crate::generator::Pacer;
 use crate::history::{OpType, Process};
-use crate::nodes::wire::{FailCode, OpFamily, Operation, Outcome};
+use crate::nodes::wire::{FailCode, Operation, Outcome};
+use crate::workload::Generate;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -36,7 +37,6 @@ pub struct Endpoint {
 pub struct WorkerConfig {
     pub concurrency: u32,
     pub endpoints: Vec<Endpoint>,
-    pub family: OpFamily,
     /// How long one operation may take before it ends `info`.
     pub op_timeout: Duration,
     pub connect_timeout: Duration,
@@ -44,7 +44,7 @@ pub struct WorkerConfig {
 
 /// The generator and pacer all workers draw from.
 pub struct Source {
-    pub generator: Mutex<Generator>,
+    pub generator: Mutex<Box<dyn Generate>>,
     pub pacer: Mutex<Pacer>,
 }
 
@@ -192,32 +192,17 @@ fn not_sent(e: &Indefinite) -> Outcome {
 /// Runs one operation: records its invocation, calls, records its completion.
 /// Returns the completion's type.
 async fn run_one(
-    inv: &Invocation,
+    op: &Operation,
     process: Process,
     route: &mut Route,
     cfg: &WorkerConfig,
     recorder: &Recorder,
 ) -> OpType {
-    let op = match cfg.family.operation(&inv.f, &inv.value) {
-        Ok(op) => op,
-        Err(e) => {
-            // The generator and the wire disagree: a bug in faultline, not in the system.
-            debug_assert!(false, "{e}");
-            tracing::error!("{e}");
-            return OpType::Fail;
-        }
-    };
-    recorder.record(
-        process,
-        OpType::Invoke,
-        &inv.f,
-        inv.value.clone(),
-        None,
-        None,
-    );
-    let (node, result) = route.call(&op, cfg).await;
-    let (kind, value, error) = completion(&inv.value, &result);
-    recorder.record(process, kind, &inv.f, value, Some(node), error);
+    let value = op.history_value();
+    recorder.record(process, OpType::Invoke, op.f(), value.clone(), None, None);
+    let (node, result) = route.call(op, cfg).await;
+    let (kind, value, error) = completion(&value, &result);
+    recorder.record(process, kind, op.f(), value, Some(node), error);
     if kind == OpType::Info {
         route.reset();
     }
@@ -255,8 +240,8 @@ pub async fn run(
                         _ = stop.wait_for(|s| *s) => break,
                     }
                 }
-                let inv = lock(&source.generator).next_op();
-                if run_one(&inv, Process::Client(process), &mut route, &cfg, &recorder).await
+                let op = lock(&source.generator).next_op();
+                if run_one(&op, Process::Client(process), &mut route, &cfg, &recorder).await
                     == OpType::Info
                 {
                     process += u64::from(cfg.concurrency);
@@ -271,7 +256,7 @@ pub async fn run(
 /// fresh process, retried (bounded) until one is `ok` or `deadline` passes.
 pub async fn final_reads(
     cfg: &WorkerConfig,
-    reads: &[Invocation],
+    reads: &[Operation],
     recorder: &Recorder,
     first_process: u64,
     deadline: Instant,
@@ -279,10 +264,10 @@ pub async fn final_reads(
     let mut process = first_process;
     let pool = Arc::new(Pool::default());
     for endpoint in &cfg.endpoints {
-        for inv in reads {
+        for op in reads {
             let mut route = Route::new(endpoint.clone(), pool.clone());
             for _attempt in 0..FINAL_READ_TRIES {
-                let kind = run_one(inv, Process::Client(process), &mut route, cfg, recorder).await;
+                let kind = run_one(op, Process::Client(process), &mut route, cfg, recorder).await;
                 process += 1;
                 if kind == OpType::Ok || Instant::now() >= deadline {
                     break;

@@ -8,11 +8,9 @@
 //! made (`cluster/`), how a test runs (`runner/`).
 
 pub mod test;
-pub mod workload;
 
 pub use crate::span::Span;
 pub use test::{Db, Hosts, NemesisRef, Shard, Suite, Test, TestSpec, WorkloadRef, resolve};
-pub use workload::{CheckerName, WorkloadKind, WorkloadSpec};
 
 use crate::yaml::{self, KeyPath, YamlError, position_near};
 use std::fmt;

@@ -6,7 +6,6 @@
 //! inlined, defaults filled, the seed chosen. It is what runs, what is stored
 //! as test.yaml, and what `--replay` reads back.
 
-use super::workload::{PRESETS as WORKLOAD_PRESETS, WorkloadSpec, kind_name};
 use super::{SuiteError, from_yaml, read};
 use crate::checker::Verdict;
 use crate::history::text::{clip_message, excerpt};
@@ -14,6 +13,7 @@ use crate::nemesis::schedule::{Schedule, ScheduleError};
 use crate::nodes::System;
 use crate::nodes::bugs::Bug;
 use crate::span::Span;
+use crate::workload::{PRESETS as WORKLOAD_PRESETS, Workload};
 use crate::yaml::KeyPath;
 use serde::de::value::MapAccessDeserializer;
 use serde::de::{MapAccess, Visitor};
@@ -58,7 +58,7 @@ pub enum Hosts {
 #[serde(untagged)]
 pub enum WorkloadRef {
     Name(String),
-    Inline(Box<WorkloadSpec>),
+    Inline(Box<Workload>),
 }
 
 /// By hand rather than `untagged`: an inline workload is read in place from
@@ -76,7 +76,7 @@ impl<'de> Deserialize<'de> for WorkloadRef {
                 Ok(WorkloadRef::Name(name.to_string()))
             }
             fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<WorkloadRef, A::Error> {
-                WorkloadSpec::deserialize(MapAccessDeserializer::new(map))
+                Workload::deserialize(MapAccessDeserializer::new(map))
                     .map(|w| WorkloadRef::Inline(Box::new(w)))
             }
         }
@@ -234,7 +234,7 @@ pub struct Test {
     pub db: Db,
     pub bugs: Vec<String>,
     pub workload_name: String,
-    pub workload: WorkloadSpec,
+    pub workload: Workload,
     pub nemesis_name: String,
     pub nemesis: Schedule,
     pub hosts: Hosts,
@@ -438,7 +438,7 @@ pub fn resolve(spec: &TestSpec, source: &Source) -> Result<Test, SuiteError> {
         .unwrap_or(WorkloadRef::Name("register".into()))
     {
         WorkloadRef::Name(name) => (short_name(&name), load_workload(&name, source)?),
-        WorkloadRef::Inline(w) => (kind_name(w.kind).to_string(), *w),
+        WorkloadRef::Inline(w) => (w.name().to_string(), *w),
     };
     workload
         .validate()
@@ -510,7 +510,7 @@ pub fn resolve(spec: &TestSpec, source: &Source) -> Result<Test, SuiteError> {
         db,
         bugs,
         workload_name,
-        workload: workload.resolved(),
+        workload,
         nemesis_name,
         nemesis,
         hosts: spec.hosts.clone().unwrap_or(Hosts::Local),
@@ -544,7 +544,7 @@ fn short_name(name: &str) -> String {
 }
 
 /// A preset name (`register`) or a path to a YAML file (`my/workload.yaml`).
-fn load_workload(name: &str, source: &Source) -> Result<WorkloadSpec, SuiteError> {
+fn load_workload(name: &str, source: &Source) -> Result<Workload, SuiteError> {
     if name.ends_with(".yaml") || name.contains('/') {
         let path = Path::new(name);
         let text = match read(path) {
@@ -554,7 +554,7 @@ fn load_workload(name: &str, source: &Source) -> Result<WorkloadSpec, SuiteError
             }
             other => other?,
         };
-        let w: WorkloadSpec = from_yaml(path, &text)?;
+        let w: Workload = from_yaml(path, &text)?;
         w.validate()
             .map_err(|(knob, msg)| SuiteError::at(path, &text, &KeyPath::root().key(knob), &msg))?;
         return Ok(w);
@@ -886,8 +886,13 @@ mod tests {
         let t = resolve(&s, &Source::file(Path::new("t.yaml"), "")).unwrap();
         assert_eq!(t.name, "raft-register-partition-ring");
         assert_eq!((t.nodes, t.concurrency, t.seed), (5, 10, 7));
-        assert_eq!(t.workload.model.as_deref(), Some("cas-register"));
-        assert_eq!(t.workload.keys, Some(8));
+        let crate::workload::Workload::Register(register) = &t.workload else {
+            panic!("{:?}", t.workload)
+        };
+        assert_eq!(
+            (register.model, register.keys),
+            (crate::workload::register::Model::CasRegister, 8)
+        );
         assert_eq!(t.time_limit().as_secs(), 10);
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("test.yaml");
@@ -908,7 +913,7 @@ mod tests {
         let e = spec("db: raft\nworkload: {kind: register, keyz: 3}\n").unwrap_err();
         assert!(
             e.to_string()
-                .starts_with("t.yaml:2:28: workload: unknown field `keyz`"),
+                .starts_with("t.yaml:2:34: workload.keyz: unknown field `keyz`, expected one of `keys`, `values`, `mix`, `model`"),
             "{e}"
         );
 
@@ -922,7 +927,7 @@ mod tests {
         );
         assert_eq!(
             error_of("db: raft\nworkload: {kind: register, accounts: 3}\n"),
-            "t.yaml:2:38: workload.accounts: `accounts` does not apply to a register workload"
+            "t.yaml:2:38: workload.accounts: unknown field `accounts`, expected one of `keys`, `values`, `mix`, `model`"
         );
         assert_eq!(
             error_of("db: raft\nnodes: 99\n"),
@@ -982,7 +987,7 @@ mod tests {
         );
         assert!(
             e.starts_with(
-                "s.yaml:4:34: tests[1].workload.keys: `keys` does not apply to a bank workload"
+                "s.yaml:4:34: tests[1].workload.keys: unknown field `keys`, expected one of `accounts`, `initial_balance`, `max_transfer`, `mix`"
             ),
             "{e}"
         );
@@ -1128,15 +1133,6 @@ mod tests {
         assert!(e.message.starts_with("name: test name"), "{e}");
         // A report still reads it.
         assert_eq!(Test::load(&path).unwrap().name, t.name);
-    }
-
-    #[test]
-    fn every_workload_preset_is_valid() {
-        for (name, text) in WORKLOAD_PRESETS {
-            let w: WorkloadSpec = from_yaml(Path::new(name), text).unwrap();
-            w.validate().unwrap_or_else(|e| panic!("{name}: {e:?}"));
-            assert_eq!(kind_name(w.kind), *name);
-        }
     }
 
     #[test]

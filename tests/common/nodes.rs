@@ -250,7 +250,7 @@ pub fn append_problems(
 /// against a local cluster, recording a history for the checkers.
 pub struct Workload {
     cfg: std::sync::Arc<faultline::runner::workers::WorkerConfig>,
-    spec: faultline::suite::WorkloadSpec,
+    source: std::sync::Arc<faultline::runner::workers::Source>,
     recorder: std::sync::Arc<faultline::runner::recorder::Recorder>,
     stop: tokio::sync::watch::Sender<bool>,
     run: tokio::task::JoinHandle<()>,
@@ -258,18 +258,16 @@ pub struct Workload {
 
 impl Workload {
     /// Starts `concurrency` workers of the preset `name` (`bank`, `set`,
-    /// `register`, `list-append`, ...) of operation `family` at `rate` ops/s,
-    /// seeded with `seed`.
+    /// `register`, `list-append`, ...) at `rate` ops/s, seeded with `seed`.
     pub fn start(
         cluster: &faultline::client::local::LocalCluster,
         db: faultline::suite::Db,
         name: &str,
-        family: faultline::nodes::wire::OpFamily,
         concurrency: u32,
         rate: f64,
         seed: u64,
     ) -> Workload {
-        use faultline::generator::{Generator, Pacer};
+        use faultline::generator::Pacer;
         use faultline::runner::workers::{Endpoint, Source, WorkerConfig};
         use faultline::suite::test::{Source as SpecSource, resolve};
         use faultline::suite::{TestSpec, WorkloadRef};
@@ -279,7 +277,7 @@ impl Workload {
             workload: Some(WorkloadRef::Name(name.into())),
             ..TestSpec::default()
         };
-        let spec = resolve(&test, &SpecSource::command_line())
+        let workload = resolve(&test, &SpecSource::command_line())
             .expect("a built-in workload preset")
             .workload;
         let cfg = Arc::new(WorkerConfig {
@@ -292,12 +290,11 @@ impl Workload {
                     addr: n.addr.clone(),
                 })
                 .collect(),
-            family,
             op_timeout: Duration::from_millis(1000),
             connect_timeout: Duration::from_millis(300),
         });
         let source = Arc::new(Source {
-            generator: Mutex::new(Generator::new(&spec, seed)),
+            generator: Mutex::new(workload.generator(seed)),
             pacer: Mutex::new(Pacer::new(rate)),
         });
         let recorder = Arc::new(
@@ -307,13 +304,13 @@ impl Workload {
         let (stop, stop_rx) = tokio::sync::watch::channel(false);
         let run = tokio::spawn(faultline::runner::workers::run(
             cfg.clone(),
-            source,
+            source.clone(),
             recorder.clone(),
             stop_rx,
         ));
         Workload {
             cfg,
-            spec,
+            source,
             recorder,
             stop,
             run,
@@ -322,10 +319,15 @@ impl Workload {
 
     /// Stops the workers, runs the workload's final reads on every node
     /// (the cluster should have recovered by now) and returns the history.
-    pub async fn finish(self, seed: u64) -> Vec<faultline::history::Op> {
+    pub async fn finish(self) -> Vec<faultline::history::Op> {
         let _ = self.stop.send(true);
         self.run.await.expect("workers panicked");
-        let reads = faultline::generator::Generator::new(&self.spec, seed).final_reads();
+        let reads = self
+            .source
+            .generator
+            .lock()
+            .expect("no worker panicked")
+            .final_reads();
         faultline::runner::workers::final_reads(
             &self.cfg,
             &reads,
@@ -334,10 +336,7 @@ impl Workload {
             Instant::now() + Duration::from_secs(15),
         )
         .await;
-        let recorder = std::sync::Arc::try_unwrap(self.recorder)
-            .ok()
-            .expect("the workers are done");
-        let (ops, error) = recorder.finish();
+        let (ops, error) = self.recorder.finish();
         assert_eq!(error, None, "an in-memory history has no write errors");
         ops
     }

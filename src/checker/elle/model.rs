@@ -151,8 +151,12 @@ impl fmt::Display for Anomaly {
     }
 }
 
-/// Consistency models, weakest first within each family.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// Consistency models, weakest first within each family. In YAML and JSON
+/// by name (`strict-serializable`), as on the command line.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(try_from = "String", into = "String")]
 pub enum Model {
     ReadUncommitted,
     ReadCommitted,
@@ -304,6 +308,19 @@ impl Model {
 impl fmt::Display for Model {
     fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str(self.name())
+    }
+}
+
+impl TryFrom<String> for Model {
+    type Error = String;
+    fn try_from(s: String) -> Result<Model, String> {
+        s.parse()
+    }
+}
+
+impl From<Model> for String {
+    fn from(m: Model) -> String {
+        m.name().to_string()
     }
 }
 
