@@ -3,6 +3,7 @@
 
 use clap::{Args, Parser, Subcommand};
 use faultline::cluster::{self, Backend};
+use faultline::system::SystemRef;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
@@ -99,8 +100,8 @@ struct NemesisArgs {
     #[arg(long)]
     abort_on_nemesis_error: bool,
     /// The system deployed on the cluster (as given to `cluster deploy`).
-    #[arg(long, default_value = "raft")]
-    db: String,
+    #[arg(long, default_value = "raft", value_parser = faultline::system::value_parser())]
+    db: SystemRef,
     #[arg(long, default_value_t = 7000)]
     port: u16,
     /// The nodes were deployed with --faketime (clock faults move their offset files).
@@ -274,9 +275,9 @@ enum ClusterCmd {
     Deploy {
         #[command(flatten)]
         target: TargetArgs,
-        /// The bundled system to run.
-        #[arg(long, default_value = "raft")]
-        db: String,
+        /// The system to run.
+        #[arg(long, default_value = "raft", value_parser = faultline::system::value_parser())]
+        db: SystemRef,
         /// The port every node listens on.
         #[arg(long, default_value_t = 7000)]
         port: u16,
@@ -374,8 +375,8 @@ struct BenchElleArgs {
 #[derive(clap::Args)]
 struct BenchNodeArgs {
     /// Which system to start.
-    #[arg(long, value_enum, default_value = "raft")]
-    db: SystemArg,
+    #[arg(long, default_value = "raft", value_parser = node_system())]
+    db: faultline::nodes::System,
     #[arg(long, default_value_t = 3)]
     nodes: usize,
     #[arg(long, default_value_t = 50)]
@@ -393,8 +394,8 @@ struct BenchNodeArgs {
 #[derive(clap::Args)]
 struct NodeArgs {
     /// Which system to run.
-    #[arg(value_enum, required_unless_present = "list_bugs")]
-    system: Option<SystemArg>,
+    #[arg(required_unless_present = "list_bugs", value_parser = node_system())]
+    system: Option<faultline::nodes::System>,
     /// Print the injectable bugs and exit.
     #[arg(long)]
     list_bugs: bool,
@@ -430,11 +431,11 @@ struct NodeArgs {
     heartbeat_ms: u64,
 }
 
-#[derive(Clone, Copy, clap::ValueEnum)]
-enum SystemArg {
-    Raft,
-    Paxos,
-    Twopc,
+/// The bundled nodes' names, as `faultline node` takes them.
+fn node_system() -> impl clap::builder::TypedValueParser<Value = faultline::nodes::System> {
+    use clap::builder::TypedValueParser;
+    clap::builder::PossibleValuesParser::new(faultline::nodes::System::NAMES)
+        .try_map(|name| name.parse::<faultline::nodes::System>())
 }
 
 fn main() -> ExitCode {
@@ -524,17 +525,14 @@ fn exit_with(result: anyhow::Result<u8>) -> ExitCode {
 }
 
 fn node(args: NodeArgs) -> ExitCode {
-    use faultline::nodes::{self, System, bugs::Bug};
+    use faultline::nodes::{self, bugs::Bug};
     if args.list_bugs {
         print!("{}", nodes::bugs::list());
         return ExitCode::SUCCESS;
     }
     init_tracing();
-    let system = match args.system {
-        Some(SystemArg::Raft) => System::Raft,
-        Some(SystemArg::Paxos) => System::Paxos,
-        Some(SystemArg::Twopc) => System::Twopc,
-        None => unreachable!("clap requires a system without --list-bugs"),
+    let Some(system) = args.system else {
+        unreachable!("clap requires a system without --list-bugs")
     };
     let parsed = (|| -> Result<nodes::NodeConfig, String> {
         let bugs = args
@@ -580,11 +578,7 @@ fn node(args: NodeArgs) -> ExitCode {
 
 fn bench_node(args: BenchNodeArgs) -> ExitCode {
     use faultline::client::bench;
-    let system = match args.db {
-        SystemArg::Raft => "raft",
-        SystemArg::Paxos => "paxos",
-        SystemArg::Twopc => "twopc",
-    };
+    let system = args.db.name();
     let exe = match std::env::current_exe() {
         Ok(exe) => exe,
         Err(e) => {
@@ -731,13 +725,12 @@ fn run_nemesis(args: NemesisArgs) -> anyhow::Result<()> {
     use faultline::nemesis::{self, Schedule};
     let schedule = Schedule::resolve(&args.nemesis)?;
     let cluster = args.target.open()?;
-    let options = faultline::db::DbOptions {
-        db: args.db,
+    let options = faultline::system::DeployOptions {
         port: args.port,
         faketime: args.faketime,
         ..Default::default()
     };
-    let db = std::sync::Arc::new(faultline::db::Db::attach(&cluster, options)?);
+    let db = args.db.attach(&cluster, &options)?;
     let seed = args.seed.unwrap_or_else(rand::random);
     eprintln!(
         "nemesis {} on cluster {} for {} s, seed {seed}",
@@ -927,32 +920,34 @@ fn run_cluster(cmd: ClusterCmd) -> anyhow::Result<()> {
             ready_timeout_s,
         } => {
             let c = target.open()?;
-            let options = faultline::db::DbOptions {
-                db,
+            let options = faultline::system::DeployOptions {
                 port,
                 bugs,
                 faketime,
                 install: !no_install,
                 ready_timeout: std::time::Duration::from_secs(ready_timeout_s),
-                node_args: Vec::new(),
+                binary: current_exe(),
+                workload: None,
             };
             let started = Instant::now();
-            let (deployed, timings) = faultline::db::deploy(&c, &current_exe(), options)?;
+            let (deployed, timings) = faultline::system::deploy(db.get(), &c, &options)?;
             sayln!(
                 "{} on {} hosts of {} in {:.0} ms ({timings})",
-                deployed.options.db,
+                db.name(),
                 c.hosts.len(),
                 c.name,
                 started.elapsed().as_secs_f64() * 1e3
             );
-            for h in &c.hosts {
-                sayln!("  {:<4} {}", h.name, deployed.addr(&h.name)?);
+            for e in deployed.endpoints() {
+                sayln!("  {:<4} {}", e.name, e.addr);
             }
             Ok(())
         }
         ClusterCmd::Logs { target, out } => {
             let c = target.open()?;
-            let db = faultline::db::Db::attach(&c, faultline::db::DbOptions::default())?;
+            // The bundled nodes all keep their log in the same place.
+            let raft = faultline::system::SystemRef::parse("raft").map_err(anyhow::Error::msg)?;
+            let db = raft.attach(&c, &faultline::system::DeployOptions::default())?;
             for path in db.download_logs(&out)? {
                 sayln!("{}", path.display());
             }

@@ -9,9 +9,9 @@ mod common;
 
 use common::{BINARY, make};
 use faultline::cluster::{Backend, Cluster};
-use faultline::db::daemon::Daemon;
-use faultline::db::{self, Layout};
 use faultline::os::{self, Requirement};
+use faultline::system::daemon::Daemon;
+use faultline::system::{self, Layout};
 use std::time::Duration;
 
 const T: Duration = Duration::from_secs(30);
@@ -57,11 +57,11 @@ fn exercise(c: &Cluster, expect_uploads: usize) {
 
     // Install: uploads where the checksum differs, then never again.
     assert_eq!(
-        db::install(&remotes, BINARY.as_ref(), &layout.binary()).unwrap(),
+        system::install(&remotes, BINARY.as_ref(), &layout.binary()).unwrap(),
         expect_uploads
     );
     assert_eq!(
-        db::install(&remotes, BINARY.as_ref(), &layout.binary()).unwrap(),
+        system::install(&remotes, BINARY.as_ref(), &layout.binary()).unwrap(),
         0
     );
     let version = c.hosts[1]

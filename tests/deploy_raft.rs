@@ -9,8 +9,9 @@ mod common;
 
 use common::{BINARY, make};
 use faultline::cluster::{Backend, Cluster};
-use faultline::db::{self, DbOptions};
 use faultline::nodes::wire::{Operation, Outcome, Status};
+use faultline::system::{self, Db, DbError, DeployOptions, Layout, SystemRef};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const CALL: Duration = Duration::from_secs(2);
@@ -82,29 +83,46 @@ async fn write_then_read(addrs: &[String], key: i64, value: i64) {
     }
 }
 
-fn raft_table(c: &Cluster) {
-    let options = DbOptions {
-        db: "raft".into(),
-        faketime: true,
+/// Deploys the bundled Raft on `c` as a run does.
+fn deploy(c: &Cluster, options: DeployOptions) -> Result<Arc<dyn Db>, DbError> {
+    let raft = SystemRef::parse("raft").unwrap();
+    let options = DeployOptions {
+        binary: BINARY.into(),
         install: false,
-        ..DbOptions::default()
+        ..options
     };
-    let (db, timings) = db::deploy(c, BINARY.as_ref(), options).expect("deploy raft");
+    let (db, timings) = system::deploy(raft.get(), c, &options)?;
     println!("{}: deploy {timings}", c.backend);
-    let addrs: Vec<String> = c
-        .hosts
-        .iter()
-        .map(|h| db.addr(&h.name).unwrap().to_string())
-        .collect();
+    Ok(db)
+}
+
+/// The process state letter of `node`'s process (`T` when stopped).
+fn process_state(c: &Cluster, db: &dyn Db, node: &str) -> String {
+    let pid = db.pid(node).unwrap().expect("the node runs");
+    let host = c.hosts.iter().find(|h| h.name == node).unwrap();
+    host.remote
+        .run(&format!("ps -o stat= -p {pid}"), Duration::from_secs(10))
+        .unwrap()
+        .trim()
+        .to_string()
+}
+
+fn raft_table(c: &Cluster) {
+    let options = DeployOptions {
+        faketime: true,
+        ..DeployOptions::default()
+    };
+    let db = deploy(c, options).expect("deploy raft");
+    let addrs: Vec<String> = db.endpoints().into_iter().map(|e| e.addr).collect();
     let all: Vec<usize> = (0..addrs.len()).collect();
     let rt = tokio::runtime::Runtime::new().unwrap();
+    let first = rt.block_on(leader(&addrs, &all));
+    assert_eq!(
+        db.primaries().unwrap(),
+        vec![c.hosts[first].name.clone()],
+        "Db::primaries asks the nodes"
+    );
     rt.block_on(async {
-        let first = leader(&addrs, &all).await;
-        assert_eq!(
-            db.primaries(),
-            vec![c.hosts[first].name.clone()],
-            "Db::primaries asks the nodes"
-        );
         write_then_read(&addrs, 1, 10).await;
 
         // kill -9 a follower, write without it, restart it: it catches up.
@@ -139,7 +157,7 @@ fn raft_table(c: &Cluster) {
         // Pause the leader: the others elect a new one and keep serving.
         let old = leader(&addrs, &all).await;
         db.pause(&c.hosts[old].name).unwrap();
-        assert_eq!(db.process_state(&c.hosts[old].name).unwrap(), Some('T'));
+        assert!(process_state(c, db.as_ref(), &c.hosts[old].name).starts_with('T'));
         let others: Vec<usize> = all.iter().copied().filter(|&i| i != old).collect();
         let new = leader(&addrs, &others).await;
         assert_ne!(new, old);
@@ -191,14 +209,15 @@ fn raft_on_docker_hosts() {
 #[test]
 fn a_node_that_exits_at_start_fails_the_deploy_at_once_with_its_log() {
     let (cluster, _guard) = make("tdx", Backend::Netns, 2, false);
-    let options = DbOptions {
-        node_args: vec!["--no-such-flag".into()],
-        install: false,
+    // Bugs are checked when a test is resolved, not here: the nodes refuse
+    // one they do not have and exit at start.
+    let options = DeployOptions {
+        bugs: vec!["no-such-bug".into()],
         ready_timeout: Duration::from_secs(60),
-        ..DbOptions::default()
+        ..DeployOptions::default()
     };
-    match db::deploy(&cluster, BINARY.as_ref(), options) {
-        Err(db::DbError::NotReady { hosts, waited_ms }) => {
+    match deploy(&cluster, options) {
+        Err(DbError::NotReady { hosts, waited_ms }) => {
             assert!(
                 waited_ms < 60_000,
                 "an exited node ends the wait before its timeout"
@@ -208,7 +227,7 @@ fn a_node_that_exits_at_start_fails_the_deploy_at_once_with_its_log() {
                 text.contains("n1") && text.contains("not running"),
                 "{text}"
             );
-            assert!(text.contains("--no-such-flag"), "the log's tail: {text}");
+            assert!(text.contains("no-such-bug"), "the log's tail: {text}");
         }
         Err(e) => panic!("expected NotReady, got {e}"),
         Ok(_) => panic!("a node with an unknown flag cannot be ready"),
@@ -240,16 +259,8 @@ fn unacked_to(from: &faultline::cluster::Host, to: &str) -> Option<u64> {
 #[test]
 fn peer_links_cut_by_a_long_partition_do_not_delay_the_election_after_it() {
     let (c, _guard) = make("tlv", Backend::Netns, 3, false);
-    let options = DbOptions {
-        install: false,
-        ..DbOptions::default()
-    };
-    let (db, _) = db::deploy(&c, BINARY.as_ref(), options).expect("deploy raft");
-    let addrs: Vec<String> = c
-        .hosts
-        .iter()
-        .map(|h| db.addr(&h.name).unwrap().to_string())
-        .collect();
+    let db = deploy(&c, DeployOptions::default()).expect("deploy raft");
+    let addrs: Vec<String> = db.endpoints().into_iter().map(|e| e.addr).collect();
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(leader(&addrs, &[0, 1, 2]));
     // n3 down: n1 and n2 need each other for a majority.
@@ -258,7 +269,7 @@ fn peer_links_cut_by_a_long_partition_do_not_delay_the_election_after_it() {
         faultline::net::HostNet::new(
             c.hosts[i].remote.clone(),
             c.hosts[i].addr,
-            &db.layout.binary(),
+            &Layout::new(&c.host_dir).binary(),
             faultline::net::HostClock::Settime,
         )
         .with_controller(c.controller_addr)

@@ -978,15 +978,14 @@ impl SystemTimeMs {
 fn a_killed_controller_leaves_its_faults_and_faultline_heal_removes_them_all() {
     let net = Net::up("tnh", 3);
     let name = net.cluster.name.clone();
-    let options = faultline::db::DbOptions {
-        db: "raft".into(),
+    let options = faultline::system::DeployOptions {
         faketime: true,
+        binary: BINARY.into(),
         ..Default::default()
     };
-    let (db, timings) =
-        faultline::db::deploy(&net.cluster, std::path::Path::new(BINARY), options).unwrap();
+    let raft = faultline::system::SystemRef::parse("raft").unwrap();
+    let (db, timings) = faultline::system::deploy(raft.get(), &net.cluster, &options).unwrap();
     println!("raft deployed on 3 netns hosts: {timings}");
-    let db = Arc::new(db);
     // isolate-primary asks the nodes themselves who leads.
     let nodes = faultline::nemesis::hosts::DbNodes { db: db.clone() };
     let mut leaders = Vec::new();
@@ -1063,7 +1062,7 @@ fn a_killed_controller_leaves_its_faults_and_faultline_heal_removes_them_all() {
             h.name
         );
         let offset = r
-            .run(&format!("cat {}", db.layout.faketime_file()), T)
+            .run(&format!("cat {}", db.faketime_file().unwrap()), T)
             .unwrap();
         assert_ne!(offset.trim(), "+0", "{}: clock offset", h.name);
     }
@@ -1092,7 +1091,7 @@ fn a_killed_controller_leaves_its_faults_and_faultline_heal_removes_them_all() {
                 .success()
         );
         assert_eq!(
-            r.run(&format!("cat {}", db.layout.faketime_file()), T)
+            r.run(&format!("cat {}", db.faketime_file().unwrap()), T)
                 .unwrap()
                 .trim(),
             "+0"

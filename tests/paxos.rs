@@ -10,7 +10,7 @@ use faultline::client::Client;
 use faultline::client::local::LocalCluster;
 use faultline::history::OpType;
 use faultline::nodes::wire::{FailCode, Operation, Outcome};
-use faultline::suite::Db;
+
 use serde_json::json;
 use std::time::{Duration, Instant};
 
@@ -430,7 +430,7 @@ async fn paxos_phase_1_runs_in_chunks_and_reproposes_every_accepted_value() {
 async fn history_through_leader_kills(name: &str, seed: u64) -> Vec<faultline::history::Op> {
     let mut cluster = start(3, &[]);
     leader_of(&cluster, &[0, 1, 2]).await;
-    let workload = Workload::start(&cluster, Db::Paxos, name, 8, 400.0, seed);
+    let workload = Workload::start(&cluster, "paxos", name, 8, 400.0, seed);
     kill_the_leader_twice(&mut cluster).await;
     let ops = workload.finish().await;
     eprintln!(
@@ -453,7 +453,7 @@ async fn paxos_register_history_through_leader_kills_is_linearizable() {
 async fn skip_promise_check_is_caught_by_the_linearizability_checker() {
     let cluster = start(3, &["--bug", "skip-promise-check"]);
     leader_of(&cluster, &[0, 1, 2]).await;
-    let workload = Workload::start(&cluster, Db::Paxos, "register", 9, 400.0, 5);
+    let workload = Workload::start(&cluster, "paxos", "register", 9, 400.0, 5);
     tokio::time::sleep(Duration::from_millis(300)).await;
     let (_, _, two_leaders) = pause_the_leader_until_replaced(&cluster).await;
     assert!(

@@ -5,7 +5,7 @@
 
 use faultline::checker::Verdict;
 use faultline::client::local::LocalCluster;
-use faultline::client::{Client, LeaderClient, completion};
+use faultline::client::{Client, LeaderClient, ended};
 use faultline::history::{Op, OpType, Process};
 use faultline::nodes::raft::message::Msg;
 use faultline::nodes::wire::{FailCode, OpFamily, Operation, Outcome, PeerHello, encode_frame};
@@ -268,7 +268,7 @@ async fn set_workload(
                     .await
                     .push(process, OpType::Invoke, f, value.clone(), None);
                 let result = client.call(op, CALL_TIMEOUT).await.1;
-                let (kind, value, error) = completion(&value, &result);
+                let (kind, value, error) = ended(result.clone()).into_parts(&value);
                 recorder.lock().await.push(process, kind, f, value, error);
                 if kind == OpType::Info {
                     process += workers;

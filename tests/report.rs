@@ -678,7 +678,7 @@ impl CheckedRun {
 /// (`output::write`), then the report, opened in Chromium.
 fn checked_run(
     name: &str,
-    db: faultline::suite::Db,
+    db: &str,
     workload: &str,
     ops: Vec<Op>,
     logs: &[(&str, &str)],
@@ -688,7 +688,7 @@ fn checked_run(
     let dir = artifact_dir(name);
     let spec = TestSpec {
         name: Some(name.into()),
-        db: Some(db),
+        db: faultline::system::SystemRef::parse(db).ok(),
         workload: Some(WorkloadRef::Name(workload.into())),
         seed: Some(7),
         ..TestSpec::default()
@@ -811,7 +811,7 @@ fn an_invalid_bank_run_shows_each_bad_read_with_the_faults_in_place() {
     let all = json!({"0": 10, "1": 10, "2": 10, "3": 10, "4": 10});
     let run = checked_run(
         "invalid-bank",
-        faultline::suite::Db::Twopc,
+        "twopc",
         "bank",
         vec![
             read(1, 0, OpType::Invoke, Value::Null),
@@ -867,7 +867,7 @@ fn an_invalid_set_run_shows_lost_stale_and_unexpected_elements_with_their_times(
     let read = |t, kind, v: Value| op(t, 1, kind, "read", v);
     let run = checked_run(
         "invalid-set",
-        faultline::suite::Db::Raft,
+        "raft",
         "set",
         vec![
             add(100, OpType::Invoke, 1),
@@ -931,7 +931,7 @@ fn an_invalid_register_run_says_which_read_cannot_be_placed() {
     }
     let run = checked_run(
         "invalid-register",
-        faultline::suite::Db::Raft,
+        "raft",
         "register",
         stale_read_ops(json!(0)),
         &QUIET_LOGS,
@@ -950,7 +950,7 @@ fn an_invalid_list_append_run_names_its_anomalies_in_the_banner() {
     let t = |time, p, kind, v: Value| op(time, p, kind, "txn", v);
     let run = checked_run(
         "invalid-list-append",
-        faultline::suite::Db::Twopc,
+        "twopc",
         "list-append",
         vec![
             t(
@@ -989,7 +989,7 @@ fn a_node_panic_makes_the_run_invalid_and_the_report_shows_the_line() {
     }
     let run = checked_run(
         "invalid-logs",
-        faultline::suite::Db::Paxos,
+        "paxos",
         "register",
         vec![
             op(1, 1, OpType::Invoke, "write", json!([0, 1])),
@@ -1022,7 +1022,7 @@ fn two_leaders_in_one_term_make_the_run_invalid_and_the_report_names_them() {
     }
     let run = checked_run(
         "invalid-election",
-        faultline::suite::Db::Raft,
+        "raft",
         "register",
         vec![
             op(1, 1, OpType::Invoke, "write", json!([0, 1])),
@@ -1059,7 +1059,7 @@ fn control_and_bidi_characters_show_as_escapes_and_never_reach_the_page() {
     let key = "k\u{202e}gnp.exe\u{1b}[31m\u{2066}x\u{0085}";
     let run = checked_run(
         "bidi",
-        faultline::suite::Db::Raft,
+        "raft",
         "register",
         stale_read_ops(json!(key)),
         &QUIET_LOGS,

@@ -15,7 +15,7 @@ use faultline::client::local::LocalCluster;
 use faultline::history::OpType;
 use faultline::nodes::twopc::message::{Placed, owner};
 use faultline::nodes::wire::{Cell, FailCode, MicroOp, Operation, Outcome};
-use faultline::suite::Db;
+
 use serde_json::Value;
 use std::time::{Duration, Instant};
 
@@ -427,7 +427,7 @@ async fn bank_history_with_a_participant_down(
     use faultline::checker::bank;
     let mut cluster = start(3, args);
     up(&cluster).await;
-    let workload = Workload::start(&cluster, Db::Twopc, "bank", 6, 200.0, 11);
+    let workload = Workload::start(&cluster, "twopc", "bank", 6, 200.0, 11);
     tokio::time::sleep(Duration::from_millis(700)).await;
     cluster.kill(1);
     tokio::time::sleep(Duration::from_millis(1500)).await;
@@ -468,7 +468,7 @@ async fn commit_without_all_votes_is_caught_by_the_bank_checker() {
 async fn twopc_register_history_through_a_participant_kill_is_linearizable() {
     let mut cluster = start(3, &[]);
     up(&cluster).await;
-    let workload = Workload::start(&cluster, Db::Twopc, "register", 8, 400.0, 13);
+    let workload = Workload::start(&cluster, "twopc", "register", 8, 400.0, 13);
     tokio::time::sleep(Duration::from_millis(700)).await;
     cluster.kill(0);
     tokio::time::sleep(Duration::from_millis(1200)).await;
@@ -492,7 +492,7 @@ async fn twopc_register_history_through_a_participant_kill_is_linearizable() {
 async fn list_append_history(args: &[&str]) -> (faultline::checker::Verdict, Vec<String>, String) {
     let mut cluster = start(3, args);
     up(&cluster).await;
-    let workload = Workload::start(&cluster, Db::Twopc, "list-append", 8, 400.0, 17);
+    let workload = Workload::start(&cluster, "twopc", "list-append", 8, 400.0, 17);
     tokio::time::sleep(Duration::from_millis(1000)).await;
     cluster.kill(2);
     tokio::time::sleep(Duration::from_millis(1200)).await;

@@ -7,9 +7,10 @@ use faultline::client::local::LocalCluster;
 use faultline::generator::Pacer;
 use faultline::history::{OpType, Process, pair};
 use faultline::runner::recorder::Recorder;
-use faultline::runner::workers::{self, Endpoint, Source, WorkerConfig};
+use faultline::runner::workers::{self, Source, WorkerConfig};
 use faultline::suite::test::{Source as SpecSource, resolve};
-use faultline::suite::{Db, TestSpec, WorkloadRef};
+use faultline::suite::{TestSpec, WorkloadRef};
+use faultline::system::Endpoint;
 use faultline::workload::Workload;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -20,7 +21,7 @@ const EXE: &str = env!("CARGO_BIN_EXE_faultline");
 
 fn workload(name: &str) -> Workload {
     let spec = TestSpec {
-        db: Some(Db::Raft),
+        db: faultline::system::SystemRef::parse("raft").ok(),
         workload: Some(WorkloadRef::Name(name.into())),
         ..TestSpec::default()
     };
@@ -38,11 +39,11 @@ fn config(cluster: &LocalCluster, concurrency: u32) -> WorkerConfig {
             addr: n.addr.clone(),
         })
         .collect();
+    let raft = faultline::system::SystemRef::parse("raft").unwrap();
     WorkerConfig {
         concurrency,
-        endpoints,
+        clients: raft.clients(endpoints, Duration::from_millis(300)),
         op_timeout: Duration::from_millis(500),
-        connect_timeout: Duration::from_millis(300),
     }
 }
 

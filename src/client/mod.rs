@@ -10,9 +10,8 @@
 pub mod bench;
 pub mod local;
 
-use crate::history::OpType;
+use crate::history::Ended;
 use crate::nodes::wire::{FailCode, Operation, Outcome, Reply, Request, encode_frame, read_frame};
-use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -243,35 +242,22 @@ impl LeaderClient {
     }
 }
 
-/// The type, value and error of the history op that completes an invocation
-/// whose value was `invoke_value`, given how the call ended.
-pub fn completion(
-    invoke_value: &Value,
-    result: &Result<Outcome, Indefinite>,
-) -> (OpType, Value, Option<Value>) {
+/// How a call ended, for the history: a timeout or a lost connection may
+/// or may not have happened (`info`), a `fail` reply certainly did not.
+pub fn ended(result: Result<Outcome, Indefinite>) -> Ended {
     match result {
-        Ok(Outcome::Ok { value }) => (OpType::Ok, value.clone(), None),
-        Ok(Outcome::Fail { error, .. }) => (
-            OpType::Fail,
-            invoke_value.clone(),
-            Some(Value::from(error.as_str())),
-        ),
-        Ok(Outcome::Info { error }) => (
-            OpType::Info,
-            invoke_value.clone(),
-            Some(Value::from(error.as_str())),
-        ),
-        Err(e) => (
-            OpType::Info,
-            invoke_value.clone(),
-            Some(Value::from(e.to_string())),
-        ),
+        Ok(Outcome::Ok { value }) => Ended::Ok(value),
+        Ok(Outcome::Fail { error, .. }) => Ended::Fail(error.as_str().to_string()),
+        Ok(Outcome::Info { error }) => Ended::Info(error),
+        Err(e) => Ended::Info(e.to_string()),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::history::OpType;
+    use serde_json::Value;
     use serde_json::json;
 
     #[test]
@@ -280,6 +266,8 @@ mod tests {
         let ok = Ok(Outcome::Ok {
             value: json!([1, 5]),
         });
+        let completion =
+            |inv: &Value, r: &Result<Outcome, Indefinite>| ended(r.clone()).into_parts(inv);
         assert_eq!(completion(&inv, &ok), (OpType::Ok, json!([1, 5]), None));
         let fail = Ok(Outcome::Fail {
             error: FailCode::CasMismatch,

@@ -16,5 +16,5 @@ pub mod txn;
 
 pub use import::{Format, read_path};
 pub use jsonl::{HistoryError, ReadHistory};
-pub use op::{Op, OpType, Process};
+pub use op::{Ended, Op, OpType, Process};
 pub use pair::{Call, Outcome, pair};

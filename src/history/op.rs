@@ -21,6 +21,28 @@ pub enum OpType {
     Info,
 }
 
+/// How a call to the system under test ended: what its completion records.
+/// A client says which: `Fail` only when the operation certainly did not
+/// happen, `Info` when it may have.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Ended {
+    Ok(Value),
+    Fail(String),
+    Info(String),
+}
+
+impl Ended {
+    /// The completion's type, value and error: a `fail` or `info` keeps the
+    /// invocation's value (what was attempted).
+    pub fn into_parts(self, invoke_value: &Value) -> (OpType, Value, Option<Value>) {
+        match self {
+            Ended::Ok(value) => (OpType::Ok, value, None),
+            Ended::Fail(e) => (OpType::Fail, invoke_value.clone(), Some(Value::from(e))),
+            Ended::Info(e) => (OpType::Info, invoke_value.clone(), Some(Value::from(e))),
+        }
+    }
+}
+
 impl OpType {
     pub fn as_str(self) -> &'static str {
         match self {

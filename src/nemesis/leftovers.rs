@@ -12,8 +12,9 @@
 //! purpose and one whose run still runs are never touched.
 
 use crate::cluster::{self, ClusterError, Host, Resource, Standing, State};
-use crate::db::{self, Layout, NodeReport, daemon};
 use crate::net::{self, InPlace};
+use crate::system::bundled::db::{self, NodeReport};
+use crate::system::{Layout, daemon};
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 

@@ -26,7 +26,7 @@ pub enum StandaloneError {
 /// Runs `schedule` on `db`'s hosts for `time_limit`, healing before and
 /// after (and on Ctrl-C/SIGTERM), printing each op as JSONL to `out`.
 pub async fn run(
-    db: Arc<crate::db::Db>,
+    db: Arc<dyn crate::system::Db>,
     schedule: Schedule,
     seed: u64,
     time_limit: Duration,

@@ -46,6 +46,26 @@ impl System {
     }
 }
 
+impl System {
+    /// Every system's name, as `faultline node <name>` takes it.
+    pub const NAMES: [&str; 3] = ["raft", "paxos", "twopc"];
+}
+
+impl std::str::FromStr for System {
+    type Err = String;
+    fn from_str(name: &str) -> Result<System, String> {
+        [System::Raft, System::Paxos, System::Twopc]
+            .into_iter()
+            .find(|s| s.name() == name)
+            .ok_or_else(|| {
+                format!(
+                    "no system {name:?}: expected one of {}",
+                    System::NAMES.join(", ")
+                )
+            })
+    }
+}
+
 impl fmt::Display for System {
     fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str(self.name())

@@ -17,7 +17,8 @@ use super::results::{
 use super::{Layout, REPORT_FILE};
 use crate::history::jsonl::write_file;
 use crate::history::{Op, OpType, Process};
-use crate::suite::{Db, NemesisRef, TestSpec, resolve, test::Source};
+use crate::suite::{NemesisRef, TestSpec, resolve, test::Source};
+use crate::system::SystemRef;
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde_json::{Value, json};
@@ -309,7 +310,7 @@ pub fn write_synthetic_run(dir: &Path, s: &Synthetic) -> anyhow::Result<Vec<Op>>
     write_file(&dir.join("history.jsonl"), &ops)?;
     let spec = TestSpec {
         name: Some("synthetic-register".into()),
-        db: Some(Db::Raft),
+        db: SystemRef::parse("raft").ok(),
         nemesis: Some(NemesisRef::Name("partition-halves".into())),
         seed: Some(s.seed),
         ..TestSpec::default()

@@ -6,15 +6,16 @@ use super::progress::Progress;
 use super::run::RunOptions;
 use crate::store::Store;
 use crate::suite::test::Source;
-use crate::suite::{Db, Hosts, NemesisRef, Span, Test, TestSpec, WorkloadRef};
+use crate::suite::{Hosts, NemesisRef, Span, Test, TestSpec, WorkloadRef};
+use crate::system::SystemRef;
 use std::path::PathBuf;
 use std::time::Duration;
 
 #[derive(clap::Args, Debug, Clone, Default)]
 pub struct TestArgs {
     /// The system under test.
-    #[arg(long, value_parser = ["raft", "paxos", "twopc"])]
-    pub db: Option<String>,
+    #[arg(long, value_parser = crate::system::value_parser())]
+    pub db: Option<SystemRef>,
     /// A workload preset (register, list-append, rw-register, bank, set) or a YAML file.
     #[arg(long)]
     pub workload: Option<String>,
@@ -58,11 +59,7 @@ impl TestArgs {
     /// The flags as a test spec (unset flags stay unset).
     pub fn spec(&self) -> TestSpec {
         TestSpec {
-            db: self.db.as_deref().map(|d| match d {
-                "paxos" => Db::Paxos,
-                "twopc" => Db::Twopc,
-                _ => Db::Raft,
-            }),
+            db: self.db,
             bugs: (!self.bugs.is_empty()).then(|| self.bugs.clone()),
             workload: self.workload.clone().map(WorkloadRef::Name),
             nemesis: self.nemesis.clone().map(NemesisRef::Name),
@@ -157,7 +154,7 @@ impl RunArgs {
         };
         let mut spec = base.overridden_by(&flags);
         if spec.db.is_none() && self.test.is_none() {
-            spec.db = Some(Db::Raft);
+            spec.db = SystemRef::parse("raft").ok();
         }
         Ok(crate::suite::resolve(&spec, &source)?)
     }

@@ -8,12 +8,14 @@
 //! replication, no disk.
 
 use super::recorder::Recorder;
-use super::workers::{self, Endpoint, Source, WorkerConfig};
+use super::workers::{self, Source, WorkerConfig};
 use crate::generator::Pacer;
 use crate::nodes::state_machine::{BankConfig, StateMachine};
 use crate::nodes::wire::{Reply, Request, encode_frame, read_frame};
 use crate::suite::test::{Source as SpecSource, resolve};
-use crate::suite::{Db, Span, TestSpec, WorkloadRef};
+use crate::suite::{Span, TestSpec, WorkloadRef};
+use crate::system::Endpoint;
+use crate::system::SystemRef;
 use anyhow::Context;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -76,7 +78,7 @@ async fn trivial_node(listener: TcpListener) {
 /// Runs the benchmark and prints its figures.
 pub fn run(args: &BenchControllerArgs) -> anyhow::Result<u8> {
     let spec = TestSpec {
-        db: Some(Db::Raft),
+        db: SystemRef::parse("raft").ok(),
         workload: Some(WorkloadRef::Name(args.workload.clone())),
         ..TestSpec::default()
     };
@@ -116,9 +118,8 @@ pub fn run(args: &BenchControllerArgs) -> anyhow::Result<u8> {
     let (ops, elapsed, latencies_ns) = runtime.block_on(async {
         let cfg = Arc::new(WorkerConfig {
             concurrency: args.concurrency,
-            endpoints,
+            clients: test.db.clients(endpoints, Duration::from_secs(1)),
             op_timeout: Duration::from_secs(1),
-            connect_timeout: Duration::from_secs(1),
         });
         // No pacing to speak of: as fast as the harness goes.
         let source = Arc::new(Source {

@@ -8,8 +8,8 @@
 //! during which the nemesis killed or restarted a node proves nothing and is
 //! dropped (see [`crate::nemesis::hosts::Killed`]).
 
-use crate::db::Db;
 use crate::nemesis::hosts::Killed;
+use crate::system::Db;
 use serde::Serialize;
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -34,7 +34,7 @@ pub struct NodeExit {
 
 /// One look: the nodes not running that the nemesis did not kill, and the
 /// nodes running. `None` when the look proves nothing.
-fn look(db: &Db, killed: &Killed) -> Option<(Vec<String>, Vec<String>)> {
+fn look(db: &dyn Db, killed: &Killed) -> Option<(Vec<String>, Vec<String>)> {
     let before = killed.snapshot();
     let pids = db.pids();
     let after = killed.snapshot();
@@ -56,7 +56,7 @@ fn look(db: &Db, killed: &Killed) -> Option<(Vec<String>, Vec<String>)> {
 /// Looks every second until `stop` turns true, then once more; returns every
 /// exit seen. A node that comes back and exits again is reported again.
 pub async fn watch(
-    db: Arc<Db>,
+    db: Arc<dyn Db>,
     killed: Arc<Killed>,
     start: Instant,
     mut stop: watch::Receiver<bool>,
@@ -66,7 +66,7 @@ pub async fn watch(
     let mut last = false;
     loop {
         let (d, k) = (db.clone(), killed.clone());
-        let looked = tokio::task::spawn_blocking(move || look(&d, &k))
+        let looked = tokio::task::spawn_blocking(move || look(d.as_ref(), &k))
             .await
             .ok()
             .flatten();

@@ -18,17 +18,16 @@ use super::checks::{self, RunChecks};
 use super::liveness::{self, NodeExit};
 use super::progress::Progress;
 use super::recorder::Recorder;
-use super::workers::{self, Endpoint, Source, WorkerConfig};
+use super::workers::{self, Source, WorkerConfig};
 use crate::checker::Verdict;
 use crate::cluster::{self, Backend, Cluster, ClusterGuard, UpOptions};
-use crate::db::{self, Db, DbOptions};
 use crate::generator::Pacer;
 use crate::history::{Op, Process};
 use crate::nemesis::{self, FaultSpec, Faults, HostFaults, NemesisEvent, heal};
 use crate::report::results::OpCounts;
 use crate::store::{RunDir, Store};
 use crate::suite::{Hosts, Test};
-use crate::workload::Workload;
+use crate::system::{self, Db, DeployOptions};
 use anyhow::Context;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -234,18 +233,18 @@ fn execute(
         .faults
         .iter()
         .any(|f| matches!(f, FaultSpec::Clock(_)));
-    let options = DbOptions {
-        db: test.db.name().to_string(),
+    let options = DeployOptions {
         port: NODE_PORT,
         bugs: test.bugs.clone(),
+        workload: Some(test.workload.clone()),
         // Clock faults on hosts that share this kernel move a libfaketime offset file.
         faketime: clock_faults && cluster.backend != Backend::Ssh,
         install: opts.install,
         ready_timeout: Duration::from_secs(30),
-        node_args: node_args(test),
+        binary: opts.binary.clone(),
     };
-    let deployed =
-        db::deploy(&cluster, &opts.binary, options).context("deploying the system under test");
+    let deployed = system::deploy(test.db.get(), &cluster, &options)
+        .context("deploying the system under test");
     let db = match deployed {
         Ok((db, timings)) => {
             opts.progress.line(&format!(
@@ -253,10 +252,10 @@ fn execute(
                 test.db.name(),
                 cluster.hosts.len()
             ));
-            Arc::new(db)
+            db
         }
         Err(e) => {
-            download_logs_and_teardown(None, &cluster, guard, opts, dir, problems);
+            download_logs_and_teardown(test, None, &cluster, guard, opts, dir, problems);
             return Err(e.into());
         }
     };
@@ -270,7 +269,7 @@ fn execute(
         &mut rng,
         problems,
     ));
-    download_logs_and_teardown(Some(&db), &cluster, guard, opts, dir, problems);
+    download_logs_and_teardown(test, Some(&db), &cluster, guard, opts, dir, problems);
     recorded
 }
 
@@ -358,19 +357,6 @@ fn hosts_line(cluster: &Cluster) -> String {
         .join(", ")
 }
 
-/// Node arguments the workload needs (the bank's accounts and balances).
-fn node_args(test: &Test) -> Vec<String> {
-    match &test.workload {
-        Workload::Bank(bank) => vec![
-            "--bank-accounts".into(),
-            bank.accounts.to_string(),
-            "--bank-balance".into(),
-            bank.initial_balance.to_string(),
-        ],
-        _ => Vec::new(),
-    }
-}
-
 /// Steps 3 and 4: workers and nemesis until the time limit, healing around
 /// them, then the recovery wait and the final reads. The nodes' processes are
 /// watched throughout. Whatever ends the main phase (the time limit, an
@@ -380,7 +366,7 @@ async fn workload_with_nemesis(
     test: &Test,
     opts: &RunOptions,
     dir: &RunDir,
-    db: Arc<Db>,
+    db: Arc<dyn Db>,
     rng: &mut ChaCha8Rng,
     problems: &mut Vec<String>,
 ) -> Result<Recorded, Failure> {
@@ -400,17 +386,8 @@ async fn workload_with_nemesis(
 
     let cfg = Arc::new(WorkerConfig {
         concurrency: test.concurrency,
-        endpoints: db
-            .cluster
-            .hosts
-            .iter()
-            .map(|h| Endpoint {
-                name: h.name.clone(),
-                addr: format!("{}:{NODE_PORT}", h.addr),
-            })
-            .collect(),
+        clients: test.db.clients(db.endpoints(), CONNECT_TIMEOUT),
         op_timeout: OP_TIMEOUT,
-        connect_timeout: CONNECT_TIMEOUT,
     });
     let generator_seed = rng.next_u64();
     let mut nemesis_rng = ChaCha8Rng::seed_from_u64(rng.next_u64());
@@ -586,21 +563,18 @@ async fn forward_nemesis(
 
 /// Step 5. Each failure is a problem to report, never the end of the run.
 fn download_logs_and_teardown(
-    db: Option<&Arc<Db>>,
+    test: &Test,
+    db: Option<&Arc<dyn Db>>,
     cluster: &Cluster,
     guard: Option<ClusterGuard>,
     opts: &RunOptions,
     dir: &RunDir,
     problems: &mut Vec<String>,
 ) {
-    let attached;
     let db = match db {
-        Some(db) => db.as_ref(),
-        None => match Db::attach(cluster, DbOptions::default()) {
-            Ok(d) => {
-                attached = d;
-                &attached
-            }
+        Some(db) => db.clone(),
+        None => match test.db.get().attach(cluster, &DeployOptions::default()) {
+            Ok(d) => d,
             Err(e) => {
                 problems.push(format!("cannot reach the nodes for their logs: {e}"));
                 drop(guard);

@@ -10,7 +10,7 @@
 pub mod test;
 
 pub use crate::span::Span;
-pub use test::{Db, Hosts, NemesisRef, Shard, Suite, Test, TestSpec, WorkloadRef, resolve};
+pub use test::{Hosts, NemesisRef, Shard, Suite, Test, TestSpec, WorkloadRef, resolve};
 
 use crate::yaml::{self, KeyPath, YamlError, position_near};
 use std::fmt;

@@ -10,9 +10,8 @@ use super::{SuiteError, from_yaml, read};
 use crate::checker::Verdict;
 use crate::history::text::{clip_message, excerpt};
 use crate::nemesis::schedule::{Schedule, ScheduleError};
-use crate::nodes::System;
-use crate::nodes::bugs::Bug;
 use crate::span::Span;
+use crate::system::SystemRef;
 use crate::workload::{PRESETS as WORKLOAD_PRESETS, Workload};
 use crate::yaml::KeyPath;
 use serde::de::value::MapAccessDeserializer;
@@ -21,25 +20,6 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-
-/// The system under test.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Db {
-    Raft,
-    Paxos,
-    Twopc,
-}
-
-impl Db {
-    pub fn name(self) -> &'static str {
-        match self {
-            Db::Raft => "raft",
-            Db::Paxos => "paxos",
-            Db::Twopc => "twopc",
-        }
-    }
-}
 
 /// Where the nodes run.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -121,7 +101,7 @@ pub struct TestSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub db: Option<Db>,
+    pub db: Option<SystemRef>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bugs: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -231,7 +211,7 @@ impl TestSpec {
 #[serde(deny_unknown_fields)]
 pub struct Test {
     pub name: String,
-    pub db: Db,
+    pub db: SystemRef,
     pub bugs: Vec<String>,
     pub workload_name: String,
     pub workload: Workload,
@@ -429,9 +409,10 @@ impl<'a> Source<'a> {
 /// Resolves `spec` into a [`Test`]: presets looked up (built in, or given as
 /// a path), defaults filled, a seed drawn from the OS when none is given.
 pub fn resolve(spec: &TestSpec, source: &Source) -> Result<Test, SuiteError> {
-    let db = spec
-        .db
-        .ok_or_else(|| source.error("db", "no `db` given: expected raft, paxos or twopc"))?;
+    let db = spec.db.ok_or_else(|| {
+        let names = crate::system::names().join(", ");
+        source.error("db", &format!("no `db` given: expected one of {names}"))
+    })?;
     let (workload_name, workload) = match spec
         .workload
         .clone()
@@ -443,6 +424,9 @@ pub fn resolve(spec: &TestSpec, source: &Source) -> Result<Test, SuiteError> {
     workload
         .validate()
         .map_err(|(_, msg)| source.error("workload", &msg))?;
+    if let Err(msg) = crate::system::runs(db.get(), workload.name()) {
+        return Err(source.error("workload", &msg));
+    }
     let (nemesis_name, nemesis) = match spec
         .nemesis
         .clone()
@@ -489,14 +473,10 @@ pub fn resolve(spec: &TestSpec, source: &Source) -> Result<Test, SuiteError> {
     }
     let bugs = spec.bugs.clone().unwrap_or_default();
     // A misspelt bug fails here, not on the hosts after the cluster is made.
-    let system = match db {
-        Db::Raft => System::Raft,
-        Db::Paxos => System::Paxos,
-        Db::Twopc => System::Twopc,
-    };
     for (i, bug) in bugs.iter().enumerate() {
-        Bug::parse(system, bug)
-            .map_err(|m| source.error_in("bugs", &KeyPath::root().index(i), &clip_message(&m)))?;
+        if let Err(m) = crate::system::has_bug(db.get(), bug) {
+            return Err(source.error_in("bugs", &KeyPath::root().index(i), &clip_message(&m)));
+        }
     }
     let name = match &spec.name {
         Some(name) => {
@@ -526,7 +506,7 @@ pub fn resolve(spec: &TestSpec, source: &Source) -> Result<Test, SuiteError> {
 }
 
 /// `raft-register-partition-ring-stale-read`, made a safe name.
-fn derived_name(db: Db, workload: &str, nemesis: &str, bugs: &[String]) -> String {
+fn derived_name(db: SystemRef, workload: &str, nemesis: &str, bugs: &[String]) -> String {
     let mut name = format!("{}-{workload}-{nemesis}", db.name());
     for bug in bugs {
         name.push('-');
@@ -605,7 +585,7 @@ pub struct Suite {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Matrix {
-    pub db: Vec<Db>,
+    pub db: Vec<SystemRef>,
     pub workload: Vec<String>,
     #[serde(default)]
     pub nemesis: Vec<String>,
@@ -939,7 +919,7 @@ mod tests {
             "{e}"
         );
         let s = TestSpec {
-            db: Some(Db::Paxos),
+            db: Some(SystemRef::parse("paxos").unwrap()),
             bugs: Some(vec!["x".repeat(500)]),
             ..TestSpec::default()
         };
@@ -1018,7 +998,7 @@ mod tests {
     fn every_error_about_a_file_has_a_position() {
         assert_eq!(
             error_of("workload: register\n"),
-            "t.yaml:1:1: no `db` given: expected raft, paxos or twopc"
+            "t.yaml:1:1: no `db` given: expected one of raft, paxos, twopc"
         );
         let e = suite_error_of("tests:\n  - {db: raft}\n  - {workload: bank}\n");
         assert!(e.starts_with("s.yaml:3:5: tests[1]: no `db` given"), "{e}");
@@ -1096,7 +1076,7 @@ mod tests {
         let nemesis = sub.join("my $(nemesis).yaml");
         std::fs::write(&nemesis, "faults:\n  - kill: {targets: one}\n").unwrap();
         let s = TestSpec {
-            db: Some(Db::Raft),
+            db: Some(SystemRef::parse("raft").unwrap()),
             nemesis: Some(NemesisRef::Name(nemesis.display().to_string())),
             bugs: Some(vec!["stale-read".into()]),
             ..TestSpec::default()
@@ -1106,7 +1086,7 @@ mod tests {
         assert_eq!(t.nemesis_name, "my $(nemesis)");
         assert_eq!(check_name(&t.name), Ok(()));
         let s = TestSpec {
-            db: Some(Db::Raft),
+            db: Some(SystemRef::parse("raft").unwrap()),
             nemesis: Some(NemesisRef::Inline(Box::new(
                 Schedule::from_yaml("faults: [{partition: {shape: halves}}, {kill: {}}]", "n")
                     .unwrap(),

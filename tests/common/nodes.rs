@@ -261,37 +261,39 @@ impl Workload {
     /// `register`, `list-append`, ...) at `rate` ops/s, seeded with `seed`.
     pub fn start(
         cluster: &faultline::client::local::LocalCluster,
-        db: faultline::suite::Db,
+        db: &str,
         name: &str,
         concurrency: u32,
         rate: f64,
         seed: u64,
     ) -> Workload {
         use faultline::generator::Pacer;
-        use faultline::runner::workers::{Endpoint, Source, WorkerConfig};
+        use faultline::runner::workers::{Source, WorkerConfig};
         use faultline::suite::test::{Source as SpecSource, resolve};
         use faultline::suite::{TestSpec, WorkloadRef};
+        use faultline::system::Endpoint;
         use std::sync::{Arc, Mutex};
         let test = TestSpec {
-            db: Some(db),
+            db: faultline::system::SystemRef::parse(db).ok(),
             workload: Some(WorkloadRef::Name(name.into())),
             ..TestSpec::default()
         };
-        let workload = resolve(&test, &SpecSource::command_line())
-            .expect("a built-in workload preset")
-            .workload;
+        let test = resolve(&test, &SpecSource::command_line()).expect("a built-in workload preset");
+        let workload = test.workload.clone();
         let cfg = Arc::new(WorkerConfig {
             concurrency,
-            endpoints: cluster
-                .nodes
-                .iter()
-                .map(|n| Endpoint {
-                    name: n.id.clone(),
-                    addr: n.addr.clone(),
-                })
-                .collect(),
+            clients: test.db.clients(
+                cluster
+                    .nodes
+                    .iter()
+                    .map(|n| Endpoint {
+                        name: n.id.clone(),
+                        addr: n.addr.clone(),
+                    })
+                    .collect(),
+                Duration::from_millis(300),
+            ),
             op_timeout: Duration::from_millis(1000),
-            connect_timeout: Duration::from_millis(300),
         });
         let source = Arc::new(Source {
             generator: Mutex::new(workload.generator(seed)),

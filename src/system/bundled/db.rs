@@ -1,227 +1,62 @@
-//! Deploying a system under test on a [`Cluster`]: upload the controller's
-//! own executable to every host (skipped when the checksum matches), start
-//! `faultline node <db> ...` on each as a daemon with a pidfile and a log
-//! file (optionally under libfaketime, for the clock nemesis), wait until
-//! every node answers, and control nodes afterwards: stop, kill -9 and
-//! restart, pause/resume, wipe data, download logs.
-//!
-//! Every host keeps faultline's files under the cluster's `host_dir`
-//! ([`Layout`]). What is not here: making hosts (`cluster`), packages
-//! (`os`), faults (`nemesis`), talking the nodes' protocol (`client`).
+//! The bundled nodes on a [`Cluster`]: `faultline node <system> ...` on every
+//! host as a daemon with a pidfile and a log file (optionally under
+//! libfaketime, for the clock nemesis), and control of them afterwards:
+//! stop, kill -9 and restart, pause/resume, wipe data, download logs, and
+//! their status over the client protocol.
 
-pub mod daemon;
-
+use super::voters;
 use crate::cluster::{Cluster, Host};
-use crate::control::{Remote, RemoteError, on_all, shell_quote};
+use crate::control::{RemoteError, on_all, shell_quote};
+use crate::nodes::System as Node;
 use crate::nodes::wire::{
     MAX_FRAME_BYTES, Operation, Outcome, Reply, Request, Status, encode_frame,
 };
-use daemon::Daemon;
+use crate::system::daemon::{self, Daemon};
+use crate::system::{Db, DbError, DeployOptions, Endpoint, Layout};
+use crate::workload::Workload;
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
-use thiserror::Error;
 
 const CONTROL_TIMEOUT: Duration = Duration::from_secs(30);
 
-#[derive(Debug, Error)]
-pub enum DbError {
-    // Transparent: a `"{0}"` message with a `#[from]` source repeats the
-    // source's text in every `{:#}` chain (once per wrapper).
-    #[error(transparent)]
-    Remote(#[from] RemoteError),
-    #[error(transparent)]
-    Os(#[from] crate::os::OsError),
-    #[error("{host}: {detail}")]
-    Host { host: String, detail: String },
-    #[error("nodes not answering after {waited_ms} ms:\n  {}", .hosts.join("\n  "))]
-    NotReady { hosts: Vec<String>, waited_ms: u64 },
-    #[error("{0}")]
-    Local(String),
-}
-
-/// Where faultline's files live on a host.
-#[derive(Debug, Clone)]
-pub struct Layout {
-    pub dir: String,
-}
-
-impl Layout {
-    pub fn new(dir: &str) -> Self {
-        Layout {
-            dir: dir.trim_end_matches('/').to_string(),
-        }
-    }
-    pub fn binary(&self) -> String {
-        format!("{}/bin/faultline", self.dir)
-    }
-    pub fn data(&self) -> String {
-        format!("{}/data", self.dir)
-    }
-    pub fn log(&self) -> String {
-        format!("{}/log/node.log", self.dir)
-    }
-    pub fn pidfile(&self) -> String {
-        format!("{}/run/node.pid", self.dir)
-    }
-    /// libfaketime's FAKETIME_TIMESTAMP_FILE for the node: the clock
-    /// nemesis writes an offset (`+0`, `-3s`, ...) here.
-    pub fn faketime_file(&self) -> String {
-        format!("{}/run/faketime", self.dir)
-    }
-}
-
-/// What to run on the hosts.
-#[derive(Debug, Clone)]
-pub struct DbOptions {
-    /// Which bundled system: raft, paxos, twopc.
-    pub db: String,
-    /// The port every node listens on (on its host's cluster address).
-    pub port: u16,
-    /// Injectable bugs, passed as `--bug NAME` to every node.
-    pub bugs: Vec<String>,
-    /// Start nodes under libfaketime with a per-node offset file.
-    pub faketime: bool,
-    /// Install missing packages (as root) instead of failing.
-    pub install: bool,
-    /// How long to wait for every node to answer.
-    pub ready_timeout: Duration,
-    /// More arguments for every node (e.g. `--bank-accounts 5`).
-    pub node_args: Vec<String>,
-}
-
-impl Default for DbOptions {
-    fn default() -> Self {
-        DbOptions {
-            db: "raft".into(),
-            port: 7000,
-            bugs: Vec::new(),
-            faketime: false,
-            install: true,
-            ready_timeout: Duration::from_secs(30),
-            node_args: Vec::new(),
-        }
-    }
-}
-
-/// A deployed system: the cluster, the options, and one daemon per host.
-pub struct Db {
+/// A deployed bundled system: the cluster, the options, one daemon per host.
+pub struct BundledDb {
     pub cluster: Cluster,
-    pub options: DbOptions,
+    pub node: Node,
+    pub options: DeployOptions,
     pub layout: Layout,
     daemons: Vec<Daemon>,
 }
 
-/// How long each step of [`deploy`] took.
-#[derive(Debug, Clone, Default)]
-pub struct DeployTimings {
-    pub prepare_ms: f64,
-    pub install_ms: f64,
-    /// Hosts that got the executable (the others had it already).
-    pub uploaded: usize,
-    pub start_ms: f64,
-    pub ready_ms: f64,
-}
-
-impl std::fmt::Display for DeployTimings {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "prepare {:.0} ms, install {:.0} ms ({} uploads), start {:.0} ms, ready {:.0} ms",
-            self.prepare_ms, self.install_ms, self.uploaded, self.start_ms, self.ready_ms
-        )
-    }
-}
-
-fn ms(since: Instant) -> f64 {
-    since.elapsed().as_secs_f64() * 1e3
-}
-
-/// Prepares the hosts, installs `binary`, (re)starts every node and waits
-/// until all answer. Nodes already running are killed first.
-pub fn deploy(
-    cluster: &Cluster,
-    binary: &Path,
-    options: DbOptions,
-) -> Result<(Db, DeployTimings), DbError> {
-    let mut timings = DeployTimings::default();
-    let remotes = cluster.remotes();
-    let layout = Layout::new(&cluster.host_dir);
-    let started = Instant::now();
-    let mut reqs = crate::os::requirements(&layout.dir);
-    if !options.faketime {
-        reqs.retain(|r| r.what != "libfaketime");
-    }
-    crate::os::prepare(&remotes, &reqs, options.install)?;
-    timings.prepare_ms = ms(started);
-
-    let started = Instant::now();
-    timings.uploaded = install(&remotes, binary, &layout.binary())?;
-    timings.install_ms = ms(started);
-
-    let started = Instant::now();
-    let daemons = node_daemons(cluster, &layout, &options)?;
-    let db = Db {
-        cluster: cluster.clone(),
-        options,
-        layout,
-        daemons,
-    };
+/// Starts `node` on every host of `cluster` (killing any running first).
+pub fn start(cluster: &Cluster, node: Node, options: &DeployOptions) -> Result<BundledDb, DbError> {
+    let db = BundledDb::attach(cluster, node, options)?;
     db.on_nodes(|host, d| d.kill(host.remote.as_ref()))?;
     db.on_nodes(|host, d| db.start_node(host, d))?;
-    timings.start_ms = ms(started);
-
-    let started = Instant::now();
-    db.wait_ready(db.options.ready_timeout)?;
-    timings.ready_ms = ms(started);
-    Ok((db, timings))
+    Ok(db)
 }
 
-/// The sha256 of a local file, as `sha256sum` prints it.
-pub fn local_sha256(path: &Path) -> Result<String, DbError> {
-    let p = path.to_string_lossy();
-    let out = crate::control::process::run_local("sha256sum", &[&p], None, CONTROL_TIMEOUT)?;
-    out.split_whitespace()
-        .next()
-        .map(str::to_string)
-        .ok_or_else(|| DbError::Local(format!("sha256sum {p} printed nothing")))
+/// Node arguments the workload needs (the bank's accounts and balances).
+fn workload_args(workload: Option<&Workload>) -> Vec<String> {
+    match workload {
+        Some(Workload::Bank(bank)) => vec![
+            "--bank-accounts".into(),
+            bank.accounts.to_string(),
+            "--bank-balance".into(),
+            bank.initial_balance.to_string(),
+        ],
+        _ => Vec::new(),
+    }
 }
 
-/// Uploads `binary` to `target` on every host whose copy differs, and
-/// records its sha256 beside it (`target.sha256`), so the next check reads
-/// a few bytes instead of hashing the executable on every host. A copy is
-/// the same when the recorded sum and the size both match. Returns how many
-/// hosts got it.
-pub fn install(remotes: &[Arc<dyn Remote>], binary: &Path, target: &str) -> Result<usize, DbError> {
-    let sum = local_sha256(binary)?;
-    let size = std::fs::metadata(binary)
-        .map_err(|e| DbError::Local(format!("{}: {e}", binary.display())))?
-        .len();
-    let (t, sidecar) = (
-        shell_quote(target),
-        shell_quote(&format!("{target}.sha256")),
-    );
-    let check = format!("cat {sidecar} 2>/dev/null; stat -c %s {t} 2>/dev/null; true");
-    let expected = format!("{sum}\n{size}\n");
-    let uploaded = on_all(remotes, |r| {
-        if r.run(&check, CONTROL_TIMEOUT)? == expected {
-            return Ok(0usize);
-        }
-        r.run(&format!("rm -f {sidecar}"), CONTROL_TIMEOUT)?;
-        r.upload(binary, target)?;
-        r.run(&format!("echo {sum} > {sidecar}"), CONTROL_TIMEOUT)?;
-        Ok(1)
-    })?;
-    Ok(uploaded.iter().sum())
-}
-
-/// The command line of node `host` of a cluster running `options.db`.
+/// The command line of node `host` of a cluster running `node`.
 pub fn node_argv(
     cluster: &Cluster,
     host: &Host,
     layout: &Layout,
-    options: &DbOptions,
+    node: Node,
+    options: &DeployOptions,
 ) -> Vec<String> {
     let addr = |h: &Host| SocketAddr::new(h.addr, options.port).to_string();
     let peers: Vec<String> = cluster
@@ -233,7 +68,7 @@ pub fn node_argv(
     let mut argv = vec![
         layout.binary(),
         "node".into(),
-        options.db.clone(),
+        node.name().into(),
         "--id".into(),
         host.name.clone(),
         "--listen".into(),
@@ -248,7 +83,7 @@ pub fn node_argv(
     for bug in &options.bugs {
         argv.extend(["--bug".into(), bug.clone()]);
     }
-    argv.extend(options.node_args.iter().cloned());
+    argv.extend(workload_args(options.workload.as_ref()));
     argv.extend(["--pidfile".into(), layout.pidfile()]);
     argv
 }
@@ -256,7 +91,8 @@ pub fn node_argv(
 fn node_daemons(
     cluster: &Cluster,
     layout: &Layout,
-    options: &DbOptions,
+    node: Node,
+    options: &DeployOptions,
 ) -> Result<Vec<Daemon>, DbError> {
     // Logs are files, not terminals: no colour codes in them.
     let mut env = vec![("NO_COLOR".to_string(), "1".to_string())];
@@ -287,7 +123,7 @@ fn node_daemons(
         .hosts
         .iter()
         .map(|h| Daemon {
-            argv: node_argv(cluster, h, layout, options),
+            argv: node_argv(cluster, h, layout, node, options),
             env: env.clone(),
             pidfile: layout.pidfile(),
             logfile: layout.log(),
@@ -296,15 +132,20 @@ fn node_daemons(
         .collect())
 }
 
-impl Db {
+impl BundledDb {
     /// The daemons of a deployment made earlier (e.g. by another process),
     /// without touching the hosts.
-    pub fn attach(cluster: &Cluster, options: DbOptions) -> Result<Db, DbError> {
+    pub fn attach(
+        cluster: &Cluster,
+        node: Node,
+        options: &DeployOptions,
+    ) -> Result<BundledDb, DbError> {
         let layout = Layout::new(&cluster.host_dir);
-        let daemons = node_daemons(cluster, &layout, &options)?;
-        Ok(Db {
+        let daemons = node_daemons(cluster, &layout, node, options)?;
+        Ok(BundledDb {
             cluster: cluster.clone(),
-            options,
+            node,
+            options: options.clone(),
             layout,
             daemons,
         })
@@ -362,54 +203,106 @@ impl Db {
         ))
     }
 
-    /// Starts `node` if it is not running.
-    pub fn start(&self, node: &str) -> Result<(), DbError> {
-        let i = self.index(node)?;
-        Ok(self.start_node(&self.cluster.hosts[i], &self.daemons[i])?)
-    }
-
-    /// Stops `node` cleanly (SIGTERM, then SIGKILL after `grace`).
-    pub fn stop(&self, node: &str, grace: Duration) -> Result<(), DbError> {
-        let i = self.index(node)?;
-        Ok(self.daemons[i].stop(self.cluster.hosts[i].remote.as_ref(), grace)?)
-    }
-
-    /// SIGKILLs `node` (a crash); [`Db::start`] brings it back.
-    pub fn kill(&self, node: &str) -> Result<(), DbError> {
-        let i = self.index(node)?;
-        Ok(self.daemons[i].kill(self.cluster.hosts[i].remote.as_ref())?)
-    }
-
-    /// kill -9, then start again.
-    pub fn restart(&self, node: &str) -> Result<(), DbError> {
-        self.kill(node)?;
-        self.start(node)
-    }
-
-    pub fn pause(&self, node: &str) -> Result<(), DbError> {
-        let i = self.index(node)?;
-        Ok(self.daemons[i].pause(self.cluster.hosts[i].remote.as_ref())?)
-    }
-
-    pub fn resume(&self, node: &str) -> Result<(), DbError> {
-        let i = self.index(node)?;
-        Ok(self.daemons[i].resume(self.cluster.hosts[i].remote.as_ref())?)
-    }
-
-    /// The node's pid when it runs.
-    pub fn pid(&self, node: &str) -> Result<Option<u32>, DbError> {
-        let i = self.index(node)?;
-        Ok(self.daemons[i].pid(self.cluster.hosts[i].remote.as_ref())?)
-    }
-
     /// The node's process state letter (`T` when paused), if it runs.
     pub fn process_state(&self, node: &str) -> Result<Option<char>, DbError> {
         let i = self.index(node)?;
         Ok(self.daemons[i].state(self.cluster.hosts[i].remote.as_ref())?)
     }
 
+    /// `shown` ("n1 (addr)") with the process state and the log's tail.
+    fn explain(&self, shown: &str) -> String {
+        let node = shown.split(' ').next().unwrap_or_default();
+        let Ok(i) = self.index(node) else {
+            return shown.to_string();
+        };
+        let remote = self.cluster.hosts[i].remote.as_ref();
+        let running = match self.daemons[i].pid(remote) {
+            Ok(Some(pid)) => format!("pid {pid} runs"),
+            Ok(None) => "not running".to_string(),
+            Err(e) => format!("state unknown: {e}"),
+        };
+        let tail = self.log_tail(node, 5);
+        format!(
+            "{shown}: {running}; log {}: {}",
+            self.layout.log(),
+            if tail.is_empty() {
+                "(empty)".to_string()
+            } else {
+                tail.join(" | ")
+            }
+        )
+    }
+}
+
+impl Db for BundledDb {
+    fn system(&self) -> &'static str {
+        self.node.name()
+    }
+
+    fn cluster(&self) -> &Cluster {
+        &self.cluster
+    }
+
+    fn endpoints(&self) -> Vec<Endpoint> {
+        self.cluster
+            .hosts
+            .iter()
+            .map(|h| Endpoint {
+                name: h.name.clone(),
+                addr: SocketAddr::new(h.addr, self.options.port).to_string(),
+            })
+            .collect()
+    }
+
+    fn faketime_file(&self) -> Option<String> {
+        self.options.faketime.then(|| self.layout.faketime_file())
+    }
+
+    /// The nodes that say they lead (what the `primaries` nemesis targets).
+    fn primaries(&self) -> Result<Vec<String>, String> {
+        voters::primaries(self.endpoints())
+    }
+
+    fn voters(&self, within: Duration) -> Result<Vec<String>, String> {
+        voters::voters(self.endpoints(), within)
+    }
+
+    /// Starts `node` if it is not running.
+    fn start(&self, node: &str) -> Result<(), DbError> {
+        let i = self.index(node)?;
+        Ok(self.start_node(&self.cluster.hosts[i], &self.daemons[i])?)
+    }
+
+    /// Stops `node` cleanly (SIGTERM, then SIGKILL after `grace`).
+    fn stop(&self, node: &str, grace: Duration) -> Result<(), DbError> {
+        let i = self.index(node)?;
+        Ok(self.daemons[i].stop(self.cluster.hosts[i].remote.as_ref(), grace)?)
+    }
+
+    /// SIGKILLs `node` (a crash); [`Db::start`] brings it back.
+    fn kill(&self, node: &str) -> Result<(), DbError> {
+        let i = self.index(node)?;
+        Ok(self.daemons[i].kill(self.cluster.hosts[i].remote.as_ref())?)
+    }
+
+    fn pause(&self, node: &str) -> Result<(), DbError> {
+        let i = self.index(node)?;
+        Ok(self.daemons[i].pause(self.cluster.hosts[i].remote.as_ref())?)
+    }
+
+    fn resume(&self, node: &str) -> Result<(), DbError> {
+        let i = self.index(node)?;
+        Ok(self.daemons[i].resume(self.cluster.hosts[i].remote.as_ref())?)
+    }
+
+    /// The node's pid when it runs.
+    fn pid(&self, node: &str) -> Result<Option<u32>, DbError> {
+        let i = self.index(node)?;
+        Ok(self.daemons[i].pid(self.cluster.hosts[i].remote.as_ref())?)
+    }
+
     /// Deletes `node`'s data directory (the node must be stopped).
-    pub fn wipe(&self, node: &str) -> Result<(), DbError> {
+    fn wipe(&self, node: &str) -> Result<(), DbError> {
         let i = self.index(node)?;
         let data = shell_quote(&self.layout.data());
         self.cluster.hosts[i].remote.run(
@@ -419,14 +312,9 @@ impl Db {
         Ok(())
     }
 
-    /// Stops every node (SIGTERM, then SIGKILL after `grace`).
-    pub fn stop_all(&self, grace: Duration) -> Result<(), DbError> {
-        self.on_nodes(|host, d| d.stop(host.remote.as_ref(), grace))
-    }
-
     /// Copies every node's log to `dir/<node>/node.log`; returns the files written.
     /// A node that never wrote a log is skipped.
-    pub fn download_logs(&self, dir: &Path) -> Result<Vec<PathBuf>, DbError> {
+    fn download_logs(&self, dir: &Path) -> Result<Vec<PathBuf>, DbError> {
         let log = self.layout.log();
         let exists = format!("test -e {}", shell_quote(&log));
         let written = on_all(&self.cluster.remotes(), |r| {
@@ -445,46 +333,11 @@ impl Db {
         Ok(written.into_iter().flatten().collect())
     }
 
-    /// Every node's status, in host order; `None` for a node that does not answer.
-    pub fn statuses(&self) -> Vec<(String, Option<Status>)> {
-        std::thread::scope(|scope| {
-            let asks: Vec<_> = self
-                .cluster
-                .hosts
-                .iter()
-                .map(|h| {
-                    scope.spawn(move || {
-                        (
-                            h.name.clone(),
-                            node_status(
-                                SocketAddr::new(h.addr, self.options.port),
-                                Duration::from_millis(500),
-                            )
-                            .ok(),
-                        )
-                    })
-                })
-                .collect();
-            asks.into_iter()
-                .map(|a| a.join().expect("a status probe panicked"))
-                .collect()
-        })
-    }
-
-    /// The nodes that say they lead (what the `primaries` nemesis targets).
-    pub fn primaries(&self) -> Vec<String> {
-        self.statuses()
-            .into_iter()
-            .filter(|(_, s)| s.as_ref().is_some_and(|s| s.role == "leader"))
-            .map(|(n, _)| n)
-            .collect()
-    }
-
     /// Waits until every node answers a `status` request on its port. When
     /// some do not, the error says for each whether its process still runs
     /// and ends with its last log lines. A node whose process has exited
     /// (a bad flag, a port in use) fails the wait at once, not at `timeout`.
-    pub fn wait_ready(&self, timeout: Duration) -> Result<(), DbError> {
+    fn wait_ready(&self, timeout: Duration) -> Result<(), DbError> {
         let mut addrs: Vec<(String, SocketAddr)> = self
             .cluster
             .hosts
@@ -528,32 +381,8 @@ impl Db {
         }
     }
 
-    /// `shown` ("n1 (addr)") with the process state and the log's tail.
-    fn explain(&self, shown: &str) -> String {
-        let node = shown.split(' ').next().unwrap_or_default();
-        let Ok(i) = self.index(node) else {
-            return shown.to_string();
-        };
-        let remote = self.cluster.hosts[i].remote.as_ref();
-        let running = match self.daemons[i].pid(remote) {
-            Ok(Some(pid)) => format!("pid {pid} runs"),
-            Ok(None) => "not running".to_string(),
-            Err(e) => format!("state unknown: {e}"),
-        };
-        let tail = self.log_tail(node, 5);
-        format!(
-            "{shown}: {running}; log {}: {}",
-            self.layout.log(),
-            if tail.is_empty() {
-                "(empty)".to_string()
-            } else {
-                tail.join(" | ")
-            }
-        )
-    }
-
     /// The last `lines` non-empty lines of `node`'s log (none if unreadable).
-    pub fn log_tail(&self, node: &str, lines: usize) -> Vec<String> {
+    fn log_tail(&self, node: &str, lines: usize) -> Vec<String> {
         let Ok(i) = self.index(node) else {
             return Vec::new();
         };
@@ -571,25 +400,6 @@ impl Db {
             .filter(|l| !l.trim().is_empty())
             .map(str::to_string)
             .collect()
-    }
-
-    /// Every node's pid, in host order, asked of all hosts at once: `None`
-    /// for a node whose process is not running.
-    pub fn pids(&self) -> Vec<(String, Result<Option<u32>, DbError>)> {
-        std::thread::scope(|scope| {
-            let asks: Vec<_> = (0..self.cluster.hosts.len())
-                .map(|i| {
-                    scope.spawn(move || {
-                        let host = &self.cluster.hosts[i];
-                        let pid = self.daemons[i].pid(host.remote.as_ref());
-                        (host.name.clone(), pid.map_err(DbError::from))
-                    })
-                })
-                .collect();
-            asks.into_iter()
-                .map(|a| a.join().expect("a pid probe panicked"))
-                .collect()
-        })
     }
 }
 

@@ -1,0 +1,58 @@
+//! The bundled systems under test: Raft, Multi-Paxos and two-phase commit,
+//! the nodes in `crate::nodes`, run as `faultline node <name>` from
+//! faultline's own executable (uploaded to every host by
+//! [`crate::system::deploy`]).
+
+pub mod client;
+pub mod db;
+mod voters;
+
+use crate::cluster::Cluster;
+use crate::nodes::System as Node;
+use crate::nodes::bugs;
+use crate::system::{Clients, Db, DbError, DeployOptions, Endpoint, System};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// One of the bundled systems.
+pub struct Bundled(Node);
+
+impl Bundled {
+    pub const RAFT: Bundled = Bundled(Node::Raft);
+    pub const PAXOS: Bundled = Bundled(Node::Paxos);
+    pub const TWOPC: Bundled = Bundled(Node::Twopc);
+}
+
+impl System for Bundled {
+    fn name(&self) -> &'static str {
+        self.0.name()
+    }
+
+    fn workloads(&self) -> &'static [&'static str] {
+        // Every node runs the same state machine (`nodes::state_machine`).
+        &["register", "list-append", "rw-register", "bank", "set"]
+    }
+
+    fn bugs(&self) -> Vec<(&'static str, &'static str)> {
+        bugs::CATALOG
+            .iter()
+            .filter(|(_, systems, ..)| systems.contains(&self.0))
+            .map(|(_, _, name, what)| (*name, *what))
+            .collect()
+    }
+
+    fn start(&self, cluster: &Cluster, options: &DeployOptions) -> Result<Arc<dyn Db>, DbError> {
+        Ok(Arc::new(db::start(cluster, self.0, options)?))
+    }
+
+    fn attach(&self, cluster: &Cluster, options: &DeployOptions) -> Result<Arc<dyn Db>, DbError> {
+        Ok(Arc::new(db::BundledDb::attach(cluster, self.0, options)?))
+    }
+
+    fn clients(&self, endpoints: Vec<Endpoint>, connect_timeout: Duration) -> Arc<dyn Clients> {
+        Arc::new(client::Clients(Arc::new(client::Pool::new(
+            endpoints,
+            connect_timeout,
+        ))))
+    }
+}

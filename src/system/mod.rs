@@ -1,0 +1,523 @@
+//! Systems under test: what the controller needs from one, and the registry
+//! of those it knows.
+//!
+//! A system is a [`System`] (its name, what it supports, how to deploy it),
+//! a [`Db`] once deployed (start, stop, kill, pause, wipe and collect the
+//! logs of its nodes; optionally who leads), and a [`Client`] per worker
+//! (invoke one operation with a timeout, say whether a failure is definite).
+//! This is Jepsen's `db` and `client` protocols in Rust. Adding a system is
+//! one folder here and one line in [`SYSTEMS`]; `ARCHITECTURE.md` walks
+//! through an example.
+//!
+//! Not here: making hosts (`cluster`), the faults (`nemesis`), what the
+//! clients do (`workload`), running a test (`runner`).
+
+pub mod bundled;
+pub mod daemon;
+
+use crate::cluster::Cluster;
+use crate::control::{Remote, RemoteError, on_all, shell_quote};
+use crate::history::Ended;
+use crate::workload::{Operation, Workload};
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use thiserror::Error;
+
+/// Every system faultline can test, by name. One line per system.
+pub static SYSTEMS: &[&dyn System] = &[
+    &bundled::Bundled::RAFT,
+    &bundled::Bundled::PAXOS,
+    &bundled::Bundled::TWOPC,
+];
+
+/// The system called `name`.
+pub fn lookup(name: &str) -> Option<&'static dyn System> {
+    SYSTEMS.iter().copied().find(|s| s.name() == name)
+}
+
+/// Every system's name, for errors and `--help`.
+pub fn names() -> Vec<&'static str> {
+    SYSTEMS.iter().map(|s| s.name()).collect()
+}
+
+/// A system from the registry, as a test names it (`db: raft`): written
+/// and read by name, so a misspelt one is refused where it is written.
+#[derive(Clone, Copy)]
+pub struct SystemRef(&'static dyn System);
+
+impl SystemRef {
+    /// The system called `name`; the error lists the known ones.
+    pub fn parse(name: &str) -> Result<SystemRef, String> {
+        lookup(name).map(SystemRef).ok_or_else(|| {
+            let known: Vec<String> = names().iter().map(|n| format!("`{n}`")).collect();
+            format!(
+                "unknown variant `{}`, expected one of {}",
+                crate::history::text::excerpt(name),
+                known.join(", ")
+            )
+        })
+    }
+
+    pub fn get(self) -> &'static dyn System {
+        self.0
+    }
+
+    pub fn name(self) -> &'static str {
+        self.0.name()
+    }
+}
+
+impl std::ops::Deref for SystemRef {
+    type Target = dyn System;
+    fn deref(&self) -> &(dyn System + 'static) {
+        self.0
+    }
+}
+
+impl PartialEq for SystemRef {
+    fn eq(&self, other: &Self) -> bool {
+        self.name() == other.name()
+    }
+}
+
+impl Eq for SystemRef {}
+
+impl std::fmt::Debug for SystemRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl serde::Serialize for SystemRef {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for SystemRef {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(d)?;
+        SystemRef::parse(&name).map_err(serde::de::Error::custom)
+    }
+}
+
+/// Whether `system` can run a `workload` workload; the error lists what it runs.
+pub fn runs(system: &dyn System, workload: &str) -> Result<(), String> {
+    if system.workloads().contains(&workload) {
+        return Ok(());
+    }
+    Err(format!(
+        "{} cannot run a {workload} workload; it runs: {}",
+        system.name(),
+        system.workloads().join(", ")
+    ))
+}
+
+/// Whether `system` has a bug called `name`; the error lists those it has.
+pub fn has_bug(system: &dyn System, name: &str) -> Result<(), String> {
+    let known: Vec<&str> = system.bugs().iter().map(|(n, _)| *n).collect();
+    if known.contains(&name) {
+        return Ok(());
+    }
+    Err(format!(
+        "{} has no bug named {name:?}; it has: {}",
+        system.name(),
+        known.join(", ")
+    ))
+}
+
+/// The command line's parser for a system's name: `--help` lists them.
+pub fn value_parser() -> impl clap::builder::TypedValueParser<Value = SystemRef> {
+    use clap::builder::TypedValueParser;
+    clap::builder::PossibleValuesParser::new(names()).try_map(|name| SystemRef::parse(&name))
+}
+
+/// A system under test, before it is deployed.
+pub trait System: Sync + Send {
+    /// Its name in tests (`db: raft`) and on the command line.
+    fn name(&self) -> &'static str;
+    /// The workload kinds its client can run (`register`, `bank`, ...).
+    fn workloads(&self) -> &'static [&'static str];
+    /// Its injectable bugs: name and what each breaks.
+    fn bugs(&self) -> Vec<(&'static str, &'static str)>;
+    /// Starts its nodes on hosts that [`deploy`] prepared, with faultline's
+    /// files under [`Layout`]: the returned `Db` has every node started but
+    /// not necessarily answering yet ([`Db::wait_ready`]).
+    fn start(&self, cluster: &Cluster, options: &DeployOptions) -> Result<Arc<dyn Db>, DbError>;
+    /// A deployment made earlier (by another process), without touching the
+    /// hosts: for `faultline nemesis` and `cluster status`.
+    fn attach(&self, cluster: &Cluster, options: &DeployOptions) -> Result<Arc<dyn Db>, DbError>;
+    /// Clients for one run's workers against `endpoints` (they may share
+    /// connections).
+    fn clients(&self, endpoints: Vec<Endpoint>, connect_timeout: Duration) -> Arc<dyn Clients>;
+}
+
+/// A deployed system: its nodes, one per host of its cluster, by host name.
+/// Blocking calls (each bounded by its own timeout): the nemesis calls
+/// them from its own threads.
+pub trait Db: Send + Sync {
+    fn cluster(&self) -> &Cluster;
+    /// Where each node's clients connect, in host order.
+    fn endpoints(&self) -> Vec<Endpoint>;
+    /// Waits until every node answers; the error says which do not and why.
+    fn wait_ready(&self, timeout: Duration) -> Result<(), DbError>;
+    /// Starts `node` if it is not running.
+    fn start(&self, node: &str) -> Result<(), DbError>;
+    /// Stops `node` cleanly (SIGTERM, then SIGKILL after `grace`).
+    fn stop(&self, node: &str, grace: Duration) -> Result<(), DbError>;
+    /// Crashes `node` (SIGKILL); [`Db::start`] brings it back.
+    fn kill(&self, node: &str) -> Result<(), DbError>;
+    /// SIGSTOP and SIGCONT.
+    fn pause(&self, node: &str) -> Result<(), DbError>;
+    fn resume(&self, node: &str) -> Result<(), DbError>;
+    /// The pid of `node`'s running process, on its host.
+    fn pid(&self, node: &str) -> Result<Option<u32>, DbError>;
+    /// Deletes `node`'s data (the node must be stopped).
+    fn wipe(&self, node: &str) -> Result<(), DbError>;
+    /// Copies every node's logs under `dir/<node>/`; returns the files written.
+    fn download_logs(&self, dir: &Path) -> Result<Vec<PathBuf>, DbError>;
+    /// The last `lines` lines of `node`'s log (none if unreadable).
+    fn log_tail(&self, node: &str, lines: usize) -> Vec<String>;
+    /// Where the clock nemesis moves each node's clock: a libfaketime
+    /// offset file when the nodes run under libfaketime.
+    fn faketime_file(&self) -> Option<String>;
+    /// The nodes that claim to lead, asked now.
+    fn primaries(&self) -> Result<Vec<String>, String> {
+        Err(format!("{} has no leaders to target", self.system()))
+    }
+    /// The nodes that just voted in an election under way, watched for up
+    /// to `within`.
+    fn voters(&self, _within: Duration) -> Result<Vec<String>, String> {
+        Err(format!("{} has no elections to watch", self.system()))
+    }
+    /// The system's name.
+    fn system(&self) -> &'static str;
+
+    /// kill -9, then start again.
+    fn restart(&self, node: &str) -> Result<(), DbError> {
+        self.kill(node)?;
+        self.start(node)
+    }
+    /// Stops every node (SIGTERM, then SIGKILL after `grace`).
+    fn stop_all(&self, grace: Duration) -> Result<(), DbError> {
+        on_every_node(self.cluster(), |n| self.stop(n, grace))
+            .into_iter()
+            .try_for_each(|(_, r)| r)
+    }
+    /// Every node's pid, in host order, asked of all hosts at once.
+    fn pids(&self) -> Vec<(String, Result<Option<u32>, DbError>)> {
+        on_every_node(self.cluster(), |n| self.pid(n))
+    }
+}
+
+/// `f` on every node of `cluster` at once; the results in host order.
+fn on_every_node<T: Send>(
+    cluster: &Cluster,
+    f: impl Fn(&str) -> Result<T, DbError> + Sync,
+) -> Vec<(String, Result<T, DbError>)> {
+    std::thread::scope(|scope| {
+        let asks: Vec<_> = cluster
+            .hosts
+            .iter()
+            .map(|h| (h.name.clone(), scope.spawn(|| f(&h.name))))
+            .collect();
+        asks.into_iter()
+            .map(|(name, a)| {
+                let r = a.join().unwrap_or_else(|_| {
+                    Err(DbError::Host {
+                        host: name.clone(),
+                        detail: "the action panicked".into(),
+                    })
+                });
+                (name, r)
+            })
+            .collect()
+    })
+}
+
+/// Opens a [`Client`] per worker; one per run.
+pub trait Clients: Send + Sync {
+    /// How many nodes there are to talk to.
+    fn nodes(&self) -> usize;
+    /// A client for one worker, talking to node `home` first.
+    fn open(&self, home: usize) -> Box<dyn Client>;
+}
+
+/// A boxed future, as the object-safe async methods return.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// One worker's client.
+pub trait Client: Send {
+    /// Invokes `op`, waiting at most `timeout`; returns the node that
+    /// answered and how the call ended. `Ended::Fail` only when the operation
+    /// certainly did not take effect; a timeout or a lost connection is
+    /// `Ended::Info`.
+    fn invoke<'a>(
+        &'a mut self,
+        op: &'a Operation,
+        timeout: Duration,
+    ) -> BoxFuture<'a, (String, Ended)>;
+    /// After an `info`: whatever the client learnt about the cluster may be
+    /// stale; the next call starts afresh (and reconnects).
+    fn reset(&mut self);
+}
+
+/// A node as clients see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    pub name: String,
+    /// HOST:PORT of its client listener.
+    pub addr: String,
+}
+
+/// How to deploy a system for one test.
+#[derive(Debug, Clone)]
+pub struct DeployOptions {
+    /// The port every node listens on (on its host's cluster address).
+    pub port: u16,
+    /// Injectable bugs, checked against [`System::bugs`] when the test was
+    /// resolved.
+    pub bugs: Vec<String>,
+    /// What the clients will run (a system may need to know: the bank's
+    /// accounts and balances).
+    pub workload: Option<Workload>,
+    /// Start nodes under libfaketime with a per-node offset file.
+    pub faketime: bool,
+    /// Install missing packages (as root) instead of failing.
+    pub install: bool,
+    /// How long to wait for every node to answer.
+    pub ready_timeout: Duration,
+    /// faultline's own executable, uploaded to every host: the bundled
+    /// nodes and the fault tools run from it.
+    pub binary: PathBuf,
+}
+
+impl Default for DeployOptions {
+    fn default() -> Self {
+        DeployOptions {
+            port: 7000,
+            bugs: Vec::new(),
+            workload: None,
+            faketime: false,
+            install: true,
+            ready_timeout: Duration::from_secs(30),
+            binary: std::env::current_exe().unwrap_or_default(),
+        }
+    }
+}
+
+/// Prepares the hosts (packages, faultline's executable), starts `system`
+/// on them and waits until every node answers. Nodes already running are
+/// killed first.
+pub fn deploy(
+    system: &dyn System,
+    cluster: &Cluster,
+    options: &DeployOptions,
+) -> Result<(Arc<dyn Db>, DeployTimings), DbError> {
+    let mut timings = DeployTimings::default();
+    let remotes = cluster.remotes();
+    let layout = Layout::new(&cluster.host_dir);
+    let started = Instant::now();
+    let mut reqs = crate::os::requirements(&layout.dir);
+    if !options.faketime {
+        reqs.retain(|r| r.what != "libfaketime");
+    }
+    crate::os::prepare(&remotes, &reqs, options.install)?;
+    timings.prepare_ms = ms(started);
+
+    let started = Instant::now();
+    timings.uploaded = install(&remotes, &options.binary, &layout.binary())?;
+    timings.install_ms = ms(started);
+
+    let started = Instant::now();
+    let db = system.start(cluster, options)?;
+    timings.start_ms = ms(started);
+
+    let started = Instant::now();
+    db.wait_ready(options.ready_timeout)?;
+    timings.ready_ms = ms(started);
+    Ok((db, timings))
+}
+
+const CONTROL_TIMEOUT: Duration = Duration::from_secs(30);
+
+#[derive(Debug, Error)]
+pub enum DbError {
+    // Transparent: a `"{0}"` message with a `#[from]` source repeats the
+    // source's text in every `{:#}` chain (once per wrapper).
+    #[error(transparent)]
+    Remote(#[from] RemoteError),
+    #[error(transparent)]
+    Os(#[from] crate::os::OsError),
+    #[error("{host}: {detail}")]
+    Host { host: String, detail: String },
+    #[error("nodes not answering after {waited_ms} ms:\n  {}", .hosts.join("\n  "))]
+    NotReady { hosts: Vec<String>, waited_ms: u64 },
+    #[error("{0}")]
+    Local(String),
+}
+
+/// Where faultline's files live on a host.
+#[derive(Debug, Clone)]
+pub struct Layout {
+    pub dir: String,
+}
+
+impl Layout {
+    pub fn new(dir: &str) -> Self {
+        Layout {
+            dir: dir.trim_end_matches('/').to_string(),
+        }
+    }
+    pub fn binary(&self) -> String {
+        format!("{}/bin/faultline", self.dir)
+    }
+    pub fn data(&self) -> String {
+        format!("{}/data", self.dir)
+    }
+    pub fn log(&self) -> String {
+        format!("{}/log/node.log", self.dir)
+    }
+    pub fn pidfile(&self) -> String {
+        format!("{}/run/node.pid", self.dir)
+    }
+    /// libfaketime's FAKETIME_TIMESTAMP_FILE for the node: the clock
+    /// nemesis writes an offset (`+0`, `-3s`, ...) here.
+    pub fn faketime_file(&self) -> String {
+        format!("{}/run/faketime", self.dir)
+    }
+}
+
+/// How long each step of [`deploy`] took.
+#[derive(Debug, Clone, Default)]
+pub struct DeployTimings {
+    pub prepare_ms: f64,
+    pub install_ms: f64,
+    /// Hosts that got the executable (the others had it already).
+    pub uploaded: usize,
+    pub start_ms: f64,
+    pub ready_ms: f64,
+}
+
+impl std::fmt::Display for DeployTimings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "prepare {:.0} ms, install {:.0} ms ({} uploads), start {:.0} ms, ready {:.0} ms",
+            self.prepare_ms, self.install_ms, self.uploaded, self.start_ms, self.ready_ms
+        )
+    }
+}
+
+fn ms(since: Instant) -> f64 {
+    since.elapsed().as_secs_f64() * 1e3
+}
+
+/// The sha256 of a local file, as `sha256sum` prints it.
+pub fn local_sha256(path: &Path) -> Result<String, DbError> {
+    let p = path.to_string_lossy();
+    let out = crate::control::process::run_local("sha256sum", &[&p], None, CONTROL_TIMEOUT)?;
+    out.split_whitespace()
+        .next()
+        .map(str::to_string)
+        .ok_or_else(|| DbError::Local(format!("sha256sum {p} printed nothing")))
+}
+
+/// Uploads `binary` to `target` on every host whose copy differs, and
+/// records its sha256 beside it (`target.sha256`), so the next check reads
+/// a few bytes instead of hashing the executable on every host. A copy is
+/// the same when the recorded sum and the size both match. Returns how many
+/// hosts got it.
+pub fn install(remotes: &[Arc<dyn Remote>], binary: &Path, target: &str) -> Result<usize, DbError> {
+    let sum = local_sha256(binary)?;
+    let size = std::fs::metadata(binary)
+        .map_err(|e| DbError::Local(format!("{}: {e}", binary.display())))?
+        .len();
+    let (t, sidecar) = (
+        shell_quote(target),
+        shell_quote(&format!("{target}.sha256")),
+    );
+    let check = format!("cat {sidecar} 2>/dev/null; stat -c %s {t} 2>/dev/null; true");
+    let expected = format!("{sum}\n{size}\n");
+    let uploaded = on_all(remotes, |r| {
+        if r.run(&check, CONTROL_TIMEOUT)? == expected {
+            return Ok(0usize);
+        }
+        r.run(&format!("rm -f {sidecar}"), CONTROL_TIMEOUT)?;
+        r.upload(binary, target)?;
+        r.run(&format!("echo {sum} > {sidecar}"), CONTROL_TIMEOUT)?;
+        Ok(1)
+    })?;
+    Ok(uploaded.iter().sum())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A system that runs one workload and has one bug. A stand-in: every
+    /// registered system runs every workload today, so the refusal cannot
+    /// be shown with one of them.
+    struct Narrow;
+
+    impl System for Narrow {
+        fn name(&self) -> &'static str {
+            "narrow"
+        }
+        fn workloads(&self) -> &'static [&'static str] {
+            &["set"]
+        }
+        fn bugs(&self) -> Vec<(&'static str, &'static str)> {
+            vec![("lose-adds", "forgets adds")]
+        }
+        fn start(&self, _: &Cluster, _: &DeployOptions) -> Result<Arc<dyn Db>, DbError> {
+            Err(DbError::Local("not deployable".into()))
+        }
+        fn attach(&self, _: &Cluster, _: &DeployOptions) -> Result<Arc<dyn Db>, DbError> {
+            Err(DbError::Local("not deployable".into()))
+        }
+        fn clients(&self, _: Vec<Endpoint>, _: Duration) -> Arc<dyn Clients> {
+            unreachable!("never deployed")
+        }
+    }
+
+    #[test]
+    fn what_a_system_supports_is_checked_with_a_list_of_what_it_has() {
+        assert_eq!(runs(&Narrow, "set"), Ok(()));
+        assert_eq!(
+            runs(&Narrow, "bank"),
+            Err("narrow cannot run a bank workload; it runs: set".into())
+        );
+        assert_eq!(has_bug(&Narrow, "lose-adds"), Ok(()));
+        assert_eq!(
+            has_bug(&Narrow, "stale-read"),
+            Err("narrow has no bug named \"stale-read\"; it has: lose-adds".into())
+        );
+    }
+
+    #[test]
+    fn the_registry_names_each_system_once_and_finds_it_by_name() {
+        let names = names();
+        let mut unique = names.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(names.len(), unique.len(), "{names:?}");
+        for name in names {
+            assert_eq!(lookup(name).map(|s| s.name()), Some(name));
+            assert_eq!(SystemRef::parse(name).unwrap().name(), name);
+        }
+        assert_eq!(
+            SystemRef::parse("mysql").unwrap_err(),
+            "unknown variant `mysql`, expected one of `raft`, `paxos`, `twopc`"
+        );
+        // Every bundled bug is one its system declares.
+        for (_, systems, name, _) in crate::nodes::bugs::CATALOG {
+            for s in *systems {
+                assert_eq!(has_bug(lookup(s.name()).unwrap(), name), Ok(()));
+            }
+        }
+    }
+}
