@@ -447,28 +447,17 @@ impl Db {
 
     /// Every node's status, in host order; `None` for a node that does not answer.
     pub fn statuses(&self) -> Vec<(String, Option<Status>)> {
-        std::thread::scope(|scope| {
-            let asks: Vec<_> = self
-                .cluster
-                .hosts
-                .iter()
-                .map(|h| {
-                    scope.spawn(move || {
-                        (
-                            h.name.clone(),
-                            node_status(
-                                SocketAddr::new(h.addr, self.options.port),
-                                Duration::from_millis(500),
-                            )
-                            .ok(),
-                        )
-                    })
-                })
-                .collect();
-            asks.into_iter()
-                .map(|a| a.join().expect("a status probe panicked"))
-                .collect()
-        })
+        let hosts = &self.cluster.hosts;
+        let asked = crate::fan_out::on_every(hosts, |h| {
+            let addr = SocketAddr::new(h.addr, self.options.port);
+            node_status(addr, Duration::from_millis(500)).ok()
+        });
+        // A probe that panicked learnt nothing: as a node that does not answer.
+        hosts
+            .iter()
+            .zip(asked)
+            .map(|(h, status)| (h.name.clone(), status.ok().flatten()))
+            .collect()
     }
 
     /// The nodes that say they lead (what the `primaries` nemesis targets).
@@ -576,20 +565,23 @@ impl Db {
     /// Every node's pid, in host order, asked of all hosts at once: `None`
     /// for a node whose process is not running.
     pub fn pids(&self) -> Vec<(String, Result<Option<u32>, DbError>)> {
-        std::thread::scope(|scope| {
-            let asks: Vec<_> = (0..self.cluster.hosts.len())
-                .map(|i| {
-                    scope.spawn(move || {
-                        let host = &self.cluster.hosts[i];
-                        let pid = self.daemons[i].pid(host.remote.as_ref());
-                        (host.name.clone(), pid.map_err(DbError::from))
+        let nodes: Vec<_> = self.cluster.hosts.iter().zip(&self.daemons).collect();
+        let pids = crate::fan_out::on_every(&nodes, |(host, daemon)| {
+            daemon.pid(host.remote.as_ref()).map_err(DbError::from)
+        });
+        nodes
+            .iter()
+            .zip(pids)
+            .map(|((host, _), pid)| {
+                let pid = pid.unwrap_or_else(|panicked| {
+                    Err(DbError::Host {
+                        host: host.name.clone(),
+                        detail: format!("the pid probe panicked: {panicked}"),
                     })
-                })
-                .collect();
-            asks.into_iter()
-                .map(|a| a.join().expect("a pid probe panicked"))
-                .collect()
-        })
+                });
+                (host.name.clone(), pid)
+            })
+            .collect()
     }
 }
 
