@@ -46,6 +46,8 @@ pub struct BenchNodeArgs {
     bugs: Vec<String>,
 }
 
+/// Starts the nodes on loopback, drives them for the duration and prints
+/// throughput and latency.
 pub fn node(args: BenchNodeArgs) -> ExitCode {
     use crate::client::bench;
     let system = match args.db {
@@ -88,6 +90,8 @@ pub fn node(args: BenchNodeArgs) -> ExitCode {
     }
 }
 
+/// Generates list-append histories of each size, checks them and prints
+/// the time per phase.
 pub fn elle(args: BenchElleArgs) -> ExitCode {
     use crate::runner::bench_elle::{ElleBench, run_elle, table};
     let fail = |e: String| {

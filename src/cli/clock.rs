@@ -57,6 +57,7 @@ impl ClockTargetArgs {
     }
 }
 
+/// Does one clock action on this host and prints the total shift.
 pub fn run(cmd: ClockCmd) -> anyhow::Result<()> {
     let total = match cmd {
         ClockCmd::Bump { ms, target } => target.target().bump(ms)?,

@@ -75,6 +75,7 @@ pub enum ClusterCmd {
     },
 }
 
+/// Runs one `cluster` subcommand; what it made or found goes to stdout.
 pub fn run(cmd: ClusterCmd) -> anyhow::Result<()> {
     match cmd {
         ClusterCmd::Up { shape, name } => {

@@ -42,6 +42,7 @@ pub struct GenHistoryArgs {
     out: std::path::PathBuf,
 }
 
+/// Writes the history and says what is in it (its seed, the anomaly).
 pub fn run(args: GenHistoryArgs) -> ExitCode {
     use crate::generator::synthetic::{self, Inject, SynthOptions, TxnWorkload};
     let workload = match args.workload.as_str() {

@@ -16,6 +16,7 @@ pub struct HealArgs {
     inventory: Option<PathBuf>,
 }
 
+/// Heals the hosts of the cluster or inventory named, or cleans every orphan.
 pub fn run(args: HealArgs) -> anyhow::Result<()> {
     let cluster = match (args.name, args.inventory) {
         (Some(name), _) => cluster::open(&name)?,

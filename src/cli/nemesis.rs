@@ -30,6 +30,8 @@ pub struct NemesisArgs {
     faketime: bool,
 }
 
+/// Runs the nemesis for the time limit (its events go to stdout), then
+/// heals and lists the actions that failed.
 pub fn run(args: NemesisArgs) -> anyhow::Result<()> {
     use crate::nemesis::{self, Schedule};
     let schedule = Schedule::resolve(&args.nemesis)?;

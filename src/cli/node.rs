@@ -51,6 +51,7 @@ pub enum SystemArg {
     Twopc,
 }
 
+/// Runs a node until it is stopped, or lists the bugs; bad arguments exit 3.
 pub fn run(args: NodeArgs) -> ExitCode {
     use crate::nodes::{self, System, bugs::Bug};
     if args.list_bugs {
