@@ -683,7 +683,7 @@ fn checked_run(
     ops: Vec<Op>,
     logs: &[(&str, &str)],
 ) -> CheckedRun {
-    use faultline::runner::{checks, output, run::RunReport};
+    use faultline::runner::{checks, output, output::RunReport};
     use faultline::suite::{TestSpec, WorkloadRef, resolve, test::Source};
     let dir = artifact_dir(name);
     let spec = TestSpec {

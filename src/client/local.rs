@@ -50,9 +50,7 @@ impl LocalCluster {
         n: usize,
         args: &[&str],
     ) -> std::io::Result<LocalCluster> {
-        let seed =
-            std::process::id() as u64 ^ Instant::now().elapsed().as_nanos() as u64 ^ now_nanos();
-        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(crate::seed::draw());
         let dir = std::env::temp_dir().join(format!(
             "faultline-{system}-{}-{:x}",
             std::process::id(),
@@ -233,12 +231,6 @@ impl Drop for LocalCluster {
         }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
-}
-
-fn now_nanos() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64)
 }
 
 /// A random 127.x.y.z address with a port the OS says is free there. Other

@@ -130,45 +130,36 @@ pub(super) fn up(
         &label,
         &network,
     ])?;
-    std::thread::scope(|scope| {
-        let jobs: Vec<_> = state
-            .hosts
-            .iter()
-            .map(|h| {
-                let (image, label, network) = (&image, &label, &network);
-                scope.spawn(move || {
-                    let container = h.container.as_deref().unwrap_or_default();
-                    let ip = h.addr.to_string();
-                    docker(&[
-                        "run",
-                        "-d",
-                        "--init",
-                        "--name",
-                        container,
-                        "--hostname",
-                        &h.name,
-                        "--network",
-                        network,
-                        "--ip",
-                        &ip,
-                        "--cap-add",
-                        "NET_ADMIN",
-                        "--label",
-                        label,
-                        image,
-                        "sleep",
-                        "infinity",
-                    ])
-                })
-            })
-            .collect();
-        jobs.into_iter()
-            .map(|j| {
-                j.join()
-                    .unwrap_or_else(|_| Err(ClusterError::Setup("docker run panicked".into())))
-            })
-            .collect::<Result<Vec<_>, _>>()
-    })?;
+    let started = crate::fan_out::on_every(&state.hosts, |h| {
+        let container = h.container.as_deref().unwrap_or_default();
+        let ip = h.addr.to_string();
+        docker(&[
+            "run",
+            "-d",
+            "--init",
+            "--name",
+            container,
+            "--hostname",
+            &h.name,
+            "--network",
+            &network,
+            "--ip",
+            &ip,
+            "--cap-add",
+            "NET_ADMIN",
+            "--label",
+            &label,
+            &image,
+            "sleep",
+            "infinity",
+        ])
+    });
+    for (h, started) in state.hosts.iter().zip(started) {
+        started.unwrap_or_else(|p| {
+            let detail = format!("{}: docker run panicked: {p}", h.name);
+            Err(ClusterError::Setup(detail))
+        })?;
+    }
     Ok(())
 }
 

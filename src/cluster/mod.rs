@@ -317,7 +317,13 @@ pub fn up_as(opts: &UpOptions, purpose: Purpose) -> Result<Cluster, ClusterError
         owner: Owner::this_process(purpose),
     };
     let made = state.save().and_then(|()| match opts.backend {
-        Backend::Netns => netns::up(&mut state, &net, opts.nodes, opts.ssh),
+        Backend::Netns => netns::up(&mut state, &net, opts.nodes).and_then(|()| {
+            if opts.ssh {
+                sshlab::up(&mut state)
+            } else {
+                Ok(())
+            }
+        }),
         Backend::Docker => docker::up(&mut state, &net, opts.nodes, &opts.binary),
         Backend::Ssh => unreachable!("rejected above"),
     });
@@ -461,32 +467,33 @@ pub struct HostStatus {
 
 /// Runs a trivial command on every host (in parallel) to see who answers.
 pub fn status(cluster: &Cluster) -> Vec<HostStatus> {
-    std::thread::scope(|scope| {
-        let probes: Vec<_> = cluster
-            .hosts
-            .iter()
-            .map(|h| {
-                scope.spawn(move || {
-                    let started = Instant::now();
-                    let result = h.remote.run("true", Duration::from_secs(10));
-                    let exec_ms = result
-                        .as_ref()
-                        .ok()
-                        .map(|_| started.elapsed().as_secs_f64() * 1e3);
-                    HostStatus {
-                        name: h.name.clone(),
-                        addr: h.addr,
-                        exec_ms,
-                        error: result.err().map(|e| e.to_string()),
-                    }
-                })
+    let probed = crate::fan_out::on_every(&cluster.hosts, |h| {
+        let started = Instant::now();
+        let result = h.remote.run("true", Duration::from_secs(10));
+        let exec_ms = result
+            .as_ref()
+            .ok()
+            .map(|_| started.elapsed().as_secs_f64() * 1e3);
+        HostStatus {
+            name: h.name.clone(),
+            addr: h.addr,
+            exec_ms,
+            error: result.err().map(|e| e.to_string()),
+        }
+    });
+    cluster
+        .hosts
+        .iter()
+        .zip(probed)
+        .map(|(h, status)| {
+            status.unwrap_or_else(|panicked| HostStatus {
+                name: h.name.clone(),
+                addr: h.addr,
+                exec_ms: None,
+                error: Some(format!("the status probe panicked: {panicked}")),
             })
-            .collect();
-        probes
-            .into_iter()
-            .map(|p| p.join().expect("a status probe panicked"))
-            .collect()
-    })
+        })
+        .collect()
 }
 
 /// Tears the cluster down when dropped, even when a test fails or panics.

@@ -13,7 +13,7 @@
 //! `<clusters dir>/NAME/hosts/nI/`), so node data, pidfiles and sshd state
 //! never mix and root's login files (.bashrc) stay out of SSH sessions.
 
-use super::{ClusterError, HostState, Resource, State, Subnet, file_err, sshlab};
+use super::{ClusterError, HostState, Resource, State, Subnet, file_err};
 use crate::control::process::{CommandRemote, run_local};
 use crate::control::{RemoteError, shell_quote};
 use std::os::unix::fs::MetadataExt;
@@ -47,12 +47,8 @@ pub(super) fn remote(state: &State, host: &HostState, netns: &str) -> CommandRem
     )
 }
 
-pub(super) fn up(
-    state: &mut State,
-    net: &Subnet,
-    nodes: usize,
-    ssh: bool,
-) -> Result<(), ClusterError> {
+/// Makes the namespaces, the bridge and the hosts (`sshlab` adds sshd on top).
+pub(super) fn up(state: &mut State, net: &Subnet, nodes: usize) -> Result<(), ClusterError> {
     let name = state.name.clone();
     let br = bridge_ns(&name);
     let root_veth = net.tag();
@@ -105,22 +101,12 @@ pub(super) fn up(
     }
     ip_batch(Some(&br), &bridge)?;
 
-    let state_ref = &*state;
-    std::thread::scope(|scope| {
-        let jobs: Vec<_> = state_ref
-            .hosts
-            .iter()
-            .map(|h| scope.spawn(move || make_host(state_ref, h)))
-            .collect();
-        jobs.into_iter()
-            .map(|j| {
-                j.join()
-                    .unwrap_or_else(|_| Err(ClusterError::Setup("host setup panicked".into())))
-            })
-            .collect::<Result<Vec<()>, _>>()
-    })?;
-    if ssh {
-        sshlab::up(state)?;
+    let made = crate::fan_out::on_every(&state.hosts, |h| make_host(state, h));
+    for (h, made) in state.hosts.iter().zip(made) {
+        made.unwrap_or_else(|p| {
+            let detail = format!("{}: host setup panicked: {p}", h.name);
+            Err(ClusterError::Setup(detail))
+        })?;
     }
     Ok(())
 }

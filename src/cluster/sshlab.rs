@@ -32,22 +32,20 @@ pub(super) fn up(state: &mut State) -> Result<(), ClusterError> {
     keygen(&client_key, &format!("faultline-{}", state.name))?;
     let client_pub = read(&client_key.with_extension("pub"))?;
 
-    let state_ref = &*state;
-    let host_keys: Vec<String> = std::thread::scope(|scope| {
-        let jobs: Vec<_> = state_ref
-            .hosts
-            .iter()
-            .map(|h| {
-                scope.spawn(|| start_sshd(state_ref, &h.name, &h.addr.to_string(), &client_pub))
+    let host_keys = crate::fan_out::on_every(&state.hosts, |h| {
+        start_sshd(state, &h.name, &h.addr.to_string(), &client_pub)
+    });
+    let host_keys = state
+        .hosts
+        .iter()
+        .zip(host_keys)
+        .map(|(h, key)| {
+            key.unwrap_or_else(|p| {
+                let detail = format!("{}: sshd setup panicked: {p}", h.name);
+                Err(ClusterError::Setup(detail))
             })
-            .collect();
-        jobs.into_iter()
-            .map(|j| {
-                j.join()
-                    .unwrap_or_else(|_| Err(ClusterError::Setup("sshd setup panicked".into())))
-            })
-            .collect::<Result<_, _>>()
-    })?;
+        })
+        .collect::<Result<Vec<String>, _>>()?;
     let known: String = state
         .hosts
         .iter()

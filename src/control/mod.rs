@@ -125,30 +125,17 @@ where
     T: Send,
     F: Fn(&dyn Remote) -> Result<T, RemoteError> + Sync,
 {
-    let results: Vec<Result<T, RemoteError>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = remotes
-            .iter()
-            .map(|r| scope.spawn(|| action(r.as_ref())))
-            .collect();
-        handles
-            .into_iter()
-            .zip(remotes)
-            .map(|(h, r)| {
-                h.join().unwrap_or_else(|_| {
-                    Err(RemoteError::Other {
-                        host: r.name().to_string(),
-                        detail: "the action panicked".to_string(),
-                    })
-                })
-            })
-            .collect()
-    });
+    let results = crate::fan_out::on_every(remotes, |r| action(r.as_ref()));
     let mut oks = Vec::with_capacity(results.len());
     let mut errors = Vec::new();
-    for result in results {
+    for (result, r) in results.into_iter().zip(remotes) {
         match result {
-            Ok(v) => oks.push(v),
-            Err(e) => errors.push(e),
+            Ok(Ok(v)) => oks.push(v),
+            Ok(Err(e)) => errors.push(e),
+            Err(panicked) => errors.push(RemoteError::Other {
+                host: r.name().to_string(),
+                detail: format!("the action panicked: {panicked}"),
+            }),
         }
     }
     match errors.len() {

@@ -4,8 +4,8 @@
 
 use super::partition::{self, Grudge, Shape};
 use super::process::Targets;
-use super::schedule::Span;
 use crate::net::{Distribution, PacketFault};
+use crate::span::Span;
 use rand::RngExt;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};

@@ -49,25 +49,21 @@ pub fn inspect(name: &str) -> Result<ClusterReport, ClusterError> {
     let state = State::load(name)?;
     let c = cluster::open_state(&state)?;
     let layout = Layout::new(&c.host_dir);
-    let hosts = std::thread::scope(|scope| {
-        let jobs: Vec<_> = c
-            .hosts
-            .iter()
-            .map(|h| scope.spawn(|| inspect_host(h, &layout)))
-            .collect();
-        jobs.into_iter()
-            .zip(&c.hosts)
-            .map(|(j, h)| {
-                j.join().unwrap_or_else(|_| HostReport {
-                    name: h.name.clone(),
-                    addr: h.addr,
-                    answers: Err("the inspection panicked".into()),
-                    node: None,
-                    faults: None,
-                })
+    let inspected = crate::fan_out::on_every(&c.hosts, |h| inspect_host(h, &layout));
+    let hosts = c
+        .hosts
+        .iter()
+        .zip(inspected)
+        .map(|(h, report)| {
+            report.unwrap_or_else(|panicked| HostReport {
+                name: h.name.clone(),
+                addr: h.addr,
+                answers: Err(format!("the inspection panicked: {panicked}")),
+                node: None,
+                faults: None,
             })
-            .collect()
-    });
+        })
+        .collect();
     Ok(ClusterReport {
         standing: state.standing(),
         state,
@@ -241,24 +237,19 @@ fn clean_state(state: State) -> Cleaned {
     let hosts = match cluster::open_state(&state) {
         Ok(c) => {
             let layout = Layout::new(&c.host_dir);
-            std::thread::scope(|scope| {
-                let jobs: Vec<_> = c
-                    .hosts
-                    .iter()
-                    .map(|h| scope.spawn(|| heal_and_kill(h, &layout)))
-                    .collect();
-                jobs.into_iter()
-                    .zip(&c.hosts)
-                    .map(|(j, h)| {
-                        j.join().unwrap_or_else(|_| HostCleaned {
-                            name: h.name.clone(),
-                            unreachable: Some("the cleaning panicked".into()),
-                            healed: Ok(Vec::new()),
-                            killed: Ok(None),
-                        })
+            let cleaned = crate::fan_out::on_every(&c.hosts, |h| heal_and_kill(h, &layout));
+            c.hosts
+                .iter()
+                .zip(cleaned)
+                .map(|(h, cleaned)| {
+                    cleaned.unwrap_or_else(|panicked| HostCleaned {
+                        name: h.name.clone(),
+                        unreachable: Some(format!("the cleaning panicked: {panicked}")),
+                        healed: Ok(Vec::new()),
+                        killed: Ok(None),
                     })
-                    .collect()
-            })
+                })
+                .collect()
         }
         Err(e) => {
             tracing::warn!("cluster {}: {e}; removing it without healing", state.name);

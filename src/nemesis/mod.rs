@@ -230,29 +230,16 @@ where
     N: Fn(&I) -> String,
     F: Fn(&I) -> Result<T, FaultError> + Sync,
 {
-    let results: Vec<(String, Result<T, FaultError>)> = std::thread::scope(|scope| {
-        let handles: Vec<_> = items
-            .iter()
-            .map(|i| (name(i), scope.spawn(|| f(i))))
-            .collect();
-        handles
-            .into_iter()
-            .map(|(n, h)| {
-                let r = h
-                    .join()
-                    .unwrap_or_else(|_| Err(FaultError(format!("{n}: the action panicked"))));
-                (n, r)
-            })
-            .collect()
-    });
     let mut done = std::collections::BTreeMap::new();
     let mut errors = Vec::new();
-    for (n, r) in results {
-        match r {
-            Ok(v) => {
+    for (item, result) in items.iter().zip(crate::fan_out::on_every(items, f)) {
+        let n = name(item);
+        match result {
+            Ok(Ok(v)) => {
                 done.insert(n, v);
             }
-            Err(e) => errors.push(e.0),
+            Ok(Err(e)) => errors.push(e.0),
+            Err(panicked) => errors.push(format!("{n}: the action panicked: {panicked}")),
         }
     }
     if errors.is_empty() {

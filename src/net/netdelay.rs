@@ -10,7 +10,7 @@
 //! Not here: starting and stopping it on a host (`host.rs`).
 
 use super::iptables::QUEUE_NUM;
-use super::packet::Distribution;
+use super::packet::{DelayConfig, Distribution};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::cmp::Reverse;
@@ -26,68 +26,9 @@ const KERNEL_QUEUE_LEN: u32 = 8_192;
 /// How long the loop sleeps when idle: the delay's resolution.
 const IDLE_SLEEP: Duration = Duration::from_micros(250);
 
-/// What the helper does; also its command line.
-#[derive(Debug, Clone, PartialEq, clap::Args)]
-pub struct DelayConfig {
-    /// Mean delay added to each packet.
-    #[arg(long, default_value_t = 0)]
-    pub delay_ms: u32,
-    /// Spread of the delay (standard deviation for normal, half-width for uniform).
-    #[arg(long, default_value_t = 0)]
-    pub jitter_ms: u32,
-    #[arg(long, value_enum, default_value_t = Distribution::Normal)]
-    pub distribution: Distribution,
-    /// Share of packets (percent) that skip the delay.
-    #[arg(long, default_value_t = 0.0)]
-    pub reorder_pct: f64,
-    /// Share of packets (percent) with one byte flipped after the IP header.
-    #[arg(long, default_value_t = 0.0)]
-    pub corrupt_pct: f64,
-    /// Seed of the helper's random choices.
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
-    /// Written with the helper's pid once it is bound to the queue.
-    #[arg(long)]
-    pub pidfile: Option<String>,
-    /// The helper exits by itself after this long (a bound; heal stops it sooner).
-    #[arg(long, default_value_t = 86_400)]
-    pub max_runtime_s: u64,
-}
-
-impl Default for DelayConfig {
-    fn default() -> Self {
-        DelayConfig {
-            delay_ms: 0,
-            jitter_ms: 0,
-            distribution: Distribution::Normal,
-            reorder_pct: 0.0,
-            corrupt_pct: 0.0,
-            seed: 0,
-            pidfile: None,
-            max_runtime_s: 86_400,
-        }
-    }
-}
-
+/// The helper's side of [`DelayConfig`]; the config and its command line
+/// are `packet.rs`'s.
 impl DelayConfig {
-    /// The arguments after `faultline netdelay`, as a shell fragment.
-    pub fn to_args(&self) -> String {
-        let mut s = format!(
-            "--delay-ms {} --jitter-ms {} --distribution {} --reorder-pct {} --corrupt-pct {} --seed {} --max-runtime-s {}",
-            self.delay_ms,
-            self.jitter_ms,
-            self.distribution.as_str(),
-            self.reorder_pct,
-            self.corrupt_pct,
-            self.seed,
-            self.max_runtime_s
-        );
-        if let Some(p) = &self.pidfile {
-            s.push_str(&format!(" --pidfile {}", crate::control::shell_quote(p)));
-        }
-        s
-    }
-
     /// The delay for one packet, never negative.
     fn sample_delay(&self, rng: &mut ChaCha8Rng) -> Duration {
         let mean = self.delay_ms as f64;
@@ -229,45 +170,6 @@ fn corrupt(msg: &mut nfq::Message, rng: &mut ChaCha8Rng) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::Parser;
-
-    #[derive(Parser)]
-    struct Cli {
-        #[command(flatten)]
-        cfg: DelayConfig,
-    }
-
-    #[test]
-    fn the_command_line_it_is_started_with_parses_back_to_the_same_config() {
-        let cfg = DelayConfig {
-            delay_ms: 40,
-            jitter_ms: 7,
-            distribution: Distribution::Uniform,
-            reorder_pct: 12.5,
-            corrupt_pct: 1.0,
-            seed: 99,
-            pidfile: Some("/run/faultline dir/netdelay.pid".into()),
-            max_runtime_s: 30,
-        };
-        let line = format!("faultline {}", cfg.to_args());
-        let words = shell_words(&line);
-        assert_eq!(Cli::try_parse_from(words).unwrap().cfg, cfg);
-    }
-
-    /// Splits like sh does for the quoting `shell_quote` produces.
-    fn shell_words(s: &str) -> Vec<String> {
-        let out = std::process::Command::new("sh")
-            .arg("-c")
-            .arg(format!("for w in {s}; do printf '%s\\0' \"$w\"; done"))
-            .output()
-            .unwrap();
-        String::from_utf8(out.stdout)
-            .unwrap()
-            .split('\0')
-            .filter(|w| !w.is_empty())
-            .map(String::from)
-            .collect()
-    }
 
     #[test]
     fn sampled_delays_have_the_asked_mean_and_spread() {

@@ -11,7 +11,6 @@ pub mod check;
 pub mod checks;
 pub mod junit;
 pub mod liveness;
-pub mod log;
 pub mod output;
 pub mod progress;
 pub mod recorder;

@@ -3,13 +3,56 @@
 //! are, the seed, and on failure the command that replays it).
 
 use super::check::{self, write_results};
+use super::checks::RunChecks;
 use super::junit;
-use super::run::RunReport;
 use crate::checker::Verdict;
 use crate::history::OpType;
 use crate::report::results::{self, CheckerResult, OpCounts, Results, RunResult, Valid};
+use crate::store::RunDir;
 use crate::suite::Test;
 use std::fmt::Write;
+use std::time::Duration;
+
+/// How a run ended.
+#[derive(Debug)]
+pub struct RunReport {
+    pub dir: RunDir,
+    pub checks: RunChecks,
+    /// Why the harness failed (exit 3), if it did.
+    pub harness_error: Option<String>,
+    /// Things that went wrong but did not stop the run (heal, logs, teardown).
+    pub problems: Vec<String>,
+    pub duration: Duration,
+    /// `name address` of every host the run used.
+    pub hosts: Vec<String>,
+    pub ops: OpCounts,
+    /// Why the run cannot be judged valid even where every checker says so
+    /// (interrupted, the history not written whole).
+    pub incomplete: Vec<String>,
+}
+
+impl RunReport {
+    /// The checkers' verdict, at best unknown when the run is incomplete.
+    pub fn verdict(&self) -> Verdict {
+        if self.incomplete.is_empty() {
+            self.checks.verdict
+        } else {
+            self.checks.verdict.combine(Verdict::Unknown)
+        }
+    }
+
+    /// 0 valid, 1 invalid, 2 unknown, 3 the harness failed.
+    pub fn exit_code(&self) -> u8 {
+        if self.harness_error.is_some() {
+            return 3;
+        }
+        match self.verdict() {
+            Verdict::Valid => 0,
+            Verdict::Invalid => 1,
+            Verdict::Unknown => 2,
+        }
+    }
+}
 
 fn valid(v: Verdict) -> Valid {
     match v {

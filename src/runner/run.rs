@@ -14,17 +14,16 @@
 //! failure before the workload starts is a harness error (exit 3) with
 //! everything recorded so far kept.
 
-use super::checks::{self, RunChecks};
+use super::checks;
 use super::liveness::{self, NodeExit};
+use super::output::{self, RunReport};
 use super::progress::Progress;
 use super::recorder::Recorder;
 use super::workers::{self, Source, WorkerConfig};
-use crate::checker::Verdict;
 use crate::cluster::{self, Backend, Cluster, ClusterGuard, UpOptions};
 use crate::generator::Pacer;
 use crate::history::{Op, Process};
 use crate::nemesis::{self, FaultSpec, Faults, HostFaults, NemesisEvent, heal};
-use crate::report::results::OpCounts;
 use crate::store::{RunDir, Store};
 use crate::suite::{Hosts, Test};
 use crate::system::{self, Db, DeployOptions};
@@ -65,47 +64,6 @@ pub struct RunOptions {
     pub progress: Progress,
 }
 
-/// How a run ended.
-#[derive(Debug)]
-pub struct RunReport {
-    pub dir: RunDir,
-    pub checks: RunChecks,
-    /// Why the harness failed (exit 3), if it did.
-    pub harness_error: Option<String>,
-    /// Things that went wrong but did not stop the run (heal, logs, teardown).
-    pub problems: Vec<String>,
-    pub duration: Duration,
-    /// `name address` of every host the run used.
-    pub hosts: Vec<String>,
-    pub ops: OpCounts,
-    /// Why the run cannot be judged valid even where every checker says so
-    /// (interrupted, the history not written whole).
-    pub incomplete: Vec<String>,
-}
-
-impl RunReport {
-    /// The checkers' verdict, at best unknown when the run is incomplete.
-    pub fn verdict(&self) -> Verdict {
-        if self.incomplete.is_empty() {
-            self.checks.verdict
-        } else {
-            self.checks.verdict.combine(Verdict::Unknown)
-        }
-    }
-
-    /// 0 valid, 1 invalid, 2 unknown, 3 the harness failed.
-    pub fn exit_code(&self) -> u8 {
-        if self.harness_error.is_some() {
-            return 3;
-        }
-        match self.verdict() {
-            Verdict::Valid => 0,
-            Verdict::Invalid => 1,
-            Verdict::Unknown => 2,
-        }
-    }
-}
-
 /// Runs `test` and writes its results folder. An `Err` means not even the
 /// results folder could be made; every later failure is in the report.
 pub fn run(test: &Test, opts: &RunOptions) -> anyhow::Result<RunReport> {
@@ -117,7 +75,7 @@ pub fn run(test: &Test, opts: &RunOptions) -> anyhow::Result<RunReport> {
     })?;
     std::fs::write(dir.test_yaml(), test.to_yaml())
         .with_context(|| format!("cannot write {}", dir.test_yaml().display()))?;
-    super::log::to_file(&dir.log());
+    crate::logging::to_file(&dir.log());
     let started = Instant::now();
     opts.progress.line(&format!(
         "faultline run {} (seed {}) -> {}",
@@ -158,11 +116,11 @@ pub fn run(test: &Test, opts: &RunOptions) -> anyhow::Result<RunReport> {
         problems,
         duration: started.elapsed(),
         hosts,
-        ops: super::output::op_counts(&recorded.ops),
+        ops: output::op_counts(&recorded.ops),
         incomplete: recorded.incomplete,
     };
     // A run whose results are not on disk has lost its record: the harness failed.
-    if let Err(e) = super::output::write(test, &report) {
+    if let Err(e) = output::write(test, &report) {
         let e = format!("the results could not be written: {e:#}");
         tracing::error!("{e}");
         match &mut report.harness_error {
@@ -174,7 +132,7 @@ pub fn run(test: &Test, opts: &RunOptions) -> anyhow::Result<RunReport> {
     if let Err(e) = crate::report::after_run(&opts.store.root, &report.dir.path) {
         report.problems.push(format!("writing report.html: {e}"));
     }
-    super::log::close();
+    crate::logging::close();
     Ok(report)
 }
 

@@ -498,7 +498,7 @@ pub fn resolve(spec: &TestSpec, source: &Source) -> Result<Test, SuiteError> {
         time_limit,
         concurrency,
         rate,
-        seed: spec.seed.unwrap_or_else(rand::random),
+        seed: spec.seed.unwrap_or_else(crate::seed::draw),
         recovery: spec.recovery.unwrap_or(Span(Duration::from_secs(5))),
         allow_node_exits: spec.allow_node_exits.unwrap_or(false),
         expect: spec.expect,

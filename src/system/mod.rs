@@ -218,24 +218,21 @@ fn on_every_node<T: Send>(
     cluster: &Cluster,
     f: impl Fn(&str) -> Result<T, DbError> + Sync,
 ) -> Vec<(String, Result<T, DbError>)> {
-    std::thread::scope(|scope| {
-        let asks: Vec<_> = cluster
-            .hosts
-            .iter()
-            .map(|h| (h.name.clone(), scope.spawn(|| f(&h.name))))
-            .collect();
-        asks.into_iter()
-            .map(|(name, a)| {
-                let r = a.join().unwrap_or_else(|_| {
-                    Err(DbError::Host {
-                        host: name.clone(),
-                        detail: "the action panicked".into(),
-                    })
-                });
-                (name, r)
-            })
-            .collect()
-    })
+    let results = crate::fan_out::on_every(&cluster.hosts, |h| f(&h.name));
+    cluster
+        .hosts
+        .iter()
+        .zip(results)
+        .map(|(h, r)| {
+            let r = r.unwrap_or_else(|panicked| {
+                Err(DbError::Host {
+                    host: h.name.clone(),
+                    detail: format!("panicked: {panicked}"),
+                })
+            });
+            (h.name.clone(), r)
+        })
+        .collect()
 }
 
 /// Opens a [`Client`] per worker; one per run.

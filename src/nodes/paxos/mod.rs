@@ -307,7 +307,7 @@ impl Node {
     ) -> Node {
         // Only election timeouts are random; the seed is logged so a node's
         // choices can be replayed.
-        let seed = seed_for(&config.id);
+        let seed = crate::seed::draw();
         tracing::info!(seed, "election timer seed");
         let mut node = Node {
             id: config.id,
@@ -838,16 +838,4 @@ impl Node {
             p.sent_round = l.round;
         }
     }
-}
-
-/// A seed for the election timer: the node id mixed with the time, so
-/// nodes started together do not time out together.
-fn seed_for(id: &str) -> u64 {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64);
-    id.bytes()
-        .fold(nanos ^ u64::from(std::process::id()), |h, b| {
-            (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
-        })
 }

@@ -84,14 +84,3 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
         raft.flush();
     }
 }
-
-/// A seed for election jitter that differs between nodes and restarts.
-fn seed_from(id: &str) -> u64 {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64);
-    id.bytes()
-        .fold(now ^ u64::from(std::process::id()), |h, b| {
-            h.rotate_left(5) ^ u64::from(b)
-        })
-}

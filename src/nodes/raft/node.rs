@@ -118,7 +118,7 @@ impl Raft {
         wal: GroupCommit,
         net: PeerSender<Msg>,
     ) -> Raft {
-        let seed = super::seed_from(&config.id);
+        let seed = crate::seed::draw();
         let now = Instant::now();
         let durable_index = log.last_index();
         let mut raft = Raft {
