@@ -3,6 +3,7 @@
 
 use clap::{Args, Parser, Subcommand};
 use faultline::cluster::{self, Backend};
+use faultline::outcome::Outcome;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
@@ -27,9 +28,6 @@ macro_rules! sayln {
         say!("\n");
     }};
 }
-
-/// Exit code when the harness itself failed: bad input, a usage error, a panic.
-const EXIT_HARNESS: u8 = 3;
 
 #[derive(Parser)]
 #[command(
@@ -442,7 +440,7 @@ fn main() -> ExitCode {
     let default_hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
         default_hook(info);
-        std::process::exit(EXIT_HARNESS as i32);
+        std::process::exit(Outcome::HarnessError.exit_code().into());
     }));
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
@@ -450,7 +448,7 @@ fn main() -> ExitCode {
             // clap quotes the bad argument whole: an excerpt, escaped.
             let text = faultline::history::text::clip_message(&e.render().to_string());
             eprint!("{text}");
-            return ExitCode::from(EXIT_HARNESS);
+            return ExitCode::from(Outcome::HarnessError);
         }
         Err(e) => {
             let _ = e.print();
@@ -460,13 +458,15 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Run(args) => {
             faultline::runner::log::init();
-            exit_with(faultline::runner::args::run_command(&args))
+            exit_with(faultline::runner::args::run_command(&args).map(Outcome::exit_code))
         }
         Command::Suite(args) => {
             faultline::runner::log::init();
-            exit_with(faultline::runner::suite::suite_command(&args))
+            exit_with(faultline::runner::suite::suite_command(&args).map(Outcome::exit_code))
         }
-        Command::Check(args) => exit_with(faultline::runner::check::run(&args)),
+        Command::Check(args) => {
+            exit_with(faultline::runner::check::run(&args).map(Outcome::exit_code))
+        }
         Command::Node(args) => node(args),
         Command::Bench(BenchCommand::Check(args)) => {
             exit_with(faultline::runner::bench::run(&args))
@@ -507,7 +507,7 @@ fn main() -> ExitCode {
     }
 }
 
-/// A command's exit code, or 3 with the error on stderr.
+/// A command's exit code, or a harness error's with the error on stderr.
 fn exit_with(result: anyhow::Result<u8>) -> ExitCode {
     match result {
         Ok(code) => ExitCode::from(code),
@@ -518,7 +518,7 @@ fn exit_with(result: anyhow::Result<u8>) -> ExitCode {
                 "error: {}",
                 faultline::history::text::escape_keep_lines(&text)
             );
-            ExitCode::from(EXIT_HARNESS)
+            ExitCode::from(Outcome::HarnessError)
         }
     }
 }
@@ -566,14 +566,14 @@ fn node(args: NodeArgs) -> ExitCode {
         Ok(c) => c,
         Err(e) => {
             eprintln!("faultline node: {e}");
-            return ExitCode::from(EXIT_HARNESS);
+            return ExitCode::from(Outcome::HarnessError);
         }
     };
     match nodes::run(config) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("faultline node: {e:#}");
-            ExitCode::from(EXIT_HARNESS)
+            ExitCode::from(Outcome::HarnessError)
         }
     }
 }
@@ -589,7 +589,7 @@ fn bench_node(args: BenchNodeArgs) -> ExitCode {
         Ok(exe) => exe,
         Err(e) => {
             eprintln!("faultline bench node: cannot find my own executable: {e}");
-            return ExitCode::from(EXIT_HARNESS);
+            return ExitCode::from(Outcome::HarnessError);
         }
     };
     let config = bench::BenchConfig {
@@ -615,7 +615,7 @@ fn bench_node(args: BenchNodeArgs) -> ExitCode {
         }
         Err(e) => {
             eprintln!("faultline bench node: {e:#}");
-            ExitCode::from(EXIT_HARNESS)
+            ExitCode::from(Outcome::HarnessError)
         }
     }
 }
@@ -635,7 +635,7 @@ fn gen_history(args: GenHistoryArgs) -> ExitCode {
         Ok(a) => a,
         Err(e) => {
             eprintln!("faultline gen-history: {e}");
-            return ExitCode::from(EXIT_HARNESS);
+            return ExitCode::from(Outcome::HarnessError);
         }
     };
     let seed = args.seed.unwrap_or_else(|| {
@@ -670,7 +670,7 @@ fn gen_history(args: GenHistoryArgs) -> ExitCode {
         }
         Err(e) => {
             eprintln!("faultline gen-history: {}: {e}", args.out.display());
-            ExitCode::from(EXIT_HARNESS)
+            ExitCode::from(Outcome::HarnessError)
         }
     }
 }
@@ -679,7 +679,7 @@ fn bench_elle(args: BenchElleArgs) -> ExitCode {
     use faultline::runner::bench_elle::{ElleBench, run_elle, table};
     let fail = |e: String| {
         eprintln!("faultline bench elle: {e}");
-        ExitCode::from(EXIT_HARNESS)
+        ExitCode::from(Outcome::HarnessError)
     };
     let model = match args.consistency.parse() {
         Ok(m) => m,

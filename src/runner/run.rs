@@ -25,6 +25,7 @@ use crate::db::{self, Db, DbOptions};
 use crate::generator::Pacer;
 use crate::history::{Op, Process};
 use crate::nemesis::{self, FaultSpec, Faults, HostFaults, NemesisEvent, heal};
+use crate::outcome::Outcome;
 use crate::report::results::OpCounts;
 use crate::store::{RunDir, Store};
 use crate::suite::{Hosts, Test};
@@ -94,15 +95,11 @@ impl RunReport {
         }
     }
 
-    /// 0 valid, 1 invalid, 2 unknown, 3 the harness failed.
-    pub fn exit_code(&self) -> u8 {
-        if self.harness_error.is_some() {
-            return 3;
-        }
-        match self.verdict() {
-            Verdict::Valid => 0,
-            Verdict::Invalid => 1,
-            Verdict::Unknown => 2,
+    /// The verdict, or a harness error when the harness failed.
+    pub fn outcome(&self) -> Outcome {
+        match self.harness_error {
+            Some(_) => Outcome::HarnessError,
+            None => self.verdict().into(),
         }
     }
 }
