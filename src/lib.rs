@@ -17,6 +17,7 @@ pub mod nemesis;
 pub mod net;
 pub mod nodes;
 pub mod os;
+pub mod outcome;
 pub mod report;
 pub mod runner;
 pub mod seed;

@@ -6,10 +6,8 @@
 use clap::{Parser, Subcommand};
 use faultline::cli;
 use faultline::logging::{self, Setup};
+use faultline::outcome::Outcome;
 use std::process::ExitCode;
-
-/// Exit code when the harness itself failed: bad input, a usage error, a panic.
-const EXIT_HARNESS: u8 = 3;
 
 #[derive(Parser)]
 #[command(
@@ -86,7 +84,7 @@ fn main() -> ExitCode {
         default_hook(info);
         // Except in one host's work: that panic is the host's error (fan_out).
         if !faultline::fan_out::is_worker() {
-            std::process::exit(EXIT_HARNESS as i32);
+            std::process::exit(Outcome::HarnessError.exit_code().into());
         }
     }));
     let cli = match Cli::try_parse() {
@@ -95,7 +93,7 @@ fn main() -> ExitCode {
             // clap quotes the bad argument whole: an excerpt, escaped.
             let text = faultline::history::text::clip_message(&e.render().to_string());
             eprint!("{text}");
-            return ExitCode::from(EXIT_HARNESS);
+            return ExitCode::from(Outcome::HarnessError);
         }
         Err(e) => {
             let _ = e.print();
@@ -105,13 +103,15 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Run(args) => {
             logging::init(Setup::Runs);
-            exit_with(faultline::runner::args::run_command(&args))
+            exit_with(faultline::runner::args::run_command(&args).map(Outcome::exit_code))
         }
         Command::Suite(args) => {
             logging::init(Setup::Runs);
-            exit_with(faultline::runner::suite::suite_command(&args))
+            exit_with(faultline::runner::suite::suite_command(&args).map(Outcome::exit_code))
         }
-        Command::Check(args) => exit_with(faultline::runner::check::run(&args)),
+        Command::Check(args) => {
+            exit_with(faultline::runner::check::run(&args).map(Outcome::exit_code))
+        }
         Command::Node(args) => cli::node::run(args),
         Command::Bench(BenchCommand::Check(args)) => {
             exit_with(faultline::runner::bench::run(&args))
@@ -159,7 +159,7 @@ fn exit_with(result: anyhow::Result<u8>) -> ExitCode {
                 "error: {}",
                 faultline::history::text::escape_keep_lines(&text)
             );
-            ExitCode::from(EXIT_HARNESS)
+            ExitCode::from(Outcome::HarnessError)
         }
     }
 }

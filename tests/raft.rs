@@ -4,6 +4,7 @@
 //! test per named bug showing the bug is caught.
 
 use faultline::checker::Verdict;
+use faultline::checker::logs::NodeLog;
 use faultline::client::local::LocalCluster;
 use faultline::client::{Client, LeaderClient, ended};
 use faultline::history::{Op, OpType, Process};
@@ -151,6 +152,25 @@ async fn three_nodes_elect_one_leader_replicate_and_followers_redirect() {
         applied.iter().all(|&a| a == applied[0] && a >= 23),
         "applied per node: {applied:?}"
     );
+
+    // The nodes' logs, read with the patterns the runner takes from the
+    // node code: the leader's win is found, and nothing fatal.
+    let patterns = faultline::system::lookup("raft").unwrap().log_patterns();
+    let logs: Vec<NodeLog> = cluster
+        .nodes
+        .iter()
+        .map(|n| NodeLog {
+            node: n.id.clone(),
+            text: n.log(),
+        })
+        .collect();
+    let leader_pattern = patterns.leader.as_ref().expect("Raft logs its elections");
+    let elections = faultline::checker::election::check(&logs, leader_pattern)
+        .unwrap_or_else(|| panic!("no election found in the logs\n{}", cluster.logs()));
+    assert_eq!(elections.verdict, Verdict::Valid, "{elections:?}");
+    assert!(elections.terms >= 1);
+    let fatal = faultline::checker::logs::check(&logs, &patterns.fatal);
+    assert_eq!(fatal.verdict, Verdict::Valid, "{fatal:?}");
 }
 
 async fn applied_per_node(cluster: &LocalCluster) -> Vec<u64> {

@@ -12,6 +12,10 @@ use faultline::history::jsonl::write_file;
 use faultline::history::nemesis::fault_intervals;
 use faultline::history::{Op, OpType, Process};
 use faultline::report::bench::{Synthetic, synthetic_history, write_synthetic_run};
+use faultline::report::results::{
+    self, CheckerDetail, CheckerResult, CycleStep, Elle, ElleCase, Explanation, FileResult,
+    KeyResult, Linearizable, OpRef, PrefixStep, Results, RunResult, TxnRef, Valid,
+};
 use faultline::report::{Layout, write_report};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
@@ -142,12 +146,34 @@ fn check_linearizable(dir: &Path) -> faultline::report::results::Results {
     results
 }
 
-fn write_results(dir: &Path, results: &Value) {
-    std::fs::write(
-        dir.join("results.json"),
-        serde_json::to_string_pretty(results).unwrap(),
-    )
-    .unwrap();
+/// Writes dir/results.json with the writer's own function.
+fn save_results(dir: &Path, results: &Results) {
+    faultline::runner::check::write_results(&dir.join("results.json"), results).unwrap();
+}
+
+/// results.json with these files.
+fn results_of(valid: Valid, files: Vec<FileResult>) -> Results {
+    Results {
+        schema_version: results::SCHEMA_VERSION,
+        tool: "faultline test".into(),
+        valid,
+        files,
+        run: None,
+    }
+}
+
+/// A file's result without a checker's section.
+fn file_result(path: &str, checker: &str, valid: Valid) -> FileResult {
+    FileResult {
+        path: path.into(),
+        valid,
+        error: None,
+        checker: checker.into(),
+        timings_ms: Default::default(),
+        ends_early: None,
+        linearizable: None,
+        elle: None,
+    }
 }
 
 #[test]
@@ -321,29 +347,111 @@ fn elle_run(dir: &Path) -> Vec<Op> {
         ],
     );
     write_file(&dir.join("history.jsonl"), &ops).unwrap();
-    let w = |index: u64, p: u64, ops_text: &str| json!({"index": index, "invoke_index": index - 2, "process": p, "outcome": "ok", "ops": ops_text});
-    let step = |from: u64, to: u64, rel: &str, key: &str, text: &str| json!({"from": from, "to": to, "relation": rel, "key": key, "text": text});
-    write_results(
-        dir,
-        &json!({"schema_version": 1, "tool": "faultline test", "valid": false,
-        "files": [{"path": "history.jsonl", "valid": false, "error": null, "checker": "elle",
-          "elle": {"workload": "list-append", "model": "serializable",
-            "counts": {"G1a": 1, "G-single": 1, "G2-item": 1},
-            "violating": ["G-single", "G2-item"],
-            "cases": [
-              {"anomaly": "G1a", "txns": [w(9, 5, "[[\"r\",\"w\",[]]]")], "key": "w",
-               "text": "T9 read an aborted write", "steps": [], "dot": null},
-              {"anomaly": "G-single", "txns": [w(5, 3, "[[\"append\",\"z\",1]]"), w(7, 4, "[[\"r\",\"z\",[1]],[\"append\",\"w\",1]]"), w(9, 5, "[[\"r\",\"w\",[]],[\"append\",\"z\",2]]")],
-               "text": "T5 < T7 < T9 < T5: a contradiction.",
-               "steps": [step(5, 7, "wr", "z", "T7 observed T5's append of 1 to key z, so T5 <wr T7"),
-                         step(7, 9, "rw", "w", "T9 did not observe T7's append of 1 to key w, so T9 <rw T7"),
-                         step(9, 5, "ww", "z", "T9 appended 2 after T5 appended 1 to key z, so T5 <ww T9")]},
-              {"anomaly": "G2-item", "txns": [w(2, 1, "[[\"append\",\"x\",1],[\"r\",\"y\",[]]]"), w(3, 2, "[[\"append\",\"y\",1],[\"r\",\"x\",[]]]")],
-               "text": "T2 < T3 < T2: a contradiction.",
-               "steps": [step(2, 3, "rw", "y", "T2 read key y before T3 appended 1, so T2 <rw T3"),
-                         step(3, 2, "rw", "x", "T3 read key x before T2 appended 1, so T3 <rw T2")]}
-            ]}}]}),
-    );
+    let w = |index: u64, process: u64, ops: &str| TxnRef {
+        index,
+        invoke_index: index - 2,
+        process,
+        outcome: "ok".into(),
+        ops: ops.into(),
+    };
+    let step = |from: u64, to: u64, relation: &str, key: &str, text: &str| CycleStep {
+        from,
+        to,
+        relation: relation.into(),
+        key: Some(key.into()),
+        text: text.into(),
+    };
+    let case = |anomaly: &str, key: Option<&str>, txns, text: &str, steps| ElleCase {
+        anomaly: anomaly.into(),
+        key: key.map(String::from),
+        txns,
+        steps,
+        dot: None,
+        text: text.into(),
+    };
+    let names = |n: &[&str]| n.iter().map(|a| a.to_string()).collect::<Vec<_>>();
+    let elle = Elle {
+        workload: "list-append".into(),
+        consistency: "serializable".into(),
+        anomaly_types: names(&["G1a", "G-single", "G2-item"]),
+        anomaly_counts: [("G1a", 1), ("G-single", 1), ("G2-item", 1)]
+            .map(|(a, n)| (a.to_string(), n))
+            .into(),
+        violating: names(&["G-single", "G2-item"]),
+        anomalies: vec![
+            case(
+                "G1a",
+                Some("w"),
+                vec![w(9, 5, "[[\"r\",\"w\",[]]]")],
+                "T9 read an aborted write",
+                vec![],
+            ),
+            case(
+                "G-single",
+                None,
+                vec![
+                    w(5, 3, "[[\"append\",\"z\",1]]"),
+                    w(7, 4, "[[\"r\",\"z\",[1]],[\"append\",\"w\",1]]"),
+                    w(9, 5, "[[\"r\",\"w\",[]],[\"append\",\"z\",2]]"),
+                ],
+                "T5 < T7 < T9 < T5: a contradiction.",
+                vec![
+                    step(
+                        5,
+                        7,
+                        "wr",
+                        "z",
+                        "T7 observed T5's append of 1 to key z, so T5 <wr T7",
+                    ),
+                    step(
+                        7,
+                        9,
+                        "rw",
+                        "w",
+                        "T9 did not observe T7's append of 1 to key w, so T9 <rw T7",
+                    ),
+                    step(
+                        9,
+                        5,
+                        "ww",
+                        "z",
+                        "T9 appended 2 after T5 appended 1 to key z, so T5 <ww T9",
+                    ),
+                ],
+            ),
+            case(
+                "G2-item",
+                None,
+                vec![
+                    w(2, 1, "[[\"append\",\"x\",1],[\"r\",\"y\",[]]]"),
+                    w(3, 2, "[[\"append\",\"y\",1],[\"r\",\"x\",[]]]"),
+                ],
+                "T2 < T3 < T2: a contradiction.",
+                vec![
+                    step(
+                        2,
+                        3,
+                        "rw",
+                        "y",
+                        "T2 read key y before T3 appended 1, so T2 <rw T3",
+                    ),
+                    step(
+                        3,
+                        2,
+                        "rw",
+                        "x",
+                        "T3 read key x before T2 appended 1, so T3 <rw T2",
+                    ),
+                ],
+            ),
+        ],
+        ..Elle::default()
+    };
+    let file = FileResult {
+        elle: Some(elle),
+        ..file_result("history.jsonl", "elle", Valid::False)
+    };
+    save_results(dir, &results_of(Valid::False, vec![file]));
     ops
 }
 
@@ -426,7 +534,8 @@ fn a_history_that_cannot_be_drawn_keeps_its_verdict_and_says_why() {
         ],
     );
     write_file(&dir.join("history.jsonl"), &ops).unwrap();
-    write_results(&dir, &json!({"valid": "unknown", "files": []}));
+    save_results(&dir, &results_of(Valid::Unknown, vec![]));
+    let before = std::fs::read(dir.join("results.json")).unwrap();
     let written = write_report(&dir, Layout::Auto).unwrap();
     assert_eq!(written.verdict, Some(faultline::checker::Verdict::Unknown));
     assert!(
@@ -440,8 +549,8 @@ fn a_history_that_cannot_be_drawn_keeps_its_verdict_and_says_why() {
     let html = std::fs::read_to_string(&written.path).unwrap();
     assert!(html.contains(r#"id="verdict-word">UNKNOWN<"#));
     assert_eq!(
-        std::fs::read_to_string(dir.join("results.json")).unwrap(),
-        serde_json::to_string_pretty(&json!({"valid": "unknown", "files": []})).unwrap(),
+        std::fs::read(dir.join("results.json")).unwrap(),
+        before,
         "the report never touches results.json"
     );
 }
@@ -455,6 +564,199 @@ const HOSTILE: [&str; 5] = [
     "\"><div id=\"pwned\">x</div>",
     "'><svg onload=document.body.setAttribute('data-pwned','1')>",
 ];
+
+/// results.json with `h` in every text the report shows: files of each
+/// checker and a run with every checker's detail.
+fn hostile_results(h: &str) -> Results {
+    use faultline::report::results::{
+        BankBadRead, BankDetail, Counts, ElectionDetail, LinearizableOptions, LogLine, LogsDetail,
+        NodeExit, NodesDetail, SetDetail, SetLost, SetStale, SetUnexpected, SplitTerm,
+    };
+    let s = || h.to_string();
+    let op = |index, completion| OpRef {
+        index,
+        completion_index: Some(completion),
+        process: Process::Client(800),
+        op: s(),
+    };
+    let lin = FileResult {
+        error: Some(s()),
+        linearizable: Some(Linearizable {
+            model: s(),
+            options: LinearizableOptions {
+                keys: s(),
+                initial_value: json!(h),
+                nil_read: s(),
+                time_limit_ms: 1,
+                memory_limit_mb: 1,
+            },
+            counts: Counts {
+                history_ops: 1,
+                client_calls: 1,
+                failed: 0,
+                unknown_outcome: 0,
+                truncated_line: None,
+            },
+            keys: vec![KeyResult {
+                key: json!(h),
+                valid: Valid::False,
+                ops: 1,
+                configurations: 1,
+                time_ms: 0.0,
+                reason: Some(s()),
+                explanation: Some(Explanation {
+                    op: op(3, 4),
+                    prefix: vec![1],
+                    prefix_tail: vec![PrefixStep {
+                        op: op(1, 2),
+                        state_after: s(),
+                    }],
+                    states_before: vec![s()],
+                    concurrent: vec![],
+                    concurrent_total: 0,
+                    text: s(),
+                }),
+            }],
+        }),
+        ..file_result(h, "linearizable", Valid::False)
+    };
+    let txn = |index| TxnRef {
+        index,
+        invoke_index: 0,
+        process: 2,
+        outcome: s(),
+        ops: s(),
+    };
+    let step = |from, to, relation: &str| CycleStep {
+        from,
+        to,
+        relation: relation.into(),
+        key: Some(s()),
+        text: s(),
+    };
+    let elle = FileResult {
+        elle: Some(Elle {
+            workload: s(),
+            consistency: s(),
+            anomaly_types: vec![s()],
+            anomaly_counts: [(s(), 1)].into(),
+            violating: vec![s()],
+            not: vec![s()],
+            anomalies: vec![ElleCase {
+                anomaly: s(),
+                key: Some(s()),
+                txns: vec![txn(1), txn(2)],
+                steps: vec![step(1, 2, h), step(2, 1, "rw")],
+                dot: Some(s()),
+                text: s(),
+            }],
+            text: s(),
+            ..Elle::default()
+        }),
+        ..file_result(h, "elle", Valid::False)
+    };
+    let line = || LogLine {
+        node: s(),
+        line: 1,
+        text: s(),
+    };
+    let checker = |detail| CheckerResult {
+        valid: Valid::False,
+        summary: s(),
+        anomalies: vec![s()],
+        detail,
+    };
+    let run = RunResult {
+        test: s(),
+        db: s(),
+        bugs: vec![s()],
+        workload: s(),
+        nemesis: s(),
+        hosts: vec![s()],
+        checkers: vec![
+            checker(CheckerDetail::Bank(Some(BankDetail {
+                verdict: faultline::checker::Verdict::Invalid,
+                reads_checked: 1,
+                bad_reads: vec![BankBadRead {
+                    kind: s(),
+                    index: 1,
+                    time_ns: 1,
+                    process: s(),
+                    balances: json!({h: h}),
+                    total: None,
+                    expected_total: 0,
+                    faults: vec![s()],
+                }],
+            }))),
+            checker(CheckerDetail::Set(Some(SetDetail {
+                verdict: faultline::checker::Verdict::Invalid,
+                attempted: 1,
+                acknowledged: 1,
+                stable: 0,
+                stale: 1,
+                lost: 1,
+                never_read: 0,
+                unexpected: 1,
+                indeterminate: 0,
+                lost_examples: vec![SetLost {
+                    element: json!(h),
+                    add_index: 1,
+                    last_read_index: 2,
+                    add_time_ns: 1,
+                    last_read_time_ns: 2,
+                }],
+                stale_examples: vec![json!(h)],
+                unexpected_examples: vec![json!(h)],
+                stale_details: vec![SetStale {
+                    element: json!(h),
+                    add_index: 1,
+                    add_time_ns: 1,
+                    missed_read_index: 2,
+                    missed_read_time_ns: 2,
+                }],
+                unexpected_details: vec![SetUnexpected {
+                    element: json!(h),
+                    read_index: 2,
+                    read_time_ns: 2,
+                }],
+                error: Some(s()),
+            }))),
+            checker(CheckerDetail::Logs(Some(LogsDetail {
+                scanned: 1,
+                fatal_lines: 1,
+                findings: vec![line()],
+            }))),
+            checker(CheckerDetail::Election(ElectionDetail {
+                terms: 1,
+                split: vec![SplitTerm {
+                    term: 1,
+                    leaders: vec![line(), line()],
+                }],
+            })),
+            checker(CheckerDetail::Nodes(NodesDetail {
+                exits: vec![NodeExit {
+                    node: s(),
+                    seen_ns: 1,
+                    log_tail: vec![s(), s()],
+                }],
+                allowed: false,
+            })),
+        ],
+        anomalies: vec![s()],
+        problems: vec![s()],
+        replay: s(),
+        incomplete: vec![s()],
+        ..RunResult::default()
+    };
+    Results {
+        tool: s(),
+        run: Some(run),
+        ..results_of(
+            Valid::False,
+            vec![lin, elle, file_result(h, h, Valid::False)],
+        )
+    }
+}
 
 #[test]
 fn hostile_values_show_as_text_and_never_run() {
@@ -492,21 +794,7 @@ fn hostile_values_show_as_text_and_never_run() {
     );
     write_file(&dir.join("history.jsonl"), &ops).unwrap();
     let h = HOSTILE.join(" ");
-    let step = json!({"from": 1, "to": 2, "relation": h, "key": h, "text": h});
-    write_results(
-        &dir,
-        &json!({"schema_version": 1, "tool": h, "valid": false, "files": [
-            {"path": h, "valid": false, "error": h, "checker": "linearizable",
-             "linearizable": {"model": h, "keys": [{"key": h, "valid": false, "reason": h, "explanation": {
-                "op": {"index": 3, "completion_index": 4, "process": 800, "op": h},
-                "prefix": [1], "prefix_tail": [{"op": {"index": 1, "completion_index": 2, "process": 1, "op": h}, "state_after": h}],
-                "states_before": [h], "concurrent": [], "concurrent_total": 0, "text": h}}]}},
-            {"path": h, "valid": false, "checker": "elle", "elle": {"model": h, "counts": {h.clone(): 1}, "violating": [h],
-             "cases": [{"anomaly": h, "witnesses": [{"index": 1, "process": h, "outcome": h, "ops": h}, {"index": 2, "process": 2, "outcome": "ok", "ops": h}],
-                        "key": h, "text": h, "steps": [step.clone(), {"from": 2, "to": 1, "relation": "rw", "key": h, "text": h}], "dot": h}]}},
-            {"checker": h, "valid": false, "bad_reads": [{"value": h}]}
-        ]}),
-    );
+    save_results(&dir, &hostile_results(&h));
     let node = dir.join("nodes").join(HOSTILE[3].replace('/', "_"));
     std::fs::create_dir_all(&node).unwrap();
     std::fs::write(node.join(HOSTILE[1].replace('/', "_")), "log").unwrap();
@@ -656,7 +944,7 @@ impl CheckedRun {
         let run = self.results.run.as_ref().expect("a run's results.json");
         run.checkers
             .iter()
-            .find(|c| c.name == name)
+            .find(|c| c.name() == name)
             .unwrap_or_else(|| panic!("no {name} checker in {:?}", run.checkers))
     }
 
@@ -730,31 +1018,23 @@ fn checked_run(
         incomplete: Vec::new(),
     };
     output::write(&test, &report).unwrap();
-    let results: faultline::report::results::Results =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("results.json")).unwrap()).unwrap();
-    assert_details_are_typed(&results);
+    // Read back with the types that wrote it.
+    let results =
+        results::from_json(&std::fs::read_to_string(dir.join("results.json")).unwrap()).unwrap();
+    assert_details_are_whole(&results);
     let written = write_report(&dir, Layout::Ring).unwrap();
     let dom = dump_dom(&written.path, "");
     screenshot(&written.path, &dir.join("screenshot.png"), 2200);
     CheckedRun { dir, results, dom }
 }
 
-/// The detail the runner wrote for each checker whose detail the report
-/// reads typed has exactly the shape of `report::results` (else the report
-/// would fall back to showing it raw).
-fn assert_details_are_typed(results: &faultline::report::results::Results) {
-    use faultline::report::results::{BankDetail, ElectionDetail, LogsDetail, SetDetail};
+/// The set's stale and unexpected elements each come with their details.
+fn assert_details_are_whole(results: &Results) {
     for c in &results.run.as_ref().unwrap().checkers {
-        let d = c.detail.clone();
-        let typed = match c.name.as_str() {
-            "bank" => serde_json::from_value::<BankDetail>(d).map(|_| ()),
-            "set" => serde_json::from_value::<SetDetail>(d)
-                .map(|s| assert_eq!(s.stale_details.len(), s.stale_examples.len())),
-            "logs" => serde_json::from_value::<LogsDetail>(d).map(|_| ()),
-            "election" => serde_json::from_value::<ElectionDetail>(d).map(|_| ()),
-            _ => Ok(()),
-        };
-        typed.unwrap_or_else(|e| panic!("{}'s detail is not in its typed shape: {e}", c.name));
+        if let CheckerDetail::Set(Some(s)) = &c.detail {
+            assert_eq!(s.stale_details.len(), s.stale_examples.len());
+            assert_eq!(s.unexpected_details.len(), s.unexpected_examples.len());
+        }
     }
 }
 
@@ -771,11 +1051,11 @@ fn assert_every_checker_shown(run: &CheckedRun, invalid: &str) {
     assert!(checkers.len() >= 2, "the log scan ran too: {checkers:?}");
     for c in checkers {
         assert!(
-            banner.contains(&c.name),
+            banner.contains(c.name()),
             "the banner names {}: {banner}",
-            c.name
+            c.name()
         );
-        let section = run.section(&c.name);
+        let section = run.section(c.name());
         let word = match c.valid {
             faultline::report::results::Valid::True => "valid",
             faultline::report::results::Valid::False => "invalid",
@@ -784,7 +1064,7 @@ fn assert_every_checker_shown(run: &CheckedRun, invalid: &str) {
         assert!(
             section.starts_with(word),
             "{}'s section opens with its verdict {word}: {section}",
-            c.name
+            c.name()
         );
     }
     let bad = run.checker(invalid);

@@ -31,6 +31,18 @@ pub enum BankErrorKind {
     Malformed,
 }
 
+impl BankErrorKind {
+    /// The anomaly's name, as results and summaries spell it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            BankErrorKind::WrongTotal => "wrong-total",
+            BankErrorKind::NegativeBalance => "negative-balance",
+            BankErrorKind::UnexpectedAccounts => "unexpected-accounts",
+            BankErrorKind::Malformed => "malformed",
+        }
+    }
+}
+
 /// One read that broke the bank's invariant.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct BadRead {
@@ -121,6 +133,18 @@ mod tests {
     use super::*;
     use crate::history::Process;
     use serde_json::json;
+
+    #[test]
+    fn kind_names_are_their_serde_names() {
+        for k in [
+            BankErrorKind::WrongTotal,
+            BankErrorKind::NegativeBalance,
+            BankErrorKind::UnexpectedAccounts,
+            BankErrorKind::Malformed,
+        ] {
+            assert_eq!(serde_json::to_value(&k).unwrap(), json!(k.name()));
+        }
+    }
 
     fn op(index: u64, process: Process, kind: OpType, f: &str, value: Value) -> Op {
         Op {

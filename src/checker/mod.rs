@@ -11,6 +11,8 @@ use serde::{Deserialize, Serialize};
 pub mod availability;
 pub mod bank;
 pub mod counter;
+pub mod election;
+pub mod logs;
 pub mod perf;
 pub mod set;
 

@@ -4,7 +4,7 @@
 //! `bench controller` and `bench report` live in `runner/` and `report/`.)
 
 use super::ShapeArgs;
-use crate::runner::check::EXIT_HARNESS;
+use crate::outcome::Outcome;
 use std::process::ExitCode;
 
 #[derive(clap::Args)]
@@ -54,7 +54,7 @@ pub fn node(args: BenchNodeArgs) -> ExitCode {
         Ok(exe) => exe,
         Err(e) => {
             eprintln!("faultline bench node: cannot find my own executable: {e}");
-            return ExitCode::from(EXIT_HARNESS);
+            return ExitCode::from(Outcome::HarnessError);
         }
     };
     let config = bench::BenchConfig {
@@ -80,7 +80,7 @@ pub fn node(args: BenchNodeArgs) -> ExitCode {
         }
         Err(e) => {
             eprintln!("faultline bench node: {e:#}");
-            ExitCode::from(EXIT_HARNESS)
+            ExitCode::from(Outcome::HarnessError)
         }
     }
 }
@@ -91,7 +91,7 @@ pub fn elle(args: BenchElleArgs) -> ExitCode {
     use crate::runner::bench_elle::{ElleBench, run_elle, table};
     let fail = |e: String| {
         eprintln!("faultline bench elle: {e}");
-        ExitCode::from(EXIT_HARNESS)
+        ExitCode::from(Outcome::HarnessError)
     };
     let model = match args.consistency.parse() {
         Ok(m) => m,

@@ -1,7 +1,7 @@
 //! `faultline gen-history`: a synthetic transactional history from a seeded
 //! simulated database, strictly serializable or with one anomaly injected.
 
-use crate::runner::check::EXIT_HARNESS;
+use crate::outcome::Outcome;
 use std::process::ExitCode;
 
 #[derive(clap::Args)]
@@ -58,7 +58,7 @@ pub fn run(args: GenHistoryArgs) -> ExitCode {
         Ok(a) => a,
         Err(e) => {
             eprintln!("faultline gen-history: {e}");
-            return ExitCode::from(EXIT_HARNESS);
+            return ExitCode::from(Outcome::HarnessError);
         }
     };
     let seed = args.seed.unwrap_or_else(crate::seed::draw);
@@ -89,7 +89,7 @@ pub fn run(args: GenHistoryArgs) -> ExitCode {
         }
         Err(e) => {
             eprintln!("faultline gen-history: {}: {e}", args.out.display());
-            ExitCode::from(EXIT_HARNESS)
+            ExitCode::from(Outcome::HarnessError)
         }
     }
 }

@@ -1,7 +1,7 @@
 //! `faultline node`: run one bundled system-under-test node (what the
 //! harness deploys on every host).
 
-use crate::runner::check::EXIT_HARNESS;
+use crate::outcome::Outcome;
 use std::process::ExitCode;
 
 #[derive(clap::Args)]
@@ -92,14 +92,14 @@ pub fn run(args: NodeArgs) -> ExitCode {
         Ok(c) => c,
         Err(e) => {
             eprintln!("faultline node: {e}");
-            return ExitCode::from(EXIT_HARNESS);
+            return ExitCode::from(Outcome::HarnessError);
         }
     };
     match nodes::run(config) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("faultline node: {e:#}");
-            ExitCode::from(EXIT_HARNESS)
+            ExitCode::from(Outcome::HarnessError)
         }
     }
 }

@@ -28,6 +28,11 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
+/// What a node's log holds when the node failed: Rust's panic and runtime
+/// abort messages, and a FATAL-level line. The runner hands them to the log
+/// checker.
+pub const FATAL_LOG_LINES: [&str; 3] = ["panicked at", "FATAL", "fatal runtime error"];
+
 /// Which protocol a node runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum System {

@@ -6,8 +6,8 @@
 //! case with its witnesses, every cycle drawn as a graph with each edge in
 //! words. Bank: each bad read with the faults in place. Set: the lost,
 //! stale and unexpected elements with when they were added and read. Logs:
-//! the fatal lines by node. Election: each term with two leaders. Any other
-//! checker: its verdict, summary, anomalies and detail as written.
+//! the fatal lines by node. Election: each term with two leaders. Nodes:
+//! each node that exited on its own, with the end of its log.
 //!
 //! Operations link to the timeline (`#op-<index>`).
 
@@ -16,7 +16,7 @@ use super::findings::{
 };
 use super::graph::{self, Layout};
 use super::html::{Esc, esc, rel_url, truncate};
-use super::results::{BankDetail, ElectionDetail, LogLine, LogsDetail, SetDetail};
+use super::results::{BankDetail, ElectionDetail, LogLine, LogsDetail, NodesDetail, SetDetail};
 use super::svg::Linear;
 use crate::checker::Verdict;
 use crate::history::Op;
@@ -24,8 +24,6 @@ use serde_json::Value;
 use std::collections::BTreeSet;
 use std::fmt::Write;
 
-/// Raw results of unknown checkers are cut here.
-const RAW_CHARS: usize = 200_000;
 /// Cycles drawn at most per report (each may run `dot`).
 const GRAPHS_MAX: usize = 64;
 
@@ -145,20 +143,7 @@ pub fn section(findings: &Findings, ops: Option<&[Op]>, layout: Layout) -> Strin
             Evidence::Set(s) => set(&mut out, s, ops),
             Evidence::Logs(l) => logs(&mut out, l),
             Evidence::Election(e) => election(&mut out, e),
-        }
-        if let Some(raw) = &c.raw {
-            let text = serde_json::to_string_pretty(raw).unwrap_or_default();
-            let open = if status == Status::Invalid {
-                " open"
-            } else {
-                ""
-            };
-            let _ = write!(
-                out,
-                r#"<details class="raw"{open}><summary>{} result as written in results.json</summary><pre>{}</pre></details>"#,
-                Esc(&c.checker),
-                Esc(&truncate(&text, RAW_CHARS))
-            );
+            Evidence::Nodes(n) => nodes(&mut out, n),
         }
         out.push_str("</section>");
     }
@@ -251,8 +236,8 @@ fn set(out: &mut String, s: &SetDetail, ops: Option<&[Op]>) {
                 out,
                 "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
                 element(&l.element),
-                op_at_time(l.add_index, l.add_time_ns, ops),
-                op_at_time(l.last_read_index, l.last_read_time_ns, ops)
+                op_at_time(l.add_index, Some(l.add_time_ns), ops),
+                op_at_time(l.last_read_index, Some(l.last_read_time_ns), ops)
             );
         }
         out.push_str("</tbody></table>");
@@ -270,12 +255,6 @@ fn set(out: &mut String, s: &SetDetail, ops: Option<&[Op]>) {
             );
         }
         out.push_str("</tbody></table>");
-    } else if !s.stale_examples.is_empty() {
-        examples(
-            out,
-            "Stale: missed by a read after it was known, present in the final read",
-            &s.stale_examples,
-        );
     }
     more(out, s.stale_examples.len(), s.stale, "stale elements");
     if !s.unexpected_details.is_empty() {
@@ -289,12 +268,6 @@ fn set(out: &mut String, s: &SetDetail, ops: Option<&[Op]>) {
             );
         }
         out.push_str("</tbody></table>");
-    } else if !s.unexpected_examples.is_empty() {
-        examples(
-            out,
-            "Unexpected: read, but never added (or the add failed)",
-            &s.unexpected_examples,
-        );
     }
     more(
         out,
@@ -302,15 +275,6 @@ fn set(out: &mut String, s: &SetDetail, ops: Option<&[Op]>) {
         s.unexpected,
         "unexpected elements",
     );
-}
-
-/// A heading and a list of elements (a set result without details).
-fn examples(out: &mut String, heading: &str, elements: &[Value]) {
-    let _ = write!(out, "<h4>{}</h4><p>", Esc(heading));
-    for e in elements {
-        let _ = write!(out, "<code>{}</code> ", Esc(&truncate(&scalar(e), 200)));
-    }
-    out.push_str("</p>");
 }
 
 /// `n2 line 14` linking to the node's log.
@@ -373,6 +337,34 @@ fn election(out: &mut String, e: &ElectionDetail) {
     }
 }
 
+fn nodes(out: &mut String, n: &NodesDetail) {
+    if n.exits.is_empty() {
+        return;
+    }
+    let allowed = if n.allowed {
+        " The test allows nodes to exit."
+    } else {
+        ""
+    };
+    let _ = write!(
+        out,
+        r#"<p class="muted">{} node processes exited when the nemesis had not killed them.{allowed}</p><table class="evidence nodes"><thead><tr><th>node</th><th>exit seen</th><th>the end of its log</th></tr></thead><tbody>"#,
+        n.exits.len()
+    );
+    for e in &n.exits {
+        let tail: Vec<String> = e.log_tail.iter().map(|l| Esc(l).to_string()).collect();
+        let _ = write!(
+            out,
+            r#"<tr><td><a href="{}">{}</a></td><td>by {}</td><td><pre>{}</pre></td></tr>"#,
+            rel_url(&["nodes", &e.node, "node.log"]),
+            Esc(&e.node),
+            secs(e.seen_ns),
+            tail.join("\n")
+        );
+    }
+    out.push_str("</tbody></table>");
+}
+
 fn facts(out: &mut String, c: &Check) {
     if let Some(e) = &c.error {
         let _ = write!(out, r#"<p class="error">Could not check: {}</p>"#, Esc(e));
@@ -387,10 +379,6 @@ fn facts(out: &mut String, c: &Check) {
     for r in &c.unknown_reasons {
         let _ = write!(out, r#"<p class="note">Unknown: {}</p>"#, Esc(r));
     }
-}
-
-fn process_text(p: &Value) -> String {
-    scalar(p)
 }
 
 fn op_line(o: &OpRef) -> String {
@@ -709,17 +697,17 @@ fn elle_case(
         }
         out.push_str("</div>");
     }
-    if !c.witnesses.is_empty() {
+    if !c.txns.is_empty() {
         out.push_str(r#"<table class="witnesses"><thead><tr><th>txn</th><th>process</th><th>outcome</th><th>ops</th></tr></thead><tbody>"#);
-        for w in &c.witnesses {
+        for w in &c.txns {
             let _ = write!(
                 out,
                 r#"<tr><td>{}</td><td>{}</td><td class="{}">{}</td><td><code>{}</code></td></tr>"#,
                 op_link(w.index, &format!("T{}", w.index)),
-                Esc(&process_text(&w.process)),
+                w.process,
                 Esc(&w.outcome),
                 Esc(&w.outcome),
-                Esc(&truncate(&scalar(&w.ops), 400))
+                Esc(&truncate(&w.ops, 400))
             );
         }
         out.push_str("</tbody></table>");

@@ -3,6 +3,7 @@
 use super::serve::{DEFAULT_BIND, Server};
 use super::{Layout, index, write_report};
 use crate::checker::Verdict;
+use crate::outcome::Outcome;
 use std::path::PathBuf;
 
 #[derive(clap::Args, Debug, Clone)]
@@ -20,17 +21,17 @@ pub struct ReportArgs {
     pub no_graphviz: bool,
 }
 
-/// Writes the reports; exit code 0, or 3 when one could not be written.
-/// The runs' verdicts are printed, never changed.
+/// Writes the reports; exit code 0, or a harness error's when one could not
+/// be written. The runs' verdicts are printed, never changed.
 pub fn report(args: &ReportArgs) -> anyhow::Result<u8> {
-    let mut code = 0;
+    let mut outcome = Outcome::Valid;
     for dir in &args.dirs {
         if args.index {
             match index::write_index(dir) {
                 Ok(path) => println!("{}", path.display()),
                 Err(e) => {
                     eprintln!("error: {e}");
-                    code = 3;
+                    outcome = Outcome::HarnessError;
                 }
             }
             continue;
@@ -54,11 +55,11 @@ pub fn report(args: &ReportArgs) -> anyhow::Result<u8> {
             }
             Err(e) => {
                 eprintln!("error: {e}");
-                code = 3;
+                outcome = Outcome::HarnessError;
             }
         }
     }
-    Ok(code)
+    Ok(outcome.exit_code())
 }
 
 #[derive(clap::Args, Debug, Clone)]

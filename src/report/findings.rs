@@ -3,54 +3,27 @@
 //! linearizability or Elle result joined to its checker), and the evidence
 //! each found: linearizability explanations, Elle cases with their cycles,
 //! the bank's bad reads, the set's lost, stale and unexpected elements, the
-//! fatal lines of node logs, the terms with two leaders; a checker this
-//! module does not know shows its verdict, summary, anomalies and detail.
+//! fatal lines of node logs, the terms with two leaders, the nodes that
+//! exited on their own.
 //!
 //! This is the only place that knows results.json's layout. It reads it
-//! through the schema's own types (`report::results`, what the writer
-//! uses); a file that does not follow them (older, hand-made, another
-//! tool's) is read leniently: a field it does not know is shown raw, a
-//! field it misses is left empty. Nothing here ever decides or changes the
+//! through the schema's own types (`report::results`), the ones the writer
+//! uses; nothing here walks JSON. Nothing here ever decides or changes the
 //! verdict — that is `valid` in results.json, taken as written.
 
 use super::results::{
-    self, BankDetail, CheckerResult, ElectionDetail, FileResult, LogsDetail, Results, SetDetail,
-    Valid,
+    self, BankDetail, CheckerDetail, CheckerResult, ElectionDetail, FileResult, LogsDetail,
+    NodesDetail, Results, SetDetail,
 };
-pub use super::results::{Explanation, OpRef, PrefixStep};
+pub use super::results::{ElleCase, Explanation, OpRef, PrefixStep};
 use crate::checker::Verdict;
-use serde::Deserialize;
 use serde_json::Value;
-
-/// The verdict as results.json spells it: `true`, `false` or `"unknown"`
-/// (also `"valid"`/`"invalid"`).
-pub fn verdict_of(v: &Value) -> Option<Verdict> {
-    match v {
-        Value::Bool(true) => Some(Verdict::Valid),
-        Value::Bool(false) => Some(Verdict::Invalid),
-        Value::String(s) => match s.as_str() {
-            "unknown" => Some(Verdict::Unknown),
-            "valid" | "true" => Some(Verdict::Valid),
-            "invalid" | "false" => Some(Verdict::Invalid),
-            _ => None,
-        },
-        _ => None,
-    }
-}
-
-fn verdict(v: Valid) -> Verdict {
-    match v {
-        Valid::True => Verdict::Valid,
-        Valid::False => Verdict::Invalid,
-        Valid::Unknown => Verdict::Unknown,
-    }
-}
 
 #[derive(Debug, Clone, Default)]
 pub struct Findings {
-    /// `None` when results.json has no readable `valid`.
+    /// `None` when there is no results.json to read.
     pub verdict: Option<Verdict>,
-    pub schema_version: Option<u64>,
+    pub schema_version: Option<u32>,
     pub tool: Option<String>,
     pub checks: Vec<Check>,
     /// Why the harness failed (a run's results.json).
@@ -61,20 +34,36 @@ pub struct Findings {
     pub incomplete: Vec<String>,
     /// How much of the workload's time the system answered.
     pub availability: Option<super::results::Availability>,
-    /// Why results.json was read leniently, when it was.
-    pub notes: Vec<String>,
 }
 
-/// What a checker found beyond its verdict and summary, when its detail
-/// has a shape this module knows.
+/// What a checker found beyond its verdict and summary: its detail.
 #[derive(Debug, Clone, Default)]
 pub enum Evidence {
+    /// Its result is the file-level one (linearizable, Elle), or it did not run.
     #[default]
     None,
     Bank(BankDetail),
     Set(SetDetail),
     Logs(LogsDetail),
     Election(ElectionDetail),
+    Nodes(NodesDetail),
+}
+
+impl From<CheckerDetail> for Evidence {
+    fn from(d: CheckerDetail) -> Evidence {
+        match d {
+            CheckerDetail::Linearizable
+            | CheckerDetail::Elle
+            | CheckerDetail::Bank(None)
+            | CheckerDetail::Set(None)
+            | CheckerDetail::Logs(None) => Evidence::None,
+            CheckerDetail::Bank(Some(b)) => Evidence::Bank(b),
+            CheckerDetail::Set(Some(s)) => Evidence::Set(s),
+            CheckerDetail::Logs(Some(l)) => Evidence::Logs(l),
+            CheckerDetail::Election(e) => Evidence::Election(e),
+            CheckerDetail::Nodes(n) => Evidence::Nodes(n),
+        }
+    }
 }
 
 /// How a check is shown: its verdict, or "not run".
@@ -135,8 +124,6 @@ pub struct Check {
     pub lin: Vec<LinAnomaly>,
     pub elle: Option<Elle>,
     pub evidence: Evidence,
-    /// A result this module does not know how to draw, shown as it is.
-    pub raw: Option<Value>,
 }
 
 impl Check {
@@ -196,6 +183,7 @@ impl Check {
             (Evidence::Set(s), "stale") => s.stale,
             (Evidence::Logs(l), "node-panic") => l.fatal_lines,
             (Evidence::Election(e), "two-leaders") => e.split.len(),
+            (Evidence::Nodes(n), "node-exited") => n.exits.len(),
             (_, "not-linearizable") if !self.lin.is_empty() => self.lin.len(),
             _ => return None,
         };
@@ -211,45 +199,10 @@ pub struct LinAnomaly {
     pub explanation: Explanation,
 }
 
-/// A transaction named in an Elle case.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
-#[serde(default)]
-pub struct Witness {
-    /// The completion's op index (the invocation's if none): `T<index>`.
-    pub index: u64,
-    pub invoke_index: Option<u64>,
-    pub process: Value,
-    pub outcome: String,
-    /// The micro-ops as text.
-    pub ops: Value,
-}
-
-/// One edge of a cycle.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
-#[serde(default)]
-pub struct Step {
-    pub from: u64,
-    pub to: u64,
-    /// `ww`, `wr`, `rw`, `process`, `realtime`.
-    pub relation: String,
-    pub key: Option<Value>,
-    pub text: String,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
-#[serde(default)]
-pub struct ElleCase {
-    pub anomaly: String,
-    #[serde(alias = "txns")]
-    pub witnesses: Vec<Witness>,
-    pub key: Option<Value>,
-    pub text: String,
-    pub steps: Vec<Step>,
-    pub dot: Option<String>,
-}
-
+/// An Elle result as the report draws it.
 #[derive(Debug, Clone, Default)]
 pub struct Elle {
+    /// Explained cases, a few per anomaly.
     pub cases: Vec<ElleCase>,
     /// Every anomaly found, with how many (more than the cases shown).
     pub counts: Vec<(String, usize)>,
@@ -257,30 +210,13 @@ pub struct Elle {
     pub models: Vec<(String, String)>,
 }
 
-/// Reads results.json: through the schema's types when it follows them,
-/// else leniently.
-pub fn findings(results: &Value) -> Findings {
-    match Results::deserialize(results) {
-        Ok(typed) => typed_findings(typed),
-        Err(e) => {
-            let mut f = lenient(results);
-            if f.schema_version == Some(u64::from(results::SCHEMA_VERSION)) {
-                f.notes.push(format!(
-                    "results.json says schema {} but does not follow it ({e}); it was read as far as it could be",
-                    results::SCHEMA_VERSION
-                ));
-            }
-            f
-        }
-    }
-}
-
-/// A results.json that follows the schema.
-fn typed_findings(r: Results) -> Findings {
+/// What results.json says.
+pub fn findings(r: &Results) -> Findings {
+    let r = r.clone();
     let mut files: Vec<Check> = r.files.into_iter().map(file_check).collect();
     let mut f = Findings {
-        verdict: Some(verdict(r.valid)),
-        schema_version: Some(u64::from(r.schema_version)),
+        verdict: Some(r.valid.into()),
+        schema_version: Some(r.schema_version),
         tool: Some(r.tool),
         ..Findings::default()
     };
@@ -302,46 +238,24 @@ fn typed_findings(r: Results) -> Findings {
     f
 }
 
-/// A run's checker: verdict, summary, anomalies, and its detail typed by name.
+/// A run's checker: verdict, summary, anomalies, and its detail.
 fn checker_check(c: CheckerResult) -> Check {
-    let v = verdict(c.valid);
-    let mut check = Check {
+    let v = c.valid.into();
+    Check {
+        checker: c.name().to_string(),
         verdict: Some(v),
         not_run: not_run(v, &c.summary),
         summary: Some(c.summary),
         anomaly_names: c.anomalies,
+        evidence: c.detail.into(),
         ..Check::default()
-    };
-    read_detail(&c.name, c.detail, &mut check);
-    check.checker = c.name;
-    check
+    }
 }
 
 /// `not run: <why>` with verdict unknown: the checker did not run.
 fn not_run(v: Verdict, summary: &str) -> Option<String> {
     let why = summary.strip_prefix("not run:")?;
     (v == Verdict::Unknown).then(|| why.trim().to_string())
-}
-
-/// The checker's detail: typed when its shape is known, else shown raw.
-fn read_detail(name: &str, detail: Value, c: &mut Check) {
-    if detail.is_null() {
-        return;
-    }
-    fn typed<T: for<'de> Deserialize<'de>>(v: &Value) -> Option<T> {
-        T::deserialize(v).ok()
-    }
-    let evidence = match name {
-        "bank" => typed(&detail).map(Evidence::Bank),
-        "set" => typed(&detail).map(Evidence::Set),
-        "logs" => typed(&detail).map(Evidence::Logs),
-        "election" => typed(&detail).map(Evidence::Election),
-        _ => None,
-    };
-    match evidence {
-        Some(e) => c.evidence = e,
-        None => c.raw = Some(detail),
-    }
 }
 
 /// Joins a file-level result into the run's checker of the same name.
@@ -359,21 +273,21 @@ fn file_check(f: FileResult) -> Check {
     let mut c = Check {
         checker: f.checker,
         subject: Some(f.path),
-        verdict: Some(verdict(f.valid)),
+        verdict: Some(f.valid.into()),
         error: f.error,
         ..Check::default()
     };
     if let Some(lin) = &f.linearizable {
-        typed_linearizable(lin, &mut c);
+        linearizable(lin, &mut c);
     }
     if let Some(e) = &f.elle {
-        c.elle = Some(typed_elle(e, &mut c.facts));
+        c.elle = Some(elle(e, &mut c.facts));
     }
     c.summary = made_summary(&c);
     c
 }
 
-fn typed_linearizable(lin: &results::Linearizable, c: &mut Check) {
+fn linearizable(lin: &results::Linearizable, c: &mut Check) {
     c.facts.push(("model".into(), lin.model.clone()));
     let n = &lin.counts;
     for (k, v) in [
@@ -408,7 +322,7 @@ fn typed_linearizable(lin: &results::Linearizable, c: &mut Check) {
     }
 }
 
-fn typed_elle(e: &results::Elle, facts: &mut Vec<(String, String)>) -> Elle {
+fn elle(e: &results::Elle, facts: &mut Vec<(String, String)>) -> Elle {
     facts.push(("workload".into(), e.workload.clone()));
     facts.push(("consistency".into(), e.consistency.clone()));
     for (k, v) in [
@@ -419,38 +333,7 @@ fn typed_elle(e: &results::Elle, facts: &mut Vec<(String, String)>) -> Elle {
     ] {
         facts.push((k.into(), v.to_string()));
     }
-    let cases = e
-        .anomalies
-        .iter()
-        .map(|c| ElleCase {
-            anomaly: c.anomaly.clone(),
-            witnesses: c
-                .txns
-                .iter()
-                .map(|t| Witness {
-                    index: t.index,
-                    invoke_index: Some(t.invoke_index),
-                    process: Value::from(t.process),
-                    outcome: t.outcome.clone(),
-                    ops: Value::String(t.ops.clone()),
-                })
-                .collect(),
-            key: c.key.clone().map(Value::String),
-            text: c.text.clone(),
-            steps: c
-                .steps
-                .iter()
-                .map(|s| Step {
-                    from: s.from,
-                    to: s.to,
-                    relation: s.relation.clone(),
-                    key: s.key.clone().map(Value::String),
-                    text: s.text.clone(),
-                })
-                .collect(),
-            dot: c.dot.clone(),
-        })
-        .collect();
+    let cases = e.anomalies.clone();
     // Worst first, as `anomaly_types` lists them.
     let mut counts: Vec<(String, usize)> = e
         .anomaly_types
@@ -517,7 +400,7 @@ fn made_summary(c: &Check) -> Option<String> {
         let model = c
             .facts
             .iter()
-            .find(|(k, _)| k == "consistency" || k == "model")
+            .find(|(k, _)| k == "consistency")
             .map(|(_, m)| format!("not {m}: "))
             .unwrap_or_default();
         return Some(format!("{model}{}", found.join(", ")));
@@ -526,250 +409,6 @@ fn made_summary(c: &Check) -> Option<String> {
         return Some(c.unknown_reasons.join("; "));
     }
     None
-}
-
-/// A results.json that does not follow the schema, read field by field.
-fn lenient(results: &Value) -> Findings {
-    let run = results.get("run").filter(|r| r.is_object());
-    let text = |v: Option<&Value>| v.and_then(Value::as_str).map(str::to_string);
-    let mut f = Findings {
-        verdict: results
-            .get("valid")
-            .or_else(|| results.get("verdict"))
-            .and_then(verdict_of),
-        schema_version: results.get("schema_version").and_then(Value::as_u64),
-        tool: text(results.get("tool")),
-        harness_error: text(run.and_then(|r| r.get("harness_error"))),
-        problems: run
-            .and_then(|r| r.get("problems"))
-            .and_then(Value::as_array)
-            .map(|a| a.iter().map(scalar).collect())
-            .unwrap_or_default(),
-        incomplete: run
-            .and_then(|r| r.get("incomplete"))
-            .and_then(Value::as_array)
-            .map(|a| a.iter().map(scalar).collect())
-            .unwrap_or_default(),
-        availability: run
-            .and_then(|r| r.get("availability"))
-            .and_then(|a| super::results::Availability::deserialize(a).ok()),
-        ..Findings::default()
-    };
-    let mut files: Vec<Check> = entries(results).into_iter().map(check).collect();
-    if let Some(Value::Array(checkers)) = run.and_then(|r| r.get("checkers")) {
-        for c in checkers {
-            let mut check = match CheckerResult::deserialize(c) {
-                Ok(typed) => checker_check(typed),
-                Err(_) => check((None, c)),
-            };
-            if let Some(i) = files.iter().position(|f| f.checker == check.checker) {
-                join_file(&mut check, files.remove(i));
-            }
-            f.checks.push(check);
-        }
-    }
-    f.checks.extend(files);
-    f
-}
-
-/// The per-check entries: `files` (faultline check), `checks`/`checkers`
-/// (an array, or a map from checker name to result).
-fn entries(results: &Value) -> Vec<(Option<String>, &Value)> {
-    for field in ["files", "checks", "checkers"] {
-        match results.get(field) {
-            Some(Value::Array(a)) => return a.iter().map(|v| (None, v)).collect(),
-            Some(Value::Object(m)) => return m.iter().map(|(k, v)| (Some(k.clone()), v)).collect(),
-            _ => {}
-        }
-    }
-    Vec::new()
-}
-
-/// Fields every entry may have, not worth showing raw.
-const COMMON: [&str; 12] = [
-    "path",
-    "valid",
-    "verdict",
-    "error",
-    "checker",
-    "name",
-    "timings_ms",
-    "linearizable",
-    "elle",
-    "summary",
-    "anomalies",
-    "detail",
-];
-
-fn check((name, v): (Option<String>, &Value)) -> Check {
-    let text = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_string);
-    let checker = text("checker")
-        .or_else(|| text("name"))
-        .or(name)
-        .unwrap_or_else(|| "checker".into());
-    let verdict = v
-        .get("valid")
-        .or_else(|| v.get("verdict"))
-        .and_then(verdict_of);
-    let mut c = Check {
-        subject: text("path"),
-        verdict,
-        not_run: text("summary").and_then(|s| not_run(verdict?, &s)),
-        summary: text("summary"),
-        anomaly_names: v
-            .get("anomalies")
-            .and_then(Value::as_array)
-            .map(|a| {
-                a.iter()
-                    .filter_map(Value::as_str)
-                    .map(String::from)
-                    .collect()
-            })
-            .unwrap_or_default(),
-        error: text("error"),
-        ..Check::default()
-    };
-    if let Some(lin) = v.get("linearizable").filter(|l| l.is_object()) {
-        read_linearizable(lin, &mut c);
-    }
-    if let Some(elle) = v.get("elle").filter(|e| e.is_object()) {
-        c.elle = Some(read_elle(elle, &mut c.facts));
-    } else if checker == "elle" && v.get("cases").is_some() {
-        c.elle = Some(read_elle(v, &mut c.facts));
-    }
-    if let Some(detail) = v.get("detail") {
-        read_detail(&checker, detail.clone(), &mut c);
-    }
-    let known = c.elle.is_some() || v.get("linearizable").is_some();
-    if !known
-        && c.raw.is_none()
-        && let Value::Object(m) = v
-    {
-        let rest: serde_json::Map<String, Value> = m
-            .iter()
-            .filter(|(k, _)| !COMMON.contains(&k.as_str()))
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        if !rest.is_empty() {
-            c.raw = Some(Value::Object(rest));
-        }
-    }
-    c.checker = checker;
-    if c.summary.is_none() {
-        c.summary = made_summary(&c);
-    }
-    c
-}
-
-fn read_linearizable(lin: &Value, c: &mut Check) {
-    if let Some(model) = lin.get("model").and_then(Value::as_str) {
-        c.facts.push(("model".into(), model.into()));
-    }
-    if let Some(counts) = lin.get("counts").and_then(Value::as_object) {
-        for (k, v) in counts.iter().filter(|(_, v)| !v.is_null()) {
-            c.facts.push((k.replace('_', " "), scalar(v)));
-        }
-    }
-    let keys = lin
-        .get("keys")
-        .and_then(Value::as_array)
-        .map(Vec::as_slice)
-        .unwrap_or(&[]);
-    for k in keys {
-        let key = k.get("key").filter(|k| !k.is_null()).map(scalar);
-        if let Some(reason) = k.get("reason").and_then(Value::as_str) {
-            let at = key
-                .as_ref()
-                .map(|k| format!("key {k}: "))
-                .unwrap_or_default();
-            c.unknown_reasons.push(format!("{at}{reason}"));
-        }
-        if let Some(e) = k.get("explanation").filter(|e| e.is_object()) {
-            match Explanation::deserialize(e) {
-                Ok(explanation) => c.lin.push(LinAnomaly { key, explanation }),
-                Err(err) => c.unknown_reasons.push(format!(
-                    "an explanation in results.json could not be read: {err}"
-                )),
-            }
-        }
-    }
-    if keys.len() > 1 {
-        c.facts.push(("keys".into(), keys.len().to_string()));
-    }
-}
-
-fn read_elle(e: &Value, facts: &mut Vec<(String, String)>) -> Elle {
-    for k in ["workload", "model", "consistency"] {
-        if let Some(v) = e.get(k).filter(|v| !v.is_null()) {
-            facts.push((k.into(), scalar(v)));
-        }
-    }
-    let cases: Vec<ElleCase> = e
-        .get("cases")
-        .or_else(|| e.get("anomalies"))
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(|c| ElleCase::deserialize(c).ok())
-                .collect()
-        })
-        .unwrap_or_default();
-    // `anomaly_counts` by anomaly; `counts` holds either those or the
-    // transaction counts (`txns`, `ok`, `info`, `fail`).
-    let mut counts: Vec<(String, usize)> = Vec::new();
-    match (e.get("anomaly_counts"), e.get("counts")) {
-        (Some(Value::Object(m)), _) => {
-            counts = m
-                .iter()
-                .map(|(k, v)| (k.clone(), v.as_u64().unwrap_or(1) as usize))
-                .collect();
-        }
-        (_, Some(Value::Object(m))) if !m.contains_key("txns") => {
-            counts = m
-                .iter()
-                .map(|(k, v)| (k.clone(), v.as_u64().unwrap_or(1) as usize))
-                .collect();
-        }
-        _ => {}
-    }
-    if let Some(Value::Object(m)) = e.get("counts").filter(|c| c.get("txns").is_some()) {
-        for k in ["txns", "ok", "info", "fail"] {
-            if let Some(v) = m.get(k) {
-                facts.push((k.into(), scalar(v)));
-            }
-        }
-    }
-    if counts.is_empty() {
-        for c in &cases {
-            match counts.iter_mut().find(|(a, _)| *a == c.anomaly) {
-                Some((_, n)) => *n += 1,
-                None => counts.push((c.anomaly.clone(), 1)),
-            }
-        }
-    }
-    let mut models = Vec::new();
-    for (k, label) in [
-        ("violating", "violates"),
-        ("not", "not"),
-        ("also_not", "also not"),
-        ("strongest_possible", "still possible"),
-        ("incomplete", "search cut short for"),
-    ] {
-        let v = e
-            .get(k)
-            .or_else(|| e.get("boundary").and_then(|b| b.get(k)));
-        if let Some(Value::Array(a)) = v
-            && !a.is_empty()
-        {
-            let names: Vec<String> = a.iter().map(scalar).collect();
-            models.push((label.to_string(), names.join(", ")));
-        }
-    }
-    Elle {
-        cases,
-        counts,
-        models,
-    }
 }
 
 /// A JSON scalar as text without quotes; anything else as compact JSON.
@@ -785,23 +424,45 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    fn read(v: Value) -> Findings {
+        let r: Results = serde_json::from_value(v).expect("the writer's shape");
+        findings(&r)
+    }
+
+    /// A key's result: `explanation` for an invalid key, `reason` for an unknown one.
+    fn key(key: Value, valid: Value, reason: Value, explanation: Value) -> Value {
+        json!({"key": key, "valid": valid, "ops": 3, "configurations": 4, "time_ms": 0.1,
+               "reason": reason, "explanation": explanation})
+    }
+
+    /// A file checked for linearizability, as `to_results` writes it.
+    fn lin_file(path: &str, keys: Value) -> Value {
+        json!({"path": path, "valid": false, "error": null, "checker": "linearizable",
+            "timings_ms": {"read": 0.0, "check": 1.0, "total": 1.0},
+            "linearizable": {"model": "cas-register",
+                "options": {"keys": "tuple", "initial_value": null, "nil_read": "absent",
+                            "time_limit_ms": 1000, "memory_limit_mb": 64},
+                "counts": {"history_ops": 10, "client_calls": 5, "failed": 0,
+                           "unknown_outcome": 0, "truncated_line": null},
+                "keys": keys}})
+    }
+
+    fn op_ref(index: u64, completion: u64, op: &str) -> Value {
+        json!({"index": index, "completion_index": completion, "process": 1, "op": op})
+    }
+
     #[test]
     fn reads_a_linearizability_result_and_keeps_the_verdict_as_written() {
-        let r = json!({
+        let explanation = json!({"op": op_ref(7, 9, "read -> 3"), "prefix": [0, 2],
+            "prefix_tail": [{"op": op_ref(2, 4, "write 1"), "state_after": "1"}],
+            "states_before": ["1"], "concurrent": [], "concurrent_total": 0, "text": "cannot place"});
+        let f = read(json!({
             "schema_version": 1, "tool": "faultline 0.1.0", "valid": false,
-            "files": [{"path": "h.jsonl", "valid": false, "error": null, "checker": "linearizable",
-                "timings_ms": {"read": 1.0, "check": 1.0, "total": 2.0},
-                "linearizable": {"model": "cas-register",
-                    "counts": {"history_ops": 10, "client_calls": 5, "truncated_line": null},
-                    "keys": [
-                        {"key": 3, "valid": false, "explanation": {
-                            "op": {"index": 7, "completion_index": 9, "process": 2, "op": "read -> 3"},
-                            "prefix": [0, 2], "prefix_tail": [{"op": {"index": 2, "completion_index": 4, "process": 1, "op": "write 1"}, "state_after": "1"}],
-                            "states_before": ["1"], "concurrent": [], "concurrent_total": 0, "text": "cannot place"}},
-                        {"key": 4, "valid": "unknown", "reason": "time limit 60 s reached", "explanation": null}
-                    ]}}]
-        });
-        let f = findings(&r);
+            "files": [lin_file("h.jsonl", json!([
+                key(json!(3), json!(false), json!(null), explanation),
+                key(json!(4), json!("unknown"), json!("time limit 60 s reached"), json!(null))
+            ]))]
+        }));
         assert_eq!(f.verdict, Some(Verdict::Invalid));
         assert_eq!(f.schema_version, Some(1));
         let c = &f.checks[0];
@@ -820,54 +481,60 @@ mod tests {
             c.reason().as_deref(),
             Some("not linearizable: key 3 (read -> 3 cannot be placed, op 7)")
         );
-        assert!(c.raw.is_none());
     }
 
     #[test]
-    fn reads_elle_cases_and_shows_unknown_checkers_raw() {
-        let r = json!({"valid": "unknown", "checks": [
-            {"checker": "elle", "valid": false, "elle": {"model": "serializable",
-                "counts": {"G-single": 3},
-                "violating": ["G-single"],
-                "cases": [{"anomaly": "G-single", "witnesses": [{"index": 5, "process": 1, "outcome": "ok", "ops": "[]"}],
-                           "text": "T5 ...", "steps": [{"from": 5, "to": 8, "relation": "rw", "key": "x", "text": "because"}],
-                           "dot": "digraph {}"}]}},
-            {"checker": "bank", "valid": true, "reads_checked": 12, "bad_reads": []}
-        ]});
-        let f = findings(&r);
-        assert_eq!(f.verdict, Some(Verdict::Unknown));
-        let elle = f.checks[0].elle.as_ref().unwrap();
+    fn reads_elle_cases_with_their_counts_and_models() {
+        let names = |n: &[&str]| json!(n);
+        let f = read(json!({
+            "schema_version": 1, "tool": "faultline 0.1.0", "valid": false,
+            "files": [{"path": "h.jsonl", "valid": false, "error": null, "checker": "elle",
+                "timings_ms": {"read": 1.0, "check": 1.0, "total": 2.0},
+                "elle": {"workload": "list-append", "consistency": "serializable",
+                    "process_order": false, "realtime_order": false,
+                    "counts": {"history_ops": 20, "txns": 10, "ok": 9, "info": 1, "fail": 0,
+                               "truncated_line": null},
+                    "anomaly_types": names(&["G-single"]), "anomaly_counts": {"G-single": 3},
+                    "violating": names(&["G-single"]), "incomplete": [], "not": names(&["serializable"]),
+                    "also_not": [], "possible": [], "strongest_possible": names(&["read-committed"]),
+                    "unchecked": [],
+                    "anomalies": [{"anomaly": "G-single", "key": null,
+                        "txns": [{"index": 5, "invoke_index": 4, "process": 1, "outcome": "ok", "ops": "[]"}],
+                        "steps": [{"from": 5, "to": 8, "relation": "rw", "key": "x", "text": "because"}],
+                        "dot": "digraph {}", "text": "T5 ..."}],
+                    "graph": {"txn_nodes": 10, "barrier_nodes": 3, "edges": 20, "sccs": 1, "largest_scc": 2},
+                    "phases_ms": {"infer": 0.1, "graph": 0.1, "scc": 0.1, "cycles": 0.1},
+                    "text": "G-single ..."}}]
+        }));
+        let c = &f.checks[0];
+        let elle = c.elle.as_ref().unwrap();
         assert_eq!(elle.cases[0].steps[0].relation, "rw");
-        assert_eq!(
-            f.checks[0].anomalies(),
-            vec![("G-single".to_string(), Some(3))]
-        );
+        assert_eq!(elle.cases[0].txns[0].invoke_index, 4);
+        assert_eq!(c.anomalies(), vec![("G-single".to_string(), Some(3))]);
         assert_eq!(
             elle.models,
-            vec![("violates".to_string(), "G-single".to_string())]
+            vec![
+                ("violates".to_string(), "G-single".to_string()),
+                ("not".to_string(), "serializable".to_string()),
+                ("still possible".to_string(), "read-committed".to_string())
+            ]
         );
-        assert_eq!(f.checks[1].checker, "bank");
-        assert_eq!(f.checks[1].raw.as_ref().unwrap()["reads_checked"], 12);
-        assert!(f.checks[1].anomalies().is_empty());
+        assert_eq!(
+            c.reason().as_deref(),
+            Some("not serializable: G-single (3)")
+        );
     }
 
     /// A run's results.json as the runner writes it: the checkers, and the
     /// history's file-level result.
     fn run_results(checkers: Value) -> Value {
+        let explanation = json!({"op": op_ref(4, 5, "read -> 1"), "prefix": [0, 2],
+            "prefix_tail": [], "states_before": ["2"], "concurrent": [], "concurrent_total": 0,
+            "text": "cannot place read -> 1"});
         json!({
             "schema_version": 1, "tool": "faultline 0.1.0", "valid": false,
-            "files": [{"path": "results/t/1/history.jsonl", "valid": false, "error": null,
-                "checker": "linearizable", "timings_ms": {"read": 0.0, "check": 1.0, "total": 1.0},
-                "linearizable": {"model": "cas-register",
-                    "options": {"keys": "tuple", "initial_value": null, "nil_read": "absent",
-                                "time_limit_ms": 1000, "memory_limit_mb": 64},
-                    "counts": {"history_ops": 6, "client_calls": 3, "failed": 0,
-                               "unknown_outcome": 0, "truncated_line": null},
-                    "keys": [{"key": 0, "valid": false, "ops": 3, "configurations": 4, "time_ms": 0.1,
-                        "reason": null, "explanation": {
-                            "op": {"index": 4, "completion_index": 5, "process": 1, "op": "read -> 1"},
-                            "prefix": [0, 2], "prefix_tail": [], "states_before": ["2"],
-                            "concurrent": [], "concurrent_total": 0, "text": "cannot place read -> 1"}}]}}],
+            "files": [lin_file("results/t/1/history.jsonl",
+                json!([key(json!(0), json!(false), json!(null), explanation)]))],
             "run": {"test": "t", "db": "raft", "bugs": [], "workload": "register", "nemesis": "none",
                 "seed": 1, "hosts": [], "duration_ms": 1.0,
                 "ops": {"invoked": 3, "ok": 3, "fail": 0, "info": 0, "nemesis": 0},
@@ -880,7 +547,7 @@ mod tests {
     fn a_runs_checkers_are_all_read_with_their_evidence_and_the_file_result_joined() {
         let line =
             |node: &str, line: usize, text: &str| json!({"node": node, "line": line, "text": text});
-        let r = run_results(json!([
+        let f = read(run_results(json!([
             {"name": "linearizable", "valid": false, "summary": "not linearizable: key 0 (read -> 1 cannot be placed)",
              "anomalies": ["not-linearizable"], "detail": null},
             {"name": "bank", "valid": false, "summary": "1 of 2 reads wrong", "anomalies": ["wrong-total"],
@@ -892,16 +559,14 @@ mod tests {
             {"name": "election", "valid": false, "summary": "1 term had two leaders", "anomalies": ["two-leaders"],
              "detail": {"terms": 4, "split": [{"term": 3, "leaders": [line("n1", 2, "became leader term=3"), line("n2", 7, "became leader term=3")]}]}},
             {"name": "set", "valid": "unknown", "summary": "not run: the workload has no set ops", "anomalies": [], "detail": null},
-            {"name": "quorum", "valid": false, "summary": "a later checker found something", "anomalies": ["split-brain"],
-             "detail": {"whatever": [1, 2]}}
-        ]));
-        let f = findings(&r);
-        assert!(f.notes.is_empty(), "read through the schema: {:?}", f.notes);
+            {"name": "nodes", "valid": "unknown", "summary": "n3 exited by 2.1 s", "anomalies": ["node-exited"],
+             "detail": {"exits": [{"node": "n3", "seen_ns": 2_100_000_000_u64, "log_tail": ["INFO last"]}], "allowed": false}}
+        ])));
         assert_eq!(f.problems, vec!["heal: n2 unreachable"]);
         let names: Vec<&str> = f.checks.iter().map(|c| c.checker.as_str()).collect();
         assert_eq!(
             names,
-            ["linearizable", "bank", "logs", "election", "set", "quorum"],
+            ["linearizable", "bank", "logs", "election", "set", "nodes"],
             "every checker once; the file result joined to its checker"
         );
         let lin = &f.checks[0];
@@ -930,30 +595,12 @@ mod tests {
         let set = &f.checks[4];
         assert_eq!(set.status(), Status::NotRun, "never shown as valid");
         assert_eq!(set.reason().as_deref(), Some("the workload has no set ops"));
-        let later = &f.checks[5];
-        assert_eq!(later.status(), Status::Invalid);
+        assert!(matches!(set.evidence, Evidence::None));
+        let nodes = &f.checks[5];
+        assert!(matches!(&nodes.evidence, Evidence::Nodes(n) if n.exits[0].node == "n3"));
         assert_eq!(
-            later.reason().as_deref(),
-            Some("a later checker found something")
+            nodes.anomalies(),
+            vec![("node-exited".to_string(), Some(1))]
         );
-        assert_eq!(later.anomalies(), vec![("split-brain".to_string(), None)]);
-        assert_eq!(later.raw, Some(json!({"whatever": [1, 2]})));
-    }
-
-    #[test]
-    fn a_run_that_breaks_the_schema_is_still_read_and_says_so() {
-        let mut r = run_results(json!([
-            {"name": "bank", "valid": false, "summary": "1 of 2 reads wrong", "anomalies": ["wrong-total"],
-             "detail": {"reads_checked": 2, "bad_reads": []}}
-        ]));
-        r["files"][0]["timings_ms"] = json!("soon");
-        let f = findings(&r);
-        assert_eq!(f.notes.len(), 1, "{:?}", f.notes);
-        assert!(f.notes[0].contains("timings_ms") || f.notes[0].contains("invalid type"));
-        let names: Vec<&str> = f.checks.iter().map(|c| c.checker.as_str()).collect();
-        assert_eq!(names, ["bank", "linearizable"]);
-        assert_eq!(f.checks[0].reason().as_deref(), Some("1 of 2 reads wrong"));
-        assert!(matches!(f.checks[0].evidence, Evidence::Bank(_)));
-        assert_eq!(f.checks[1].lin.len(), 1);
     }
 }

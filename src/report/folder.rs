@@ -5,10 +5,10 @@
 //!
 //! Not here: what results.json means (`findings`), drawing anything.
 
+use super::results::{self, Results};
 use crate::history::{Format, Op, read_path};
 use crate::store::RunDir;
 use crate::suite::Test;
-use serde_json::Value;
 use std::path::{Path, PathBuf};
 
 /// A file of the folder: absent, present but unreadable, or read.
@@ -62,7 +62,7 @@ pub struct RunFolder {
     pub timestamp: String,
     pub history: Loaded<History>,
     pub test: Loaded<Test>,
-    pub results: Loaded<Value>,
+    pub results: Loaded<Results>,
     pub node_files: Vec<NodeFile>,
     /// Top-level files present (name, bytes), for the links section.
     pub files: Vec<(String, u64)>,
@@ -171,32 +171,27 @@ fn file_name(p: &Path) -> String {
         .unwrap_or_default()
 }
 
-fn read_results(path: &Path) -> Loaded<Value> {
+/// A results.json, read with the schema's types.
+pub fn read_results(path: &Path) -> Loaded<Results> {
     match std::fs::read_to_string(path) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Loaded::Missing,
         Err(e) => Loaded::Bad(format!("{}: {e}", path.display())),
-        Ok(text) => match serde_json::from_str(&text) {
-            Ok(v) => Loaded::Read(v),
-            Err(e) => Loaded::Bad(format!(
-                "{}:{}:{}: {e}",
-                path.display(),
-                e.line(),
-                e.column()
-            )),
+        Ok(text) => match results::from_json(&text) {
+            Ok(r) => Loaded::Read(r),
+            Err(e) => Loaded::Bad(format!("{}:{e}", path.display())),
         },
     }
 }
 
 /// history.jsonl in the folder, else the (only) history results.json names.
-fn read_history(dir: &Path, path: &Path, results: &Loaded<Value>) -> Loaded<History> {
+fn read_history(dir: &Path, path: &Path, results: &Loaded<Results>) -> Loaded<History> {
     let (path, source, inside) = if path.exists() {
         (path.to_path_buf(), "history.jsonl".to_string(), true)
     } else {
-        let named = results
-            .get()
-            .and_then(|r| r.get("files")?.as_array())
-            .filter(|files| files.len() == 1)
-            .and_then(|files| files[0].get("path")?.as_str());
+        let named = match results.get().map(|r| r.files.as_slice()) {
+            Some([only]) => Some(only.path.as_str()),
+            _ => None,
+        };
         let Some(named) = named else {
             return Loaded::Missing;
         };

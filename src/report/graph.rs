@@ -7,8 +7,8 @@
 //! taken from results.json, so every label is escaped by us; dot's SVG is
 //! also checked for active content before it is embedded.
 
-use super::findings::{ElleCase, Step, scalar};
 use super::html::{Esc, truncate, visible};
+use super::results::{CycleStep, ElleCase};
 use std::fmt::Write as _;
 use std::io::{Read, Write};
 use std::process::{Command, Stdio};
@@ -28,7 +28,7 @@ pub enum Layout {
 }
 
 /// The transactions of a cycle in the order the steps visit them.
-fn nodes(steps: &[Step]) -> Vec<u64> {
+fn nodes(steps: &[CycleStep]) -> Vec<u64> {
     let mut out: Vec<u64> = Vec::new();
     for s in steps {
         for t in [s.from, s.to] {
@@ -40,26 +40,25 @@ fn nodes(steps: &[Step]) -> Vec<u64> {
     out
 }
 
-/// The micro-ops of transaction `t`, from the case's witnesses.
+/// The micro-ops of transaction `t`, from the case's transactions.
 fn ops_of(case: &ElleCase, t: u64) -> Option<String> {
-    case.witnesses
+    case.txns
         .iter()
         .find(|w| w.index == t)
-        .map(|w| truncate(&scalar(&w.ops), NODE_OPS_CHARS))
+        .map(|w| truncate(&w.ops, NODE_OPS_CHARS))
 }
 
 fn process_of(case: &ElleCase, t: u64) -> Option<String> {
-    case.witnesses
+    case.txns
         .iter()
         .find(|w| w.index == t)
-        .filter(|w| !w.process.is_null())
-        .map(|w| scalar(&w.process))
+        .map(|w| w.process.to_string())
 }
 
-fn edge_label(s: &Step) -> String {
+fn edge_label(s: &CycleStep) -> String {
     match &s.key {
-        Some(k) if !k.is_null() => format!("{} {}", s.relation, scalar(k)),
-        _ => s.relation.clone(),
+        Some(k) => format!("{} {k}", s.relation),
+        None => s.relation.clone(),
     }
 }
 
@@ -301,25 +300,24 @@ pub fn markers() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::findings::Witness;
-    use serde_json::json;
+    use crate::report::results::TxnRef;
 
     fn case() -> ElleCase {
-        let step = |from, to, relation: &str| Step {
+        let step = |from, to, relation: &str| CycleStep {
             from,
             to,
             relation: relation.into(),
-            key: Some(json!("x\"<")),
+            key: Some("x\"<".into()),
             text: format!("T{from} <{relation} T{to} because <b>"),
         };
         ElleCase {
             anomaly: "G-single".into(),
-            witnesses: vec![Witness {
+            txns: vec![TxnRef {
                 index: 5,
-                invoke_index: Some(4),
-                process: json!(1),
+                invoke_index: 4,
+                process: 1,
                 outcome: "ok".into(),
-                ops: json!("[[\"r\",\"x\",\"</svg><script>alert(1)</script>\"]]"),
+                ops: "[[\"r\",\"x\",\"</svg><script>alert(1)</script>\"]]".into(),
             }],
             key: None,
             text: String::new(),
@@ -351,7 +349,7 @@ mod tests {
         let dot = dot_text(&case());
         assert!(dot.contains(r#"label="rw x\"<""#), "{dot}");
         let mut bidi = case();
-        bidi.steps[0].key = Some(json!("k\u{202e}\u{1b}"));
+        bidi.steps[0].key = Some("k\u{202e}\u{1b}".into());
         let dot = dot_text(&bidi);
         assert!(dot.contains(r#"label="rw k\\u{202e}\\u{1b}""#), "{dot}");
         assert_eq!(dot.matches(" -> ").count(), 3);

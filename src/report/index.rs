@@ -10,14 +10,15 @@
 
 use super::anomalies::chips;
 use super::findings::findings;
+use super::folder::{Loaded, read_results};
 use super::html::{Esc, duration_ns, pretty_timestamp, rel_url};
 use super::page::head;
 use super::plots::plural;
 use super::{ReportError, write_atomically};
 use crate::checker::Verdict;
+use crate::outcome::Outcome;
 use crate::store::{RunDir, Store};
 use crate::suite::Test;
-use serde_json::Value;
 use std::fmt::Write as _;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
@@ -31,7 +32,7 @@ pub const INDEX_FILE: &str = "index.html";
 
 /// How a run ended, as the header counts it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
+pub enum Ended {
     /// results.json's verdict.
     Checked(Verdict),
     /// The harness failed (results.json's `harness_error`).
@@ -40,22 +41,26 @@ pub enum Outcome {
     Incomplete(String),
 }
 
-impl Outcome {
+impl Ended {
+    /// The run's outcome, when results.json gives one.
+    fn outcome(&self) -> Option<Outcome> {
+        match self {
+            Ended::Checked(v) => Some((*v).into()),
+            Ended::HarnessError(_) => Some(Outcome::HarnessError),
+            Ended::Incomplete(_) => None,
+        }
+    }
+
     fn word(&self) -> &'static str {
         match self {
-            Outcome::Checked(v) => v.as_str(),
-            Outcome::HarnessError(_) => "harness error",
-            Outcome::Incomplete(_) => "incomplete",
+            Ended::HarnessError(_) => "harness error",
+            other => other.class(),
         }
     }
 
     /// The row's CSS class.
     fn class(&self) -> &'static str {
-        match self {
-            Outcome::Checked(v) => v.as_str(),
-            Outcome::HarnessError(_) => "harness-error",
-            Outcome::Incomplete(_) => "incomplete",
-        }
+        self.outcome().map_or("incomplete", Outcome::name)
     }
 }
 
@@ -63,7 +68,7 @@ impl Outcome {
 #[derive(Debug, Clone)]
 pub struct RunRow {
     pub run: RunDir,
-    pub outcome: Outcome,
+    pub ended: Ended,
     /// Anomaly names, with how many of each when known.
     pub anomalies: Vec<(String, Option<usize>)>,
     pub duration_ns: Option<u64>,
@@ -82,12 +87,14 @@ pub fn last_time_ns(history: &Path) -> Option<u64> {
     let mut buf = Vec::new();
     f.take(TAIL_BYTES).read_to_end(&mut buf).ok()?;
     let text = String::from_utf8_lossy(&buf);
-    text.lines().rev().find_map(|line| {
-        serde_json::from_str::<Value>(line.trim())
-            .ok()?
-            .get("time")?
-            .as_u64()
-    })
+    /// The one field of an op wanted here.
+    #[derive(serde::Deserialize)]
+    struct Time {
+        time: u64,
+    }
+    text.lines()
+        .rev()
+        .find_map(|line| Some(serde_json::from_str::<Time>(line.trim()).ok()?.time))
 }
 
 /// Whether `run` is a run's folder: it holds test.yaml or results.json.
@@ -96,25 +103,30 @@ pub fn is_run(run: &RunDir) -> bool {
 }
 
 pub fn row(run: RunDir) -> RunRow {
-    let results: Result<Value, String> = match std::fs::read_to_string(run.results_json()) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(
-            "results.json is missing: the run did not finish (interrupted, killed, or still running)"
-                .into(),
+    let (f, ended) = match read_results(&run.results_json()) {
+        Loaded::Missing => (
+            Default::default(),
+            Ended::Incomplete(
+                "results.json is missing: the run did not finish (interrupted, killed, or still running)"
+                    .into(),
+            ),
         ),
-        Err(e) => Err(format!("results.json could not be read: {e}")),
-        Ok(text) => serde_json::from_str(&text)
-            .map_err(|e| format!("results.json could not be read: line {}: {e}", e.line())),
-    };
-    let f = results.as_ref().map(findings).unwrap_or_default();
-    let outcome = match (&results, &f.harness_error, f.verdict) {
-        (Err(why), _, _) => Outcome::Incomplete(why.clone()),
-        (Ok(_), Some(e), _) => Outcome::HarnessError(e.clone()),
-        (Ok(_), None, Some(v)) => Outcome::Checked(v),
-        (Ok(_), None, None) => Outcome::Incomplete("results.json gives no verdict".into()),
+        Loaded::Bad(e) => (
+            Default::default(),
+            Ended::Incomplete(format!("results.json could not be read: {e}")),
+        ),
+        Loaded::Read(r) => {
+            let f = findings(&r);
+            let ended = match &f.harness_error {
+                Some(e) => Ended::HarnessError(e.clone()),
+                None => Ended::Checked(r.valid.into()),
+            };
+            (f, ended)
+        }
     };
     let test = Test::load(&run.test_yaml()).ok();
     RunRow {
-        outcome,
+        ended,
         anomalies: f.checks.iter().flat_map(|c| c.anomalies()).collect(),
         duration_ns: last_time_ns(&run.history()),
         what: test
@@ -130,10 +142,10 @@ pub fn row(run: RunDir) -> RunRow {
 /// add up to the runs. Harness errors and incomplete runs are named only
 /// when there are some.
 pub fn totals(rows: &[RunRow]) -> String {
-    let count = |f: &dyn Fn(&Outcome) -> bool| rows.iter().filter(|r| f(&r.outcome)).count();
-    let checked = |v: Verdict| count(&|o| *o == Outcome::Checked(v));
-    let harness = count(&|o| matches!(o, Outcome::HarnessError(_)));
-    let incomplete = count(&|o| matches!(o, Outcome::Incomplete(_)));
+    let count = |o: Option<Outcome>| rows.iter().filter(|r| r.ended.outcome() == o).count();
+    let checked = |v: Verdict| count(Some(v.into()));
+    let harness = count(Some(Outcome::HarnessError));
+    let incomplete = count(None);
     let mut parts = vec![
         plural(rows.len(), "run"),
         format!("{} invalid", checked(Verdict::Invalid)),
@@ -163,23 +175,23 @@ pub fn render(rows: &[RunRow]) -> String {
     for r in rows {
         let report = rel_url(&[&r.run.test, &r.run.timestamp, super::REPORT_FILE]);
         let folder = format!("{}/", rel_url(&[&r.run.test, &r.run.timestamp]));
-        let why = match &r.outcome {
-            Outcome::HarnessError(why) | Outcome::Incomplete(why) => {
+        let why = match &r.ended {
+            Ended::HarnessError(why) | Ended::Incomplete(why) => {
                 format!(r#"<span class="why">{}</span>"#, Esc(why))
             }
-            Outcome::Checked(_) => String::new(),
+            Ended::Checked(_) => String::new(),
         };
         let _ = write!(
             out,
             r#"<tr class="{}"><td>{}</td><td>{}</td><td class="verdict-cell">{}</td><td>{}</td><td>{}{why}</td><td>{}</td><td>{}</td><td>{}<a href="{folder}">folder</a></td></tr>"#,
-            r.outcome.class(),
+            r.ended.class(),
             Esc(&pretty_timestamp(&r.run.timestamp)),
             if r.has_report {
                 format!(r#"<a href="{report}">{}</a>"#, Esc(&r.run.test))
             } else {
                 Esc(&r.run.test).to_string()
             },
-            r.outcome.word(),
+            r.ended.word(),
             r.duration_ns.map(duration_ns).unwrap_or_default(),
             chips(&r.anomalies),
             Esc(r.what.as_deref().unwrap_or("")),
@@ -231,22 +243,44 @@ pub fn write_index(root: &Path) -> Result<PathBuf, ReportError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use crate::report::results::{self, Elle, FileResult, Results, RunResult, Valid};
+
+    /// results.json as the writer writes it.
+    fn results_json(valid: Valid, files: Vec<FileResult>, run: Option<RunResult>) -> String {
+        serde_json::to_string(&Results {
+            schema_version: results::SCHEMA_VERSION,
+            tool: "faultline test".into(),
+            valid,
+            files,
+            run,
+        })
+        .unwrap()
+    }
 
     #[test]
     fn lists_runs_newest_first_with_verdicts_durations_and_anomalies() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::new(dir.path());
         let a = store.create_run("raft-register").unwrap();
-        std::fs::write(
-            a.results_json(),
-            json!({"valid": true, "files": []}).to_string(),
-        )
-        .unwrap();
+        std::fs::write(a.results_json(), results_json(Valid::True, vec![], None)).unwrap();
         let b = store.create_run("<evil>").unwrap();
+        let elle = FileResult {
+            path: "history.jsonl".into(),
+            valid: Valid::False,
+            error: None,
+            checker: "elle".into(),
+            timings_ms: Default::default(),
+            ends_early: None,
+            linearizable: None,
+            elle: Some(Elle {
+                anomaly_types: vec!["G-single".into()],
+                anomaly_counts: [("G-single".to_string(), 2)].into(),
+                ..Elle::default()
+            }),
+        };
         std::fs::write(
             b.results_json(),
-            json!({"valid": false, "files": [{"checker": "elle", "valid": false, "elle": {"counts": {"G-single": 2}, "cases": []}}]}).to_string(),
+            results_json(Valid::False, vec![elle], None),
         )
         .unwrap();
         std::fs::write(
@@ -275,38 +309,49 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::new(dir.path());
         let one = store.create_run("raft-register").unwrap();
-        std::fs::write(
-            one.results_json(),
-            json!({"valid": true, "files": []}).to_string(),
-        )
-        .unwrap();
+        std::fs::write(one.results_json(), results_json(Valid::True, vec![], None)).unwrap();
         let html = std::fs::read_to_string(write_index(dir.path()).unwrap()).unwrap();
         assert!(html.contains(r#"id="totals">1 run · 0 invalid · 0 unknown · 1 valid<"#));
         // A harness error (results.json says unknown, and why), a run cut
-        // short (test.yaml only), results.json that is not JSON, and
-        // folders that are not runs.
+        // short (test.yaml only), results.json that is not JSON, one of
+        // another schema, and folders that are not runs.
         let harness = store.create_run("paxos-bank").unwrap();
+        let run = RunResult {
+            harness_error: Some("deploying: n2 unreachable".into()),
+            ..RunResult::default()
+        };
         std::fs::write(
             harness.results_json(),
-            json!({"valid": "unknown", "files": [], "run": {"harness_error": "deploying: n2 unreachable"}}).to_string(),
+            results_json(Valid::Unknown, vec![], Some(run)),
         )
         .unwrap();
         let cut = store.create_run("raft-set").unwrap();
         std::fs::write(cut.test_yaml(), "name: raft-set\n").unwrap();
         let bad = store.create_run("twopc-bank").unwrap();
         std::fs::write(bad.results_json(), "{\"valid\": tru").unwrap();
+        let other = store.create_run("raft-bank").unwrap();
+        std::fs::write(
+            other.results_json(),
+            r#"{"schema_version": 2, "verdict": "valid"}"#,
+        )
+        .unwrap();
         std::fs::create_dir_all(dir.path().join("ci-artifacts/report/valid")).unwrap();
         std::fs::create_dir_all(dir.path().join("ci-artifacts/bug-matrix")).unwrap();
         let html = std::fs::read_to_string(write_index(dir.path()).unwrap()).unwrap();
         assert!(
-            html.contains(r#"id="totals">4 runs · 0 invalid · 0 unknown · 1 harness error · 2 incomplete · 1 valid<"#),
+            html.contains(r#"id="totals">5 runs · 0 invalid · 0 unknown · 1 harness error · 3 incomplete · 1 valid<"#),
             "{html}"
         );
         assert!(!html.contains("ci-artifacts"));
         assert!(html.contains("deploying: n2 unreachable"));
         assert!(html.contains("results.json is missing"));
-        assert!(html.contains("results.json could not be read: line 1"));
-        assert_eq!(html.matches(r#"<tr class="incomplete">"#).count(), 2);
+        assert!(html.contains("results.json could not be read: "), "{html}");
+        assert!(html.contains("results.json:1:"), "{html}");
+        assert!(
+            html.contains("schema_version 2 is not the schema this faultline reads (1)"),
+            "{html}"
+        );
+        assert_eq!(html.matches(r#"<tr class="incomplete">"#).count(), 3);
         assert_eq!(html.matches(r#"<tr class="harness-error">"#).count(), 1);
     }
 }

@@ -132,7 +132,6 @@ fn part(notes: &mut Vec<String>, what: &str, draw: impl FnOnce() -> String) -> S
 pub fn render(folder: &RunFolder, layout: Layout) -> Rendered {
     let mut notes = folder.missing();
     let f = folder.results.get().map(findings).unwrap_or_default();
-    notes.extend(f.notes.iter().cloned());
     let ops = folder.history.get().map(|h| h.ops.as_slice());
     let drawn = match ops.map(draw_input) {
         Some(Ok(d)) => Some(d),

@@ -29,6 +29,7 @@
 //! }
 //! ```
 
+use crate::checker::Verdict;
 use crate::history::Process;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
@@ -37,6 +38,32 @@ pub const SCHEMA_VERSION: u32 = 1;
 
 /// The file name the check command writes.
 pub const FILE_NAME: &str = "results.json";
+
+/// Reads a results.json with the types that write it. The error starts
+/// with `line:column: `; a file of another schema version is refused as such.
+pub fn from_json(text: &str) -> Result<Results, String> {
+    /// What every version has: the schema version, read before the rest.
+    #[derive(Deserialize)]
+    struct Version {
+        schema_version: u32,
+    }
+    let at = |e: serde_json::Error| {
+        format!(
+            "{}:{}: {}",
+            e.line(),
+            e.column(),
+            crate::history::text::clip_message(&e.to_string())
+        )
+    };
+    let v: Version = serde_json::from_str(text).map_err(at)?;
+    if v.schema_version != SCHEMA_VERSION {
+        return Err(format!(
+            "1:1: schema_version {} is not the schema this faultline reads ({SCHEMA_VERSION})",
+            v.schema_version
+        ));
+    }
+    serde_json::from_str(text).map_err(at)
+}
 
 /// A verdict as results.json spells it: `true`, `false` or `"unknown"`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,13 +85,42 @@ impl Serialize for Valid {
 
 impl<'de> Deserialize<'de> for Valid {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        match Value::deserialize(d)? {
-            Value::Bool(true) => Ok(Valid::True),
-            Value::Bool(false) => Ok(Valid::False),
-            Value::String(s) if s == "unknown" => Ok(Valid::Unknown),
-            other => Err(serde::de::Error::custom(format!(
-                "valid must be true, false or \"unknown\", got {other}"
-            ))),
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = Valid;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("true, false or \"unknown\"")
+            }
+            fn visit_bool<E: serde::de::Error>(self, b: bool) -> Result<Valid, E> {
+                Ok(if b { Valid::True } else { Valid::False })
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Valid, E> {
+                match s {
+                    "unknown" => Ok(Valid::Unknown),
+                    _ => Err(E::invalid_value(serde::de::Unexpected::Str(s), &self)),
+                }
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
+}
+
+impl From<Verdict> for Valid {
+    fn from(v: Verdict) -> Valid {
+        match v {
+            Verdict::Valid => Valid::True,
+            Verdict::Invalid => Valid::False,
+            Verdict::Unknown => Valid::Unknown,
+        }
+    }
+}
+
+impl From<Valid> for Verdict {
+    fn from(v: Valid) -> Verdict {
+        match v {
+            Valid::True => Verdict::Valid,
+            Valid::False => Verdict::Invalid,
+            Valid::Unknown => Verdict::Unknown,
         }
     }
 }
@@ -87,7 +143,7 @@ pub struct Results {
 
 /// A whole run: `valid` above is this run's verdict (`"unknown"` also when
 /// the harness failed, with `harness_error` saying why).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct RunResult {
     pub test: String,
     pub db: String,
@@ -155,16 +211,100 @@ pub struct OpCounts {
     pub nemesis: u64,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// One checker of a run: `{"name", "valid", "summary", "anomalies",
+/// "detail"}`, where `name` says which checker and so the shape of `detail`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(from = "CheckerWire")]
 pub struct CheckerResult {
-    /// `linearizable`, `elle`, `bank`, `set`, `logs`.
-    pub name: String,
     pub valid: Valid,
-    /// One line: what was found.
+    /// One line: what was found (`not run: <why>` when it had nothing to check).
     pub summary: String,
     pub anomalies: Vec<String>,
-    /// The checker's own result (its schema is the checker's; see its module).
-    pub detail: Value,
+    /// Which checker, with its own result.
+    pub detail: CheckerDetail,
+}
+
+impl CheckerResult {
+    /// `linearizable`, `elle`, `bank`, `set`, `logs`, `election`, `nodes`.
+    pub fn name(&self) -> &'static str {
+        self.detail.name()
+    }
+}
+
+/// A checker's name and its `detail`, typed by the name. A checker that did
+/// not run writes `null`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(tag = "name", content = "detail", rename_all = "lowercase")]
+pub enum CheckerDetail {
+    /// Its result is the history's entry in `files`; `detail` is `null`.
+    Linearizable,
+    /// Its result is the history's entry in `files`; `detail` is `null`.
+    Elle,
+    Bank(Option<BankDetail>),
+    Set(Option<SetDetail>),
+    Logs(Option<LogsDetail>),
+    Election(ElectionDetail),
+    Nodes(NodesDetail),
+}
+
+impl CheckerDetail {
+    /// The checker's name, as `name` spells it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            CheckerDetail::Linearizable => "linearizable",
+            CheckerDetail::Elle => "elle",
+            CheckerDetail::Bank(_) => "bank",
+            CheckerDetail::Set(_) => "set",
+            CheckerDetail::Logs(_) => "logs",
+            CheckerDetail::Election(_) => "election",
+            CheckerDetail::Nodes(_) => "nodes",
+        }
+    }
+}
+
+/// How a [`CheckerResult`] is read: `name` and `detail` through the tagged
+/// enum, wherever they stand in the object.
+#[derive(Deserialize)]
+struct CheckerWire {
+    #[serde(flatten)]
+    detail: CheckerDetail,
+    valid: Valid,
+    summary: String,
+    anomalies: Vec<String>,
+}
+
+impl From<CheckerWire> for CheckerResult {
+    fn from(w: CheckerWire) -> CheckerResult {
+        CheckerResult {
+            valid: w.valid,
+            summary: w.summary,
+            anomalies: w.anomalies,
+            detail: w.detail,
+        }
+    }
+}
+
+/// Written by hand for the order of the fields: name first, detail last.
+impl Serialize for CheckerResult {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut m = s.serialize_struct("CheckerResult", 5)?;
+        m.serialize_field("name", self.name())?;
+        m.serialize_field("valid", &self.valid)?;
+        m.serialize_field("summary", &self.summary)?;
+        m.serialize_field("anomalies", &self.anomalies)?;
+        match &self.detail {
+            CheckerDetail::Linearizable | CheckerDetail::Elle => {
+                m.serialize_field("detail", &())?
+            }
+            CheckerDetail::Bank(d) => m.serialize_field("detail", d)?,
+            CheckerDetail::Set(d) => m.serialize_field("detail", d)?,
+            CheckerDetail::Logs(d) => m.serialize_field("detail", d)?,
+            CheckerDetail::Election(d) => m.serialize_field("detail", d)?,
+            CheckerDetail::Nodes(d) => m.serialize_field("detail", d)?,
+        }
+        m.end()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -298,10 +438,101 @@ mod tests {
         assert_eq!(back, vec![Valid::True, Valid::False, Valid::Unknown]);
         assert!(serde_json::from_value::<Valid>(json!("maybe")).is_err());
     }
+
+    #[test]
+    fn a_checker_is_written_name_first_and_read_back_by_its_name() {
+        let line = LogLine {
+            node: "n1".into(),
+            line: 2,
+            text: "became leader term=3".into(),
+        };
+        let details = [
+            CheckerDetail::Linearizable,
+            CheckerDetail::Elle,
+            CheckerDetail::Bank(None),
+            CheckerDetail::Set(None),
+            CheckerDetail::Logs(Some(LogsDetail {
+                scanned: 3,
+                fatal_lines: 0,
+                findings: vec![],
+            })),
+            CheckerDetail::Election(ElectionDetail {
+                terms: 1,
+                split: vec![SplitTerm {
+                    term: 3,
+                    leaders: vec![line.clone(), line],
+                }],
+            }),
+            CheckerDetail::Nodes(NodesDetail {
+                exits: vec![],
+                allowed: true,
+            }),
+        ];
+        for detail in details {
+            let c = CheckerResult {
+                valid: Valid::Unknown,
+                summary: "s".into(),
+                anomalies: vec!["a".into()],
+                detail,
+            };
+            let text = serde_json::to_string(&c).unwrap();
+            let head = format!(r#"{{"name":"{}","valid":"unknown","#, c.name());
+            assert!(text.starts_with(&head), "{text}");
+            assert!(text.contains(r#""anomalies":["a"],"detail":"#), "{text}");
+            let back: CheckerResult = serde_json::from_str(&text).unwrap();
+            assert_eq!(back, c);
+        }
+        // Linearizable and Elle have their result in `files`: detail null.
+        let lin = serde_json::to_value(CheckerResult {
+            valid: Valid::True,
+            summary: String::new(),
+            anomalies: vec![],
+            detail: CheckerDetail::Linearizable,
+        })
+        .unwrap();
+        assert_eq!(lin["detail"], Value::Null);
+    }
+
+    #[test]
+    fn results_json_that_is_not_the_writers_is_refused_with_where() {
+        let ok = Results {
+            schema_version: SCHEMA_VERSION,
+            tool: "faultline test".into(),
+            valid: Valid::True,
+            files: vec![],
+            run: None,
+        };
+        let text = serde_json::to_string_pretty(&ok).unwrap();
+        assert_eq!(from_json(&text).unwrap(), ok);
+        let e = from_json(r#"{"schema_version": 2, "verdict": "valid"}"#).unwrap_err();
+        assert!(e.contains("schema_version 2 is not the schema"), "{e}");
+        let e = from_json("{\n\"schema_version\": 1,\n\"tool\": 3}").unwrap_err();
+        assert!(e.starts_with("3:"), "line:column first: {e}");
+        // A checker this version does not know, and a detail not of its
+        // checker's shape.
+        let run = |checker: &str| {
+            format!(
+                r#"{{"schema_version": 1, "tool": "t", "valid": true, "files": [], "run": {{
+                "test": "t", "db": "raft", "bugs": [], "workload": "register", "nemesis": "none",
+                "seed": 1, "hosts": [], "duration_ms": 1.0,
+                "ops": {{"invoked": 0, "ok": 0, "fail": 0, "info": 0, "nemesis": 0}},
+                "checkers": [{checker}], "anomalies": [], "harness_error": null,
+                "problems": [], "replay": "r"}}}}"#
+            )
+        };
+        let logs = r#"{"name": "logs", "valid": true, "summary": "", "anomalies": [], "detail": {"scanned": 1, "fatal_lines": 0, "findings": []}}"#;
+        assert!(from_json(&run(logs)).is_ok());
+        for bad in [
+            r#"{"name": "quorum", "valid": true, "summary": "", "anomalies": [], "detail": null}"#,
+            r#"{"name": "logs", "valid": true, "summary": "", "anomalies": [], "detail": {"terms": 1}}"#,
+        ] {
+            assert!(from_json(&run(bad)).is_err(), "{bad}");
+        }
+    }
 }
 
 /// The Elle checker's section of a file's result.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct Elle {
     /// `list-append` or `rw-register`.
     pub workload: String,
@@ -336,7 +567,7 @@ pub struct Elle {
     pub text: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct ElleCounts {
     pub history_ops: usize,
     pub txns: usize,
@@ -381,7 +612,7 @@ pub struct CycleStep {
     pub text: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct ElleGraph {
     pub txn_nodes: usize,
     /// Virtual nodes that carry the realtime order.
@@ -392,7 +623,7 @@ pub struct ElleGraph {
     pub largest_scc: usize,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct EllePhases {
     pub infer: f64,
     pub graph: f64,
@@ -400,15 +631,14 @@ pub struct EllePhases {
     pub cycles: f64,
 }
 
-// The `detail` of the run's checkers, typed. results.json holds them as
-// JSON (`CheckerResult::detail`, written by the runner from each checker's
-// own result); these are their shapes, for readers (the report), checked
-// against what the runner writes by tests/report.rs. Every field added
-// after a checker first wrote its detail is `#[serde(default)]`.
+// The `detail` of the run's checkers. The runner converts each checker's
+// own result into these.
 
 /// `detail` of the `bank` checker.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BankDetail {
+    /// The checker's verdict, in words (`valid`, `invalid`).
+    pub verdict: Verdict,
     pub reads_checked: usize,
     pub bad_reads: Vec<BankBadRead>,
 }
@@ -433,6 +663,8 @@ pub struct BankBadRead {
 /// `detail` of the `set` checker: counts, and examples of each finding.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SetDetail {
+    /// The checker's verdict, in words (`valid`, `invalid`).
+    pub verdict: Verdict,
     pub attempted: usize,
     pub acknowledged: usize,
     pub stable: usize,
@@ -440,14 +672,13 @@ pub struct SetDetail {
     pub lost: usize,
     pub never_read: usize,
     pub unexpected: usize,
+    /// Adds that ended `info` and that no read ever showed.
     pub indeterminate: usize,
     pub lost_examples: Vec<SetLost>,
-    /// Stale and unexpected elements (their details below, when written).
+    /// The stale and unexpected elements of the details below.
     pub stale_examples: Vec<Value>,
     pub unexpected_examples: Vec<Value>,
-    #[serde(default)]
     pub stale_details: Vec<SetStale>,
-    #[serde(default)]
     pub unexpected_details: Vec<SetUnexpected>,
     /// Why the history could not be checked as a set.
     pub error: Option<String>,
@@ -459,10 +690,8 @@ pub struct SetLost {
     pub element: Value,
     pub add_index: u64,
     pub last_read_index: u64,
-    #[serde(default)]
-    pub add_time_ns: Option<u64>,
-    #[serde(default)]
-    pub last_read_time_ns: Option<u64>,
+    pub add_time_ns: u64,
+    pub last_read_time_ns: u64,
 }
 
 /// An element some read missed after it was known (the last read has it).
@@ -515,4 +744,22 @@ pub struct ElectionDetail {
 pub struct SplitTerm {
     pub term: u64,
     pub leaders: Vec<LogLine>,
+}
+
+/// `detail` of the `nodes` checker: node processes that exited on their own.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NodesDetail {
+    pub exits: Vec<NodeExit>,
+    /// Whether the test allows nodes to exit (then they do not make the run unknown).
+    pub allowed: bool,
+}
+
+/// A node process that exited when the nemesis had not killed it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NodeExit {
+    pub node: String,
+    /// When the exit was first seen, in ns since the run started.
+    pub seen_ns: u64,
+    /// The last lines of its log then.
+    pub log_tail: Vec<String>,
 }

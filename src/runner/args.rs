@@ -4,6 +4,7 @@
 
 use super::progress::Progress;
 use super::run::RunOptions;
+use crate::outcome::Outcome;
 use crate::store::Store;
 use crate::suite::test::Source;
 use crate::suite::{Hosts, NemesisRef, Span, Test, TestSpec, WorkloadRef};
@@ -160,11 +161,11 @@ impl RunArgs {
     }
 }
 
-/// `faultline run`: resolves, runs, prints the summary; returns the exit code.
-pub fn run_command(args: &RunArgs) -> anyhow::Result<u8> {
+/// `faultline run`: resolves, runs, prints the summary; returns how it ended.
+pub fn run_command(args: &RunArgs) -> anyhow::Result<Outcome> {
     let test = args.resolve()?;
     let options = args.harness.options();
     let report = super::run::run(&test, &options)?;
     print!("{}", super::output::summary(&test, &report));
-    Ok(report.exit_code())
+    Ok(report.outcome())
 }

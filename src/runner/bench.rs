@@ -11,6 +11,7 @@ use super::check::{Checker, FileCheck, check_file};
 use crate::checker::Verdict;
 use crate::checker::linearizable::{ModelKind, NilRead, Options, RegisterOptions};
 use crate::history::Format;
+use crate::outcome::Outcome;
 use anyhow::Context;
 use rayon::prelude::*;
 use serde_json::json;
@@ -202,7 +203,13 @@ pub fn run(args: &BenchCheckArgs) -> anyhow::Result<u8> {
         let _ = writeln!(out, "{mismatches} verdicts differ from the published ones");
     }
     print!("{out}");
-    Ok(if mismatches > 0 { 1 } else { 0 })
+    // A verdict unlike the published one fails the benchmark as an anomaly would.
+    let outcome = if mismatches > 0 {
+        Outcome::Invalid
+    } else {
+        Outcome::Valid
+    };
+    Ok(outcome.exit_code())
 }
 
 /// Runs `f` and measures the CPU time all of the process's threads spent.

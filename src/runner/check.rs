@@ -14,6 +14,7 @@ use crate::checker::linearizable::{
 };
 use crate::history::text::{clip_message, escape, escape_keep_lines, excerpt};
 use crate::history::{Format, read_path};
+use crate::outcome::Outcome;
 use crate::report::results::{self, FileResult, Results, Valid};
 use crate::suite::Span;
 use anyhow::Context;
@@ -23,12 +24,6 @@ use serde_json::Value;
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
-
-/// Exit codes, worst last (DESIGN.md): several results combine with `max`.
-pub const EXIT_VALID: u8 = 0;
-pub const EXIT_INVALID: u8 = 1;
-pub const EXIT_UNKNOWN: u8 = 2;
-pub const EXIT_HARNESS: u8 = 3;
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct CheckArgs {
@@ -207,13 +202,9 @@ impl FileCheck {
         })
     }
 
-    pub fn exit_code(&self) -> u8 {
-        match self.verdict() {
-            None => EXIT_HARNESS,
-            Some(Verdict::Valid) => EXIT_VALID,
-            Some(Verdict::Invalid) => EXIT_INVALID,
-            Some(Verdict::Unknown) => EXIT_UNKNOWN,
-        }
+    /// The verdict; a file that could not be checked is a harness error.
+    pub fn outcome(&self) -> Outcome {
+        self.verdict().map_or(Outcome::HarnessError, Outcome::from)
     }
 }
 
@@ -323,8 +314,8 @@ fn starts_like_jsonl(path: &Path) -> bool {
 }
 
 /// `faultline check`: checks every file, prints the summary, writes
-/// results.json. Returns the exit code.
-pub fn run(args: &CheckArgs) -> anyhow::Result<u8> {
+/// results.json. Returns the worst file's outcome.
+pub fn run(args: &CheckArgs) -> anyhow::Result<Outcome> {
     let checker = args.checker()?;
     let checks: Vec<FileCheck> = args
         .histories
@@ -338,11 +329,7 @@ pub fn run(args: &CheckArgs) -> anyhow::Result<u8> {
     // no bidirectional overrides reach the screen.
     print!("{}", escape_keep_lines(&summary(&checks, &checker)));
     println!("results: {}", escape(&path.display().to_string()));
-    Ok(checks
-        .iter()
-        .map(FileCheck::exit_code)
-        .max()
-        .unwrap_or(EXIT_VALID))
+    Ok(Outcome::worst(checks.iter().map(FileCheck::outcome)))
 }
 
 /// Writes through a temporary file, so no reader sees half of it.
@@ -399,15 +386,15 @@ pub fn summary(checks: &[FileCheck], checker: &Checker) -> String {
             s += &k.explanation.as_ref().expect("filtered").text("  ");
         }
     } else if checks.len() > 1 {
-        let count = |code| checks.iter().filter(|c| c.exit_code() == code).count();
+        let count = |o| checks.iter().filter(|c| c.outcome() == o).count();
         let _ = writeln!(
             s,
             "{} histories: {} valid, {} invalid, {} unknown, {} not checked",
             checks.len(),
-            count(EXIT_VALID),
-            count(EXIT_INVALID),
-            count(EXIT_UNKNOWN),
-            count(EXIT_HARNESS)
+            count(Outcome::Valid),
+            count(Outcome::Invalid),
+            count(Outcome::Unknown),
+            count(Outcome::HarnessError)
         );
     }
     s
@@ -480,30 +467,15 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
-fn valid(v: Verdict) -> Valid {
-    match v {
-        Verdict::Valid => Valid::True,
-        Verdict::Invalid => Valid::False,
-        Verdict::Unknown => Valid::Unknown,
-    }
-}
-
 /// The results.json of these checks.
 pub fn to_results(checks: &[FileCheck], checker: &Checker) -> Results {
     let files: Vec<FileResult> = checks.iter().map(|c| file_result(c, checker)).collect();
-    let worst = checks
-        .iter()
-        .map(FileCheck::exit_code)
-        .max()
-        .unwrap_or(EXIT_VALID);
+    let worst = Outcome::worst(checks.iter().map(FileCheck::outcome));
     Results {
         schema_version: results::SCHEMA_VERSION,
         tool: format!("faultline {}", env!("CARGO_PKG_VERSION")),
-        valid: match worst {
-            EXIT_VALID => Valid::True,
-            EXIT_INVALID => Valid::False,
-            _ => Valid::Unknown,
-        },
+        // A file that could not be checked makes the whole unknown.
+        valid: Valid::from(worst.verdict().unwrap_or(Verdict::Unknown)),
         files,
         run: None,
     }
@@ -532,13 +504,13 @@ fn file_result(c: &FileCheck, checker: &Checker) -> FileResult {
     match (&c.outcome, checker) {
         (Err(e), _) => f.error = Some(e.clone()),
         (Ok(r), Checker::Linearizable(options)) => {
-            f.valid = valid(c.verdict().unwrap_or(r.verdict()));
+            f.valid = Valid::from(c.verdict().unwrap_or(r.verdict()));
             if let Checked::Linearizable(r) = r {
                 f.linearizable = Some(linearizable_result(c, r, options));
             }
         }
         (Ok(r), Checker::Elle(_)) => {
-            f.valid = valid(c.verdict().unwrap_or(r.verdict()));
+            f.valid = Valid::from(c.verdict().unwrap_or(r.verdict()));
             if let Checked::Elle(r) = r {
                 f.elle = Some(elle_result(c, r));
             }
@@ -647,7 +619,7 @@ fn linearizable_result(c: &FileCheck, r: &Report, options: &Options) -> results:
             .iter()
             .map(|k| results::KeyResult {
                 key: k.key.clone().unwrap_or(Value::Null),
-                valid: valid(k.verdict),
+                valid: k.verdict.into(),
                 ops: k.ops,
                 configurations: k.configurations,
                 time_ms: ms(k.elapsed),

@@ -1,43 +1,42 @@
-//! Checking a run: the workload's checkers on the history, and a scan of the
-//! node logs for panics and fatal errors (Jepsen's log-file-pattern idea: a
-//! node that panicked makes the run invalid, whatever the history says) and
-//! for two Raft leaders in one term.
+//! Checking a run: the workload's checkers on the history, and the node
+//! logs through the log checker (a node that panicked makes the run invalid,
+//! whatever the history says) and the election checker (two Raft leaders in
+//! one term), with the patterns the system under test prints.
 //! Verdicts combine worst-first.
+//!
+//! Each checker's own result becomes its results.json `detail` here.
 
 use super::check::{Checked, Checker, FileCheck};
 use super::liveness::NodeExit;
 use crate::checker::availability::{self, Availability};
 use crate::checker::elle;
 use crate::checker::linearizable::{self, KeysMode};
-use crate::checker::{Verdict, bank, set};
+use crate::checker::logs::{LeaderPattern, LogLine, LogPatterns, NodeLog};
+use crate::checker::{Verdict, bank, election, logs, set};
 use crate::history::Op;
+use crate::report::results::{self, CheckerDetail};
 use crate::store::RunDir;
 use crate::suite::Test;
 use crate::workload::Check;
-use serde::Serialize;
-use serde_json::Value;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 /// One checker's answer, in words and as data.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct CheckerOutcome {
-    pub name: String,
     pub verdict: Verdict,
     /// One line: what was found.
     pub summary: String,
     /// Anomaly names (`lost`, `wrong-total`, `G1c`, `not-linearizable`, `panic`, ...).
     pub anomalies: Vec<String>,
-    /// The checker's own result.
-    pub detail: Value,
+    /// Which checker, with its own result as results.json holds it.
+    pub detail: CheckerDetail,
 }
 
-/// A line of a node log that says the node failed.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct LogFinding {
-    pub node: String,
-    pub line: usize,
-    pub text: String,
+impl CheckerOutcome {
+    pub fn name(&self) -> &'static str {
+        self.detail.name()
+    }
 }
 
 #[derive(Debug)]
@@ -96,7 +95,7 @@ pub fn check_run(
                 Some(e) => format!("the run stopped before its workload: {e}"),
                 None => "no client operation was recorded".to_string(),
             };
-            checkers.push(not_run(check.name(), &why));
+            checkers.push(not_run(not_run_detail(&check), &why));
             continue;
         }
         match check {
@@ -123,7 +122,11 @@ pub fn check_run(
             Check::Set => checkers.push(check_set(ops)),
         }
     }
-    checkers.extend(scan_logs(&dir.path.join("nodes"), run.nodes));
+    checkers.extend(scan_logs(
+        &dir.path.join("nodes"),
+        run.nodes,
+        &test.db.log_patterns(),
+    ));
     if let Some(exits) = run.node_exits {
         checkers.push(node_exits(exits, test.allow_node_exits));
     }
@@ -138,14 +141,23 @@ pub fn check_run(
     }
 }
 
-/// A checker that had nothing to check.
-fn not_run(name: &str, why: &str) -> CheckerOutcome {
+/// A checker that had nothing to check (`detail` without a result).
+fn not_run(detail: CheckerDetail, why: &str) -> CheckerOutcome {
     CheckerOutcome {
-        name: name.into(),
         verdict: Verdict::Unknown,
         summary: format!("not run: {why}"),
         anomalies: vec![],
-        detail: Value::Null,
+        detail,
+    }
+}
+
+/// The detail of a workload's check that did not run.
+fn not_run_detail(check: &Check) -> CheckerDetail {
+    match check {
+        Check::Linearizable(_) => CheckerDetail::Linearizable,
+        Check::Elle(..) => CheckerDetail::Elle,
+        Check::Bank { .. } => CheckerDetail::Bank(None),
+        Check::Set => CheckerDetail::Set(None),
     }
 }
 
@@ -178,7 +190,6 @@ fn node_exits(exits: &[NodeExit], allowed: bool) -> CheckerOutcome {
         }
     };
     CheckerOutcome {
-        name: "nodes".into(),
         verdict: if exits.is_empty() || allowed {
             Verdict::Valid
         } else {
@@ -190,7 +201,17 @@ fn node_exits(exits: &[NodeExit], allowed: bool) -> CheckerOutcome {
         } else {
             vec!["node-exited".to_string()]
         },
-        detail: serde_json::json!({ "exits": exits, "allowed": allowed }),
+        detail: CheckerDetail::Nodes(results::NodesDetail {
+            exits: exits
+                .iter()
+                .map(|e| results::NodeExit {
+                    node: e.node.clone(),
+                    seen_ns: e.seen_ns,
+                    log_tail: e.log_tail.clone(),
+                })
+                .collect(),
+            allowed,
+        }),
     }
 }
 
@@ -218,9 +239,9 @@ fn check_file_level(
         ends_early: None,
         outcome,
     };
-    let name = match checker {
-        Checker::Linearizable(_) => "linearizable",
-        Checker::Elle(_) => "elle",
+    let detail = match checker {
+        Checker::Linearizable(_) => CheckerDetail::Linearizable,
+        Checker::Elle(_) => CheckerDetail::Elle,
     };
     let (verdict, summary, anomalies) = match &file.outcome {
         Err(e) => (Verdict::Unknown, format!("cannot check: {e}"), vec![]),
@@ -289,11 +310,10 @@ fn check_file_level(
     };
     (
         CheckerOutcome {
-            name: name.into(),
             verdict,
             summary,
             anomalies,
-            detail: Value::Null,
+            detail,
         },
         (file, checker),
     )
@@ -308,12 +328,7 @@ fn check_bank(accounts: u32, total: i64, ops: &[Op]) -> CheckerOutcome {
     let mut anomalies: Vec<String> = r
         .bad_reads
         .iter()
-        .map(|b| {
-            serde_json::to_value(&b.kind)
-                .ok()
-                .and_then(|v| v.as_str().map(String::from))
-                .unwrap_or_default()
-        })
+        .map(|b| b.kind.name().to_string())
         .collect();
     anomalies.sort();
     anomalies.dedup();
@@ -338,11 +353,31 @@ fn check_bank(accounts: u32, total: i64, ops: &[Op]) -> CheckerOutcome {
         ),
     };
     CheckerOutcome {
-        name: "bank".into(),
         verdict: r.verdict,
         summary,
         anomalies,
-        detail: serde_json::to_value(&r).unwrap_or_default(),
+        detail: CheckerDetail::Bank(Some(bank_detail(&r))),
+    }
+}
+
+fn bank_detail(r: &bank::BankResult) -> results::BankDetail {
+    results::BankDetail {
+        verdict: r.verdict,
+        reads_checked: r.reads_checked,
+        bad_reads: r
+            .bad_reads
+            .iter()
+            .map(|b| results::BankBadRead {
+                kind: b.kind.name().into(),
+                index: b.index,
+                time_ns: b.time_ns,
+                process: b.process.clone(),
+                balances: b.balances.clone(),
+                total: b.total,
+                expected_total: b.expected_total,
+                faults: b.faults.clone(),
+            })
+            .collect(),
     }
 }
 
@@ -363,23 +398,63 @@ fn check_set(ops: &[Op]) -> CheckerOutcome {
         ),
     };
     CheckerOutcome {
-        name: "set".into(),
         verdict: r.verdict,
         summary,
         anomalies,
-        detail: serde_json::to_value(&r).unwrap_or_default(),
+        detail: CheckerDetail::Set(Some(set_detail(&r))),
     }
 }
 
-/// What in a node log means the node failed.
-const FATAL_PATTERNS: &[&str] = &["panicked at", "FATAL", "fatal runtime error"];
-/// What a Raft node logs when it wins an election (with a `term=N` field).
-const LEADER_PATTERN: &str = "became leader";
-/// Findings kept per run; the count is complete.
-const FINDINGS_MAX: usize = 50;
+fn set_detail(r: &set::SetResult) -> results::SetDetail {
+    results::SetDetail {
+        verdict: r.verdict,
+        attempted: r.attempted,
+        acknowledged: r.acknowledged,
+        stable: r.stable,
+        stale: r.stale,
+        lost: r.lost,
+        never_read: r.never_read,
+        unexpected: r.unexpected,
+        indeterminate: r.indeterminate,
+        lost_examples: r
+            .lost_examples
+            .iter()
+            .map(|l| results::SetLost {
+                element: l.element.clone(),
+                add_index: l.add_index,
+                last_read_index: l.last_read_index,
+                add_time_ns: l.add_time_ns,
+                last_read_time_ns: l.last_read_time_ns,
+            })
+            .collect(),
+        stale_examples: r.stale_examples.clone(),
+        unexpected_examples: r.unexpected_examples.clone(),
+        stale_details: r
+            .stale_details
+            .iter()
+            .map(|x| results::SetStale {
+                element: x.element.clone(),
+                add_index: x.add_index,
+                add_time_ns: x.add_time_ns,
+                missed_read_index: x.missed_read_index,
+                missed_read_time_ns: x.missed_read_time_ns,
+            })
+            .collect(),
+        unexpected_details: r
+            .unexpected_details
+            .iter()
+            .map(|x| results::SetUnexpected {
+                element: x.element.clone(),
+                read_index: x.read_index,
+                read_time_ns: x.read_time_ns,
+            })
+            .collect(),
+        error: r.error.clone(),
+    }
+}
 
 /// Each node's `nodes/<node>/node.log`, sorted by node; unreadable ones skipped.
-fn read_node_logs(nodes_dir: &Path) -> Vec<(String, String)> {
+fn read_node_logs(nodes_dir: &Path) -> Vec<NodeLog> {
     let mut dirs: Vec<_> = std::fs::read_dir(nodes_dir)
         .into_iter()
         .flatten()
@@ -391,24 +466,28 @@ fn read_node_logs(nodes_dir: &Path) -> Vec<(String, String)> {
         .filter_map(|node_dir| {
             let node = node_dir.file_name()?.to_string_lossy().into_owned();
             let text = std::fs::read(node_dir.join("node.log")).ok()?;
-            Some((node, String::from_utf8_lossy(&text).into_owned()))
+            Some(NodeLog {
+                node,
+                text: String::from_utf8_lossy(&text).into_owned(),
+            })
         })
         .collect()
 }
 
-/// Scans the node logs: for panics and fatal errors always, and for Raft's
-/// election safety (at most one leader per term) when nodes log elections.
+/// Scans the node logs with the system's `patterns`: for panics and fatal
+/// errors always, and for election safety (at most one leader per term)
+/// when the system names how it logs elections and its nodes did.
 /// `expected` logs (one per node): with fewer, the scan cannot say "valid".
-pub fn scan_logs(nodes_dir: &Path, expected: usize) -> Vec<CheckerOutcome> {
+pub fn scan_logs(nodes_dir: &Path, expected: usize, patterns: &LogPatterns) -> Vec<CheckerOutcome> {
     let logs = read_node_logs(nodes_dir);
     if logs.is_empty() {
         let why = match expected {
             0 => "no node was deployed".to_string(),
             n => format!("none of the {n} node logs could be read"),
         };
-        return vec![not_run("logs", &why)];
+        return vec![not_run(CheckerDetail::Logs(None), &why)];
     }
-    let mut fatal = fatal_lines(&logs);
+    let mut fatal = fatal_lines(&logs, &patterns.fatal);
     if logs.len() < expected && fatal.verdict == Verdict::Valid {
         fatal.verdict = Verdict::Unknown;
         fatal.summary = format!(
@@ -418,130 +497,89 @@ pub fn scan_logs(nodes_dir: &Path, expected: usize) -> Vec<CheckerOutcome> {
         );
     }
     let mut outcomes = vec![fatal];
-    outcomes.extend(election_safety(&logs));
+    if let Some(leader) = &patterns.leader {
+        outcomes.extend(election_safety(&logs, leader));
+    }
     outcomes
 }
 
-fn finding(node: &str, n: usize, line: &str) -> LogFinding {
-    LogFinding {
-        node: node.to_string(),
-        line: n + 1,
-        text: line.chars().take(300).collect(),
+fn log_line(l: &LogLine) -> results::LogLine {
+    results::LogLine {
+        node: l.node.clone(),
+        line: l.line,
+        text: l.text.clone(),
     }
 }
 
-fn fatal_lines(logs: &[(String, String)]) -> CheckerOutcome {
-    let mut findings = Vec::new();
-    let mut total = 0usize;
-    for (node, text) in logs {
-        for (n, line) in text.lines().enumerate() {
-            if FATAL_PATTERNS.iter().any(|p| line.contains(p)) {
-                total += 1;
-                if findings.len() < FINDINGS_MAX {
-                    findings.push(finding(node, n, line));
-                }
-            }
-        }
-    }
-    let scanned = logs.len();
-    let (verdict, summary) = match findings.first() {
-        None => (
-            Verdict::Valid,
-            format!("no panics or fatal errors in {scanned} node logs"),
-        ),
-        Some(f) => (
-            Verdict::Invalid,
-            format!(
-                "{total} fatal lines; first: {} line {}: {}",
-                f.node, f.line, f.text
-            ),
+fn fatal_lines(logs: &[NodeLog], fatal: &[String]) -> CheckerOutcome {
+    let r = logs::check(logs, fatal);
+    let summary = match r.findings.first() {
+        None => format!("no panics or fatal errors in {} node logs", r.scanned),
+        Some(f) => format!(
+            "{} fatal lines; first: {} line {}: {}",
+            r.fatal_lines, f.node, f.line, f.text
         ),
     };
-    let anomalies = if total > 0 {
+    let anomalies = if r.fatal_lines > 0 {
         vec!["node-panic".to_string()]
     } else {
         vec![]
     };
     CheckerOutcome {
-        name: "logs".into(),
-        verdict,
+        verdict: r.verdict,
         summary,
         anomalies,
-        detail: serde_json::json!({"scanned": scanned, "fatal_lines": total, "findings": findings}),
+        detail: CheckerDetail::Logs(Some(results::LogsDetail {
+            scanned: r.scanned,
+            fatal_lines: r.fatal_lines,
+            findings: r.findings.iter().map(log_line).collect(),
+        })),
     }
 }
 
-/// The `term=N` field of a log line.
-fn term_field(line: &str) -> Option<u64> {
-    line.split_whitespace()
-        .find_map(|w| w.strip_prefix("term="))
-        .and_then(|t| t.parse().ok())
-}
-
-/// Raft's election safety (§5.2): two nodes that log winning the same term
-/// are two leaders at once, whatever the history shows. None when no node
-/// logs elections (the Paxos and 2PC nodes, or a system of the user's).
-fn election_safety(logs: &[(String, String)]) -> Option<CheckerOutcome> {
-    // term -> the first claim of each node that won it.
-    let mut claims: std::collections::BTreeMap<u64, Vec<LogFinding>> = Default::default();
-    for (node, text) in logs {
-        for (n, line) in text.lines().enumerate() {
-            if !line.contains(LEADER_PATTERN) {
-                continue;
-            }
-            let Some(term) = term_field(line) else {
-                continue;
-            };
-            let won = claims.entry(term).or_default();
-            if !won.iter().any(|c| &c.node == node) {
-                won.push(finding(node, n, line));
-            }
-        }
-    }
-    if claims.is_empty() {
-        return None;
-    }
-    let elections = claims.len();
-    let split: Vec<(u64, Vec<LogFinding>)> = claims
-        .into_iter()
-        .filter(|(_, won)| won.len() > 1)
-        .take(FINDINGS_MAX)
-        .collect();
-    let (verdict, summary, anomalies) = match split.first() {
+/// The election checker, in words. None when no node logged a win.
+fn election_safety(logs: &[NodeLog], leader: &LeaderPattern) -> Option<CheckerOutcome> {
+    let r = election::check(logs, leader)?;
+    let (summary, anomalies) = match r.split.first() {
         None => (
-            Verdict::Valid,
-            format!("one leader in each of {elections} terms with an election"),
+            format!("one leader in each of {} terms with an election", r.terms),
             vec![],
         ),
-        Some((term, won)) => {
-            let who: Vec<String> = won
+        Some(first) => {
+            let who: Vec<String> = first
+                .leaders
                 .iter()
                 .map(|c| format!("{} (line {})", c.node, c.line))
                 .collect();
             (
-                Verdict::Invalid,
                 format!(
-                    "{} had two leaders; first: term {term} was won by {}",
-                    match split.len() {
+                    "{} had two leaders; first: term {} was won by {}",
+                    match r.split.len() {
                         1 => "1 term".to_string(),
                         n => format!("{n} terms"),
                     },
+                    first.term,
                     who.join(" and ")
                 ),
                 vec!["two-leaders".to_string()],
             )
         }
     };
-    let split: Vec<Value> = split
-        .into_iter()
-        .map(|(term, won)| serde_json::json!({"term": term, "leaders": won}))
-        .collect();
     Some(CheckerOutcome {
-        name: "election".into(),
-        verdict,
+        verdict: r.verdict,
         summary,
         anomalies,
-        detail: serde_json::json!({"terms": elections, "split": split}),
+        detail: CheckerDetail::Election(results::ElectionDetail {
+            terms: r.terms,
+            split: r
+                .split
+                .iter()
+                .map(|t| results::SplitTerm {
+                    term: t.term,
+                    leaders: t.leaders.iter().map(log_line).collect(),
+                })
+                .collect(),
+        }),
     })
 }
 
@@ -549,54 +587,70 @@ fn election_safety(logs: &[(String, String)]) -> Option<CheckerOutcome> {
 mod tests {
     use super::*;
 
+    fn raft() -> &'static dyn crate::system::System {
+        crate::system::lookup("raft").unwrap()
+    }
+
+    /// A `nodes/` folder with these logs.
+    fn node_logs(entries: &[(&str, &str)]) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        for (node, text) in entries {
+            std::fs::create_dir_all(dir.path().join(node)).unwrap();
+            std::fs::write(dir.path().join(node).join("node.log"), text).unwrap();
+        }
+        dir
+    }
+
     #[test]
     fn a_panic_in_a_node_log_makes_the_run_invalid() {
-        let dir = tempfile::tempdir().unwrap();
-        for (node, text) in [
+        let dir = node_logs(&[
             ("n1", "INFO started\nINFO leader\n"),
             (
                 "n2",
                 "INFO started\nthread 'main' panicked at src/x.rs:3:5:\nboom\n",
             ),
-        ] {
-            std::fs::create_dir_all(dir.path().join(node)).unwrap();
-            std::fs::write(dir.path().join(node).join("node.log"), text).unwrap();
-        }
-        let r = fatal_lines(&read_node_logs(dir.path()));
+        ]);
+        let raft = raft().log_patterns();
+        // No node logs elections: no election checker.
+        let [r] = &scan_logs(dir.path(), 2, &raft)[..] else {
+            panic!("one checker")
+        };
+        assert_eq!(r.name(), "logs");
         assert_eq!(r.verdict, Verdict::Invalid);
         assert_eq!(r.anomalies, vec!["node-panic"]);
         assert!(r.summary.contains("n2 line 2"), "{}", r.summary);
+        let CheckerDetail::Logs(Some(d)) = &r.detail else {
+            panic!("{:?}", r.detail)
+        };
+        assert_eq!((d.scanned, d.fatal_lines, d.findings[0].line), (2, 1, 2));
         std::fs::write(dir.path().join("n2").join("node.log"), "INFO fine\n").unwrap();
-        assert_eq!(
-            fatal_lines(&read_node_logs(dir.path())).verdict,
-            Verdict::Valid
-        );
-        // No node logs elections: no election checker.
-        assert_eq!(scan_logs(dir.path(), 2).len(), 1);
+        assert_eq!(scan_logs(dir.path(), 2, &raft)[0].verdict, Verdict::Valid);
     }
 
     #[test]
     fn missing_node_logs_never_scan_as_valid() {
         let dir = tempfile::tempdir().unwrap();
-        let none = scan_logs(dir.path(), 3);
+        let raft = raft().log_patterns();
+        let none = scan_logs(dir.path(), 3, &raft);
         assert_eq!(none.len(), 1);
         assert_eq!(none[0].verdict, Verdict::Unknown);
+        assert_eq!(none[0].detail, CheckerDetail::Logs(None));
         assert!(
             none[0].summary.starts_with("not run:"),
             "{}",
             none[0].summary
         );
         assert!(
-            scan_logs(dir.path(), 0)[0]
+            scan_logs(dir.path(), 0, &raft)[0]
                 .summary
                 .contains("no node was deployed")
         );
         std::fs::create_dir_all(dir.path().join("n1")).unwrap();
         std::fs::write(dir.path().join("n1").join("node.log"), "INFO fine\n").unwrap();
-        let some = &scan_logs(dir.path(), 3)[0];
+        let some = &scan_logs(dir.path(), 3, &raft)[0];
         assert_eq!(some.verdict, Verdict::Unknown);
         assert!(some.summary.starts_with("only 1 of 3"), "{}", some.summary);
-        assert_eq!(scan_logs(dir.path(), 1)[0].verdict, Verdict::Valid);
+        assert_eq!(scan_logs(dir.path(), 1, &raft)[0].verdict, Verdict::Valid);
     }
 
     #[test]
@@ -614,50 +668,52 @@ mod tests {
             "{}",
             seen.summary
         );
+        let CheckerDetail::Nodes(d) = &seen.detail else {
+            panic!("{:?}", seen.detail)
+        };
+        assert_eq!((d.exits[0].seen_ns, d.allowed), (2_100_000_000, false));
         assert_eq!(node_exits(&[exit], true).verdict, Verdict::Valid);
         assert_eq!(node_exits(&[], false).verdict, Verdict::Valid);
     }
 
-    fn logs(entries: &[(&str, &str)]) -> Vec<(String, String)> {
-        entries
-            .iter()
-            .map(|(n, t)| (n.to_string(), t.to_string()))
-            .collect()
-    }
-
     #[test]
-    fn two_nodes_winning_one_term_break_election_safety() {
+    fn two_raft_leaders_in_one_term_are_named_and_other_systems_are_not_asked() {
         let won = |term| {
             format!(
-                "2026-11-24T17:00:00Z  INFO faultline::nodes::raft::node: became leader term={term}\n"
+                "2026-11-24T17:00:00Z  INFO faultline::nodes::raft::node: {} {}={term}\n",
+                crate::nodes::raft::BECAME_LEADER,
+                crate::nodes::raft::TERM_FIELD
             )
         };
-        let ok = logs(&[
-            ("n1", &(won(2) + &won(4))),
-            ("n2", &won(3)),
-            ("n3", "INFO starting election term=3\n"),
-        ]);
-        let r = election_safety(&ok).expect("elections were logged");
-        assert_eq!(r.verdict, Verdict::Valid, "{}", r.summary);
-        assert!(r.summary.contains("3 terms"), "{}", r.summary);
-
-        let split = logs(&[
+        let dir = node_logs(&[
             ("n1", &(won(2) + &won(4))),
             ("n2", &won(3)),
             ("n3", &format!("INFO recovered\n{}", won(4))),
         ]);
-        let r = election_safety(&split).expect("elections were logged");
+        let checkers = scan_logs(dir.path(), 3, &raft().log_patterns());
+        let names: Vec<&str> = checkers.iter().map(CheckerOutcome::name).collect();
+        assert_eq!(names, ["logs", "election"]);
+        let r = &checkers[1];
         assert_eq!(r.verdict, Verdict::Invalid);
         assert_eq!(r.anomalies, vec!["two-leaders"]);
         assert!(
-            r.summary
-                .contains("term 4 was won by n1 (line 2) and n3 (line 2)"),
+            r.summary.contains(
+                "1 term had two leaders; first: term 4 was won by n1 (line 2) and n3 (line 2)"
+            ),
             "{}",
             r.summary
         );
-        // A node that logs its own win twice is still one leader.
-        let twice = logs(&[("n1", &(won(5) + &won(5)))]);
-        assert_eq!(election_safety(&twice).unwrap().verdict, Verdict::Valid);
-        assert!(election_safety(&logs(&[("n1", "INFO leading ballot=3.n1\n")])).is_none());
+        let CheckerDetail::Election(d) = &r.detail else {
+            panic!("{:?}", r.detail)
+        };
+        assert_eq!(
+            (d.terms, d.split[0].term, d.split[0].leaders.len()),
+            (3, 4, 2)
+        );
+        // Paxos and 2PC name no election line: no election checker.
+        for db in ["paxos", "twopc"] {
+            let patterns = crate::system::lookup(db).unwrap().log_patterns();
+            assert_eq!(scan_logs(dir.path(), 3, &patterns).len(), 1);
+        }
     }
 }

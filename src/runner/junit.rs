@@ -2,6 +2,7 @@
 //! failure, a harness error is an error, unknown is a failure marked
 //! `unknown`; each case carries the seed, the commit and the results folder.
 
+use crate::outcome::Outcome;
 use quick_junit::{NonSuccessKind, Property, Report, TestCase, TestCaseStatus, TestSuite};
 use std::time::Duration;
 
@@ -9,8 +10,8 @@ use std::time::Duration;
 #[derive(Debug, Clone)]
 pub struct Case {
     pub name: String,
-    /// 0 valid, 1 invalid, 2 unknown, 3 harness error.
-    pub exit_code: u8,
+    /// Valid passes; invalid and unknown fail; a harness error is an error.
+    pub outcome: Outcome,
     /// What failed: the anomalies, or the harness error.
     pub message: String,
     pub seed: u64,
@@ -23,19 +24,19 @@ pub fn xml(suite: &str, cases: &[Case]) -> String {
     let commit = commit();
     let mut ts = TestSuite::new(suite);
     for c in cases {
-        let status = match c.exit_code {
-            0 => TestCaseStatus::success(),
-            code => {
-                let (kind, ty) = match code {
-                    1 => (NonSuccessKind::Failure, "invalid"),
-                    2 => (NonSuccessKind::Failure, "unknown"),
-                    _ => (NonSuccessKind::Error, "harness-error"),
-                };
+        let kind = match c.outcome {
+            Outcome::Valid => None,
+            Outcome::Invalid | Outcome::Unknown => Some(NonSuccessKind::Failure),
+            Outcome::HarnessError => Some(NonSuccessKind::Error),
+        };
+        let status = match kind {
+            None => TestCaseStatus::success(),
+            Some(kind) => {
                 let mut s = TestCaseStatus::non_success(kind);
-                s.set_type(ty);
+                s.set_type(c.outcome.name());
                 s.set_message(format!(
-                    "{ty}: {} (report: {}/report.html)",
-                    c.message, c.results_dir
+                    "{}: {} (report: {}/report.html)",
+                    c.outcome, c.message, c.results_dir
                 ));
                 s
             }
@@ -77,9 +78,9 @@ mod tests {
 
     #[test]
     fn outcomes_map_to_junit_kinds_with_properties() {
-        let case = |name: &str, exit_code: u8| Case {
+        let case = |name: &str, outcome: Outcome| Case {
             name: name.into(),
-            exit_code,
+            outcome,
             message: format!("m-{name}"),
             seed: 42,
             results_dir: format!("results/{name}/t"),
@@ -88,10 +89,10 @@ mod tests {
         let x = xml(
             "nightly",
             &[
-                case("ok", 0),
-                case("bad", 1),
-                case("maybe", 2),
-                case("broken", 3),
+                case("ok", Outcome::Valid),
+                case("bad", Outcome::Invalid),
+                case("maybe", Outcome::Unknown),
+                case("broken", Outcome::HarnessError),
             ],
         );
         assert!(

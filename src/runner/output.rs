@@ -7,6 +7,7 @@ use super::checks::RunChecks;
 use super::junit;
 use crate::checker::Verdict;
 use crate::history::OpType;
+use crate::outcome::Outcome;
 use crate::report::results::{self, CheckerResult, OpCounts, Results, RunResult, Valid};
 use crate::store::RunDir;
 use crate::suite::Test;
@@ -41,24 +42,12 @@ impl RunReport {
         }
     }
 
-    /// 0 valid, 1 invalid, 2 unknown, 3 the harness failed.
-    pub fn exit_code(&self) -> u8 {
-        if self.harness_error.is_some() {
-            return 3;
+    /// The verdict, or a harness error when the harness failed.
+    pub fn outcome(&self) -> Outcome {
+        match self.harness_error {
+            Some(_) => Outcome::HarnessError,
+            None => self.verdict().into(),
         }
-        match self.verdict() {
-            Verdict::Valid => 0,
-            Verdict::Invalid => 1,
-            Verdict::Unknown => 2,
-        }
-    }
-}
-
-fn valid(v: Verdict) -> Valid {
-    match v {
-        Verdict::Valid => Valid::True,
-        Verdict::Invalid => Valid::False,
-        Verdict::Unknown => Valid::Unknown,
     }
 }
 
@@ -83,11 +72,8 @@ pub fn results(test: &Test, report: &RunReport) -> Results {
             run: None,
         },
     };
-    out.valid = if report.harness_error.is_some() {
-        Valid::Unknown
-    } else {
-        valid(report.verdict())
-    };
+    // A harness error is `"unknown"`, with `harness_error` saying why.
+    out.valid = Valid::from(report.outcome().verdict().unwrap_or(Verdict::Unknown));
     out.run = Some(RunResult {
         test: test.name.clone(),
         db: test.db.name().into(),
@@ -103,8 +89,7 @@ pub fn results(test: &Test, report: &RunReport) -> Results {
             .checkers
             .iter()
             .map(|c| CheckerResult {
-                name: c.name.clone(),
-                valid: valid(c.verdict),
+                valid: c.verdict.into(),
                 summary: c.summary.clone(),
                 anomalies: c.anomalies.clone(),
                 detail: c.detail.clone(),
@@ -161,7 +146,7 @@ pub fn write(test: &Test, report: &RunReport) -> anyhow::Result<()> {
     write_results(&report.dir.results_json(), &results(test, report))?;
     let case = junit::Case {
         name: test.name.clone(),
-        exit_code: report.exit_code(),
+        outcome: report.outcome(),
         message: failure_message(report),
         seed: test.seed,
         results_dir: report.dir.path.display().to_string(),
@@ -187,7 +172,7 @@ pub fn failure_message(report: &RunReport) -> String {
             .checkers
             .iter()
             .filter(|c| c.verdict != Verdict::Valid)
-            .map(|c| format!("{}: {}", c.name, c.summary))
+            .map(|c| format!("{}: {}", c.name(), c.summary))
             .collect::<Vec<_>>()
             .join("; ")
     } else {
@@ -198,11 +183,9 @@ pub fn failure_message(report: &RunReport) -> String {
 /// The end-of-run summary for stdout.
 pub fn summary(test: &Test, report: &RunReport) -> String {
     let mut s = String::new();
-    let verdict = match (report.exit_code(), report.verdict()) {
-        (3, _) => "HARNESS ERROR".to_string(),
-        (_, Verdict::Valid) => "VALID".to_string(),
-        (_, Verdict::Invalid) => "INVALID".to_string(),
-        (_, Verdict::Unknown) => "UNKNOWN".to_string(),
+    let verdict = match report.outcome() {
+        Outcome::HarnessError => "HARNESS ERROR".to_string(),
+        o => o.name().to_uppercase(),
     };
     let _ = writeln!(s, "\n{} — {verdict}", test.name);
     if let Some(e) = &report.harness_error {
@@ -215,7 +198,7 @@ pub fn summary(test: &Test, report: &RunReport) -> String {
         let _ = writeln!(
             s,
             "  {:<13} {:<8} {}",
-            c.name,
+            c.name(),
             c.verdict.as_str(),
             c.summary
         );
@@ -250,7 +233,7 @@ pub fn summary(test: &Test, report: &RunReport) -> String {
     let _ = writeln!(s, "  results: {}", report.dir.path.display());
     let _ = writeln!(s, "  report:  {}", report.dir.report_html().display());
     let _ = writeln!(s, "  seed: {}", test.seed);
-    if report.exit_code() != 0 {
+    if report.outcome() != Outcome::Valid {
         let _ = writeln!(s, "  replay: {}", replay_command(&report.dir.test_yaml()));
     }
     s

@@ -10,7 +10,7 @@
 use super::args::HarnessArgs;
 use super::junit;
 use super::output::failure_message;
-use crate::checker::Verdict;
+use crate::outcome::Outcome;
 use crate::suite::Suite;
 use crate::suite::test::Shard;
 use anyhow::Context;
@@ -37,35 +37,19 @@ pub struct SuiteArgs {
 #[derive(Debug, Clone)]
 pub struct Row {
     pub name: String,
-    /// What the run gave: 0 valid, 1 invalid, 2 unknown, 3 harness error.
-    pub outcome: u8,
-    /// The outcome judged against `expect`: 0 when as expected.
-    pub exit_code: u8,
+    /// What the run gave.
+    pub outcome: Outcome,
+    /// The outcome judged against `expect`: valid when as expected.
+    pub judged: Outcome,
     pub message: String,
     pub seed: u64,
     pub results_dir: String,
     pub duration: Duration,
 }
 
-fn outcome_name(code: u8) -> &'static str {
-    match code {
-        0 => "valid",
-        1 => "invalid",
-        2 => "unknown",
-        _ => "error",
-    }
-}
-
-fn verdict_code(v: Verdict) -> u8 {
-    match v {
-        Verdict::Valid => 0,
-        Verdict::Invalid => 1,
-        Verdict::Unknown => 2,
-    }
-}
-
-/// Runs the suite; returns the exit code.
-pub fn suite_command(args: &SuiteArgs) -> anyhow::Result<u8> {
+/// Runs the suite; returns the worst of its tests' outcomes, each judged
+/// against what the test expects.
+pub fn suite_command(args: &SuiteArgs) -> anyhow::Result<Outcome> {
     let (suite, text) = Suite::load(&args.suite)?;
     let name = suite.name.clone().unwrap_or_else(|| {
         args.suite
@@ -102,8 +86,8 @@ pub fn suite_command(args: &SuiteArgs) -> anyhow::Result<u8> {
         let row = match super::run::run(&test, &options) {
             Err(e) => Row {
                 name: test.name.clone(),
-                outcome: 3,
-                exit_code: 3,
+                outcome: Outcome::HarnessError,
+                judged: Outcome::HarnessError,
                 message: format!("{e:#}"),
                 seed: test.seed,
                 results_dir: String::new(),
@@ -111,25 +95,21 @@ pub fn suite_command(args: &SuiteArgs) -> anyhow::Result<u8> {
             },
             Ok(report) => {
                 print!("{}", super::output::summary(&test, &report));
-                let outcome = report.exit_code();
-                let (exit_code, message) = match test.expect {
-                    Some(expected) if outcome != 3 => {
-                        if verdict_code(expected) == outcome {
+                let outcome = report.outcome();
+                let (judged, message) = match test.expect {
+                    Some(expected) if outcome != Outcome::HarnessError => {
+                        if Outcome::from(expected) == outcome {
                             (
-                                0,
-                                format!(
-                                    "{} as expected: {}",
-                                    outcome_name(outcome),
-                                    failure_message(&report)
-                                ),
+                                Outcome::Valid,
+                                format!("{outcome} as expected: {}", failure_message(&report)),
                             )
                         } else {
                             (
-                                outcome.max(1),
+                                // Not what was expected: a failure, at least.
+                                outcome.combine(Outcome::Invalid),
                                 format!(
-                                    "expected {}, got {}: {}",
+                                    "expected {}, got {outcome}: {}",
                                     expected.as_str(),
-                                    outcome_name(outcome),
                                     failure_message(&report)
                                 ),
                             )
@@ -140,7 +120,7 @@ pub fn suite_command(args: &SuiteArgs) -> anyhow::Result<u8> {
                 Row {
                     name: test.name.clone(),
                     outcome,
-                    exit_code,
+                    judged,
                     message,
                     seed: test.seed,
                     results_dir: report.dir.path.display().to_string(),
@@ -160,7 +140,7 @@ pub fn suite_command(args: &SuiteArgs) -> anyhow::Result<u8> {
         .iter()
         .map(|r| junit::Case {
             name: r.name.clone(),
-            exit_code: r.exit_code,
+            outcome: r.judged,
             message: r.message.clone(),
             seed: r.seed,
             results_dir: r.results_dir.clone(),
@@ -176,7 +156,7 @@ pub fn suite_command(args: &SuiteArgs) -> anyhow::Result<u8> {
     if let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY").filter(|p| !p.is_empty()) {
         append(&PathBuf::from(path), &markdown(&name, &rows))?;
     }
-    Ok(rows.iter().map(|r| r.exit_code).max().unwrap_or(0))
+    Ok(Outcome::worst(rows.iter().map(|r| r.judged)))
 }
 
 fn append(path: &std::path::Path, text: &str) -> anyhow::Result<()> {
@@ -191,10 +171,10 @@ fn append(path: &std::path::Path, text: &str) -> anyhow::Result<()> {
 }
 
 fn status(r: &Row) -> &'static str {
-    match r.exit_code {
-        0 => "pass",
-        3 => "ERROR",
-        _ => "FAIL",
+    match r.judged {
+        Outcome::Valid => "pass",
+        Outcome::HarnessError => "ERROR",
+        Outcome::Invalid | Outcome::Unknown => "FAIL",
     }
 }
 
@@ -202,21 +182,21 @@ fn status(r: &Row) -> &'static str {
 pub fn table(suite: &str, rows: &[Row]) -> String {
     let width = rows.iter().map(|r| r.name.len()).max().unwrap_or(4).max(4);
     let mut s = format!(
-        "\nsuite {suite}\n{:<width$}  {:<6} {:<8} {:>8}  {}\n",
+        "\nsuite {suite}\n{:<width$}  {:<6} {:<13} {:>8}  {}\n",
         "test", "status", "outcome", "time", "details"
     );
     for r in rows {
         let _ = writeln!(
             s,
-            "{:<width$}  {:<6} {:<8} {:>7.1}s  {}",
+            "{:<width$}  {:<6} {:<13} {:>7.1}s  {}",
             r.name,
             status(r),
-            outcome_name(r.outcome),
+            r.outcome,
             r.duration.as_secs_f64(),
             r.message
         );
     }
-    let failed = rows.iter().filter(|r| r.exit_code != 0).count();
+    let failed = rows.iter().filter(|r| r.judged != Outcome::Valid).count();
     let _ = writeln!(
         s,
         "{} tests, {} passed, {failed} failed",
@@ -239,7 +219,7 @@ pub fn markdown(suite: &str, rows: &[Row]) -> String {
             "| {} | {} | {} | {:.1}s | {} | {} |",
             cell(&r.name),
             status(r),
-            outcome_name(r.outcome),
+            r.outcome,
             r.duration.as_secs_f64(),
             r.seed,
             cell(&r.message)
@@ -253,11 +233,11 @@ pub fn markdown(suite: &str, rows: &[Row]) -> String {
 mod tests {
     use super::*;
 
-    fn row(name: &str, outcome: u8, exit_code: u8) -> Row {
+    fn row(name: &str, outcome: Outcome, judged: Outcome) -> Row {
         Row {
             name: name.into(),
             outcome,
-            exit_code,
+            judged,
             message: "a|b".into(),
             seed: 7,
             results_dir: "r".into(),
@@ -268,15 +248,15 @@ mod tests {
     #[test]
     fn tables_mark_passes_failures_and_errors() {
         let rows = [
-            row("raft-ok", 0, 0),
-            row("raft-bug", 1, 0),
-            row("paxos-bad", 1, 1),
-            row("broken", 3, 3),
+            row("raft-ok", Outcome::Valid, Outcome::Valid),
+            row("raft-bug", Outcome::Invalid, Outcome::Valid),
+            row("paxos-bad", Outcome::Invalid, Outcome::Invalid),
+            row("broken", Outcome::HarnessError, Outcome::HarnessError),
         ];
         let t = table("nightly", &rows);
-        assert!(t.contains("raft-bug   pass   invalid"), "{t}");
-        assert!(t.contains("paxos-bad  FAIL   invalid"), "{t}");
-        assert!(t.contains("broken     ERROR  error"), "{t}");
+        assert!(t.contains("raft-bug   pass   invalid       "), "{t}");
+        assert!(t.contains("paxos-bad  FAIL   invalid       "), "{t}");
+        assert!(t.contains("broken     ERROR  harness-error "), "{t}");
         assert!(t.contains("4 tests, 2 passed, 2 failed"), "{t}");
         let m = markdown("nightly", &rows);
         assert!(

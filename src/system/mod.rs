@@ -143,6 +143,8 @@ pub trait System: Sync + Send {
     fn workloads(&self) -> &'static [&'static str];
     /// Its injectable bugs: name and what each breaks.
     fn bugs(&self) -> Vec<(&'static str, &'static str)>;
+    /// What its nodes write in their logs that the log checkers look for.
+    fn log_patterns(&self) -> crate::checker::logs::LogPatterns;
     /// Starts its nodes on hosts that [`deploy`] prepared, with faultline's
     /// files under [`Layout`]: the returned `Db` has every node started but
     /// not necessarily answering yet ([`Db::wait_ready`]).
@@ -469,6 +471,12 @@ mod tests {
         }
         fn bugs(&self) -> Vec<(&'static str, &'static str)> {
             vec![("lose-adds", "forgets adds")]
+        }
+        fn log_patterns(&self) -> crate::checker::logs::LogPatterns {
+            crate::checker::logs::LogPatterns {
+                fatal: Vec::new(),
+                leader: None,
+            }
         }
         fn start(&self, _: &Cluster, _: &DeployOptions) -> Result<Arc<dyn Db>, DbError> {
             Err(DbError::Local("not deployable".into()))

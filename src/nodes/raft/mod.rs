@@ -22,6 +22,13 @@ use message::Msg;
 use std::time::Duration;
 use tokio::sync::mpsc;
 
+/// What a Raft node logs when it wins an election, with the term as a
+/// [`TERM_FIELD`]`=N` word: `became leader term=3`. The runner hands both
+/// to the election checker.
+pub const BECAME_LEADER: &str = "became leader";
+/// The field of that line that holds the term.
+pub const TERM_FIELD: &str = "term";
+
 /// Events handled before one flush; bounds the latency a batch adds.
 const MAX_EVENTS_PER_BATCH: usize = 1024;
 const TICK: Duration = Duration::from_millis(10);

@@ -7,6 +7,7 @@
 //! acknowledgement) is held until the writer reports it durable. The leader
 //! counts itself towards a majority only for entries on its own disk.
 
+use super::BECAME_LEADER;
 use super::log::{Command, Entry, Log, Record};
 use super::message::Msg;
 use crate::nodes::bugs::{Bug, Bugs};
@@ -441,7 +442,8 @@ impl Raft {
     }
 
     fn become_leader(&mut self) {
-        tracing::info!(term = self.term, "became leader");
+        // The field is `TERM_FIELD` (tests/raft.rs reads the line back).
+        tracing::info!(term = self.term, "{BECAME_LEADER}");
         self.role = Role::Leader;
         self.leader = Some(self.id.clone());
         let now = Instant::now();

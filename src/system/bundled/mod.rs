@@ -7,6 +7,7 @@ pub mod client;
 pub mod db;
 mod voters;
 
+use crate::checker::logs::{LeaderPattern, LogPatterns};
 use crate::cluster::Cluster;
 use crate::nodes::System as Node;
 use crate::nodes::bugs;
@@ -39,6 +40,22 @@ impl System for Bundled {
             .filter(|(_, systems, ..)| systems.contains(&self.0))
             .map(|(_, _, name, what)| (*name, *what))
             .collect()
+    }
+
+    /// The nodes' own constants: what they print when they fail, and (Raft)
+    /// when they win an election.
+    fn log_patterns(&self) -> LogPatterns {
+        LogPatterns {
+            fatal: crate::nodes::FATAL_LOG_LINES.map(String::from).to_vec(),
+            leader: match self.0 {
+                Node::Raft => Some(LeaderPattern {
+                    text: crate::nodes::raft::BECAME_LEADER.into(),
+                    term_field: crate::nodes::raft::TERM_FIELD.into(),
+                }),
+                // They log no elections.
+                Node::Paxos | Node::Twopc => None,
+            },
+        }
     }
 
     fn start(&self, cluster: &Cluster, options: &DeployOptions) -> Result<Arc<dyn Db>, DbError> {
