@@ -276,7 +276,7 @@ fn inline_blocks_are_reported_as_well_as_standalone_files() {
     let inline = message(&d.run(&[&t]), &t);
     assert_eq!(
         alone,
-        ":1:7: kind: unknown variant `regster`, expected one of `register`, `list-append`, `rw-register`, `bank`, `set`"
+        ":1:7: kind: unknown variant `regster`, expected one of `register`, `list-append`, `rw-register`, `bank`, `set`, `counter`"
     );
     assert_eq!(inline, alone.replace(":1:7: kind", ":3:9: workload.kind"));
 

@@ -116,6 +116,19 @@ fn raft_stale_read() {
     });
 }
 
+/// The same bug through the counter workload: a follower's stale counter
+/// reads below the adds acknowledged before the read began.
+#[test]
+fn raft_stale_read_counter() {
+    check(&Case {
+        name: "raft-counter-partition",
+        yaml: "db: raft\nnodes: 3\ntime_limit: 8s\nrecovery: 2s\nworkload: counter\nnemesis: {faults: [{partition: {shape: halves, duration: 2s, interval: 1s}}]}\n",
+        bug: "stale-read",
+        anomaly: "bad-read",
+        seeds: &[1, 2, 3],
+    });
+}
+
 #[test]
 fn raft_lease_read_wallclock() {
     // The lease outlives the leadership only when the leader's clock jumps

@@ -283,3 +283,57 @@ fn final_reads_read_the_keys_written_last() {
         "the final reads read {read:?}, not the key appended last ({newest_appended})"
     );
 }
+
+/// The counter workload on the systems that declare it, and refused at once
+/// (exit 3, before any host is made) on the one that does not.
+#[test]
+fn counter_runs_on_raft_and_twopc_refuses_it_before_making_hosts() {
+    let tmp = tempfile::tempdir().unwrap();
+    let results = tmp.path().join("results");
+    let args = |db: &'static str| {
+        [
+            "run",
+            "--db",
+            db,
+            "--workload",
+            "counter",
+            "--nemesis",
+            "none",
+            "--nodes",
+            "3",
+            "--time-limit",
+            "2s",
+            "--recovery",
+            "500ms",
+            "--seed",
+            "3",
+        ]
+    };
+    let o = faultline(&args("raft"), &results);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let dir = latest(&results);
+    let json: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("results.json")).unwrap()).unwrap();
+    let counter = &json["run"]["checkers"][0];
+    assert_eq!(counter["name"], "counter", "{json}");
+    assert_eq!(counter["valid"], true, "{counter}");
+    assert!(
+        counter["detail"]["reads_checked"].as_u64().unwrap() > 10,
+        "{counter}"
+    );
+    let ops = history(&dir);
+    assert!(
+        ops.iter().any(|o| o["f"] == "add" && o["type"] == "ok"),
+        "acknowledged adds"
+    );
+
+    let refused = tmp.path().join("refused");
+    let o = faultline(&args("twopc"), &refused);
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    assert!(
+        text(&o).contains("twopc cannot run a counter workload; it runs: register"),
+        "{}",
+        text(&o)
+    );
+    assert!(!refused.exists(), "nothing was run or written");
+}

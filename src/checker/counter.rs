@@ -8,11 +8,11 @@
 
 use super::Verdict;
 use crate::history::{Op, Outcome, pair};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 const EXAMPLES_MAX: usize = 32;
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct BadCounterRead {
     /// History index of the read's completion.
     pub index: u64,
@@ -21,7 +21,7 @@ pub struct BadCounterRead {
     pub upper: i64,
 }
 
-#[derive(Debug, Clone, Serialize, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, Default, PartialEq)]
 pub struct CounterResult {
     pub verdict: Verdict,
     pub reads_checked: usize,

@@ -33,6 +33,7 @@ pub struct StateMachine {
     cells: BTreeMap<Key, Cell>,
     balances: BTreeMap<Key, Val>,
     set: BTreeSet<Val>,
+    counter: Val,
 }
 
 impl StateMachine {
@@ -44,6 +45,7 @@ impl StateMachine {
             cells: BTreeMap::new(),
             balances,
             set: BTreeSet::new(),
+            counter: 0,
         }
     }
 
@@ -74,6 +76,12 @@ impl StateMachine {
                 Ok(Output::Done)
             }
             Operation::SetRead => Ok(Output::Set(self.set.iter().copied().collect())),
+            Operation::CounterAdd { value } if *value < 0 => Err(FailCode::BadRequest),
+            Operation::CounterAdd { value } => {
+                self.counter = self.counter.saturating_add(*value);
+                Ok(Output::Done)
+            }
+            Operation::CounterRead => Ok(Output::Read(Some(self.counter))),
             Operation::Status => Err(FailCode::BadRequest),
         }
     }
@@ -147,6 +155,30 @@ mod tests {
             accounts: 3,
             initial_balance: 10,
         })
+    }
+
+    #[test]
+    fn a_counter_adds_and_reads_and_refuses_negative_adds() {
+        let mut s = StateMachine::new(BankConfig::default());
+        assert_eq!(s.apply(&Operation::CounterRead), Ok(Output::Read(Some(0))));
+        for v in [2, 3] {
+            assert_eq!(
+                s.apply(&Operation::CounterAdd { value: v }),
+                Ok(Output::Done)
+            );
+        }
+        assert_eq!(
+            s.apply(&Operation::CounterAdd { value: -1 }),
+            Err(FailCode::BadRequest)
+        );
+        assert_eq!(s.apply(&Operation::CounterRead), Ok(Output::Read(Some(5))));
+        let read =
+            crate::nodes::wire::history_value(&Operation::CounterRead, &Output::Read(Some(5)));
+        assert_eq!(
+            read,
+            serde_json::json!(5),
+            "a counter read is a plain integer"
+        );
     }
 
     #[test]

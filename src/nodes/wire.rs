@@ -60,6 +60,10 @@ pub enum Operation {
     SetAdd { value: Val },
     /// Set read; ok value `[v...]`, sorted.
     SetRead,
+    /// Counter add (`value` ≥ 0); ok value `value`.
+    CounterAdd { value: Val },
+    /// Counter read; ok value the counter.
+    CounterRead,
     /// Health and role; ok value a [`Status`]. Never goes through the log.
     Status,
 }
@@ -68,12 +72,15 @@ impl Operation {
     /// The history `f` of the operation.
     pub fn f(&self) -> &'static str {
         match self {
-            Operation::Read { .. } | Operation::BankRead | Operation::SetRead => "read",
+            Operation::Read { .. }
+            | Operation::BankRead
+            | Operation::SetRead
+            | Operation::CounterRead => "read",
             Operation::Write { .. } => "write",
             Operation::Cas { .. } => "cas",
             Operation::Txn { .. } => "txn",
             Operation::Transfer { .. } => "transfer",
-            Operation::SetAdd { .. } => "add",
+            Operation::SetAdd { .. } | Operation::CounterAdd { .. } => "add",
             Operation::Status => "status",
         }
     }
@@ -88,8 +95,11 @@ impl Operation {
             Operation::Transfer { from, to, amount } => {
                 json!({"from": from, "to": to, "amount": amount})
             }
-            Operation::SetAdd { value } => json!(value),
-            Operation::BankRead | Operation::SetRead | Operation::Status => Value::Null,
+            Operation::SetAdd { value } | Operation::CounterAdd { value } => json!(value),
+            Operation::BankRead
+            | Operation::SetRead
+            | Operation::CounterRead
+            | Operation::Status => Value::Null,
         }
     }
 
@@ -100,6 +110,7 @@ impl Operation {
             Operation::Read { .. }
             | Operation::BankRead
             | Operation::SetRead
+            | Operation::CounterRead
             | Operation::Status => true,
             Operation::Txn { ops } => ops.iter().all(|m| matches!(m, MicroOp::Read(..))),
             _ => false,
@@ -259,6 +270,7 @@ pub fn history_value(op: &Operation, out: &Output) -> Value {
         (Operation::Txn { .. }, Output::Txn(done)) => json!(done),
         (Operation::BankRead, Output::Balances(b)) => json!(b),
         (Operation::SetRead, Output::Set(s)) => json!(s),
+        (Operation::CounterRead, Output::Read(v)) => json!(v.unwrap_or(0)),
         (Operation::Status, Output::Status(s)) => json!(s),
         (op, _) => op.history_value(),
     }

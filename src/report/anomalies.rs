@@ -19,6 +19,7 @@ use super::html::{Esc, esc, rel_url, truncate};
 use super::results::{BankDetail, ElectionDetail, LogLine, LogsDetail, NodesDetail, SetDetail};
 use super::svg::Linear;
 use crate::checker::Verdict;
+use crate::checker::counter::CounterResult;
 use crate::history::Op;
 use serde_json::Value;
 use std::collections::BTreeSet;
@@ -141,6 +142,7 @@ pub fn section(findings: &Findings, ops: Option<&[Op]>, layout: Layout) -> Strin
             Evidence::None => {}
             Evidence::Bank(b) => bank(&mut out, b, ops),
             Evidence::Set(s) => set(&mut out, s, ops),
+            Evidence::Counter(c) => counter(&mut out, c, ops),
             Evidence::Logs(l) => logs(&mut out, l),
             Evidence::Election(e) => election(&mut out, e),
             Evidence::Nodes(n) => nodes(&mut out, n),
@@ -204,6 +206,30 @@ fn bank(out: &mut String, b: &BankDetail, ops: Option<&[Op]>) {
             } else {
                 Esc(&r.faults.join(" + ")).to_string()
             }
+        );
+    }
+    out.push_str("</tbody></table>");
+}
+
+fn counter(out: &mut String, c: &CounterResult, ops: Option<&[Op]>) {
+    if let Some(e) = &c.error {
+        let _ = write!(out, r#"<p class="error">Could not check: {}</p>"#, Esc(e));
+    }
+    if c.bad_read_examples.is_empty() {
+        return;
+    }
+    let _ = write!(
+        out,
+        r#"<h4>Reads outside what the adds allow</h4><table class="evidence counter"><thead><tr><th>read</th><th>value</th><th>acknowledged before it</th><th>attempted before its end</th></tr></thead><tbody>"#
+    );
+    for b in &c.bad_read_examples {
+        let _ = write!(
+            out,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            op_at_time(b.index, None, ops),
+            b.value,
+            b.lower,
+            b.upper
         );
     }
     out.push_str("</tbody></table>");

@@ -44,6 +44,7 @@ pub enum Evidence {
     None,
     Bank(BankDetail),
     Set(SetDetail),
+    Counter(crate::checker::counter::CounterResult),
     Logs(LogsDetail),
     Election(ElectionDetail),
     Nodes(NodesDetail),
@@ -56,9 +57,11 @@ impl From<CheckerDetail> for Evidence {
             | CheckerDetail::Elle
             | CheckerDetail::Bank(None)
             | CheckerDetail::Set(None)
+            | CheckerDetail::Counter(None)
             | CheckerDetail::Logs(None) => Evidence::None,
             CheckerDetail::Bank(Some(b)) => Evidence::Bank(b),
             CheckerDetail::Set(Some(s)) => Evidence::Set(s),
+            CheckerDetail::Counter(Some(c)) => Evidence::Counter(c),
             CheckerDetail::Logs(Some(l)) => Evidence::Logs(l),
             CheckerDetail::Election(e) => Evidence::Election(e),
             CheckerDetail::Nodes(n) => Evidence::Nodes(n),
@@ -181,6 +184,7 @@ impl Check {
             (Evidence::Set(s), "lost") => s.lost,
             (Evidence::Set(s), "unexpected") => s.unexpected,
             (Evidence::Set(s), "stale") => s.stale,
+            (Evidence::Counter(c), "bad-read") => c.bad_reads,
             (Evidence::Logs(l), "node-panic") => l.fatal_lines,
             (Evidence::Election(e), "two-leaders") => e.split.len(),
             (Evidence::Nodes(n), "node-exited") => n.exits.len(),

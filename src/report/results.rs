@@ -242,6 +242,7 @@ pub enum CheckerDetail {
     Elle,
     Bank(Option<BankDetail>),
     Set(Option<SetDetail>),
+    Counter(Option<crate::checker::counter::CounterResult>),
     Logs(Option<LogsDetail>),
     Election(ElectionDetail),
     Nodes(NodesDetail),
@@ -255,6 +256,7 @@ impl CheckerDetail {
             CheckerDetail::Elle => "elle",
             CheckerDetail::Bank(_) => "bank",
             CheckerDetail::Set(_) => "set",
+            CheckerDetail::Counter(_) => "counter",
             CheckerDetail::Logs(_) => "logs",
             CheckerDetail::Election(_) => "election",
             CheckerDetail::Nodes(_) => "nodes",
@@ -299,6 +301,7 @@ impl Serialize for CheckerResult {
             }
             CheckerDetail::Bank(d) => m.serialize_field("detail", d)?,
             CheckerDetail::Set(d) => m.serialize_field("detail", d)?,
+            CheckerDetail::Counter(d) => m.serialize_field("detail", d)?,
             CheckerDetail::Logs(d) => m.serialize_field("detail", d)?,
             CheckerDetail::Election(d) => m.serialize_field("detail", d)?,
             CheckerDetail::Nodes(d) => m.serialize_field("detail", d)?,
@@ -451,6 +454,7 @@ mod tests {
             CheckerDetail::Elle,
             CheckerDetail::Bank(None),
             CheckerDetail::Set(None),
+            CheckerDetail::Counter(None),
             CheckerDetail::Logs(Some(LogsDetail {
                 scanned: 3,
                 fatal_lines: 0,

@@ -12,7 +12,7 @@ use crate::checker::availability::{self, Availability};
 use crate::checker::elle;
 use crate::checker::linearizable::{self, KeysMode};
 use crate::checker::logs::{LeaderPattern, LogLine, LogPatterns, NodeLog};
-use crate::checker::{Verdict, bank, election, logs, set};
+use crate::checker::{Verdict, bank, counter, election, logs, set};
 use crate::history::Op;
 use crate::report::results::{self, CheckerDetail};
 use crate::store::RunDir;
@@ -120,6 +120,7 @@ pub fn check_run(
             }
             Check::Bank { accounts, total } => checkers.push(check_bank(accounts, total, ops)),
             Check::Set => checkers.push(check_set(ops)),
+            Check::Counter => checkers.push(check_counter(ops)),
         }
     }
     checkers.extend(scan_logs(
@@ -158,6 +159,7 @@ fn not_run_detail(check: &Check) -> CheckerDetail {
         Check::Elle(..) => CheckerDetail::Elle,
         Check::Bank { .. } => CheckerDetail::Bank(None),
         Check::Set => CheckerDetail::Set(None),
+        Check::Counter => CheckerDetail::Counter(None),
     }
 }
 
@@ -402,6 +404,28 @@ fn check_set(ops: &[Op]) -> CheckerOutcome {
         summary,
         anomalies,
         detail: CheckerDetail::Set(Some(set_detail(&r))),
+    }
+}
+
+fn check_counter(ops: &[Op]) -> CheckerOutcome {
+    let r = counter::check(ops);
+    let summary = match (&r.error, r.bad_read_examples.first()) {
+        (Some(e), _) => format!("cannot check: {e}"),
+        (None, None) => format!("{} reads, every one within its bounds", r.reads_checked),
+        (None, Some(b)) => format!(
+            "{} of {} reads out of bounds; first at op {}: {} not within [{}, {}]",
+            r.bad_reads, r.reads_checked, b.index, b.value, b.lower, b.upper
+        ),
+    };
+    CheckerOutcome {
+        verdict: r.verdict,
+        summary,
+        anomalies: if r.bad_reads > 0 {
+            vec!["bad-read".into()]
+        } else {
+            Vec::new()
+        },
+        detail: CheckerDetail::Counter(Some(r)),
     }
 }
 

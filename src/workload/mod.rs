@@ -11,6 +11,7 @@
 //! the checkers themselves (`checker/`).
 
 pub mod bank;
+pub mod counter;
 pub mod register;
 pub mod set;
 pub mod txn;
@@ -56,6 +57,8 @@ pub enum Check {
     Bank { accounts: u32, total: i64 },
     /// Jepsen's set-full.
     Set,
+    /// Every read between the adds acknowledged and attempted.
+    Counter,
 }
 
 impl Check {
@@ -66,6 +69,7 @@ impl Check {
             Check::Elle(..) => "elle",
             Check::Bank { .. } => "bank",
             Check::Set => "set",
+            Check::Counter => "counter",
         }
     }
 }
@@ -84,11 +88,20 @@ pub enum Workload {
     Bank(bank::Bank),
     /// Adds of unique elements, reads of the whole set.
     Set(set::Set),
+    /// Adds to one counter, reads of it.
+    Counter(counter::Counter),
 }
 
 impl Workload {
     /// Every kind, as written in YAML.
-    pub const NAMES: &[&str] = &["register", "list-append", "rw-register", "bank", "set"];
+    pub const NAMES: &[&str] = &[
+        "register",
+        "list-append",
+        "rw-register",
+        "bank",
+        "set",
+        "counter",
+    ];
 
     /// This workload's own configuration: everything else goes through it.
     pub fn plan(&self) -> &dyn Plan {
@@ -98,6 +111,7 @@ impl Workload {
             Workload::RwRegister(w) => w,
             Workload::Bank(w) => w,
             Workload::Set(w) => w,
+            Workload::Counter(w) => w,
         }
     }
 
@@ -128,6 +142,7 @@ pub const PRESETS: &[(&str, &str)] = &[
     ),
     ("bank", include_str!("../../workloads/bank.yaml")),
     ("set", include_str!("../../workloads/set.yaml")),
+    ("counter", include_str!("../../workloads/counter.yaml")),
 ];
 
 /// Picks one of `weights.len()` choices by weight (at least one is positive:

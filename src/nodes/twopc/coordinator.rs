@@ -78,7 +78,10 @@ pub fn split(op: &Operation, members: &[String], bank: BankConfig) -> Result<Spl
                 s.push(m, PartOp::Members);
             }
         }
-        Operation::Status => return Err(FailCode::BadRequest),
+        // No counter: 2PC does not declare the counter workload.
+        Operation::Status | Operation::CounterAdd { .. } | Operation::CounterRead => {
+            return Err(FailCode::BadRequest);
+        }
     }
     Ok(s)
 }

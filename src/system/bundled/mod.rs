@@ -30,8 +30,19 @@ impl System for Bundled {
     }
 
     fn workloads(&self) -> &'static [&'static str] {
-        // Every node runs the same state machine (`nodes::state_machine`).
-        &["register", "list-append", "rw-register", "bank", "set"]
+        // Every node runs the same state machine (`nodes::state_machine`);
+        // 2PC splits operations over participants and has no counter.
+        match self.0 {
+            Node::Raft | Node::Paxos => &[
+                "register",
+                "list-append",
+                "rw-register",
+                "bank",
+                "set",
+                "counter",
+            ],
+            Node::Twopc => &["register", "list-append", "rw-register", "bank", "set"],
+        }
     }
 
     fn bugs(&self) -> Vec<(&'static str, &'static str)> {
