@@ -78,6 +78,12 @@ const ELSEWHERE: &[(&str, &str, &str)] = &[
         ".ci/run",
         "cargo nextest run --no-fail-fast",
     ),
+    // The fast tier, run first so that it fails first.
+    (
+        "cargo nextest run --profile fast",
+        ".ci/run",
+        "cargo nextest run --profile fast",
+    ),
     // Its last step, `== install`, into a folder of the target dir.
     (
         "cargo install --path .",
