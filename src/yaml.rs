@@ -125,10 +125,17 @@ fn convert(e: &serde_yaml_ng::Error, text: &str) -> YamlError {
         // serde reads an internally tagged map (a workload's `kind` and its
         // knobs) from a buffer, which has no places: the error then points at
         // the map. Point at the unknown knob itself.
-        let points_at_map = location.is_some() && location == position_of(text, &at.parent());
-        if let (true, Some(p)) = (points_at_map, position_of(text, &at)) {
-            message = at.message(&message[message.len() - field.len()..]);
-            return YamlError::at(p, clip_message(&message));
+        let points_at_map = location.is_none() || location == position_of(text, &at.parent());
+        if points_at_map {
+            if let Some(p) = position_of(text, &at) {
+                message = at.message(&message[message.len() - field.len()..]);
+                return YamlError::at(p, clip_message(&message));
+            }
+            // Inside a field of a struct the buffer loses the path too: the
+            // one place the key is written, if there is only one.
+            if let Some(p) = only_key(text, at.last_key().unwrap_or_default()) {
+                return YamlError::at(p, clip_message(&message));
+            }
         }
     }
     let position = location
@@ -140,6 +147,25 @@ fn convert(e: &serde_yaml_ng::Error, text: &str) -> YamlError {
         })
         .unwrap_or((1, 1));
     YamlError::at(position, clip_message(&message))
+}
+
+/// Where `key` is written as a map key (`key:` at a line's start or after
+/// `{`, `,` or `- `), if at exactly one place in `text`: its line and column.
+fn only_key(text: &str, key: &str) -> Option<(usize, usize)> {
+    let written = format!("{key}:");
+    let mut found = None;
+    for (i, line) in text.lines().enumerate() {
+        for (at, _) in line.match_indices(&written) {
+            let before = line[..at].trim_end();
+            if before.is_empty() || before.ends_with(['{', ',', '-']) {
+                if found.is_some() {
+                    return None;
+                }
+                found = Some((i + 1, line[..at].chars().count() + 1));
+            }
+        }
+    }
+    found
 }
 
 /// `"path: unknown field `x`, expected ..."`: the path to `x`, and the
@@ -297,6 +323,14 @@ impl KeyPath {
             }
         }
         Some(path)
+    }
+
+    /// The last step's key, if it is one.
+    pub fn last_key(&self) -> Option<&str> {
+        match self.0.last() {
+            Some(Step::Key(k)) => Some(k),
+            _ => None,
+        }
     }
 
     pub fn is_root(&self) -> bool {
@@ -571,6 +605,23 @@ mod tests {
         assert_eq!(e.position, Some((4, 1)), "{e}");
         let e = from_str::<u32>("").unwrap_err();
         assert_eq!(e.position, Some((1, 1)), "{e}");
+        // An unknown key in a tagged map inside a struct: serde gives no
+        // place, the key is found where it is written once.
+        #[derive(Debug, serde::Deserialize)]
+        #[serde(tag = "kind", deny_unknown_fields)]
+        enum Tagged {
+            #[serde(rename = "a")]
+            A {},
+        }
+        #[derive(Debug, serde::Deserialize)]
+        struct Outer {
+            #[allow(dead_code)]
+            inner: Tagged,
+        }
+        let e = from_str::<Outer>("inner:\n  kind: a\n  extra: 1\n").unwrap_err();
+        assert_eq!(e.position, Some((3, 3)), "{e}");
+        assert_eq!(only_key("a: 1\nb: {a: 2}\n", "a"), None, "written twice");
+        assert_eq!(only_key("x: [1]\n- b: 2\n", "b"), Some((2, 3)));
     }
 
     #[test]
