@@ -18,6 +18,7 @@ use std::time::Duration;
 
 impl Pool {
     pub fn new(endpoints: Vec<Endpoint>, connect_timeout: Duration) -> Pool {
+        debug_assert!(!endpoints.is_empty(), "a test has at least one node");
         Pool {
             endpoints,
             connect_timeout,
@@ -229,7 +230,11 @@ mod tests {
     async fn workers_share_a_connection_until_a_call_retires_it() {
         let (addr, accepted) = listener().await;
         let t = Duration::from_secs(5);
-        let pool = Pool::new(Vec::new(), t);
+        let node = Endpoint {
+            name: "n1".into(),
+            addr: addr.clone(),
+        };
+        let pool = Pool::new(vec![node], t);
         let first = pool.get(&addr, t).await.unwrap();
         let again = pool.get(&addr, t).await.unwrap();
         assert!(Arc::ptr_eq(&first, &again), "one connection per node");
