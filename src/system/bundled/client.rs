@@ -16,17 +16,6 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-impl Pool {
-    pub fn new(endpoints: Vec<Endpoint>, connect_timeout: Duration) -> Pool {
-        debug_assert!(!endpoints.is_empty(), "a test has at least one node");
-        Pool {
-            endpoints,
-            connect_timeout,
-            conns: Mutex::default(),
-        }
-    }
-}
-
 /// Clients that share one [`Pool`].
 pub struct Clients(pub Arc<Pool>);
 
@@ -70,6 +59,15 @@ pub struct Pool {
 }
 
 impl Pool {
+    pub fn new(endpoints: Vec<Endpoint>, connect_timeout: Duration) -> Pool {
+        debug_assert!(!endpoints.is_empty(), "a test has at least one node");
+        Pool {
+            endpoints,
+            connect_timeout,
+            conns: Mutex::default(),
+        }
+    }
+
     /// The open connection to `addr`, made if there is none. Connecting
     /// happens outside the lock, so workers never wait on each other's
     /// connection attempts; when two connect at once, the first kept wins.

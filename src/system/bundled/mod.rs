@@ -12,6 +12,7 @@ use crate::cluster::Cluster;
 use crate::nodes::System as Node;
 use crate::nodes::bugs;
 use crate::system::{Clients, Db, DbError, DeployOptions, Endpoint, System};
+use crate::workload::Workload;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -33,14 +34,7 @@ impl System for Bundled {
         // Every node runs the same state machine (`nodes::state_machine`);
         // 2PC splits operations over participants and has no counter.
         match self.0 {
-            Node::Raft | Node::Paxos => &[
-                "register",
-                "list-append",
-                "rw-register",
-                "bank",
-                "set",
-                "counter",
-            ],
+            Node::Raft | Node::Paxos => Workload::NAMES,
             Node::Twopc => &["register", "list-append", "rw-register", "bank", "set"],
         }
     }
