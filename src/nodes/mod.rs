@@ -125,14 +125,23 @@ pub fn parse_peers(text: &str) -> Result<Vec<(String, String)>, String> {
         .collect()
 }
 
+/// Writes this process's pid to `pidfile` whole: a watcher reading it while a
+/// plain write has truncated it would see no pid, and report a running node
+/// as gone (the liveness watch did, once, in CI).
+fn write_pidfile(pidfile: &std::path::Path) -> anyhow::Result<()> {
+    let tmp = pidfile.with_extension(format!("{}.tmp", std::process::id()));
+    std::fs::write(&tmp, format!("{}\n", std::process::id()))
+        .and_then(|()| std::fs::rename(&tmp, pidfile))
+        .with_context(|| format!("cannot write pidfile {}", pidfile.display()))
+}
+
 /// Runs a node until the process is killed. Errors are startup errors (a bad
 /// data dir, an address in use).
 pub fn run(config: NodeConfig) -> anyhow::Result<()> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("cannot create data dir {}", config.data_dir.display()))?;
     if let Some(pidfile) = &config.pidfile {
-        std::fs::write(pidfile, format!("{}\n", std::process::id()))
-            .with_context(|| format!("cannot write pidfile {}", pidfile.display()))?;
+        write_pidfile(pidfile)?;
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -164,5 +173,36 @@ mod tests {
         );
         assert!(parse_peers("n2").unwrap_err().contains("ID=HOST:PORT"));
         assert!(parse_peers("").unwrap().is_empty());
+    }
+
+    /// A reader racing many rewrites never finds the pidfile empty or
+    /// partial (a plain `fs::write` truncates first, and this catches it).
+    #[test]
+    fn a_pidfile_is_never_seen_half_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let pidfile = dir.path().join("node.pid");
+        write_pidfile(&pidfile).unwrap();
+        let want = format!("{}\n", std::process::id());
+        let done = std::sync::atomic::AtomicBool::new(false);
+        let bad = std::thread::scope(|s| {
+            let reader = s.spawn(|| {
+                let mut bad = Vec::new();
+                while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                    let got = std::fs::read_to_string(&pidfile).unwrap();
+                    if got != want && bad.len() < 5 {
+                        bad.push(got);
+                    }
+                }
+                bad
+            });
+            for _ in 0..3_000 {
+                write_pidfile(&pidfile).unwrap();
+            }
+            done.store(true, std::sync::atomic::Ordering::Relaxed);
+            reader.join().unwrap()
+        });
+        assert!(bad.is_empty(), "read {bad:?}");
+        let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().flatten().collect();
+        assert_eq!(left.len(), 1, "no temporaries left: {left:?}");
     }
 }
