@@ -276,7 +276,7 @@ fn inline_blocks_are_reported_as_well_as_standalone_files() {
     let inline = message(&d.run(&[&t]), &t);
     assert_eq!(
         alone,
-        ":1:7: kind: unknown variant `regster`, expected one of `register`, `list-append`, `rw-register`, `bank`, `set`, `counter`"
+        ":1:7: kind: unknown variant `regster`, expected one of `register`, `list-append`, `rw-register`, `bank`, `set`, `counter`, `lock`"
     );
     assert_eq!(inline, alone.replace(":1:7: kind", ":3:9: workload.kind"));
 
@@ -502,6 +502,30 @@ fn a_misspelt_bug_is_refused_before_any_host_is_made() {
     let out = d.run(&["--db", "paxos", "--bug", "forget-vote"]);
     assert!(
         out.contains("--bug: paxos has no bug named \"forget-vote\""),
+        "{out}"
+    );
+}
+
+#[test]
+fn a_workload_the_system_cannot_run_is_refused_before_any_host() {
+    let d = Dir::new();
+    // The bundled nodes have no leases, so no lock.
+    let out = d.run(&["--db", "raft", "--workload", "lock"]);
+    assert!(
+        out.contains("raft cannot run a lock workload; it runs: register, list-append"),
+        "{out}"
+    );
+    let t = d.file("t.yaml", "db: paxos\nworkload: {kind: lock, lease: 3s}\n");
+    let out = d.run(&[&t]);
+    assert!(out.contains("paxos cannot run a lock workload"), "{out}");
+    // A knob out of range is pointed at where it is written.
+    let t = d.file(
+        "u.yaml",
+        "db: paxos\nworkload: {kind: lock, lease: 500ms}\n",
+    );
+    let out = d.run(&[&t]);
+    assert!(
+        out.contains("u.yaml:2:31: workload.lease: `lease` must be at least 1s"),
         "{out}"
     );
 }

@@ -82,7 +82,10 @@ impl StateMachine {
                 Ok(Output::Done)
             }
             Operation::CounterRead => Ok(Output::Read(Some(self.counter))),
-            Operation::Status => Err(FailCode::BadRequest),
+            // No lock without leases: no bundled system declares the lock workload.
+            Operation::Status | Operation::Acquire { .. } | Operation::Release { .. } => {
+                Err(FailCode::BadRequest)
+            }
         }
     }
 

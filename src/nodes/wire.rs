@@ -64,6 +64,11 @@ pub enum Operation {
     CounterAdd { value: Val },
     /// Counter read; ok value the counter.
     CounterRead,
+    /// Lock acquire (lock `key`, held through a lease); ok value `[key, null]`.
+    /// No bundled node runs it: real systems' clients do (etcd, Redis).
+    Acquire { key: Key },
+    /// Lock release by its holder; ok value `[key, null]`.
+    Release { key: Key },
     /// Health and role; ok value a [`Status`]. Never goes through the log.
     Status,
 }
@@ -81,6 +86,8 @@ impl Operation {
             Operation::Txn { .. } => "txn",
             Operation::Transfer { .. } => "transfer",
             Operation::SetAdd { .. } | Operation::CounterAdd { .. } => "add",
+            Operation::Acquire { .. } => "acquire",
+            Operation::Release { .. } => "release",
             Operation::Status => "status",
         }
     }
@@ -88,7 +95,9 @@ impl Operation {
     /// The history value of the operation's invocation (reads carry `null`).
     pub fn history_value(&self) -> Value {
         match self {
-            Operation::Read { key } => json!([key, null]),
+            Operation::Read { key } | Operation::Acquire { key } | Operation::Release { key } => {
+                json!([key, null])
+            }
             Operation::Write { key, value } => json!([key, value]),
             Operation::Cas { key, from, to } => json!([key, [from, to]]),
             Operation::Txn { ops } => json!(ops),

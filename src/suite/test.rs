@@ -903,7 +903,7 @@ mod tests {
 
         assert_eq!(
             error_of("db: raft\nworkload: regster\n"),
-            "t.yaml:2:11: workload: unknown workload \"regster\": expected one of register, list-append, rw-register, bank, set, counter or a path to a .yaml file"
+            "t.yaml:2:11: workload: unknown workload \"regster\": expected one of register, list-append, rw-register, bank, set, counter, lock or a path to a .yaml file"
         );
         assert_eq!(
             error_of("db: raft\nworkload: {kind: register, accounts: 3}\n"),
@@ -939,7 +939,7 @@ mod tests {
     fn inline_blocks_report_line_column_and_key_path() {
         assert_eq!(
             error_of("db: raft\nworkload:\n  kind: regster\n"),
-            "t.yaml:3:9: workload.kind: unknown variant `regster`, expected one of `register`, `list-append`, `rw-register`, `bank`, `set`, `counter`"
+            "t.yaml:3:9: workload.kind: unknown variant `regster`, expected one of `register`, `list-append`, `rw-register`, `bank`, `set`, `counter`, `lock`"
         );
         let e =
             error_of("db: raft\nnemesis:\n  faults:\n    - partition:\n        shape: hlaves\n");

@@ -12,6 +12,7 @@
 
 pub mod bank;
 pub mod counter;
+pub mod lock;
 pub mod register;
 pub mod set;
 pub mod txn;
@@ -90,6 +91,8 @@ pub enum Workload {
     Set(set::Set),
     /// Adds to one counter, reads of it.
     Counter(counter::Counter),
+    /// Acquires and releases of leased locks.
+    Lock(lock::Lock),
 }
 
 impl Workload {
@@ -101,6 +104,7 @@ impl Workload {
         "bank",
         "set",
         "counter",
+        "lock",
     ];
 
     /// This workload's own configuration: everything else goes through it.
@@ -112,6 +116,7 @@ impl Workload {
             Workload::Bank(w) => w,
             Workload::Set(w) => w,
             Workload::Counter(w) => w,
+            Workload::Lock(w) => w,
         }
     }
 
@@ -143,6 +148,7 @@ pub const PRESETS: &[(&str, &str)] = &[
     ("bank", include_str!("../../workloads/bank.yaml")),
     ("set", include_str!("../../workloads/set.yaml")),
     ("counter", include_str!("../../workloads/counter.yaml")),
+    ("lock", include_str!("../../workloads/lock.yaml")),
 ];
 
 /// Picks one of `weights.len()` choices by weight (at least one is positive:

@@ -78,8 +78,12 @@ pub fn split(op: &Operation, members: &[String], bank: BankConfig) -> Result<Spl
                 s.push(m, PartOp::Members);
             }
         }
-        // No counter: 2PC does not declare the counter workload.
-        Operation::Status | Operation::CounterAdd { .. } | Operation::CounterRead => {
+        // No counter nor lock: 2PC does not declare those workloads.
+        Operation::Status
+        | Operation::CounterAdd { .. }
+        | Operation::CounterRead
+        | Operation::Acquire { .. }
+        | Operation::Release { .. } => {
             return Err(FailCode::BadRequest);
         }
     }

@@ -12,7 +12,6 @@ use crate::cluster::Cluster;
 use crate::nodes::System as Node;
 use crate::nodes::bugs;
 use crate::system::{Clients, Db, DbError, DeployOptions, Endpoint, System};
-use crate::workload::Workload;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -31,10 +30,18 @@ impl System for Bundled {
     }
 
     fn workloads(&self) -> &'static [&'static str] {
-        // Every node runs the same state machine (`nodes::state_machine`);
-        // 2PC splits operations over participants and has no counter.
+        // Every node runs the same state machine (`nodes::state_machine`),
+        // which has no leases, so no locks; 2PC splits operations over
+        // participants and has no counter.
         match self.0 {
-            Node::Raft | Node::Paxos => Workload::NAMES,
+            Node::Raft | Node::Paxos => &[
+                "register",
+                "list-append",
+                "rw-register",
+                "bank",
+                "set",
+                "counter",
+            ],
             Node::Twopc => &["register", "list-append", "rw-register", "bank", "set"],
         }
     }
