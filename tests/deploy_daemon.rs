@@ -159,6 +159,21 @@ fn deploy_table_on_docker_hosts() {
     // The image already has this executable: nothing to upload.
     let (c, _guard) = make("tdd", Backend::Docker, 2, false);
     exercise(&c, 0);
+    // A container cannot install what its image lacks: said at once, with
+    // what to do, and no apt-get tried inside.
+    let frobnicator = Requirement {
+        what: "frobnicator".into(),
+        check: "command -v faultline-frobnicator".into(),
+        package: Some("frobnicator".into()),
+    };
+    let e = os::prepare(&c.remotes(), &[frobnicator], true)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("n1: frobnicator (package frobnicator)")
+            && e.contains("Docker host has only the programs its image was built with"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -168,7 +183,7 @@ fn missing_packages_are_installed_with_apt_get() {
     // machine does. Both lack the package, so their two apt-get runs contend
     // for dpkg's lock, as a host running unattended-upgrades would. GNU hello
     // is tiny and nothing here depends on it, so removing it first is safe.
-    use faultline::control::{Remote, process::CommandRemote};
+    use faultline::control::{Packages, Remote, process::CommandRemote};
     use std::sync::Arc;
     let removed = std::process::Command::new("dpkg")
         .args(["--remove", "hello"])
@@ -192,7 +207,33 @@ fn missing_packages_are_installed_with_apt_get() {
         e.contains("h1: GNU hello (package hello)") && e.contains("h2: GNU hello"),
         "{e}"
     );
-    os::prepare(&remotes, &[hello], true).expect("apt-get installs hello");
+    os::prepare(&remotes, std::slice::from_ref(&hello), true).expect("apt-get installs hello");
     let said = remotes[1].run("hello", T).unwrap();
     assert_eq!(said.trim(), "Hello, world!");
+
+    // Network namespaces have no route to the package registry: their
+    // packages are installed once, on this machine, from outside them (an
+    // apt-get inside would time out). In this test, not another, so that
+    // two tests never remove hello under each other.
+    let removed = std::process::Command::new("dpkg")
+        .args(["--remove", "hello"])
+        .output()
+        .unwrap();
+    assert!(removed.status.success(), "{removed:?}");
+    let (c, _guard) = make("tpk", Backend::Netns, 2, false);
+    let hosts = c.remotes();
+    assert!(hosts.iter().all(|h| h.packages() == Packages::ThisMachine));
+    let no_route = hosts[0].exec("apt-get update -q -o Acquire::Retries=0", None, T);
+    assert!(
+        no_route.map_or(true, |o| !String::from_utf8_lossy(&o.stdout)
+            .contains("Hit:")),
+        "the namespace should have no route to the registry"
+    );
+    os::prepare(&hosts, &[hello], true).expect("hello installed here for the namespaces");
+    let said = hosts[1].run("hello", T).unwrap();
+    assert_eq!(said.trim(), "Hello, world!");
+    assert!(
+        !std::path::Path::new("/usr/sbin/policy-rc.d").exists(),
+        "the hook that kept services from starting is gone"
+    );
 }

@@ -3,6 +3,7 @@
 //! `docker exec` per copy, and the target is replaced atomically).
 //! What is not here: building images and starting containers (`cluster::docker`).
 
+use super::Packages;
 use super::process::CommandRemote;
 
 /// The host `name` living in the running container `container`.
@@ -10,5 +11,5 @@ pub fn host(name: &str, container: &str) -> CommandRemote {
     let prefix = ["docker", "exec", "-i", container]
         .map(String::from)
         .to_vec();
-    CommandRemote::new(name, prefix)
+    CommandRemote::new(name, prefix).with_packages(Packages::Image)
 }

@@ -89,6 +89,19 @@ fn shown(command: &str) -> String {
 }
 
 /// A host the controller can run commands on and copy files to and from.
+/// Where a host's installed programs come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Packages {
+    /// Its own: apt-get on the host installs them (an SSH host).
+    Own,
+    /// This machine's (a network namespace here, which has no route to the
+    /// package mirrors): installed once, on this machine, outside the host.
+    ThisMachine,
+    /// Its image's, built from this machine's files (a Docker container):
+    /// what the image lacks cannot be installed during a run.
+    Image,
+}
+
 pub trait Remote: Send + Sync {
     /// The host's name (n1, n2, ...), used in every error.
     fn name(&self) -> &str;
@@ -107,6 +120,11 @@ pub trait Remote: Send + Sync {
     fn upload(&self, local: &Path, remote: &str) -> Result<(), RemoteError>;
     /// Copies the remote file `remote` to the local path `local` (replaced whole).
     fn download(&self, remote: &str, local: &Path) -> Result<(), RemoteError>;
+    /// Where the host's packages come from, so that a missing one is
+    /// installed where that can work.
+    fn packages(&self) -> Packages {
+        Packages::Own
+    }
 
     /// Runs `command` and fails unless it exits 0; returns its stdout.
     fn run(&self, command: &str, timeout: Duration) -> Result<String, RemoteError> {

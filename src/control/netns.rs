@@ -7,13 +7,14 @@
 //! command sees the same host. What is not here: making the namespaces
 //! (that is `cluster::netns`).
 
+use super::Packages;
 use super::process::CommandRemote;
 use std::path::Path;
 
 /// A host that is only a network namespace: `ip netns exec NS sh -c ...`.
 pub fn plain(name: &str, netns: &str) -> CommandRemote {
     let prefix = ["ip", "netns", "exec", netns].map(String::from).to_vec();
-    CommandRemote::new(name, prefix)
+    CommandRemote::new(name, prefix).with_packages(Packages::ThisMachine)
 }
 
 /// A host made of a network namespace plus persistent mount and UTS
@@ -26,5 +27,5 @@ pub fn host(name: &str, netns: &str, mnt_ns: &Path, uts_ns: &Path) -> CommandRem
         format!("--uts={}", uts_ns.display()),
         "--".to_string(),
     ];
-    CommandRemote::new(name, prefix)
+    CommandRemote::new(name, prefix).with_packages(Packages::ThisMachine)
 }

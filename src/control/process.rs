@@ -6,7 +6,9 @@
 //! Also [`run_local`], the bounded child-process runner the cluster code uses
 //! for `ip`, `docker` and friends on the controller itself.
 
-use super::{ExecOutput, Remote, RemoteError, local_mode, shell_quote, write_file_command};
+use super::{
+    ExecOutput, Packages, Remote, RemoteError, local_mode, shell_quote, write_file_command,
+};
 use std::io::{Read, Write};
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -147,6 +149,8 @@ pub fn run_local(
 pub struct CommandRemote {
     name: String,
     prefix: Vec<String>,
+    /// See [`Remote::packages`].
+    packages: Packages,
 }
 
 impl CommandRemote {
@@ -158,7 +162,14 @@ impl CommandRemote {
         CommandRemote {
             name: name.into(),
             prefix,
+            packages: Packages::Own,
         }
+    }
+
+    /// Where the host's packages come from (see [`Remote::packages`]).
+    pub fn with_packages(mut self, packages: Packages) -> Self {
+        self.packages = packages;
+        self
     }
 
     fn command(&self, command: &str) -> Command {
@@ -191,6 +202,10 @@ pub(crate) const COPY_TIMEOUT: Duration = Duration::from_secs(300);
 impl Remote for CommandRemote {
     fn name(&self) -> &str {
         &self.name
+    }
+
+    fn packages(&self) -> Packages {
+        self.packages
     }
 
     fn exec(

@@ -4,7 +4,8 @@
 //! Jepsen does. With `install: false` it fails with a message listing what is
 //! missing on which host. What is not here: deploying nodes (`db`).
 
-use crate::control::{Remote, RemoteError, on_all, shell_quote};
+use crate::control::process::CommandRemote;
+use crate::control::{Packages, Remote, RemoteError, on_all, shell_quote};
 use std::sync::Arc;
 use std::time::Duration;
 use thiserror::Error;
@@ -140,34 +141,49 @@ pub fn prepare(
             hint: " (run without --no-install to install the packages with apt-get)",
         });
     }
+    let packages_of = |host: &str| -> Vec<String> {
+        missing
+            .iter()
+            .filter(|(h, _)| h == host)
+            .flat_map(|(_, reqs)| reqs.iter().filter_map(|q| q.package.clone()))
+            .collect()
+    };
     let lacking: Vec<Arc<dyn Remote>> = remotes
         .iter()
         .filter(|r| missing.iter().any(|(h, _)| h == r.name()))
         .cloned()
         .collect();
-    on_all(&lacking, |r| {
-        let reqs = &missing
+    let from = |p: Packages| -> Vec<Arc<dyn Remote>> {
+        lacking
             .iter()
-            .find(|(h, _)| h == r.name())
-            .expect("filtered above")
-            .1;
-        let mut packages: Vec<&str> = reqs.iter().filter_map(|q| q.package.as_deref()).collect();
-        packages.sort_unstable();
-        packages.dedup();
-        if packages.is_empty() {
-            return Ok(());
-        }
-        let list = packages.join(" ");
-        // Another apt (unattended-upgrades, or a second host sharing this
-        // filesystem) may hold dpkg's lock: wait for it rather than fail.
-        let apt = format!(
-            "DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
-             -o DPkg::Lock::Timeout=120 {list}"
-        );
-        let command = format!(
-            "command -v apt-get >/dev/null || {{ echo 'no apt-get on this host: install {list} by hand' >&2; exit 1; }}; {apt} || {{ apt-get update -q && {apt}; }}"
-        );
-        r.run(&command, INSTALL_TIMEOUT).map(|_| ())
+            .filter(|r| r.packages() == p)
+            .cloned()
+            .collect()
+    };
+    // A container has only what its image was built with: say so now, not
+    // after the other hosts installed theirs.
+    let images = from(Packages::Image);
+    if !images.is_empty() {
+        return Err(OsError::Missing {
+            missing: missing
+                .into_iter()
+                .filter(|(h, _)| images.iter().any(|r| r.name() == h))
+                .collect(),
+            hint: " (a Docker host has only the programs its image was built with, \
+                   from this machine's: install the packages here, then make the cluster again)",
+        });
+    }
+    // Network namespaces run this machine's programs: install once, here.
+    let here: Vec<String> = from(Packages::ThisMachine)
+        .iter()
+        .flat_map(|r| packages_of(r.name()))
+        .collect();
+    if !here.is_empty() {
+        let this_machine = CommandRemote::new("this machine", vec!["env".to_string()]);
+        apt_install(&this_machine, here)?;
+    }
+    on_all(&from(Packages::Own), |r| {
+        apt_install(r, packages_of(r.name()))
     })?;
     let still = check(remotes, reqs)?;
     if still.is_empty() {
@@ -179,6 +195,37 @@ pub fn prepare(
         })
     }
 }
+
+/// Installs `packages` on `remote` with apt-get. Services a package would
+/// start (etcd, redis) are kept from starting: they would take the ports and
+/// data of the nodes faultline starts itself.
+fn apt_install(remote: &dyn Remote, mut packages: Vec<String>) -> Result<(), RemoteError> {
+    packages.sort_unstable();
+    packages.dedup();
+    if packages.is_empty() {
+        return Ok(());
+    }
+    let list = packages.join(" ");
+    // Another apt (unattended-upgrades, or a second host sharing this
+    // filesystem) may hold dpkg's lock: wait for it rather than fail.
+    let apt = format!(
+        "DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+         -o DPkg::Lock::Timeout=120 {list}"
+    );
+    // policy-rc.d exiting 101 tells invoke-rc.d and deb-systemd-invoke not to
+    // start services; ours is removed after, and one already there is kept.
+    let command = format!(
+        "command -v apt-get >/dev/null || {{ echo 'no apt-get on this host: install {list} by hand' >&2; exit 1; }}\n\
+         made=; if [ ! -e {POLICY_RC_D} ]; then printf '#!/bin/sh\\nexit 101\\n' > {POLICY_RC_D} && chmod 755 {POLICY_RC_D} && made=1; fi\n\
+         {{ {apt} || {{ apt-get update -q && {apt}; }}; }}; status=$?\n\
+         [ -n \"$made\" ] && rm -f {POLICY_RC_D}\n\
+         exit $status"
+    );
+    remote.run(&command, INSTALL_TIMEOUT).map(|_| ())
+}
+
+/// Debian's hook that says whether a package may start its service.
+const POLICY_RC_D: &str = "/usr/sbin/policy-rc.d";
 
 /// The libfaketime preload library on `remote`, if it has one.
 pub fn libfaketime(remote: &dyn Remote) -> Result<Option<String>, RemoteError> {
