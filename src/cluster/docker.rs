@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// Bump when the image's contents change for the same executable.
-const RECIPE: &str = "r2";
+const RECIPE: &str = "r3";
 const IMAGE: &str = "faultline-node";
 const DOCKER_TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -72,6 +72,10 @@ const PROGRAMS: &[&str] = &[
     "/usr/bin/pgrep",
     "/usr/bin/pkill",
     "/usr/bin/faketime",
+    // Redis and Sentinel (`--db redis`): in Debian both are symlinks to
+    // redis-check-rdb, which picks its part by the name it is run as.
+    "/usr/bin/redis-server",
+    "/usr/bin/redis-sentinel",
     "/sbin/ip",
     "/sbin/tc",
     "/usr/sbin/iptables",

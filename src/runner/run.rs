@@ -344,7 +344,9 @@ async fn workload_with_nemesis(
 
     let cfg = Arc::new(WorkerConfig {
         concurrency: test.concurrency,
-        clients: test.db.clients(db.endpoints(), CONNECT_TIMEOUT),
+        clients: test
+            .db
+            .clients(db.endpoints(), &test.workload, CONNECT_TIMEOUT),
         op_timeout: OP_TIMEOUT,
     });
     let generator_seed = rng.next_u64();

@@ -14,6 +14,7 @@
 
 pub mod bundled;
 pub mod daemon;
+pub mod redis;
 
 use crate::cluster::Cluster;
 use crate::control::{Remote, RemoteError, on_all, shell_quote};
@@ -31,6 +32,7 @@ pub static SYSTEMS: &[&dyn System] = &[
     &bundled::Bundled::RAFT,
     &bundled::Bundled::PAXOS,
     &bundled::Bundled::TWOPC,
+    &redis::Redis,
 ];
 
 /// The system called `name`.
@@ -152,9 +154,19 @@ pub trait System: Sync + Send {
     /// A deployment made earlier (by another process), without touching the
     /// hosts: for `faultline nemesis` and `cluster status`.
     fn attach(&self, cluster: &Cluster, options: &DeployOptions) -> Result<Arc<dyn Db>, DbError>;
+    /// What its hosts need besides what faults need (its own programs),
+    /// checked and installed by [`deploy`].
+    fn requirements(&self) -> Vec<crate::os::Requirement> {
+        Vec::new()
+    }
     /// Clients for one run's workers against `endpoints` (they may share
-    /// connections).
-    fn clients(&self, endpoints: Vec<Endpoint>, connect_timeout: Duration) -> Arc<dyn Clients>;
+    /// connections), running `workload` (a lock's lease, say).
+    fn clients(
+        &self,
+        endpoints: Vec<Endpoint>,
+        workload: &Workload,
+        connect_timeout: Duration,
+    ) -> Arc<dyn Clients>;
 }
 
 /// A deployed system: its nodes, one per host of its cluster, by host name.
@@ -324,6 +336,7 @@ pub fn deploy(
     if !options.faketime {
         reqs.retain(|r| r.what != "libfaketime");
     }
+    reqs.extend(system.requirements());
     crate::os::prepare(&remotes, &reqs, options.install)?;
     timings.prepare_ms = ms(started);
 
@@ -388,6 +401,33 @@ impl Layout {
     pub fn faketime_file(&self) -> String {
         format!("{}/run/faketime", self.dir)
     }
+}
+
+/// The environment that runs a node under libfaketime with the clock
+/// nemesis' offset file ([`Layout::faketime_file`]); an error names a host
+/// without libfaketime.
+pub fn faketime_env(cluster: &Cluster, layout: &Layout) -> Result<Vec<(String, String)>, DbError> {
+    let libs = on_all(&cluster.remotes(), |r| crate::os::libfaketime(r))?;
+    for (host, lib) in cluster.hosts.iter().zip(&libs) {
+        if lib.is_none() {
+            return Err(DbError::Host {
+                host: host.name.clone(),
+                detail: "libfaketime is not installed (package libfaketime)".into(),
+            });
+        }
+    }
+    let lib = libs.into_iter().flatten().next().unwrap_or_default();
+    Ok(vec![
+        ("LD_PRELOAD".to_string(), lib),
+        (
+            "FAKETIME_TIMESTAMP_FILE".to_string(),
+            layout.faketime_file(),
+        ),
+        // Monotonic time never jumps: timeouts and elections stay sane.
+        ("FAKETIME_DONT_FAKE_MONOTONIC".to_string(), "1".to_string()),
+        // Re-read the offset file on every call, so a new offset applies at once.
+        ("FAKETIME_NO_CACHE".to_string(), "1".to_string()),
+    ])
 }
 
 /// How long each step of [`deploy`] took.
@@ -483,7 +523,7 @@ mod tests {
         fn attach(&self, _: &Cluster, _: &DeployOptions) -> Result<Arc<dyn Db>, DbError> {
             Err(DbError::Local("not deployable".into()))
         }
-        fn clients(&self, _: Vec<Endpoint>, _: Duration) -> Arc<dyn Clients> {
+        fn clients(&self, _: Vec<Endpoint>, _: &Workload, _: Duration) -> Arc<dyn Clients> {
             unreachable!("never deployed")
         }
     }
@@ -520,7 +560,7 @@ mod tests {
         }
         assert_eq!(
             SystemRef::parse("mysql").unwrap_err(),
-            "unknown variant `mysql`, expected one of `raft`, `paxos`, `twopc`"
+            "unknown variant `mysql`, expected one of `raft`, `paxos`, `twopc`, `redis`"
         );
         // Every bundled bug is one its system declares.
         for (_, systems, name, _) in crate::nodes::bugs::CATALOG {

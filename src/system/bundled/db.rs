@@ -97,27 +97,7 @@ fn node_daemons(
     // Logs are files, not terminals: no colour codes in them.
     let mut env = vec![("NO_COLOR".to_string(), "1".to_string())];
     if options.faketime {
-        let libs = on_all(&cluster.remotes(), |r| crate::os::libfaketime(r))?;
-        for (host, lib) in cluster.hosts.iter().zip(&libs) {
-            if lib.is_none() {
-                return Err(DbError::Host {
-                    host: host.name.clone(),
-                    detail: "libfaketime is not installed (package libfaketime)".into(),
-                });
-            }
-        }
-        let lib = libs.into_iter().flatten().next().unwrap_or_default();
-        env.extend([
-            ("LD_PRELOAD".to_string(), lib),
-            (
-                "FAKETIME_TIMESTAMP_FILE".to_string(),
-                layout.faketime_file(),
-            ),
-            // Monotonic time never jumps: timeouts and elections stay sane.
-            ("FAKETIME_DONT_FAKE_MONOTONIC".to_string(), "1".to_string()),
-            // Re-read the offset file on every call, so a new offset applies at once.
-            ("FAKETIME_NO_CACHE".to_string(), "1".to_string()),
-        ]);
+        env.extend(crate::system::faketime_env(cluster, layout)?);
     }
     Ok(cluster
         .hosts
