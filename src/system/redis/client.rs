@@ -1,7 +1,10 @@
 //! The workers' Redis client, as a Sentinel-aware application uses Redis:
 //! ask Sentinel (`SENTINEL get-master-addr-by-name`) who the primary is,
-//! check with `ROLE` that it says so, and send everything there until a
-//! call goes wrong; then ask again.
+//! check with `ROLE` that it says so, and send everything there. It asks
+//! again after a call goes wrong, and every second (as Sentinel clients
+//! that subscribe to `+switch-master` learn of a failover): a worker
+//! follows its home host's Sentinel, so during a partition workers whose
+//! Sentinels disagree write to different primaries, as applications would.
 //!
 //! Register: `GET`, `SET`, and compare-and-set as a Lua script. Lock: the
 //! standard single-instance lock, `SET key token NX PX lease` to acquire and
@@ -40,6 +43,10 @@ const DEFINITE_ERRORS: &[&str] = &[
     "OOM",
     "MISCONF",
 ];
+
+/// How often a client asks Sentinel whether the primary it uses is still
+/// the one Sentinel names.
+const RECHECK: Duration = Duration::from_secs(1);
 
 /// Compare-and-set: 1 when the register held `ARGV[1]` and now holds `ARGV[2]`.
 const CAS: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then \
@@ -113,6 +120,7 @@ impl system::Clients for Clients {
             home: home % self.shared.nodes.len(),
             shared: self.shared.clone(),
             primary: None,
+            asked: Instant::now(),
             tokens: HashMap::new(),
             id: rand::random::<u32>(),
             acquires: 0,
@@ -127,6 +135,8 @@ pub struct Client {
     shared: Arc<Shared>,
     /// The primary's node name and the connection to it.
     primary: Option<(String, Conn)>,
+    /// When Sentinel last named the primary in use.
+    asked: Instant,
     /// The token of each lock this client may hold (acquired, or an acquire
     /// that ended `info`); forgotten once a release says it is not held.
     tokens: HashMap<i64, String>,
@@ -185,6 +195,9 @@ impl Client {
             }
             _ => None,
         };
+        if self.primary.is_some() && self.asked.elapsed() >= RECHECK {
+            self.recheck(deadline).await;
+        }
         if self.primary.is_none()
             && let Err(e) = self.find_primary(deadline).await
         {
@@ -291,55 +304,80 @@ impl Client {
         }
     }
 
-    /// Asks the Sentinels, home first, who the primary is; connects to it
-    /// and checks with `ROLE` that it is one. Nothing of an operation has
-    /// been sent yet, so every failure here is definite.
+    /// Asks the Sentinels, home first, who the primary is (the first
+    /// that answers decides); connects to it and checks with `ROLE` that it
+    /// is one. Nothing of an operation has been sent yet, so every failure
+    /// here is definite.
     async fn find_primary(&mut self, deadline: Instant) -> Result<(), String> {
+        let (node, addr) = self.named(deadline).await?;
+        let step = || {
+            deadline
+                .saturating_duration_since(Instant::now())
+                .min(self.shared.connect_timeout)
+        };
+        let mut conn = Conn::connect(&addr, step()).await?;
+        let role = conn
+            .call(&[b"ROLE"], step())
+            .await
+            .map_err(|e| format!("ROLE on {node}: {e}"))?;
+        match role {
+            Reply::Array(Some(items))
+                if items.first().and_then(Reply::text).as_deref() == Some("master") =>
+            {
+                self.primary = Some((node, conn));
+                self.asked = Instant::now();
+                Ok(())
+            }
+            // Sentinel's view is behind its server (a failover under way).
+            other => Err(format!(
+                "{node}, named primary by sentinel, says ROLE {other:?}"
+            )),
+        }
+    }
+
+    /// The node and HOST:PORT of the primary that the first Sentinel to
+    /// answer names, home first.
+    async fn named(&self, deadline: Instant) -> Result<(String, String), String> {
         let n = self.shared.sentinels.len();
         let mut why = Vec::new();
         for i in 0..n {
             let s = (self.home + i) % n;
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
+                why.push("out of time".into());
                 break;
             }
-            let step = left.min(self.shared.connect_timeout);
-            let named = match ask_sentinel(&self.shared.sentinels[s], step).await {
-                Ok(addr) => addr,
-                Err(e) => {
-                    why.push(e);
-                    continue;
-                }
-            };
-            let Some(node) = self.node_at(&named) else {
-                why.push(format!(
-                    "sentinel names {named}, which is no node of this cluster"
-                ));
-                continue;
-            };
-            let left = deadline.saturating_duration_since(Instant::now());
-            let mut conn = Conn::connect(&named, left.min(self.shared.connect_timeout)).await?;
-            let left = deadline.saturating_duration_since(Instant::now());
-            let role = conn
-                .call(&[b"ROLE"], left.min(self.shared.connect_timeout))
-                .await
-                .map_err(|e| format!("ROLE on {node}: {e}"))?;
-            match role {
-                Reply::Array(Some(items))
-                    if items.first().and_then(Reply::text).as_deref() == Some("master") =>
-                {
-                    self.primary = Some((node, conn));
-                    return Ok(());
-                }
-                other => {
-                    // Sentinel's view is behind (a failover under way).
-                    return Err(format!(
-                        "{node}, named primary by sentinel, says ROLE {other:?}"
-                    ));
-                }
+            match ask_sentinel(
+                &self.shared.sentinels[s],
+                left.min(self.shared.connect_timeout),
+            )
+            .await
+            {
+                Ok(addr) => match self.node_at(&addr) {
+                    Some(node) => return Ok((node, addr)),
+                    None => why.push(format!(
+                        "sentinel names {addr}, which is no node of this cluster"
+                    )),
+                },
+                Err(e) => why.push(e),
             }
         }
         Err(format!("no primary known: {}", why.join("; ")))
+    }
+
+    /// Asks Sentinel again, as a client subscribed to its `+switch-master`
+    /// would hear of a failover: when it names another primary, the
+    /// connection is dropped and the next call goes there. No answer keeps
+    /// the primary in use.
+    async fn recheck(&mut self, deadline: Instant) {
+        let budget = deadline.saturating_duration_since(Instant::now()) / 2;
+        let asked = self.named(Instant::now() + budget).await;
+        if let (Ok((named, _)), Some((node, _))) = (&asked, &self.primary)
+            && named != node
+        {
+            self.primary = None;
+        }
+        self.asked = Instant::now();
     }
 
     /// The node whose server listens at `addr`.
