@@ -75,6 +75,8 @@ enum BenchCommand {
     Report(faultline::report::bench::BenchReportArgs),
     /// Time `cluster up`, `status` and `down` on throwaway clusters.
     Cluster(cli::bench::BenchClusterArgs),
+    /// Throughput and latency of a deployed system (Redis) on a local netns cluster.
+    System(faultline::runner::bench_system::BenchSystemArgs),
 }
 
 fn main() -> ExitCode {
@@ -132,6 +134,9 @@ fn main() -> ExitCode {
             exit_with(cli::cluster::run(cmd).map(|()| 0))
         }
         Command::Bench(BenchCommand::Cluster(args)) => exit_with(cli::bench::cluster(args)),
+        Command::Bench(BenchCommand::System(args)) => {
+            exit_with(faultline::runner::bench_system::run(&args))
+        }
         Command::Nemesis(args) => {
             logging::init(Setup::Commands);
             exit_with(cli::nemesis::run(args).map(|()| 0))

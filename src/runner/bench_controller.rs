@@ -181,7 +181,7 @@ pub fn run(args: &BenchControllerArgs) -> anyhow::Result<u8> {
 }
 
 /// Completion minus invocation time of every completed op, sorted.
-fn latencies(ops: &[crate::history::Op]) -> Vec<u64> {
+pub(super) fn latencies(ops: &[crate::history::Op]) -> Vec<u64> {
     let calls = crate::history::pair(ops).unwrap_or_default();
     let mut out: Vec<u64> = calls
         .iter()

@@ -291,6 +291,7 @@ impl Workload {
                         addr: n.addr.clone(),
                     })
                     .collect(),
+                &workload,
                 Duration::from_millis(300),
             ),
             op_timeout: Duration::from_millis(1000),

@@ -244,7 +244,7 @@ mod tests {
 
     #[test]
     fn every_reply_type_parses_and_a_partial_one_waits_for_more() {
-        let whole = b"*4\r\n+OK\r\n-READONLY no\r\n:-7\r\n*2\r\n$3\r\na\r\nb\r\n$-1\r\n";
+        let whole = b"*4\r\n+OK\r\n-READONLY no\r\n:-7\r\n*2\r\n$4\r\na\r\nb\r\n$-1\r\n";
         let (reply, used) = parse(whole).unwrap().unwrap();
         assert_eq!(used, whole.len());
         assert_eq!(
