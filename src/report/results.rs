@@ -27,19 +27,19 @@
 //!     }
 //!   }],
 //!   "run": {                              // set by `faultline run`
-//!     "test": "raft-counter", ..., "anomalies": ["bad-read"],
+//!     "test": "raft-set", ..., "anomalies": ["lost"],
 //!     "checkers": [{
-//!       "name": "counter",                // any name: a reader need not know the checker
+//!       "name": "set",                    // any name: a reader need not know the checker
 //!       "valid": false,
-//!       "summary": "2 of 40 reads out of bounds; first at op 31: 4 not within [5, 8]",
-//!       "anomalies": ["bad-read"],
-//!       "detail": {"reads_checked": 40, ...}, // the checker's own result, its own shape
+//!       "summary": "40 acknowledged of 41 attempted: 38 stable, 0 stale, 2 lost, ...",
+//!       "anomalies": ["lost"],
+//!       "detail": {"lost": 2, ...},       // the checker's own result, its own shape
 //!       "evidence": {                     // optional; the same shape for every checker
-//!         "facts": [{"name": "reads checked", "value": "40"}],
-//!         "counts": {"bad-read": 2},
-//!         "tables": [{"title": "...", "columns": ["read", "value"],
-//!                     "rows": [[{"op": {"index": 31}}, {"text": "4"}]],
-//!                     "total": 2, "what": "bad reads"}]
+//!         "facts": [{"name": "lost", "value": "2"}],
+//!         "counts": {"lost": 2},
+//!         "tables": [{"title": "...", "columns": ["element", "added"],
+//!                     "rows": [[{"code": "17"}, {"op": {"index": 31, "time_ns": 1250000000}}]],
+//!                     "total": 2, "what": "lost elements"}]
 //!       }
 //!     }]
 //!   }
@@ -242,7 +242,7 @@ pub struct OpCounts {
 /// not know is read like any other.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CheckerResult {
-    /// `linearizable`, `elle`, `bank`, `set`, `counter`, `logs`, `election`, `nodes`, ...
+    /// `linearizable`, `elle`, `logs`, `election`, `nodes`, or a workload's checker (`set`, ...).
     pub name: String,
     pub valid: Valid,
     /// One line: what was found (`not run: <why>` when it had nothing to check).
@@ -394,7 +394,7 @@ mod tests {
             .count("bad-read", 1)
             .table(Table::new("Bad reads", &["read"]).row(vec![Cell::op(7, None)]));
         for (name, detail, evidence) in [
-            ("counter", json!({"reads_checked": 3}), Some(evidence)),
+            ("set", json!({"lost": 1}), Some(evidence)),
             ("linearizable", Value::Null, None),
             ("quorum", json!([1, 2]), Some(Evidence::new())),
         ] {
