@@ -17,7 +17,7 @@ pub struct TestArgs {
     /// The system under test.
     #[arg(long, value_parser = crate::system::value_parser())]
     pub db: Option<SystemRef>,
-    /// A workload preset (register, list-append, rw-register, bank, set, counter, lock) or a YAML file.
+    /// A workload preset by kind (register, list-append, ...: an unknown one lists them all) or a YAML file.
     #[arg(long)]
     pub workload: Option<String>,
     /// A nemesis preset (none, partition-ring, kill, clock-skew, combined, ...) or a YAML file.
