@@ -256,6 +256,9 @@ impl Test {
         let root = KeyPath::root();
         let fail = |at: KeyPath, m: String| SuiteError::at(path, &text, &at, &m);
         check_name(&test.name).map_err(|m| fail(root.key("name"), m))?;
+        test.db
+            .validate()
+            .map_err(|(at, m)| fail(root.key("db").join(&at), m))?;
         test.nemesis
             .validate()
             .map_err(|(at, m)| fail(root.key("nemesis").join(&at), m))?;
@@ -409,10 +412,15 @@ impl<'a> Source<'a> {
 /// Resolves `spec` into a [`Test`]: presets looked up (built in, or given as
 /// a path), defaults filled, a seed drawn from the OS when none is given.
 pub fn resolve(spec: &TestSpec, source: &Source) -> Result<Test, SuiteError> {
-    let db = spec.db.ok_or_else(|| {
+    let db = spec.db.clone().ok_or_else(|| {
         let names = crate::system::names().join(", ");
-        source.error("db", &format!("no `db` given: expected one of {names}"))
+        source.error(
+            "db",
+            &format!("no `db` given: expected one of {names}, or a map with `kind: custom`"),
+        )
     })?;
+    db.validate()
+        .map_err(|(at, msg)| source.error_in("db", &at, &msg))?;
     let (workload_name, workload) = match spec
         .workload
         .clone()
@@ -483,7 +491,7 @@ pub fn resolve(spec: &TestSpec, source: &Source) -> Result<Test, SuiteError> {
             check_name(name).map_err(|m| source.error("name", &m))?;
             name.clone()
         }
-        None => derived_name(db, &workload_name, &nemesis_name, &bugs),
+        None => derived_name(&db, &workload_name, &nemesis_name, &bugs),
     };
     Ok(Test {
         name,
@@ -506,8 +514,8 @@ pub fn resolve(spec: &TestSpec, source: &Source) -> Result<Test, SuiteError> {
 }
 
 /// `raft-register-partition-ring-stale-read`, made a safe name.
-fn derived_name(db: SystemRef, workload: &str, nemesis: &str, bugs: &[String]) -> String {
-    let mut name = format!("{}-{workload}-{nemesis}", db.name());
+fn derived_name(db: &SystemRef, workload: &str, nemesis: &str, bugs: &[String]) -> String {
+    let mut name = format!("{}-{workload}-{nemesis}", db.label());
     for bug in bugs {
         name.push('-');
         name.push_str(bug);
@@ -736,7 +744,7 @@ impl Suite {
                         for (d, bugs) in bug_sets.iter().enumerate() {
                             for (e, seed) in seeds.iter().enumerate() {
                                 let mut t = TestSpec {
-                                    db: Some(*db),
+                                    db: Some(db.clone()),
                                     workload: Some(WorkloadRef::Name(workload.clone())),
                                     nemesis: Some(NemesisRef::Name(nemesis.clone())),
                                     bugs: Some(bugs.clone()),
@@ -745,7 +753,7 @@ impl Suite {
                                 };
                                 if let Some(s) = seed {
                                     let name = derived_name(
-                                        *db,
+                                        db,
                                         &short_name(workload),
                                         &short_name(nemesis),
                                         bugs,
@@ -998,7 +1006,7 @@ mod tests {
     fn every_error_about_a_file_has_a_position() {
         assert_eq!(
             error_of("workload: register\n"),
-            "t.yaml:1:1: no `db` given: expected one of raft, paxos, twopc"
+            "t.yaml:1:1: no `db` given: expected one of raft, paxos, twopc, or a map with `kind: custom`"
         );
         let e = suite_error_of("tests:\n  - {db: raft}\n  - {workload: bank}\n");
         assert!(e.starts_with("s.yaml:3:5: tests[1]: no `db` given"), "{e}");

@@ -128,6 +128,7 @@ fn node_daemons(
             pidfile: layout.pidfile(),
             logfile: layout.log(),
             cwd: layout.dir.clone(),
+            group: false,
         })
         .collect())
 }

@@ -30,12 +30,12 @@ impl System for Bundled {
         self.0.name()
     }
 
-    fn workloads(&self) -> &'static [&'static str] {
+    fn workloads(&self) -> Vec<&'static str> {
         // Every node runs the same state machine (`nodes::state_machine`);
         // 2PC splits operations over participants and has no counter.
         match self.0 {
-            Node::Raft | Node::Paxos => Workload::NAMES,
-            Node::Twopc => &["register", "list-append", "rw-register", "bank", "set"],
+            Node::Raft | Node::Paxos => Workload::NAMES.to_vec(),
+            Node::Twopc => vec!["register", "list-append", "rw-register", "bank", "set"],
         }
     }
 
