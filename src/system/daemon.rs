@@ -27,10 +27,6 @@ pub struct Daemon {
     pub logfile: String,
     /// Working directory.
     pub cwd: String,
-    /// Signal the daemon's whole process group (it leads one: it is started
-    /// under `setsid`), not only its pid: for a command run by `sh -c`, whose
-    /// program is the shell's child. Waits still watch the pid.
-    pub group: bool,
 }
 
 /// Shell function: is pid $1 a live process (a zombie is not)? A zombie can be
@@ -44,11 +40,6 @@ impl Daemon {
     /// The script prefix: the `alive` function and `p`, the pid from the pidfile.
     fn pid_expr(&self) -> String {
         format!("{ALIVE}p=$(cat {} 2>/dev/null)", shell_quote(&self.pidfile))
-    }
-
-    /// What `kill` signals: the pid, or its process group.
-    fn target(&self) -> &'static str {
-        if self.group { "-\"$p\"" } else { "\"$p\"" }
     }
 
     /// Starts the daemon unless its pidfile names a live process. Returns its pid.
@@ -100,9 +91,8 @@ impl Daemon {
         let tries = wait_ms / 20;
         let escalate = if escalate {
             format!(
-                "kill -KILL {target} 2>/dev/null; i=0; while alive \"$p\" && [ $i -lt {} ]; do sleep 0.02; i=$((i+1)); done\n",
-                KILLED_WAIT.as_millis() / 20,
-                target = self.target()
+                "kill -KILL \"$p\" 2>/dev/null; i=0; while alive \"$p\" && [ $i -lt {} ]; do sleep 0.02; i=$((i+1)); done\n",
+                KILLED_WAIT.as_millis() / 20
             )
         } else {
             String::new()
@@ -110,14 +100,13 @@ impl Daemon {
         // A stopped process does not act on SIGTERM: continue it first.
         let command = format!(
             "{pid}; [ -n \"$p\" ] || exit 0\n\
-             kill -{signal} {target} 2>/dev/null; kill -CONT {target} 2>/dev/null\n\
+             kill -{signal} \"$p\" 2>/dev/null; kill -CONT \"$p\" 2>/dev/null\n\
              i=0; while alive \"$p\" && [ $i -lt {tries} ]; do sleep 0.02; i=$((i+1)); done\n\
              {escalate}\
              if alive \"$p\"; then echo \"pid $p still runs ($(grep '^State:' /proc/\"$p\"/status))\" >&2; exit 1; fi\n\
              rm -f {pidfile}",
             pid = self.pid_expr(),
             pidfile = shell_quote(&self.pidfile),
-            target = self.target(),
         );
         remote
             .run(
@@ -158,12 +147,11 @@ impl Daemon {
     ) -> Result<(), RemoteError> {
         let (negate, letter) = state.strip_prefix('!').map_or(("", state), |l| ("!", l));
         let command = format!(
-            "{}; alive \"$p\" || {{ echo 'not running' >&2; exit 1; }}; kill -{signal} {target}\n\
+            "{}; alive \"$p\" || {{ echo 'not running' >&2; exit 1; }}; kill -{signal} \"$p\"\n\
              st() {{ sed -n 's/^State:[[:space:]]*\\(.\\).*/\\1/p' /proc/\"$p\"/status 2>/dev/null; }}\n\
              i=0; while ! [ {negate} \"$(st)\" = {letter} ] && [ $i -lt 250 ]; do sleep 0.02; i=$((i+1)); done\n\
              [ {negate} \"$(st)\" = {letter} ] || {{ echo \"state is $(st) after SIG{signal}\" >&2; exit 1; }}",
-            self.pid_expr(),
-            target = self.target()
+            self.pid_expr()
         );
         remote.run(&command, CONTROL_TIMEOUT).map(|_| ())
     }
@@ -258,7 +246,6 @@ pub fn kill_by_pidfile(remote: &dyn Remote, pidfile: &str) -> Result<(), RemoteE
         pidfile: pidfile.to_string(),
         logfile: String::new(),
         cwd: String::new(),
-        group: false,
     };
     daemon.kill(remote)
 }

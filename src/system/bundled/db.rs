@@ -128,7 +128,6 @@ fn node_daemons(
             pidfile: layout.pidfile(),
             logfile: layout.log(),
             cwd: layout.dir.clone(),
-            group: false,
         })
         .collect())
 }

@@ -3,9 +3,9 @@
 //!
 //! How a node's process is found decides how it is started:
 //! - neither `pidfile` nor `process`: `start` runs in the foreground as a
-//!   [`Daemon`] (under `setsid`, its output appended to `{log_file}`), which
-//!   writes faultline's pidfile; signals go to its process group, so a
-//!   program the shell started gets them too;
+//!   [`Daemon`] (`sh -c 'exec START'` under `setsid`, its output appended to
+//!   `{log_file}`), which writes faultline's pidfile. `exec`, so that the pid
+//!   is the node's own: the nemesis signals that pid alone;
 //! - `pidfile`: `start` runs to completion (it daemonizes), then its pidfile
 //!   must name a live process within [`FOUND_WAIT`];
 //! - `process`: the same, then the oldest process of that name in the
@@ -90,14 +90,13 @@ impl CustomDb {
                     Some(p) => expand(p, &vars),
                     None => layout.pidfile(),
                 };
-                let foreground = spec.pidfile.is_none() && spec.process.is_none();
+                let start = format!("exec {}", expand(&spec.start, &vars));
                 let daemon = Daemon {
-                    argv: vec!["sh".into(), "-c".into(), expand(&spec.start, &vars)],
+                    argv: vec!["sh".into(), "-c".into(), start],
                     env: vec![("NO_COLOR".into(), "1".into())],
                     pidfile,
                     logfile: layout.log(),
                     cwd: layout.dir.clone(),
-                    group: foreground,
                 };
                 Node { vars, daemon }
             })
@@ -441,43 +440,39 @@ mod tests {
         serde_yaml_ng::from_str(yaml).unwrap()
     }
 
-    /// A foreground start whose program is the shell's child: kill reaches
-    /// the program (the process group), and start brings it back.
+    /// A foreground start: the node's pid is its program's own (the nemesis
+    /// signals that pid), kill and start again work, its output is the log.
     #[test]
-    fn a_foreground_node_is_killed_with_its_shell_and_started_again() {
+    fn a_foreground_node_is_its_program_and_is_killed_and_started_again() {
         let dir = tempfile::tempdir().unwrap();
         let cluster = here(dir.path());
-        let s = spec("kind: custom\nstart: 'echo started {id}; sleep 300; true'\nclient: x\n");
+        let s = spec("kind: custom\nstart: 'sh -c \"echo started {id}; exec sleep 300\"'\nclient: x\n");
         let db = start(&cluster, &s, &DeployOptions::default()).unwrap();
         let pid = db.pid("n1").unwrap().expect("runs");
-        // The shell forks its child soon after it starts.
-        let children = || std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"));
-        let mut sleep: Option<u32> = None;
+        let mut comm = String::new();
         for _ in 0..250 {
-            sleep = children().unwrap().trim().parse().ok();
-            if sleep.is_some() {
+            comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+            if comm.trim() == "sleep" {
                 break;
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        let sleep = sleep.expect("the shell runs sleep");
+        assert_eq!(comm.trim(), "sleep", "the pid is not the program's");
         db.pause("n1").unwrap();
         db.resume("n1").unwrap();
         db.kill("n1").unwrap();
         assert_eq!(db.pid("n1").unwrap(), None);
-        let mut gone = false;
-        for _ in 0..100 {
-            let state = std::fs::read_to_string(format!("/proc/{sleep}/status")).unwrap_or_default();
-            if state.is_empty() || state.contains("zombie") {
-                gone = true;
+        db.start("n1").unwrap();
+        assert!(db.pid("n1").unwrap().is_some());
+        let mut tail = Vec::new();
+        for _ in 0..250 {
+            tail = db.log_tail("n1", 5);
+            if tail.len() == 2 {
                 break;
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        assert!(gone, "the shell's child outlived the kill");
-        db.start("n1").unwrap();
-        assert!(db.pid("n1").unwrap().is_some());
-        assert!(db.log_tail("n1", 5).iter().any(|l| l == "started n1"), "{:?}", db.log_tail("n1", 5));
+        assert_eq!(tail, ["started n1", "started n1"]);
         db.stop("n1", Duration::from_secs(1)).unwrap();
         assert_eq!(db.pid("n1").unwrap(), None);
     }

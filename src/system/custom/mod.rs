@@ -48,9 +48,10 @@ pub struct Custom {
     /// Run once per host before the first start (say, `apt-get install -y redis-server`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub install: Option<String>,
-    /// Starts the node. Without `pidfile` or `process` it runs in the
-    /// foreground and faultline keeps it as a daemon (its output goes to
-    /// `{log_file}`); with one of them it may daemonize itself.
+    /// Starts the node. Without `pidfile` or `process` it is one program
+    /// and its arguments, run in the foreground as `sh -c 'exec START'`, and
+    /// faultline keeps it as a daemon (its output goes to `{log_file}`); with
+    /// one of them it may be any command, and may daemonize.
     pub start: String,
     /// Stops the node cleanly; SIGTERM when not given. Either way the node
     /// is SIGKILLed if it still runs after the grace time.
