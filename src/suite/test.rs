@@ -1032,6 +1032,54 @@ mod tests {
         );
     }
 
+    /// `db` is a registry system's name or a custom system's map; the map's
+    /// mistakes are reported where they are written.
+    #[test]
+    fn a_custom_db_is_a_typed_map_with_its_mistakes_placed() {
+        let good = "db:\n  kind: custom\n  name: kv\n  start: kv --listen {addr}:{port} --dir {data_dir}\n  client: python3 c.py\n  workloads: [register, set]\nworkload: set\nseed: 3\n";
+        let t = resolve(&spec(good).unwrap(), &Source::file(Path::new("t.yaml"), good)).unwrap();
+        assert_eq!(t.name, "kv-set-none");
+        assert_eq!(t.db.name(), "custom");
+        assert_eq!(t.db.workloads(), ["register", "set"]);
+        // test.yaml replays it: the map round-trips.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("test.yaml");
+        std::fs::write(&path, t.to_yaml()).unwrap();
+        assert_eq!(Test::load_to_run(&path).unwrap(), t);
+
+        let e = spec("db:\n  kind: custom\n  strat: x\n  client: c\n").unwrap_err();
+        assert!(
+            e.to_string().starts_with("t.yaml:3:3: db: unknown field `strat`, expected one of `kind`,"),
+            "{e}"
+        );
+        let e = spec("db:\n  kind: custom\n  client: c\n").unwrap_err();
+        assert!(
+            e.to_string().starts_with("t.yaml:2:3: db: missing field `start`"),
+            "{e}"
+        );
+        let e = spec("db: {kind: etcd, start: x, client: c}\n").unwrap_err();
+        assert!(
+            e.to_string().starts_with("t.yaml:1:12: db.kind: unknown variant `etcd`, expected `custom`"),
+            "{e}"
+        );
+        assert_eq!(
+            error_of("db:\n  kind: custom\n  start: kv --dir {datadir}\n  client: c\n"),
+            "t.yaml:3:10: db.start: unknown placeholder {datadir}: expected one of {id}, {addr}, {port}, {peers}, {data_dir}, {log_file}"
+        );
+        assert_eq!(
+            error_of("db:\n  kind: custom\n  start: kv\n  client: c\n  workloads: [register, bnak]\n"),
+            "t.yaml:5:25: db.workloads[1]: unknown workload kind \"bnak\": expected one of register, list-append, rw-register, bank, set, counter"
+        );
+        assert_eq!(
+            error_of("db:\n  kind: custom\n  start: kv\n  client: c\nworkload: bank\n"),
+            "t.yaml:5:11: workload: custom cannot run a bank workload; it runs: register"
+        );
+        assert_eq!(
+            error_of("db:\n  kind: custom\n  start: kv\n  pidfile: /p\n  process: kv\n  client: c\n"),
+            "t.yaml:5:12: db.process: give `pidfile` or `process`, not both"
+        );
+    }
+
     #[test]
     fn names_are_kept_to_a_safe_alphabet() {
         for good in [

@@ -7,9 +7,11 @@
 //! operation's timeout, a program that exited, or a line that is not such a
 //! reply (bad JSON, another id, no `value` with `ok`) makes the operation
 //! `info`: the program is killed (its whole process group), the reason
-//! logged, and a fresh one started for the next operation, after a backoff
-//! that doubles up to [`BACKOFF_MAX`] while failures continue. Its stderr
-//! goes to the run's log, a line at a time.
+//! logged, and a fresh one started for the next operation after a backoff
+//! that doubles up to [`BACKOFF_MAX`] while failures continue; operations
+//! during the backoff `fail` at once (nothing was sent). A fresh program's
+//! first operation gets [`STARTUP_ALLOWANCE`] more than the timeout. Its
+//! stderr goes to the run's log, a line at a time.
 
 use crate::history::Ended;
 use crate::history::text::{clip_message, escape, excerpt};
@@ -30,6 +32,9 @@ const LINE_BYTES_MAX: u64 = 1 << 20;
 const BACKOFF_MIN: Duration = Duration::from_millis(50);
 /// The longest: a program that cannot start is tried at most this often.
 const BACKOFF_MAX: Duration = Duration::from_secs(2);
+/// What a fresh program's first operation gets beyond the operation's
+/// timeout: an interpreter's start-up on a loaded machine takes seconds.
+const STARTUP_ALLOWANCE: Duration = Duration::from_secs(5);
 /// How long an exited program's status is waited for, for the log.
 const EXIT_WAIT: Duration = Duration::from_millis(200);
 
@@ -126,13 +131,29 @@ impl system::Client for Program {
         timeout: Duration,
     ) -> BoxFuture<'a, (String, Ended)> {
         Box::pin(async move {
-            let ended = match tokio::time::timeout(timeout, self.call(op)).await {
+            if self.running.is_none()
+                && let Some(at) = self.not_before
+                && at > Instant::now()
+            {
+                // Nothing is sent while the program backs off: a definite failure.
+                let wait = at - Instant::now();
+                return (
+                    self.home.name.clone(),
+                    Ended::Fail(format!("the client program restarts in {wait:?}")),
+                );
+            }
+            // A fresh program's first answer may take its start-up too.
+            let allowed = match self.running {
+                None => timeout + STARTUP_ALLOWANCE,
+                Some(_) => timeout,
+            };
+            let ended = match tokio::time::timeout(allowed, self.call(op)).await {
                 Ok(Ok(ended)) => {
                     self.failures = 0;
                     ended
                 }
                 Ok(Err(why)) => self.failed(why).await,
-                Err(_) => self.failed(format!("no answer within {timeout:?}")).await,
+                Err(_) => self.failed(format!("no answer within {allowed:?}")).await,
             };
             (self.home.name.clone(), ended)
         })
@@ -147,9 +168,6 @@ impl Program {
     /// longer to be trusted.
     async fn call(&mut self, op: &Operation) -> Result<Ended, String> {
         if self.running.is_none() {
-            if let Some(at) = self.not_before {
-                tokio::time::sleep_until(at).await;
-            }
             self.running = Some(self.spawn()?);
         }
         let id = self.next_id;
@@ -345,16 +363,23 @@ mod tests {
         );
         let mut client = programs(&script).open(0);
         let mut errors = Vec::new();
-        for _ in 0..3 {
-            let (_, ended) = client.invoke(&read(), Duration::from_secs(3)).await;
-            match ended {
+        let mut backoffs = 0;
+        while errors.len() < 3 && backoffs < 100 {
+            match client.invoke(&read(), Duration::from_secs(1)).await.1 {
                 Ended::Info(e) => errors.push(e),
+                // Backing off: nothing sent; a moment later it starts again.
+                Ended::Fail(e) if e.starts_with("the client program restarts in") => {
+                    backoffs += 1;
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
                 other => panic!("{other:?}"),
             }
         }
+        assert!(backoffs > 0, "no backoff after a failure");
         assert!(errors[0].contains("answered \"garbage\""), "{errors:?}");
         assert!(errors[1].contains("exited (exit status: 7)"), "{errors:?}");
-        assert!(errors[2].contains("no answer within 3s"), "{errors:?}");
+        assert!(errors[2].contains("no answer within 6s"), "{errors:?}");
+        tokio::time::sleep(BACKOFF_MAX).await;
         let (_, ended) = client.invoke(&read(), Duration::from_secs(3)).await;
         assert!(matches!(&ended, Ended::Fail(e) if e == "nope"), "{ended:?}");
         assert_eq!(std::fs::read_to_string(&count).unwrap(), "4");
