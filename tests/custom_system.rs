@@ -98,8 +98,8 @@ fn the_example_is_valid_under_partitions_and_kills() {
 fn the_example_without_fsync_loses_writes_and_is_invalid() {
     let tmp = tempfile::tempdir().unwrap();
     let results = tmp.path().join("results");
-    let example = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(EXAMPLE))
-        .unwrap();
+    let example =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(EXAMPLE)).unwrap();
     let durable = "--appendonly yes --appendfsync always";
     assert!(example.contains(durable));
     let test = tmp.path().join("volatile.yaml");
@@ -186,11 +186,7 @@ for line in sys.stdin:
         "restarts not logged: {log}"
     );
     for node in ["n1", "n2", "n3"] {
-        let addr = ops
-            .iter()
-            .find(|o| o["node"] == node)
-            .map(|_| ())
-            .is_some();
+        let addr = ops.iter().find(|o| o["node"] == node).map(|_| ()).is_some();
         assert!(addr, "no op went to {node}");
     }
     let starts: Vec<String> = std::fs::read_dir(tmp.path())

@@ -611,6 +611,7 @@ fn every_sh_command_is_run_somewhere() {
             "hosts_and_faults",
             "bundled_nodes",
             "bugs",
+            "custom_system",
         ]
         .into_iter()
         .collect(),

@@ -1037,7 +1037,11 @@ mod tests {
     #[test]
     fn a_custom_db_is_a_typed_map_with_its_mistakes_placed() {
         let good = "db:\n  kind: custom\n  name: kv\n  start: kv --listen {addr}:{port} --dir {data_dir}\n  client: python3 c.py\n  workloads: [register, set]\nworkload: set\nseed: 3\n";
-        let t = resolve(&spec(good).unwrap(), &Source::file(Path::new("t.yaml"), good)).unwrap();
+        let t = resolve(
+            &spec(good).unwrap(),
+            &Source::file(Path::new("t.yaml"), good),
+        )
+        .unwrap();
         assert_eq!(t.name, "kv-set-none");
         assert_eq!(t.db.name(), "custom");
         assert_eq!(t.db.workloads(), ["register", "set"]);
@@ -1049,17 +1053,20 @@ mod tests {
 
         let e = spec("db:\n  kind: custom\n  strat: x\n  client: c\n").unwrap_err();
         assert!(
-            e.to_string().starts_with("t.yaml:3:3: db: unknown field `strat`, expected one of `kind`,"),
+            e.to_string()
+                .starts_with("t.yaml:3:3: db: unknown field `strat`, expected one of `kind`,"),
             "{e}"
         );
         let e = spec("db:\n  kind: custom\n  client: c\n").unwrap_err();
         assert!(
-            e.to_string().starts_with("t.yaml:2:3: db: missing field `start`"),
+            e.to_string()
+                .starts_with("t.yaml:2:3: db: missing field `start`"),
             "{e}"
         );
         let e = spec("db: {kind: etcd, start: x, client: c}\n").unwrap_err();
         assert!(
-            e.to_string().starts_with("t.yaml:1:12: db.kind: unknown variant `etcd`, expected `custom`"),
+            e.to_string()
+                .starts_with("t.yaml:1:12: db.kind: unknown variant `etcd`, expected `custom`"),
             "{e}"
         );
         assert_eq!(
@@ -1067,7 +1074,9 @@ mod tests {
             "t.yaml:3:10: db.start: unknown placeholder {datadir}: expected one of {id}, {addr}, {port}, {peers}, {data_dir}, {log_file}"
         );
         assert_eq!(
-            error_of("db:\n  kind: custom\n  start: kv\n  client: c\n  workloads: [register, bnak]\n"),
+            error_of(
+                "db:\n  kind: custom\n  start: kv\n  client: c\n  workloads: [register, bnak]\n"
+            ),
             "t.yaml:5:25: db.workloads[1]: unknown workload kind \"bnak\": expected one of register, list-append, rw-register, bank, set, counter"
         );
         assert_eq!(
@@ -1075,7 +1084,9 @@ mod tests {
             "t.yaml:5:11: workload: custom cannot run a bank workload; it runs: register"
         );
         assert_eq!(
-            error_of("db:\n  kind: custom\n  start: kv\n  pidfile: /p\n  process: kv\n  client: c\n"),
+            error_of(
+                "db:\n  kind: custom\n  start: kv\n  pidfile: /p\n  process: kv\n  client: c\n"
+            ),
             "t.yaml:5:12: db.process: give `pidfile` or `process`, not both"
         );
     }

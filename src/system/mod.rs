@@ -149,7 +149,10 @@ impl<'de> serde::Deserialize<'de> for SystemRef {
             fn visit_str<E: serde::de::Error>(self, name: &str) -> Result<SystemRef, E> {
                 SystemRef::parse(name).map_err(E::custom)
             }
-            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<SystemRef, A::Error> {
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<SystemRef, A::Error> {
                 use serde::Deserialize;
                 custom::Custom::deserialize(serde::de::value::MapAccessDeserializer::new(map))
                     .map(|c| SystemRef::Custom(Arc::new(c)))

@@ -194,9 +194,16 @@ impl Program {
             .await;
         match read {
             Err(e) => return Err(format!("cannot read from the client program: {e}")),
-            Ok(0) => return Err(format!("the client program exited ({})", exit_status(running).await)),
+            Ok(0) => {
+                return Err(format!(
+                    "the client program exited ({})",
+                    exit_status(running).await
+                ));
+            }
             Ok(_) if !reply.ends_with(b"\n") && reply.len() as u64 > LINE_BYTES_MAX => {
-                return Err(format!("the client program wrote a line longer than {LINE_BYTES_MAX} bytes"));
+                return Err(format!(
+                    "the client program wrote a line longer than {LINE_BYTES_MAX} bytes"
+                ));
             }
             Ok(_) => {}
         }
@@ -217,7 +224,12 @@ impl Program {
             .process_group(0)
             .kill_on_drop(true)
             .spawn()
-            .map_err(|e| format!("cannot start the client program {:?}: {e}", excerpt(&self.command)))?;
+            .map_err(|e| {
+                format!(
+                    "cannot start the client program {:?}: {e}",
+                    excerpt(&self.command)
+                )
+            })?;
         let (Some(stdin), Some(stdout), Some(stderr)) =
             (child.stdin.take(), child.stdout.take(), child.stderr.take())
         else {
@@ -229,7 +241,11 @@ impl Program {
             let mut line = Vec::new();
             loop {
                 line.clear();
-                match (&mut stderr).take(LINE_BYTES_MAX).read_until(b'\n', &mut line).await {
+                match (&mut stderr)
+                    .take(LINE_BYTES_MAX)
+                    .read_until(b'\n', &mut line)
+                    .await
+                {
                     Ok(0) | Err(_) => break,
                     Ok(_) => {
                         let text = String::from_utf8_lossy(&line);
@@ -272,8 +288,14 @@ async fn exit_status(running: &mut Running) -> String {
 /// A reply line to request `id`, or why it is not one.
 fn parse(line: &[u8], id: u64) -> Result<Ended, String> {
     let text = String::from_utf8_lossy(line);
-    let garbage = |why: String| format!("the client program answered {:?}: {why}", excerpt(text.trim_end()));
-    let reply: Reply = serde_json::from_slice(line).map_err(|e| garbage(clip_message(&e.to_string())))?;
+    let garbage = |why: String| {
+        format!(
+            "the client program answered {:?}: {why}",
+            excerpt(text.trim_end())
+        )
+    };
+    let reply: Reply =
+        serde_json::from_slice(line).map_err(|e| garbage(clip_message(&e.to_string())))?;
     if reply.id != id {
         return Err(garbage(format!("expected id {id}")));
     }
@@ -321,14 +343,19 @@ mod tests {
             parse(br#"{"id":2,"type":"fail","error":"no"}"#, 2),
             Ok(Ended::Fail(e)) if e == "no"
         ));
-        assert!(matches!(parse(br#"{"id":2,"type":"info"}"#, 2), Ok(Ended::Info(_))));
+        assert!(matches!(
+            parse(br#"{"id":2,"type":"info"}"#, 2),
+            Ok(Ended::Info(_))
+        ));
         for garbage in [
             &br#"{"id":1,"type":"ok","value":1}"#[..],
             br#"{"id":2,"type":"ok"}"#,
             br#"{"id":2,"type":"maybe","value":1}"#,
             b"hello",
         ] {
-            let e = parse(garbage, 2).err().expect("garbage");
+            let Err(e) = parse(garbage, 2) else {
+                panic!("{garbage:?} read as a reply")
+            };
             assert!(e.starts_with("the client program answered"), "{e}");
         }
     }

@@ -49,7 +49,11 @@ struct Node {
 }
 
 /// Installs (when asked), then starts every node (killing any running first).
-pub fn start(cluster: &Cluster, spec: &Custom, options: &DeployOptions) -> Result<CustomDb, DbError> {
+pub fn start(
+    cluster: &Cluster,
+    spec: &Custom,
+    options: &DeployOptions,
+) -> Result<CustomDb, DbError> {
     let db = CustomDb::attach(cluster, spec, options);
     if let Some(install) = &spec.install {
         db.on_nodes(|host, node| {
@@ -242,7 +246,9 @@ impl Db for CustomDb {
     }
 
     fn endpoints(&self) -> Vec<Endpoint> {
-        (0..self.cluster.hosts.len()).map(|i| self.endpoint(i)).collect()
+        (0..self.cluster.hosts.len())
+            .map(|i| self.endpoint(i))
+            .collect()
     }
 
     /// Every node's port takes connections from the controller.
@@ -446,7 +452,8 @@ mod tests {
     fn a_foreground_node_is_its_program_and_is_killed_and_started_again() {
         let dir = tempfile::tempdir().unwrap();
         let cluster = here(dir.path());
-        let s = spec("kind: custom\nstart: 'sh -c \"echo started {id}; exec sleep 300\"'\nclient: x\n");
+        let s =
+            spec("kind: custom\nstart: 'sh -c \"echo started {id}; exec sleep 300\"'\nclient: x\n");
         let db = start(&cluster, &s, &DeployOptions::default()).unwrap();
         let pid = db.pid("n1").unwrap().expect("runs");
         let mut comm = String::new();

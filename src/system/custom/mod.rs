@@ -101,8 +101,14 @@ pub const PLACEHOLDERS: &[(&str, &str)] = &[
         "peers",
         "the other nodes as name=addr:port, comma-separated",
     ),
-    ("data_dir", "a directory for the node's data, made empty at deploy"),
-    ("log_file", "the node's log file (a foreground start's output goes there)"),
+    (
+        "data_dir",
+        "a directory for the node's data, made empty at deploy",
+    ),
+    (
+        "log_file",
+        "the node's log file (a foreground start's output goes there)",
+    ),
 ];
 
 /// The values of [`PLACEHOLDERS`] for one node.
@@ -163,7 +169,11 @@ pub fn expand(template: &str, vars: &Vars) -> String {
     for (range, name) in placeholders(template) {
         out.push_str(&template[at..range.start]);
         // Checked when the test was resolved; an unknown one stays as written.
-        out.push_str(&vars.get(name).unwrap_or_else(|| template[range.clone()].to_string()));
+        out.push_str(
+            &vars
+                .get(name)
+                .unwrap_or_else(|| template[range.clone()].to_string()),
+        );
         at = range.end;
     }
     out.push_str(&template[at..]);
@@ -174,7 +184,10 @@ pub fn expand(template: &str, vars: &Vars) -> String {
 fn check_placeholders(template: &str) -> Result<(), String> {
     for (_, name) in placeholders(template) {
         if !PLACEHOLDERS.iter().any(|(n, _)| *n == name) {
-            let known: Vec<String> = PLACEHOLDERS.iter().map(|(n, _)| format!("{{{n}}}")).collect();
+            let known: Vec<String> = PLACEHOLDERS
+                .iter()
+                .map(|(n, _)| format!("{{{n}}}"))
+                .collect();
             return Err(format!(
                 "unknown placeholder {{{name}}}: expected one of {}",
                 known.join(", ")
@@ -313,7 +326,10 @@ mod tests {
     #[test]
     fn placeholders_are_replaced_and_other_braces_left_alone() {
         assert_eq!(
-            expand("srv --id {id} --listen {addr}:{port} --peers {peers} --dir {data_dir} >{log_file}", &vars()),
+            expand(
+                "srv --id {id} --listen {addr}:{port} --peers {peers} --dir {data_dir} >{log_file}",
+                &vars()
+            ),
             "srv --id n1 --listen 10.0.0.1:7000 --peers n2=10.0.0.2:7000 --dir /d >/l"
         );
         let shell = "echo ${HOME} | awk '{print $1}' {}";
