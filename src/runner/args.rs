@@ -60,7 +60,7 @@ impl TestArgs {
     /// The flags as a test spec (unset flags stay unset).
     pub fn spec(&self) -> TestSpec {
         TestSpec {
-            db: self.db,
+            db: self.db.clone(),
             bugs: (!self.bugs.is_empty()).then(|| self.bugs.clone()),
             workload: self.workload.clone().map(WorkloadRef::Name),
             nemesis: self.nemesis.clone().map(NemesisRef::Name),

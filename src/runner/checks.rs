@@ -114,11 +114,23 @@ pub fn check_run(
     let mut checkers = Vec::new();
     let mut file = None;
     let client_ops = ops.iter().filter(|o| o.is_client()).count();
+    // Only `ok` completions say what happened: a history of failures and
+    // unknowns (a client that never worked) gives a checker nothing to judge.
+    let ok_ops = ops
+        .iter()
+        .filter(|o| o.is_client() && o.kind == crate::history::OpType::Ok)
+        .count();
     for check in test.workload.plan().checks() {
-        if client_ops == 0 {
+        if ok_ops == 0 {
             let why = match run.harness_error {
                 Some(e) => format!("the run stopped before its workload: {e}"),
-                None => "no client operation was recorded".to_string(),
+                None if client_ops == 0 => "no client operation was recorded".to_string(),
+                None => format!(
+                    "none of the {} client operations completed `ok`: nothing is known to have happened",
+                    ops.iter()
+                        .filter(|o| o.is_client() && o.kind == crate::history::OpType::Invoke)
+                        .count()
+                ),
             };
             checkers.push(not_run(check.name(), &why));
             continue;
