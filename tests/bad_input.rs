@@ -257,6 +257,37 @@ fn errors_that_had_no_place_now_have_one() {
     );
 }
 
+/// A custom system's map: an unknown key, an unknown placeholder and a
+/// missing `start`, each at its line:column, exit 3, nothing run.
+#[test]
+fn a_custom_systems_mistakes_are_placed_and_exit_3() {
+    let d = Dir::new();
+    let t = d.file(
+        "key.yaml",
+        "db:\n  kind: custom\n  start: kv\n  client: c\n  pidfiel: /p\n",
+    );
+    let out = d.run(&[&t]);
+    assert!(
+        out.contains(&format!("{t}:5:3: db: unknown field `pidfiel`")),
+        "{out}"
+    );
+    let t = d.file(
+        "placeholder.yaml",
+        "db:\n  kind: custom\n  start: kv --node {node}\n  client: c\n",
+    );
+    let out = d.run(&[&t]);
+    assert!(
+        out.contains(&format!("{t}:3:10: db.start: unknown placeholder {{node}}")),
+        "{out}"
+    );
+    let t = d.file("nostart.yaml", "db:\n  kind: custom\n  client: c\n");
+    let out = d.run(&[&t]);
+    assert!(
+        out.contains(&format!("{t}:2:3: db: missing field `start`")),
+        "{out}"
+    );
+}
+
 /// The same mistake inline and in a file of its own: the real line:column,
 /// the key path, the same words.
 #[test]

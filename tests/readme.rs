@@ -67,6 +67,10 @@ const BLOCKS: &[(&str, &str)] = &[
     ("faultline node --list-bugs", "bundled_nodes"),
     ("cargo run --release -- bench node", "bundled_nodes"),
     ("faultline run paxos-pause.yaml", "bugs"),
+    (
+        "faultline run examples/redis-register/test.yaml",
+        "custom_system",
+    ),
 ];
 
 /// README commands that no test here runs: (command, file that runs it, what
@@ -236,6 +240,8 @@ fn workdir(test: &str) -> Workdir {
     std::fs::create_dir_all(base.join("bin")).unwrap();
     std::os::unix::fs::symlink(EXE, base.join("bin/faultline")).unwrap();
     std::os::unix::fs::symlink(Path::new(MANIFEST).join("suites"), work.join("suites")).unwrap();
+    std::os::unix::fs::symlink(Path::new(MANIFEST).join("examples"), work.join("examples"))
+        .unwrap();
     let corpus = common::corpus("").map(|root| {
         let root = root.canonicalize().expect("the corpus folder");
         std::fs::create_dir_all(base.join("shared")).unwrap();
@@ -605,6 +611,7 @@ fn every_sh_command_is_run_somewhere() {
             "hosts_and_faults",
             "bundled_nodes",
             "bugs",
+            "custom_system",
         ]
         .into_iter()
         .collect(),
@@ -932,6 +939,13 @@ fn hosts_and_faults() {
 fn bundled_nodes() {
     let w = workdir("bundled_nodes");
     run_group(&w, "bundled_nodes", None);
+}
+
+/// "Your own system": the example runs from the repository's root.
+#[test]
+fn custom_system() {
+    let w = workdir("custom_system");
+    run_group(&w, "custom_system", None);
 }
 
 /// The runs that show the bundled bugs, in two halves run in parallel.

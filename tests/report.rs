@@ -13,8 +13,8 @@ use faultline::history::nemesis::fault_intervals;
 use faultline::history::{Op, OpType, Process};
 use faultline::report::bench::{Synthetic, synthetic_history, write_synthetic_run};
 use faultline::report::results::{
-    self, CheckerDetail, CheckerResult, CycleStep, Elle, ElleCase, Explanation, FileResult,
-    KeyResult, Linearizable, OpRef, PrefixStep, Results, RunResult, TxnRef, Valid,
+    self, Cell, CheckerResult, CycleStep, Elle, ElleCase, Evidence, Explanation, FileResult,
+    KeyResult, Linearizable, OpRef, PrefixStep, Results, RunResult, Table, TxnRef, Valid,
 };
 use faultline::report::{Layout, write_report};
 use serde_json::{Value, json};
@@ -566,12 +566,10 @@ const HOSTILE: [&str; 5] = [
 ];
 
 /// results.json with `h` in every text the report shows: files of each
-/// checker and a run with every checker's detail.
+/// checker and a run whose checkers have `h` in every part of their
+/// evidence, in every kind of cell.
 fn hostile_results(h: &str) -> Results {
-    use faultline::report::results::{
-        BankBadRead, BankDetail, Counts, ElectionDetail, LinearizableOptions, LogLine, LogsDetail,
-        NodeExit, NodesDetail, SetDetail, SetLost, SetStale, SetUnexpected, SplitTerm,
-    };
+    use faultline::report::results::{Counts, LinearizableOptions};
     let s = || h.to_string();
     let op = |index, completion| OpRef {
         index,
@@ -655,16 +653,28 @@ fn hostile_results(h: &str) -> Results {
         }),
         ..file_result(h, "elle", Valid::False)
     };
-    let line = || LogLine {
-        node: s(),
-        line: 1,
-        text: s(),
+    let evidence = || {
+        Evidence::new().fact(h, h).count(h, 2).table(
+            Table::new(h, &[h, h, h, h, h, h, h])
+                .row(vec![
+                    Cell::text(h),
+                    Cell::code(h),
+                    Cell::value(&json!({h: h})),
+                    Cell::op(1, Some(1)),
+                    Cell::log_line(h, 1),
+                    Cell::chip(h),
+                    Cell::lines(&[s(), s()]),
+                ])
+                .of(3, h),
+        )
     };
-    let checker = |detail| CheckerResult {
+    let checker = |name: &str| CheckerResult {
+        name: name.into(),
         valid: Valid::False,
         summary: s(),
         anomalies: vec![s()],
-        detail,
+        detail: json!({h: h}),
+        evidence: Some(evidence()),
     };
     let run = RunResult {
         test: s(),
@@ -673,75 +683,10 @@ fn hostile_results(h: &str) -> Results {
         workload: s(),
         nemesis: s(),
         hosts: vec![s()],
-        checkers: vec![
-            checker(CheckerDetail::Bank(Some(BankDetail {
-                verdict: faultline::checker::Verdict::Invalid,
-                reads_checked: 1,
-                bad_reads: vec![BankBadRead {
-                    kind: s(),
-                    index: 1,
-                    time_ns: 1,
-                    process: s(),
-                    balances: json!({h: h}),
-                    total: None,
-                    expected_total: 0,
-                    faults: vec![s()],
-                }],
-            }))),
-            checker(CheckerDetail::Set(Some(SetDetail {
-                verdict: faultline::checker::Verdict::Invalid,
-                attempted: 1,
-                acknowledged: 1,
-                stable: 0,
-                stale: 1,
-                lost: 1,
-                never_read: 0,
-                unexpected: 1,
-                indeterminate: 0,
-                lost_examples: vec![SetLost {
-                    element: json!(h),
-                    add_index: 1,
-                    last_read_index: 2,
-                    add_time_ns: 1,
-                    last_read_time_ns: 2,
-                }],
-                stale_examples: vec![json!(h)],
-                unexpected_examples: vec![json!(h)],
-                stale_details: vec![SetStale {
-                    element: json!(h),
-                    add_index: 1,
-                    add_time_ns: 1,
-                    missed_read_index: 2,
-                    missed_read_time_ns: 2,
-                }],
-                unexpected_details: vec![SetUnexpected {
-                    element: json!(h),
-                    read_index: 2,
-                    read_time_ns: 2,
-                }],
-                error: Some(s()),
-            }))),
-            checker(CheckerDetail::Logs(Some(LogsDetail {
-                scanned: 1,
-                fatal_lines: 1,
-                findings: vec![line()],
-            }))),
-            checker(CheckerDetail::Election(ElectionDetail {
-                terms: 1,
-                split: vec![SplitTerm {
-                    term: 1,
-                    leaders: vec![line(), line()],
-                }],
-            })),
-            checker(CheckerDetail::Nodes(NodesDetail {
-                exits: vec![NodeExit {
-                    node: s(),
-                    seen_ns: 1,
-                    log_tail: vec![s(), s()],
-                }],
-                allowed: false,
-            })),
-        ],
+        checkers: ["bank", "set", "logs", "election", "nodes", h]
+            .into_iter()
+            .map(checker)
+            .collect(),
         anomalies: vec![s()],
         problems: vec![s()],
         replay: s(),
@@ -824,6 +769,10 @@ fn hostile_values_show_as_text_and_never_run() {
             )
         );
         assert!(dom.contains("&lt;img src=x onerror="));
+        assert!(
+            dom.contains("… and 2 more &lt;script&gt;"),
+            "a table's rows not kept are counted, in the table's words, escaped"
+        );
         let timeline = element(&dom, "id=\"timeline\"", "</section>");
         assert!(
             timeline.contains("&lt;svg onload="),
@@ -944,7 +893,7 @@ impl CheckedRun {
         let run = self.results.run.as_ref().expect("a run's results.json");
         run.checkers
             .iter()
-            .find(|c| c.name() == name)
+            .find(|c| c.name == name)
             .unwrap_or_else(|| panic!("no {name} checker in {:?}", run.checkers))
     }
 
@@ -1021,19 +970,29 @@ fn checked_run(
     // Read back with the types that wrote it.
     let results =
         results::from_json(&std::fs::read_to_string(dir.join("results.json")).unwrap()).unwrap();
-    assert_details_are_whole(&results);
+    assert_results_are_whole(&results);
     let written = write_report(&dir, Layout::Ring).unwrap();
     let dom = dump_dom(&written.path, "");
     screenshot(&written.path, &dir.join("screenshot.png"), 2200);
     CheckedRun { dir, results, dom }
 }
 
-/// The set's stale and unexpected elements each come with their details.
-fn assert_details_are_whole(results: &Results) {
+/// Every checker that ran and has no file-level result describes its
+/// evidence; the set's stale and unexpected elements each come with their
+/// details.
+fn assert_results_are_whole(results: &Results) {
+    let len = |v: &Value| v.as_array().map(Vec::len);
     for c in &results.run.as_ref().unwrap().checkers {
-        if let CheckerDetail::Set(Some(s)) = &c.detail {
-            assert_eq!(s.stale_details.len(), s.stale_examples.len());
-            assert_eq!(s.unexpected_details.len(), s.unexpected_examples.len());
+        let file_level = ["linearizable", "elle"].contains(&c.name.as_str());
+        let ran = !c.summary.starts_with("not run:");
+        assert_eq!(c.evidence.is_some(), ran && !file_level, "{c:?}");
+        if c.name == "set" {
+            let d = &c.detail;
+            assert_eq!(len(&d["stale_details"]), len(&d["stale_examples"]));
+            assert_eq!(
+                len(&d["unexpected_details"]),
+                len(&d["unexpected_examples"])
+            );
         }
     }
 }
@@ -1051,11 +1010,11 @@ fn assert_every_checker_shown(run: &CheckedRun, invalid: &str) {
     assert!(checkers.len() >= 2, "the log scan ran too: {checkers:?}");
     for c in checkers {
         assert!(
-            banner.contains(c.name()),
+            banner.contains(&c.name),
             "the banner names {}: {banner}",
-            c.name()
+            c.name
         );
-        let section = run.section(c.name());
+        let section = run.section(&c.name);
         let word = match c.valid {
             faultline::report::results::Valid::True => "valid",
             faultline::report::results::Valid::False => "invalid",
@@ -1064,7 +1023,7 @@ fn assert_every_checker_shown(run: &CheckedRun, invalid: &str) {
         assert!(
             section.starts_with(word),
             "{}'s section opens with its verdict {word}: {section}",
-            c.name()
+            c.name
         );
     }
     let bad = run.checker(invalid);
@@ -1135,6 +1094,9 @@ fn an_invalid_bank_run_shows_each_bad_read_with_the_faults_in_place() {
         run.dom.contains("href=\"#op-4\""),
         "the bad read links to the timeline"
     );
+    for chip in ["negative-balance ×1", "wrong-total ×1"] {
+        assert!(bank.contains(chip), "the evidence counts each kind: {bank}");
+    }
     let _ = run.dir;
 }
 
@@ -1189,6 +1151,44 @@ fn an_invalid_set_run_shows_lost_stale_and_unexpected_elements_with_their_times(
     assert!(
         unexpected.contains("99") && unexpected.contains("2.100 s"),
         "{unexpected}"
+    );
+    assert!(
+        set.contains("lost ×1") && set.contains("unexpected ×1"),
+        "{set}"
+    );
+}
+
+#[test]
+fn an_invalid_counter_run_shows_each_read_out_of_its_bounds() {
+    if !chromium_or_skip("counter") {
+        return;
+    }
+    let c = |t, p, kind, f, v: Value| op(t, p, kind, f, v);
+    let run = checked_run(
+        "invalid-counter",
+        "raft",
+        "counter",
+        vec![
+            c(100, 0, OpType::Invoke, "add", json!(5)),
+            c(110, 0, OpType::Ok, "add", json!(5)),
+            c(200, 1, OpType::Invoke, "read", Value::Null),
+            c(1250, 1, OpType::Ok, "read", json!(4)),
+            c(1300, 1, OpType::Invoke, "read", Value::Null),
+            c(1310, 1, OpType::Ok, "read", json!(5)),
+        ],
+        &QUIET_LOGS,
+    );
+    assert_every_checker_shown(&run, "counter");
+    let counter = run.section("counter");
+    // The read of 4 (op 3, at 1.250 s) is below the 5 acknowledged before it.
+    let table = &counter[counter
+        .find("Reads outside what the adds allow")
+        .unwrap_or_else(|| panic!("no table in {counter}"))..];
+    assert!(table.contains("[3] at 1.250 s 4 5 5"), "{table}");
+    assert!(counter.contains("bad-read ×1"), "{counter}");
+    assert!(
+        run.dom.contains("href=\"#op-3\""),
+        "the read links to the timeline"
     );
 }
 

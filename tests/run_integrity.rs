@@ -387,5 +387,13 @@ fn a_node_that_exits_on_its_own_is_reported_and_the_run_is_not_valid() {
     let seen_s = exits[0]["seen_ns"].as_f64().unwrap() / 1e9;
     assert!((2.0..9.0).contains(&seen_s), "seen at {seen_s} s");
     assert!(!exits[0]["log_tail"].as_array().unwrap().is_empty());
+    // The report's evidence: the node (a link to its log) and its log's tail.
+    let row = &nodes["evidence"]["tables"][0]["rows"][0];
+    assert_eq!(
+        row[0],
+        serde_json::json!({"log_line": {"node": "n2"}}),
+        "{nodes}"
+    );
+    assert_eq!(row[2]["lines"], exits[0]["log_tail"], "{nodes}");
     assert!(json["run"]["availability"]["ok_per_s"].as_f64().unwrap() > 0.0);
 }

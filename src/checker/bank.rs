@@ -5,7 +5,8 @@
 //! balance may be negative. Each bad read is reported with its time and the
 //! faults in place then, so a reader sees which fault broke the invariant.
 
-use super::Verdict;
+use super::evidence::{Cell, Evidence, Table};
+use super::{HistoryChecker, Judgement, Verdict};
 use crate::history::nemesis::{fault_intervals, faults_at};
 use crate::history::{Op, OpType};
 use serde::Serialize;
@@ -98,6 +99,92 @@ pub fn check(ops: &[Op], opts: &BankOptions) -> BankResult {
         verdict,
         reads_checked,
         bad_reads,
+    }
+}
+
+impl HistoryChecker for BankOptions {
+    fn name(&self) -> &'static str {
+        "bank"
+    }
+
+    fn check(&self, ops: &[Op]) -> Judgement {
+        judge(&check(ops, self), self)
+    }
+}
+
+/// The bank's result in words and as evidence: each bad read with its
+/// balances and the faults in place.
+fn judge(r: &BankResult, options: &BankOptions) -> Judgement {
+    let mut anomalies: Vec<String> = r
+        .bad_reads
+        .iter()
+        .map(|b| b.kind.name().to_string())
+        .collect();
+    anomalies.sort();
+    anomalies.dedup();
+    let summary = match r.bad_reads.first() {
+        None => format!(
+            "{} reads, every one summed to {}",
+            r.reads_checked, options.total
+        ),
+        Some(b) => format!(
+            "{} of {} reads wrong; first at op {} ({}): total {} (expected {}){}",
+            r.bad_reads.len(),
+            r.reads_checked,
+            b.index,
+            anomalies.join(", "),
+            b.total.map_or("?".into(), |t| t.to_string()),
+            b.expected_total,
+            if b.faults.is_empty() {
+                String::new()
+            } else {
+                format!(" during {}", b.faults.join(" + "))
+            }
+        ),
+    };
+    let mut evidence = Evidence::new()
+        .fact("reads checked", r.reads_checked)
+        .fact("broke the invariant", r.bad_reads.len());
+    for a in &anomalies {
+        let n = r.bad_reads.iter().filter(|b| b.kind.name() == a).count();
+        evidence = evidence.count(a, n);
+    }
+    let table = Table::new(
+        "",
+        &[
+            "read",
+            "process",
+            "what",
+            "total",
+            "balances",
+            "faults in place",
+        ],
+    )
+    .rows(&r.bad_reads, |b| {
+        vec![
+            Cell::op(b.index, Some(b.time_ns)),
+            Cell::text(&b.process),
+            Cell::chip(b.kind.name()),
+            Cell::text(format!(
+                "{} (expected {})",
+                b.total.map_or("?".to_string(), |t| t.to_string()),
+                b.expected_total
+            )),
+            Cell::value(&b.balances),
+            Cell::text(if b.faults.is_empty() {
+                "none".to_string()
+            } else {
+                b.faults.join(" + ")
+            }),
+        ]
+    })
+    .of(r.bad_reads.len(), "bad reads");
+    Judgement {
+        verdict: r.verdict,
+        summary,
+        anomalies,
+        detail: super::detail(r),
+        evidence: evidence.table(table),
     }
 }
 

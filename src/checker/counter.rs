@@ -6,7 +6,8 @@
 //! the sum of adds invoked before it completed (failed adds excluded; `info`
 //! adds may count or not).
 
-use super::Verdict;
+use super::evidence::{Cell, Evidence, Table};
+use super::{HistoryChecker, Judgement, Verdict};
 use crate::history::{Op, Outcome, pair};
 use serde::{Deserialize, Serialize};
 
@@ -122,6 +123,71 @@ pub fn check(ops: &[Op]) -> CounterResult {
         Verdict::Invalid
     };
     result
+}
+
+/// The counter checker, as a workload names it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CounterChecker;
+
+impl HistoryChecker for CounterChecker {
+    fn name(&self) -> &'static str {
+        "counter"
+    }
+
+    fn check(&self, ops: &[Op]) -> Judgement {
+        judge(&check(ops))
+    }
+}
+
+/// The counter's result in words and as evidence: each read out of its
+/// bounds.
+fn judge(r: &CounterResult) -> Judgement {
+    let summary = match (&r.error, r.bad_read_examples.first()) {
+        (Some(e), _) => format!("cannot check: {e}"),
+        (None, None) => format!("{} reads, every one within its bounds", r.reads_checked),
+        (None, Some(b)) => format!(
+            "{} of {} reads out of bounds; first at op {}: {} not within [{}, {}]",
+            r.bad_reads, r.reads_checked, b.index, b.value, b.lower, b.upper
+        ),
+    };
+    let evidence = match &r.error {
+        Some(e) => Evidence::new().fact("cannot check", e),
+        None => Evidence::new()
+            .fact("reads checked", r.reads_checked)
+            .fact("out of bounds", r.bad_reads)
+            .count("bad-read", r.bad_reads)
+            .table(
+                Table::new(
+                    "Reads outside what the adds allow",
+                    &[
+                        "read",
+                        "value",
+                        "acknowledged before it",
+                        "attempted before its end",
+                    ],
+                )
+                .rows(&r.bad_read_examples, |b| {
+                    vec![
+                        Cell::op(b.index, None),
+                        Cell::text(b.value.to_string()),
+                        Cell::text(b.lower.to_string()),
+                        Cell::text(b.upper.to_string()),
+                    ]
+                })
+                .of(r.bad_reads, "bad reads"),
+            ),
+    };
+    Judgement {
+        verdict: r.verdict,
+        summary,
+        anomalies: if r.bad_reads > 0 {
+            vec!["bad-read".into()]
+        } else {
+            Vec::new()
+        },
+        detail: super::detail(r),
+        evidence,
+    }
 }
 
 #[cfg(test)]

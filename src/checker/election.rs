@@ -5,14 +5,18 @@
 //! How a win is logged is the system's to say ([`LeaderPattern`]); a system
 //! that logs no elections is not checked.
 
-use super::Verdict;
-use super::logs::{FINDINGS_MAX, LeaderPattern, LogLine, NodeLog};
+use super::evidence::Evidence;
+use super::logs::{FINDINGS_MAX, LeaderPattern, LogLine, NodeLog, lines_table};
+use super::{Judgement, Verdict};
+use serde::Serialize;
 use std::collections::BTreeMap;
 
-/// What the election checker found.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What the election checker found (results.json's `detail` of
+/// `election`, but for the verdict, which is the checker's own).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ElectionResult {
     /// Invalid when a term has two leaders.
+    #[serde(skip)]
     pub verdict: Verdict,
     /// Terms in which some node logged winning an election.
     pub terms: usize,
@@ -21,7 +25,7 @@ pub struct ElectionResult {
     pub split: Vec<SplitTerm>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SplitTerm {
     pub term: u64,
     pub leaders: Vec<LogLine>,
@@ -70,6 +74,58 @@ pub fn check(logs: &[NodeLog], leader: &LeaderPattern) -> Option<ElectionResult>
         },
         terms,
         split,
+    })
+}
+
+/// The election checker on `logs`, in words and as evidence: each term
+/// with two leaders and their log lines. `None` when no node logged a win.
+pub fn judge(logs: &[NodeLog], leader: &LeaderPattern) -> Option<Judgement> {
+    let r = check(logs, leader)?;
+    let (summary, anomalies) = match r.split.first() {
+        None => (
+            format!("one leader in each of {} terms with an election", r.terms),
+            vec![],
+        ),
+        Some(first) => {
+            let who: Vec<String> = first
+                .leaders
+                .iter()
+                .map(|c| format!("{} (line {})", c.node, c.line))
+                .collect();
+            (
+                format!(
+                    "{} had two leaders; first: term {} was won by {}",
+                    match r.split.len() {
+                        1 => "1 term".to_string(),
+                        n => format!("{n} terms"),
+                    },
+                    first.term,
+                    who.join(" and ")
+                ),
+                vec!["two-leaders".to_string()],
+            )
+        }
+    };
+    let mut evidence = Evidence::new()
+        .fact("terms with an election", r.terms)
+        .fact("terms with more than one leader", r.split.len())
+        .count("two-leaders", r.split.len());
+    for t in &r.split {
+        let who: Vec<&str> = t.leaders.iter().map(|l| l.node.as_str()).collect();
+        let title = format!(
+            "Term {}: {} leaders ({})",
+            t.term,
+            t.leaders.len(),
+            who.join(", ")
+        );
+        evidence = evidence.table(lines_table(&title, &[], &t.leaders));
+    }
+    Some(Judgement {
+        verdict: r.verdict,
+        summary,
+        anomalies,
+        detail: super::detail(&r),
+        evidence,
     })
 }
 

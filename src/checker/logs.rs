@@ -6,7 +6,9 @@
 //! says what its nodes print ([`LogPatterns`]), and this applies it. Reading
 //! the logs off the hosts is the caller's.
 
-use super::Verdict;
+use super::evidence::{Cell, Evidence, Table};
+use super::{Judgement, Verdict};
+use serde::Serialize;
 
 /// Findings kept per check; the counts are complete.
 pub const FINDINGS_MAX: usize = 50;
@@ -40,7 +42,7 @@ pub struct NodeLog {
 }
 
 /// A line of a node's log.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct LogLine {
     pub node: String,
     /// 1-based.
@@ -60,10 +62,12 @@ impl LogLine {
     }
 }
 
-/// What the log checker found.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What the log checker found (results.json's `detail` of `logs`, but
+/// for the verdict, which is the checker's own).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct LogsResult {
     /// Invalid when any line is fatal.
+    #[serde(skip)]
     pub verdict: Verdict,
     /// Logs read.
     pub scanned: usize,
@@ -96,6 +100,43 @@ pub fn check(logs: &[NodeLog], fatal: &[String]) -> LogsResult {
         fatal_lines,
         findings,
     }
+}
+
+/// The log checker on `logs`, in words and as evidence: the fatal lines
+/// by node.
+pub fn judge(logs: &[NodeLog], fatal: &[String]) -> Judgement {
+    let r = check(logs, fatal);
+    let summary = match r.findings.first() {
+        None => format!("no panics or fatal errors in {} node logs", r.scanned),
+        Some(f) => format!(
+            "{} fatal lines; first: {} line {}: {}",
+            r.fatal_lines, f.node, f.line, f.text
+        ),
+    };
+    let anomalies = if r.fatal_lines > 0 {
+        vec!["node-panic".to_string()]
+    } else {
+        vec![]
+    };
+    let evidence = Evidence::new()
+        .fact("node logs scanned", r.scanned)
+        .fact("fatal lines", r.fatal_lines)
+        .count("node-panic", r.fatal_lines)
+        .table(lines_table("", &["where", "line"], &r.findings).of(r.fatal_lines, "fatal lines"));
+    Judgement {
+        verdict: r.verdict,
+        summary,
+        anomalies,
+        detail: super::detail(&r),
+        evidence,
+    }
+}
+
+/// A table of log lines: where (a link to the log, at the line) and the text.
+pub(super) fn lines_table(title: &str, columns: &[&str], lines: &[LogLine]) -> Table {
+    Table::new(title, columns).rows(lines, |l| {
+        vec![Cell::log_line(&l.node, l.line), Cell::code(&l.text)]
+    })
 }
 
 #[cfg(test)]

@@ -13,7 +13,8 @@
 //! `unexpected`. Lost or unexpected elements make the history invalid.
 //! Cost: linear in the size of the history plus a binary search per element.
 
-use super::Verdict;
+use super::evidence::{Cell, Evidence, Table};
+use super::{HistoryChecker, Judgement, Verdict};
 use crate::history::{Op, Outcome, pair};
 use serde::Serialize;
 use serde_json::Value;
@@ -241,6 +242,101 @@ pub fn check(ops: &[Op]) -> SetResult {
         Verdict::Valid
     };
     result
+}
+
+/// Jepsen's set-full, as a workload names it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SetChecker;
+
+impl HistoryChecker for SetChecker {
+    fn name(&self) -> &'static str {
+        "set"
+    }
+
+    fn check(&self, ops: &[Op]) -> Judgement {
+        judge(&check(ops))
+    }
+}
+
+/// The set's result in words and as evidence: the counts, and the lost,
+/// stale and unexpected elements with the ops that show them.
+fn judge(r: &SetResult) -> Judgement {
+    let mut anomalies = Vec::new();
+    if r.lost > 0 {
+        anomalies.push("lost".to_string());
+    }
+    if r.unexpected > 0 {
+        anomalies.push("unexpected".to_string());
+    }
+    let summary = match &r.error {
+        Some(e) => format!("cannot check: {e}"),
+        None => format!(
+            "{} acknowledged of {} attempted: {} stable, {} stale, {} lost, {} never read, {} unexpected",
+            r.acknowledged, r.attempted, r.stable, r.stale, r.lost, r.never_read, r.unexpected
+        ),
+    };
+    Judgement {
+        verdict: r.verdict,
+        summary,
+        anomalies,
+        detail: super::detail(r),
+        evidence: evidence(r),
+    }
+}
+
+fn evidence(r: &SetResult) -> Evidence {
+    if let Some(e) = &r.error {
+        return Evidence::new().fact("cannot check", e);
+    }
+    let lost = Table::new(
+        "Lost: acknowledged, then missing from the final read",
+        &["element", "added", "final read, without it"],
+    )
+    .rows(&r.lost_examples, |l| {
+        vec![
+            Cell::value(&l.element),
+            Cell::op(l.add_index, Some(l.add_time_ns)),
+            Cell::op(l.last_read_index, Some(l.last_read_time_ns)),
+        ]
+    })
+    .of(r.lost, "lost elements");
+    let stale = Table::new(
+        "Stale: missed by a read after it was known, present in the final read",
+        &["element", "added", "missed by the read"],
+    )
+    .rows(&r.stale_details, |x| {
+        vec![
+            Cell::value(&x.element),
+            Cell::op(x.add_index, Some(x.add_time_ns)),
+            Cell::op(x.missed_read_index, Some(x.missed_read_time_ns)),
+        ]
+    })
+    .of(r.stale, "stale elements");
+    let unexpected = Table::new(
+        "Unexpected: read, but never added (or the add failed)",
+        &["element", "first read with it"],
+    )
+    .rows(&r.unexpected_details, |x| {
+        vec![
+            Cell::value(&x.element),
+            Cell::op(x.read_index, Some(x.read_time_ns)),
+        ]
+    })
+    .of(r.unexpected, "unexpected elements");
+    Evidence::new()
+        .fact("attempted", r.attempted)
+        .fact("acknowledged", r.acknowledged)
+        .fact("stable", r.stable)
+        .fact("stale", r.stale)
+        .fact("lost", r.lost)
+        .fact("never read", r.never_read)
+        .fact("unexpected", r.unexpected)
+        .fact("indeterminate", r.indeterminate)
+        .count("lost", r.lost)
+        .count("unexpected", r.unexpected)
+        .table(lost)
+        .table(stale)
+        .table(unexpected)
 }
 
 /// The first read position at or after `from` that is not in `seen_in`

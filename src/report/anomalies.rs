@@ -4,24 +4,22 @@
 //! on a small timeline with the operations concurrent with it and the end
 //! of the longest linearizable prefix, and the model states. Elle: every
 //! case with its witnesses, every cycle drawn as a graph with each edge in
-//! words. Bank: each bad read with the faults in place. Set: the lost,
-//! stale and unexpected elements with when they were added and read. Logs:
-//! the fatal lines by node. Election: each term with two leaders. Nodes:
-//! each node that exited on its own, with the end of its log.
+//! words. Every other checker: its [`Evidence`] (facts, and tables of ops,
+//! log lines, values and anomaly names), drawn the same way whatever the
+//! checker, so a new checker needs nothing here.
 //!
-//! Operations link to the timeline (`#op-<index>`).
+//! Operations link to the timeline (`#op-<index>`), log lines to the node's
+//! log.
 
 use super::findings::{
-    Check, Elle, ElleCase, Evidence, Explanation, Findings, LinAnomaly, OpRef, Status, scalar,
+    Check, Elle, ElleCase, Evidence, Explanation, Findings, LinAnomaly, OpRef, Status,
 };
 use super::graph::{self, Layout};
 use super::html::{Esc, esc, rel_url, truncate};
-use super::results::{BankDetail, ElectionDetail, LogLine, LogsDetail, NodesDetail, SetDetail};
+use super::results::{Cell, Table};
 use super::svg::Linear;
 use crate::checker::Verdict;
-use crate::checker::counter::CounterResult;
 use crate::history::Op;
-use serde_json::Value;
 use std::collections::BTreeSet;
 use std::fmt::Write;
 
@@ -138,14 +136,8 @@ pub fn section(findings: &Findings, ops: Option<&[Op]>, layout: Layout) -> Strin
         if let Some(e) = &c.elle {
             elle(&mut out, e, layout, &mut graphs);
         }
-        match &c.evidence {
-            Evidence::None => {}
-            Evidence::Bank(b) => bank(&mut out, b, ops),
-            Evidence::Set(s) => set(&mut out, s, ops),
-            Evidence::Counter(c) => counter(&mut out, c, ops),
-            Evidence::Logs(l) => logs(&mut out, l),
-            Evidence::Election(e) => election(&mut out, e),
-            Evidence::Nodes(n) => nodes(&mut out, n),
+        if let Some(e) = &c.evidence {
+            evidence(&mut out, e, ops);
         }
         out.push_str("</section>");
     }
@@ -168,227 +160,85 @@ fn op_at_time(index: u64, time_ns: Option<u64>, ops: Option<&[Op]>) -> String {
     }
 }
 
-/// "… and N more" when a checker kept only the first `shown` of `total`.
-fn more(out: &mut String, shown: usize, total: usize, what: &str) {
-    if total > shown {
-        let _ = write!(
-            out,
-            r#"<p class="muted">… and {} more {what} (results.json keeps the first {shown}).</p>"#,
-            total - shown
-        );
+/// Characters of a code cell shown (the whole value is in results.json).
+const CODE_CHARS: usize = 400;
+
+/// A checker's evidence: its facts, then each table with its title.
+fn evidence(out: &mut String, e: &Evidence, ops: Option<&[Op]>) {
+    if !e.facts.is_empty() {
+        out.push_str(r#"<ul class="facts">"#);
+        for f in &e.facts {
+            let _ = write!(out, "<li><b>{}</b> {}</li>", Esc(&f.name), Esc(&f.value));
+        }
+        out.push_str("</ul>");
+    }
+    for t in e
+        .tables
+        .iter()
+        .filter(|t| !t.rows.is_empty() || t.more() > 0)
+    {
+        table(out, t, ops);
     }
 }
 
-fn bank(out: &mut String, b: &BankDetail, ops: Option<&[Op]>) {
-    let _ = write!(
-        out,
-        r#"<p class="muted">{} reads checked; {} broke the invariant.</p>"#,
-        b.reads_checked,
-        b.bad_reads.len()
-    );
-    if b.bad_reads.is_empty() {
-        return;
+fn table(out: &mut String, t: &Table, ops: Option<&[Op]>) {
+    if !t.title.is_empty() {
+        let _ = write!(out, "<h4>{}</h4>", Esc(&t.title));
     }
-    out.push_str(r#"<table class="evidence bank"><thead><tr><th>read</th><th>process</th><th>what</th><th>total</th><th>balances</th><th>faults in place</th></tr></thead><tbody>"#);
-    for r in &b.bad_reads {
-        let total = r.total.map_or("?".to_string(), |t| t.to_string());
-        let _ = write!(
-            out,
-            r#"<tr><td>{}</td><td>{}</td><td><span class="chip">{}</span></td><td>{} (expected {})</td><td><code>{}</code></td><td>{}</td></tr>"#,
-            op_at_time(r.index, Some(r.time_ns), ops),
-            Esc(&r.process),
-            Esc(&r.kind),
-            Esc(&total),
-            r.expected_total,
-            Esc(&truncate(&scalar(&r.balances), 400)),
-            if r.faults.is_empty() {
-                "none".to_string()
-            } else {
-                Esc(&r.faults.join(" + ")).to_string()
+    if !t.rows.is_empty() {
+        out.push_str(r#"<table class="evidence">"#);
+        if !t.columns.is_empty() {
+            out.push_str("<thead><tr>");
+            for c in &t.columns {
+                let _ = write!(out, "<th>{}</th>", Esc(c));
             }
-        );
-    }
-    out.push_str("</tbody></table>");
-}
-
-fn counter(out: &mut String, c: &CounterResult, ops: Option<&[Op]>) {
-    if let Some(e) = &c.error {
-        let _ = write!(out, r#"<p class="error">Could not check: {}</p>"#, Esc(e));
-    }
-    if c.bad_read_examples.is_empty() {
-        return;
-    }
-    let _ = write!(
-        out,
-        r#"<h4>Reads outside what the adds allow</h4><table class="evidence counter"><thead><tr><th>read</th><th>value</th><th>acknowledged before it</th><th>attempted before its end</th></tr></thead><tbody>"#
-    );
-    for b in &c.bad_read_examples {
-        let _ = write!(
-            out,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            op_at_time(b.index, None, ops),
-            b.value,
-            b.lower,
-            b.upper
-        );
-    }
-    out.push_str("</tbody></table>");
-}
-
-fn set(out: &mut String, s: &SetDetail, ops: Option<&[Op]>) {
-    if let Some(e) = &s.error {
-        let _ = write!(out, r#"<p class="error">Could not check: {}</p>"#, Esc(e));
-    }
-    let _ = write!(
-        out,
-        r#"<ul class="facts"><li><b>attempted</b> {}</li><li><b>acknowledged</b> {}</li><li><b>stable</b> {}</li><li><b>stale</b> {}</li><li><b>lost</b> {}</li><li><b>never read</b> {}</li><li><b>unexpected</b> {}</li><li><b>indeterminate</b> {}</li></ul>"#,
-        s.attempted,
-        s.acknowledged,
-        s.stable,
-        s.stale,
-        s.lost,
-        s.never_read,
-        s.unexpected,
-        s.indeterminate
-    );
-    let element = |v: &Value| format!("<code>{}</code>", Esc(&truncate(&scalar(v), 200)));
-    if !s.lost_examples.is_empty() {
-        let _ = write!(
-            out,
-            r#"<h4>Lost: acknowledged, then missing from the final read</h4><table class="evidence set lost"><thead><tr><th>element</th><th>added</th><th>final read, without it</th></tr></thead><tbody>"#
-        );
-        for l in &s.lost_examples {
-            let _ = write!(
-                out,
-                "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
-                element(&l.element),
-                op_at_time(l.add_index, Some(l.add_time_ns), ops),
-                op_at_time(l.last_read_index, Some(l.last_read_time_ns), ops)
-            );
+            out.push_str("</tr></thead>");
         }
-        out.push_str("</tbody></table>");
-        more(out, s.lost_examples.len(), s.lost, "lost elements");
-    }
-    if !s.stale_details.is_empty() {
-        out.push_str(r#"<h4>Stale: missed by a read after it was known, present in the final read</h4><table class="evidence set stale"><thead><tr><th>element</th><th>added</th><th>missed by the read</th></tr></thead><tbody>"#);
-        for x in &s.stale_details {
-            let _ = write!(
-                out,
-                "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
-                element(&x.element),
-                op_at_time(x.add_index, Some(x.add_time_ns), ops),
-                op_at_time(x.missed_read_index, Some(x.missed_read_time_ns), ops)
-            );
+        out.push_str("<tbody>");
+        for row in &t.rows {
+            out.push_str("<tr>");
+            for c in row {
+                let _ = write!(out, "<td>{}</td>", cell(c, ops));
+            }
+            out.push_str("</tr>");
         }
         out.push_str("</tbody></table>");
     }
-    more(out, s.stale_examples.len(), s.stale, "stale elements");
-    if !s.unexpected_details.is_empty() {
-        out.push_str(r#"<h4>Unexpected: read, but never added (or the add failed)</h4><table class="evidence set unexpected"><thead><tr><th>element</th><th>first read with it</th></tr></thead><tbody>"#);
-        for x in &s.unexpected_details {
-            let _ = write!(
-                out,
-                "<tr><td>{}</td><td>{}</td></tr>",
-                element(&x.element),
-                op_at_time(x.read_index, Some(x.read_time_ns), ops)
+    let more = t.more();
+    if more > 0 {
+        let what = if t.what.is_empty() { "rows" } else { &t.what };
+        let _ = write!(
+            out,
+            r#"<p class="muted">… and {more} more {} (results.json keeps the first {}).</p>"#,
+            Esc(what),
+            t.rows.len()
+        );
+    }
+}
+
+/// A cell's HTML: everything from results.json escaped.
+fn cell(c: &Cell, ops: Option<&[Op]>) -> String {
+    match c {
+        Cell::Text(s) => Esc(s).to_string(),
+        Cell::Code(s) => format!("<code>{}</code>", Esc(&truncate(s, CODE_CHARS))),
+        Cell::Op { index, time_ns } => op_at_time(*index, *time_ns, ops),
+        Cell::LogLine { node, line } => {
+            let link = format!(
+                r#"<a href="{}">{}</a>"#,
+                rel_url(&["nodes", node, "node.log"]),
+                Esc(node)
             );
+            match line {
+                Some(l) => format!("{link} line {l}"),
+                None => link,
+            }
         }
-        out.push_str("</tbody></table>");
-    }
-    more(
-        out,
-        s.unexpected_examples.len(),
-        s.unexpected,
-        "unexpected elements",
-    );
-}
-
-/// `n2 line 14` linking to the node's log.
-fn log_line(l: &LogLine) -> String {
-    format!(
-        r#"<a href="{}">{}</a> line {}"#,
-        rel_url(&["nodes", &l.node, "node.log"]),
-        Esc(&l.node),
-        l.line
-    )
-}
-
-fn logs(out: &mut String, l: &LogsDetail) {
-    let _ = write!(
-        out,
-        r#"<p class="muted">{} node logs scanned; {} fatal lines.</p>"#,
-        l.scanned, l.fatal_lines
-    );
-    if l.findings.is_empty() {
-        return;
-    }
-    out.push_str(r#"<table class="evidence logs"><thead><tr><th>where</th><th>line</th></tr></thead><tbody>"#);
-    for f in &l.findings {
-        let _ = write!(
-            out,
-            "<tr><td>{}</td><td><code>{}</code></td></tr>",
-            log_line(f),
-            Esc(&f.text)
-        );
-    }
-    out.push_str("</tbody></table>");
-    more(out, l.findings.len(), l.fatal_lines, "fatal lines");
-}
-
-fn election(out: &mut String, e: &ElectionDetail) {
-    let _ = write!(
-        out,
-        r#"<p class="muted">{} terms had an election; {} had more than one leader.</p>"#,
-        e.terms,
-        e.split.len()
-    );
-    for t in &e.split {
-        let who: Vec<String> = t.leaders.iter().map(|l| Esc(&l.node).to_string()).collect();
-        let _ = write!(
-            out,
-            r#"<article class="anomaly election"><h4>Term {}: {} leaders ({})</h4><table class="evidence election"><tbody>"#,
-            t.term,
-            t.leaders.len(),
-            who.join(", ")
-        );
-        for l in &t.leaders {
-            let _ = write!(
-                out,
-                "<tr><td>{}</td><td><code>{}</code></td></tr>",
-                log_line(l),
-                Esc(&l.text)
-            );
+        Cell::Chip(a) => format!(r#"<span class="chip">{}</span>"#, Esc(a)),
+        Cell::Lines(lines) => {
+            let lines: Vec<String> = lines.iter().map(|l| Esc(l).to_string()).collect();
+            format!("<pre>{}</pre>", lines.join("\n"))
         }
-        out.push_str("</tbody></table></article>");
     }
-}
-
-fn nodes(out: &mut String, n: &NodesDetail) {
-    if n.exits.is_empty() {
-        return;
-    }
-    let allowed = if n.allowed {
-        " The test allows nodes to exit."
-    } else {
-        ""
-    };
-    let _ = write!(
-        out,
-        r#"<p class="muted">{} node processes exited when the nemesis had not killed them.{allowed}</p><table class="evidence nodes"><thead><tr><th>node</th><th>exit seen</th><th>the end of its log</th></tr></thead><tbody>"#,
-        n.exits.len()
-    );
-    for e in &n.exits {
-        let tail: Vec<String> = e.log_tail.iter().map(|l| Esc(l).to_string()).collect();
-        let _ = write!(
-            out,
-            r#"<tr><td><a href="{}">{}</a></td><td>by {}</td><td><pre>{}</pre></td></tr>"#,
-            rel_url(&["nodes", &e.node, "node.log"]),
-            Esc(&e.node),
-            secs(e.seen_ns),
-            tail.join("\n")
-        );
-    }
-    out.push_str("</tbody></table>");
 }
 
 fn facts(out: &mut String, c: &Check) {

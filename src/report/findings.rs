@@ -2,20 +2,17 @@
 //! entry per check (every checker of a run, with the file-level
 //! linearizability or Elle result joined to its checker), and the evidence
 //! each found: linearizability explanations, Elle cases with their cycles,
-//! the bank's bad reads, the set's lost, stale and unexpected elements, the
-//! fatal lines of node logs, the terms with two leaders, the nodes that
-//! exited on their own.
+//! and for every other checker its [`Evidence`], which has the same shape
+//! whatever the checker (facts, counts per anomaly, tables): nothing here
+//! knows those checkers, and a checker added later is read the same way.
 //!
 //! This is the only place that knows results.json's layout. It reads it
 //! through the schema's own types (`report::results`), the ones the writer
 //! uses; nothing here walks JSON. Nothing here ever decides or changes the
 //! verdict — that is `valid` in results.json, taken as written.
 
-use super::results::{
-    self, BankDetail, CheckerDetail, CheckerResult, ElectionDetail, FileResult, LogsDetail,
-    NodesDetail, Results, SetDetail,
-};
-pub use super::results::{ElleCase, Explanation, OpRef, PrefixStep};
+use super::results::{self, CheckerResult, FileResult, Results};
+pub use super::results::{ElleCase, Evidence, Explanation, OpRef, PrefixStep};
 use crate::checker::Verdict;
 use serde_json::Value;
 
@@ -34,39 +31,6 @@ pub struct Findings {
     pub incomplete: Vec<String>,
     /// How much of the workload's time the system answered.
     pub availability: Option<super::results::Availability>,
-}
-
-/// What a checker found beyond its verdict and summary: its detail.
-#[derive(Debug, Clone, Default)]
-pub enum Evidence {
-    /// Its result is the file-level one (linearizable, Elle), or it did not run.
-    #[default]
-    None,
-    Bank(BankDetail),
-    Set(SetDetail),
-    Counter(crate::checker::counter::CounterResult),
-    Logs(LogsDetail),
-    Election(ElectionDetail),
-    Nodes(NodesDetail),
-}
-
-impl From<CheckerDetail> for Evidence {
-    fn from(d: CheckerDetail) -> Evidence {
-        match d {
-            CheckerDetail::Linearizable
-            | CheckerDetail::Elle
-            | CheckerDetail::Bank(None)
-            | CheckerDetail::Set(None)
-            | CheckerDetail::Counter(None)
-            | CheckerDetail::Logs(None) => Evidence::None,
-            CheckerDetail::Bank(Some(b)) => Evidence::Bank(b),
-            CheckerDetail::Set(Some(s)) => Evidence::Set(s),
-            CheckerDetail::Counter(Some(c)) => Evidence::Counter(c),
-            CheckerDetail::Logs(Some(l)) => Evidence::Logs(l),
-            CheckerDetail::Election(e) => Evidence::Election(e),
-            CheckerDetail::Nodes(n) => Evidence::Nodes(n),
-        }
-    }
 }
 
 /// How a check is shown: its verdict, or "not run".
@@ -126,7 +90,9 @@ pub struct Check {
     pub unknown_reasons: Vec<String>,
     pub lin: Vec<LinAnomaly>,
     pub elle: Option<Elle>,
-    pub evidence: Evidence,
+    /// What a run's checker found, as it described it (none for a
+    /// file-level result or a checker that did not run).
+    pub evidence: Option<Evidence>,
 }
 
 impl Check {
@@ -177,21 +143,13 @@ impl Check {
         out
     }
 
-    /// How many cases of anomaly `name` the evidence shows.
+    /// How many cases of anomaly `name` were found, when known: the
+    /// evidence's count, or the keys not linearizable.
     fn count_of(&self, name: &str) -> Option<usize> {
-        let n = match (&self.evidence, name) {
-            (Evidence::Bank(b), kind) => b.bad_reads.iter().filter(|r| r.kind == kind).count(),
-            (Evidence::Set(s), "lost") => s.lost,
-            (Evidence::Set(s), "unexpected") => s.unexpected,
-            (Evidence::Set(s), "stale") => s.stale,
-            (Evidence::Counter(c), "bad-read") => c.bad_reads,
-            (Evidence::Logs(l), "node-panic") => l.fatal_lines,
-            (Evidence::Election(e), "two-leaders") => e.split.len(),
-            (Evidence::Nodes(n), "node-exited") => n.exits.len(),
-            (_, "not-linearizable") if !self.lin.is_empty() => self.lin.len(),
-            _ => return None,
-        };
-        (n > 0).then_some(n)
+        if let Some(n) = self.evidence.as_ref().and_then(|e| e.count_of(name)) {
+            return Some(n);
+        }
+        (name == "not-linearizable" && !self.lin.is_empty()).then_some(self.lin.len())
     }
 }
 
@@ -242,16 +200,17 @@ pub fn findings(r: &Results) -> Findings {
     f
 }
 
-/// A run's checker: verdict, summary, anomalies, and its detail.
+/// A run's checker: verdict, summary, anomalies, and its evidence (its
+/// `detail` is for machines, and not read here).
 fn checker_check(c: CheckerResult) -> Check {
     let v = c.valid.into();
     Check {
-        checker: c.name().to_string(),
+        checker: c.name,
         verdict: Some(v),
         not_run: not_run(v, &c.summary),
         summary: Some(c.summary),
         anomaly_names: c.anomalies,
-        evidence: c.detail.into(),
+        evidence: c.evidence,
         ..Check::default()
     }
 }
@@ -549,32 +508,32 @@ mod tests {
 
     #[test]
     fn a_runs_checkers_are_all_read_with_their_evidence_and_the_file_result_joined() {
-        let line =
-            |node: &str, line: usize, text: &str| json!({"node": node, "line": line, "text": text});
         let f = read(run_results(json!([
             {"name": "linearizable", "valid": false, "summary": "not linearizable: key 0 (read -> 1 cannot be placed)",
              "anomalies": ["not-linearizable"], "detail": null},
-            {"name": "bank", "valid": false, "summary": "1 of 2 reads wrong", "anomalies": ["wrong-total"],
-             "detail": {"verdict": "invalid", "reads_checked": 2, "bad_reads": [{"kind": "wrong-total", "index": 9,
-                 "time_ns": 5, "process": "0", "balances": {"0": 3}, "total": 3, "expected_total": 50,
-                 "faults": ["partition"]}]}},
-            {"name": "logs", "valid": false, "summary": "1 fatal lines", "anomalies": ["node-panic"],
-             "detail": {"scanned": 3, "fatal_lines": 1, "findings": [line("n2", 4, "panicked at x")]}},
-            {"name": "election", "valid": false, "summary": "1 term had two leaders", "anomalies": ["two-leaders"],
-             "detail": {"terms": 4, "split": [{"term": 3, "leaders": [line("n1", 2, "became leader term=3"), line("n2", 7, "became leader term=3")]}]}},
+            {"name": "bank", "valid": false, "summary": "2 of 3 reads wrong",
+             "anomalies": ["negative-balance", "wrong-total"],
+             "detail": {"reads_checked": 3},
+             "evidence": {"facts": [{"name": "reads checked", "value": "3"}],
+                 "counts": {"wrong-total": 1, "negative-balance": 1},
+                 "tables": [{"columns": ["read", "faults in place"],
+                     "rows": [[{"op": {"index": 9, "time_ns": 5}}, {"text": "partition"}]], "total": 2}]}},
+            // A checker this version of faultline does not know, without
+            // a count for its anomaly.
+            {"name": "quorum", "valid": false, "summary": "2 quorums", "anomalies": ["split-quorum"],
+             "detail": {"whatever": [1]}, "evidence": {"facts": [{"name": "quorums", "value": "2"}]}},
             {"name": "set", "valid": "unknown", "summary": "not run: the workload has no set ops", "anomalies": [], "detail": null},
-            {"name": "nodes", "valid": "unknown", "summary": "n3 exited by 2.1 s", "anomalies": ["node-exited"],
-             "detail": {"exits": [{"node": "n3", "seen_ns": 2_100_000_000_u64, "log_tail": ["INFO last"]}], "allowed": false}}
         ])));
         assert_eq!(f.problems, vec!["heal: n2 unreachable"]);
         let names: Vec<&str> = f.checks.iter().map(|c| c.checker.as_str()).collect();
         assert_eq!(
             names,
-            ["linearizable", "bank", "logs", "election", "set", "nodes"],
+            ["linearizable", "bank", "quorum", "set"],
             "every checker once; the file result joined to its checker"
         );
         let lin = &f.checks[0];
         assert_eq!(lin.lin.len(), 1);
+        assert!(lin.evidence.is_none());
         assert_eq!(lin.subject.as_deref(), Some("results/t/1/history.jsonl"));
         assert_eq!(
             lin.reason().as_deref(),
@@ -584,27 +543,27 @@ mod tests {
             lin.anomalies(),
             vec![("not-linearizable".to_string(), Some(1))]
         );
-        let Evidence::Bank(bank) = &f.checks[1].evidence else {
-            panic!("bank evidence: {:?}", f.checks[1].evidence)
-        };
-        assert_eq!(bank.bad_reads[0].faults, vec!["partition"]);
+        let bank = &f.checks[1];
+        let evidence = bank.evidence.as_ref().expect("bank evidence");
         assert_eq!(
-            f.checks[1].anomalies(),
-            vec![("wrong-total".to_string(), Some(1))]
+            evidence.tables[0].rows[0][1],
+            results::Cell::text("partition")
         );
-        assert!(matches!(&f.checks[2].evidence, Evidence::Logs(l) if l.findings[0].node == "n2"));
-        assert!(
-            matches!(&f.checks[3].evidence, Evidence::Election(e) if e.split[0].leaders.len() == 2)
+        assert_eq!(evidence.tables[0].more(), 1);
+        assert_eq!(
+            bank.anomalies(),
+            vec![
+                ("negative-balance".to_string(), Some(1)),
+                ("wrong-total".to_string(), Some(1))
+            ],
+            "counts from the evidence"
         );
-        let set = &f.checks[4];
+        let quorum = &f.checks[2];
+        assert_eq!(quorum.status(), Status::Invalid);
+        assert_eq!(quorum.anomalies(), vec![("split-quorum".to_string(), None)]);
+        let set = &f.checks[3];
         assert_eq!(set.status(), Status::NotRun, "never shown as valid");
         assert_eq!(set.reason().as_deref(), Some("the workload has no set ops"));
-        assert!(matches!(set.evidence, Evidence::None));
-        let nodes = &f.checks[5];
-        assert!(matches!(&nodes.evidence, Evidence::Nodes(n) if n.exits[0].node == "n3"));
-        assert_eq!(
-            nodes.anomalies(),
-            vec![("node-exited".to_string(), Some(1))]
-        );
+        assert!(set.evidence.is_none());
     }
 }

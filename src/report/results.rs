@@ -25,11 +25,32 @@
 //!       "keys": [{"key": null, "valid": false, "ops": 66, "configurations": 412,
 //!                 "time_ms": 0.3, "reason": null, "explanation": {...}}]
 //!     }
-//!   }]
+//!   }],
+//!   "run": {                              // set by `faultline run`
+//!     "test": "raft-set", ..., "anomalies": ["lost"],
+//!     "checkers": [{
+//!       "name": "set",                    // any name: a reader need not know the checker
+//!       "valid": false,
+//!       "summary": "40 acknowledged of 41 attempted: 38 stable, 0 stale, 2 lost, ...",
+//!       "anomalies": ["lost"],
+//!       "detail": {"lost": 2, ...},       // the checker's own result, its own shape
+//!       "evidence": {                     // optional; the same shape for every checker
+//!         "facts": [{"name": "lost", "value": "2"}],
+//!         "counts": {"lost": 2},
+//!         "tables": [{"title": "...", "columns": ["element", "added"],
+//!                     "rows": [[{"code": "17"}, {"op": {"index": 31, "time_ns": 1250000000}}]],
+//!                     "total": 2, "what": "lost elements"}]
+//!       }
+//!     }]
+//!   }
 //! }
 //! ```
+//!
+//! `evidence` (see `checker::evidence`) was added without a version bump:
+//! it is optional, and a results.json without it reads as before.
 
 use crate::checker::Verdict;
+pub use crate::checker::evidence::{Cell, Evidence, Fact, Table};
 use crate::history::Process;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
@@ -212,102 +233,26 @@ pub struct OpCounts {
 }
 
 /// One checker of a run: `{"name", "valid", "summary", "anomalies",
-/// "detail"}`, where `name` says which checker and so the shape of `detail`.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(from = "CheckerWire")]
+/// "detail", "evidence"}`. `detail` is the checker's own result, for
+/// machines: its shape is the checker's (`null` for `linearizable` and
+/// `elle`, whose result is the history's entry in `files`, and for a
+/// checker that did not run), and the report never reads it. `evidence` is
+/// what it found in a shape every checker shares ([`Evidence`]), which the
+/// report draws without knowing the checker. A checker this version does
+/// not know is read like any other.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CheckerResult {
+    /// `linearizable`, `elle`, `logs`, `election`, `nodes`, or a workload's checker (`set`, ...).
+    pub name: String,
     pub valid: Valid,
     /// One line: what was found (`not run: <why>` when it had nothing to check).
     pub summary: String,
     pub anomalies: Vec<String>,
-    /// Which checker, with its own result.
-    pub detail: CheckerDetail,
-}
-
-impl CheckerResult {
-    /// `linearizable`, `elle`, `bank`, `set`, `logs`, `election`, `nodes`.
-    pub fn name(&self) -> &'static str {
-        self.detail.name()
-    }
-}
-
-/// A checker's name and its `detail`, typed by the name. A checker that did
-/// not run writes `null`.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(tag = "name", content = "detail", rename_all = "lowercase")]
-pub enum CheckerDetail {
-    /// Its result is the history's entry in `files`; `detail` is `null`.
-    Linearizable,
-    /// Its result is the history's entry in `files`; `detail` is `null`.
-    Elle,
-    Bank(Option<BankDetail>),
-    Set(Option<SetDetail>),
-    Counter(Option<crate::checker::counter::CounterResult>),
-    Logs(Option<LogsDetail>),
-    Election(ElectionDetail),
-    Nodes(NodesDetail),
-}
-
-impl CheckerDetail {
-    /// The checker's name, as `name` spells it.
-    pub fn name(&self) -> &'static str {
-        match self {
-            CheckerDetail::Linearizable => "linearizable",
-            CheckerDetail::Elle => "elle",
-            CheckerDetail::Bank(_) => "bank",
-            CheckerDetail::Set(_) => "set",
-            CheckerDetail::Counter(_) => "counter",
-            CheckerDetail::Logs(_) => "logs",
-            CheckerDetail::Election(_) => "election",
-            CheckerDetail::Nodes(_) => "nodes",
-        }
-    }
-}
-
-/// How a [`CheckerResult`] is read: `name` and `detail` through the tagged
-/// enum, wherever they stand in the object.
-#[derive(Deserialize)]
-struct CheckerWire {
-    #[serde(flatten)]
-    detail: CheckerDetail,
-    valid: Valid,
-    summary: String,
-    anomalies: Vec<String>,
-}
-
-impl From<CheckerWire> for CheckerResult {
-    fn from(w: CheckerWire) -> CheckerResult {
-        CheckerResult {
-            valid: w.valid,
-            summary: w.summary,
-            anomalies: w.anomalies,
-            detail: w.detail,
-        }
-    }
-}
-
-/// Written by hand for the order of the fields: name first, detail last.
-impl Serialize for CheckerResult {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeStruct;
-        let mut m = s.serialize_struct("CheckerResult", 5)?;
-        m.serialize_field("name", self.name())?;
-        m.serialize_field("valid", &self.valid)?;
-        m.serialize_field("summary", &self.summary)?;
-        m.serialize_field("anomalies", &self.anomalies)?;
-        match &self.detail {
-            CheckerDetail::Linearizable | CheckerDetail::Elle => {
-                m.serialize_field("detail", &())?
-            }
-            CheckerDetail::Bank(d) => m.serialize_field("detail", d)?,
-            CheckerDetail::Set(d) => m.serialize_field("detail", d)?,
-            CheckerDetail::Counter(d) => m.serialize_field("detail", d)?,
-            CheckerDetail::Logs(d) => m.serialize_field("detail", d)?,
-            CheckerDetail::Election(d) => m.serialize_field("detail", d)?,
-            CheckerDetail::Nodes(d) => m.serialize_field("detail", d)?,
-        }
-        m.end()
-    }
+    #[serde(default)]
+    pub detail: Value,
+    /// Absent when it did not run, and for `linearizable` and `elle`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evidence: Option<Evidence>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -443,58 +388,32 @@ mod tests {
     }
 
     #[test]
-    fn a_checker_is_written_name_first_and_read_back_by_its_name() {
-        let line = LogLine {
-            node: "n1".into(),
-            line: 2,
-            text: "became leader term=3".into(),
-        };
-        let details = [
-            CheckerDetail::Linearizable,
-            CheckerDetail::Elle,
-            CheckerDetail::Bank(None),
-            CheckerDetail::Set(None),
-            CheckerDetail::Counter(None),
-            CheckerDetail::Logs(Some(LogsDetail {
-                scanned: 3,
-                fatal_lines: 0,
-                findings: vec![],
-            })),
-            CheckerDetail::Election(ElectionDetail {
-                terms: 1,
-                split: vec![SplitTerm {
-                    term: 3,
-                    leaders: vec![line.clone(), line],
-                }],
-            }),
-            CheckerDetail::Nodes(NodesDetail {
-                exits: vec![],
-                allowed: true,
-            }),
-        ];
-        for detail in details {
+    fn a_checker_is_written_name_first_and_read_back_whatever_its_name() {
+        let evidence = Evidence::new()
+            .fact("reads checked", 3)
+            .count("bad-read", 1)
+            .table(Table::new("Bad reads", &["read"]).row(vec![Cell::op(7, None)]));
+        for (name, detail, evidence) in [
+            ("set", json!({"lost": 1}), Some(evidence)),
+            ("linearizable", Value::Null, None),
+            ("quorum", json!([1, 2]), Some(Evidence::new())),
+        ] {
             let c = CheckerResult {
+                name: name.into(),
                 valid: Valid::Unknown,
                 summary: "s".into(),
                 anomalies: vec!["a".into()],
                 detail,
+                evidence,
             };
             let text = serde_json::to_string(&c).unwrap();
-            let head = format!(r#"{{"name":"{}","valid":"unknown","#, c.name());
+            let head = format!(r#"{{"name":"{name}","valid":"unknown","#);
             assert!(text.starts_with(&head), "{text}");
             assert!(text.contains(r#""anomalies":["a"],"detail":"#), "{text}");
+            assert_eq!(text.contains("evidence"), c.evidence.is_some(), "{text}");
             let back: CheckerResult = serde_json::from_str(&text).unwrap();
             assert_eq!(back, c);
         }
-        // Linearizable and Elle have their result in `files`: detail null.
-        let lin = serde_json::to_value(CheckerResult {
-            valid: Valid::True,
-            summary: String::new(),
-            anomalies: vec![],
-            detail: CheckerDetail::Linearizable,
-        })
-        .unwrap();
-        assert_eq!(lin["detail"], Value::Null);
     }
 
     #[test]
@@ -512,8 +431,9 @@ mod tests {
         assert!(e.contains("schema_version 2 is not the schema"), "{e}");
         let e = from_json("{\n\"schema_version\": 1,\n\"tool\": 3}").unwrap_err();
         assert!(e.starts_with("3:"), "line:column first: {e}");
-        // A checker this version does not know, and a detail not of its
-        // checker's shape.
+        // A checker this version does not know is read (a later checker;
+        // its detail is its own), and so is one without evidence; evidence
+        // not of the shared shape is refused.
         let run = |checker: &str| {
             format!(
                 r#"{{"schema_version": 1, "tool": "t", "valid": true, "files": [], "run": {{
@@ -524,11 +444,17 @@ mod tests {
                 "problems": [], "replay": "r"}}}}"#
             )
         };
-        let logs = r#"{"name": "logs", "valid": true, "summary": "", "anomalies": [], "detail": {"scanned": 1, "fatal_lines": 0, "findings": []}}"#;
-        assert!(from_json(&run(logs)).is_ok());
+        for good in [
+            r#"{"name": "logs", "valid": true, "summary": "", "anomalies": [], "detail": {"scanned": 1, "fatal_lines": 0, "findings": []}}"#,
+            r#"{"name": "quorum", "valid": true, "summary": "", "anomalies": [], "detail": {"terms": 1},
+                "evidence": {"counts": {"split": 1}, "tables": [{"rows": [[{"chip": "split"}, {"lines": ["a"]}]], "total": 1}]}}"#,
+        ] {
+            assert!(from_json(&run(good)).is_ok(), "{good}");
+        }
         for bad in [
-            r#"{"name": "quorum", "valid": true, "summary": "", "anomalies": [], "detail": null}"#,
-            r#"{"name": "logs", "valid": true, "summary": "", "anomalies": [], "detail": {"terms": 1}}"#,
+            r#"{"name": "logs", "valid": true, "summary": "", "anomalies": [], "detail": null, "evidence": {"tables": 3}}"#,
+            r#"{"name": "logs", "valid": true, "summary": "", "anomalies": [], "detail": null, "evidence": {"tables": [{"rows": [[{"blink": "x"}]]}]}}"#,
+            r#"{"valid": true, "summary": "", "anomalies": [], "detail": null}"#,
         ] {
             assert!(from_json(&run(bad)).is_err(), "{bad}");
         }
@@ -633,137 +559,4 @@ pub struct EllePhases {
     pub graph: f64,
     pub scc: f64,
     pub cycles: f64,
-}
-
-// The `detail` of the run's checkers. The runner converts each checker's
-// own result into these.
-
-/// `detail` of the `bank` checker.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct BankDetail {
-    /// The checker's verdict, in words (`valid`, `invalid`).
-    pub verdict: Verdict,
-    pub reads_checked: usize,
-    pub bad_reads: Vec<BankBadRead>,
-}
-
-/// A read whose balances break the bank's invariant.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct BankBadRead {
-    /// `wrong-total`, `negative-balance`, `unexpected-accounts`, `malformed`.
-    pub kind: String,
-    /// History index of the read's completion.
-    pub index: u64,
-    pub time_ns: u64,
-    pub process: String,
-    /// `{account: balance}` as read.
-    pub balances: Value,
-    pub total: Option<i64>,
-    pub expected_total: i64,
-    /// Faults in place when the read completed.
-    pub faults: Vec<String>,
-}
-
-/// `detail` of the `set` checker: counts, and examples of each finding.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SetDetail {
-    /// The checker's verdict, in words (`valid`, `invalid`).
-    pub verdict: Verdict,
-    pub attempted: usize,
-    pub acknowledged: usize,
-    pub stable: usize,
-    pub stale: usize,
-    pub lost: usize,
-    pub never_read: usize,
-    pub unexpected: usize,
-    /// Adds that ended `info` and that no read ever showed.
-    pub indeterminate: usize,
-    pub lost_examples: Vec<SetLost>,
-    /// The stale and unexpected elements of the details below.
-    pub stale_examples: Vec<Value>,
-    pub unexpected_examples: Vec<Value>,
-    pub stale_details: Vec<SetStale>,
-    pub unexpected_details: Vec<SetUnexpected>,
-    /// Why the history could not be checked as a set.
-    pub error: Option<String>,
-}
-
-/// An acknowledged element the final read misses.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SetLost {
-    pub element: Value,
-    pub add_index: u64,
-    pub last_read_index: u64,
-    pub add_time_ns: u64,
-    pub last_read_time_ns: u64,
-}
-
-/// An element some read missed after it was known (the last read has it).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SetStale {
-    pub element: Value,
-    pub add_index: u64,
-    pub add_time_ns: u64,
-    pub missed_read_index: u64,
-    pub missed_read_time_ns: u64,
-}
-
-/// An element read that no one added (or whose add failed).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SetUnexpected {
-    pub element: Value,
-    pub read_index: u64,
-    pub read_time_ns: u64,
-}
-
-/// `detail` of the `logs` checker: panics and fatal errors in node logs.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct LogsDetail {
-    /// Node logs read.
-    pub scanned: usize,
-    /// Fatal lines found (all of them; `findings` keeps the first few).
-    pub fatal_lines: usize,
-    pub findings: Vec<LogLine>,
-}
-
-/// A line of a node's log.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct LogLine {
-    pub node: String,
-    /// 1-based line number in `nodes/<node>/node.log`.
-    pub line: usize,
-    pub text: String,
-}
-
-/// `detail` of the `election` checker: Raft's election safety.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ElectionDetail {
-    /// Terms in which some node logged winning an election.
-    pub terms: usize,
-    /// Terms won by more than one node, each with its leaders' log lines.
-    pub split: Vec<SplitTerm>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SplitTerm {
-    pub term: u64,
-    pub leaders: Vec<LogLine>,
-}
-
-/// `detail` of the `nodes` checker: node processes that exited on their own.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct NodesDetail {
-    pub exits: Vec<NodeExit>,
-    /// Whether the test allows nodes to exit (then they do not make the run unknown).
-    pub allowed: bool,
-}
-
-/// A node process that exited when the nemesis had not killed it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct NodeExit {
-    pub node: String,
-    /// When the exit was first seen, in ns since the run started.
-    pub seen_ns: u64,
-    /// The last lines of its log then.
-    pub log_tail: Vec<String>,
 }

@@ -17,7 +17,7 @@ pub struct TestArgs {
     /// The system under test.
     #[arg(long, value_parser = crate::system::value_parser())]
     pub db: Option<SystemRef>,
-    /// A workload preset (register, list-append, rw-register, bank, set, counter, lock) or a YAML file.
+    /// A workload preset by kind (register, list-append, ...: an unknown one lists them all) or a YAML file.
     #[arg(long)]
     pub workload: Option<String>,
     /// A nemesis preset (none, partition-ring, kill, clock-skew, combined, ...) or a YAML file.
@@ -60,7 +60,7 @@ impl TestArgs {
     /// The flags as a test spec (unset flags stay unset).
     pub fn spec(&self) -> TestSpec {
         TestSpec {
-            db: self.db,
+            db: self.db.clone(),
             bugs: (!self.bugs.is_empty()).then(|| self.bugs.clone()),
             workload: self.workload.clone().map(WorkloadRef::Name),
             nemesis: self.nemesis.clone().map(NemesisRef::Name),

@@ -38,7 +38,7 @@ pub struct BenchSystemArgs {
 /// Makes a netns cluster, deploys the system, drives it and prints its figures.
 pub fn run(args: &BenchSystemArgs) -> anyhow::Result<u8> {
     let spec = TestSpec {
-        db: Some(args.db),
+        db: Some(args.db.clone()),
         workload: Some(WorkloadRef::Name(args.workload.clone())),
         ..TestSpec::default()
     };

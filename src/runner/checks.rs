@@ -4,38 +4,63 @@
 //! one term), with the patterns the system under test prints.
 //! Verdicts combine worst-first.
 //!
-//! Each checker's own result becomes its results.json `detail` here.
+//! A checker of the whole history (`Check::History`) judges and describes
+//! what it found on its own ([`Judgement`]): nothing here knows it. Only
+//! the file-level checkers (linearizability, Elle, whose results are
+//! `faultline check`'s) and the node report, which needs the run, are
+//! called and put in words here.
 
 use super::check::{Checked, Checker, FileCheck};
 use super::liveness::NodeExit;
 use crate::checker::availability::{self, Availability};
 use crate::checker::elle;
+use crate::checker::evidence::{Cell, Evidence, Table};
 use crate::checker::linearizable::{self, KeysMode};
-use crate::checker::logs::{LeaderPattern, LogLine, LogPatterns, NodeLog};
-use crate::checker::{Verdict, bank, counter, election, logs, set};
+use crate::checker::logs::{LogPatterns, NodeLog};
+use crate::checker::{Judgement, Verdict, election, logs};
 use crate::history::Op;
-use crate::report::results::{self, CheckerDetail};
 use crate::store::RunDir;
 use crate::suite::Test;
 use crate::workload::Check;
+use serde::Serialize;
+use serde_json::Value;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 /// One checker's answer, in words and as data.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct CheckerOutcome {
+    /// Which checker (`linearizable`, `bank`, `logs`, ...).
+    pub name: &'static str,
     pub verdict: Verdict,
     /// One line: what was found.
     pub summary: String,
     /// Anomaly names (`lost`, `wrong-total`, `G1c`, `not-linearizable`, `panic`, ...).
     pub anomalies: Vec<String>,
-    /// Which checker, with its own result as results.json holds it.
-    pub detail: CheckerDetail,
+    /// Its own result, as results.json's `detail` holds it (`null` for
+    /// linearizable and Elle, whose result is the history's entry in
+    /// `files`, and for a checker that did not run).
+    pub detail: Value,
+    /// What it found, for the report; `None` when it did not run or its
+    /// result is file-level.
+    pub evidence: Option<Evidence>,
 }
 
 impl CheckerOutcome {
     pub fn name(&self) -> &'static str {
-        self.detail.name()
+        self.name
+    }
+
+    /// Checker `name`'s judgement.
+    fn judged(name: &'static str, j: Judgement) -> CheckerOutcome {
+        CheckerOutcome {
+            name,
+            verdict: j.verdict,
+            summary: j.summary,
+            anomalies: j.anomalies,
+            detail: j.detail,
+            evidence: Some(j.evidence),
+        }
     }
 }
 
@@ -89,13 +114,25 @@ pub fn check_run(
     let mut checkers = Vec::new();
     let mut file = None;
     let client_ops = ops.iter().filter(|o| o.is_client()).count();
+    // Only `ok` completions say what happened: a history of failures and
+    // unknowns (a client that never worked) gives a checker nothing to judge.
+    let ok_ops = ops
+        .iter()
+        .filter(|o| o.is_client() && o.kind == crate::history::OpType::Ok)
+        .count();
     for check in test.workload.plan().checks() {
-        if client_ops == 0 {
+        if ok_ops == 0 {
             let why = match run.harness_error {
                 Some(e) => format!("the run stopped before its workload: {e}"),
-                None => "no client operation was recorded".to_string(),
+                None if client_ops == 0 => "no client operation was recorded".to_string(),
+                None => format!(
+                    "none of the {} client operations completed `ok`: nothing is known to have happened",
+                    ops.iter()
+                        .filter(|o| o.is_client() && o.kind == crate::history::OpType::Invoke)
+                        .count()
+                ),
             };
-            checkers.push(not_run(not_run_detail(&check), &why));
+            checkers.push(not_run(check.name(), &why));
             continue;
         }
         match check {
@@ -118,9 +155,9 @@ pub fn check_run(
                 checkers.push(outcome);
                 file = Some(checked);
             }
-            Check::Bank { accounts, total } => checkers.push(check_bank(accounts, total, ops)),
-            Check::Set => checkers.push(check_set(ops)),
-            Check::Counter => checkers.push(check_counter(ops)),
+            Check::History(checker) => {
+                checkers.push(CheckerOutcome::judged(checker.name(), checker.check(ops)))
+            }
         }
     }
     checkers.extend(scan_logs(
@@ -142,25 +179,24 @@ pub fn check_run(
     }
 }
 
-/// A checker that had nothing to check (`detail` without a result).
-fn not_run(detail: CheckerDetail, why: &str) -> CheckerOutcome {
+/// A checker that had nothing to check (no result, no evidence).
+fn not_run(name: &'static str, why: &str) -> CheckerOutcome {
     CheckerOutcome {
+        name,
         verdict: Verdict::Unknown,
         summary: format!("not run: {why}"),
         anomalies: vec![],
-        detail,
+        detail: Value::Null,
+        evidence: None,
     }
 }
 
-/// The detail of a workload's check that did not run.
-fn not_run_detail(check: &Check) -> CheckerDetail {
-    match check {
-        Check::Linearizable(_) => CheckerDetail::Linearizable,
-        Check::Elle(..) => CheckerDetail::Elle,
-        Check::Bank { .. } => CheckerDetail::Bank(None),
-        Check::Set => CheckerDetail::Set(None),
-        Check::Counter => CheckerDetail::Counter(None),
-    }
+/// `detail` of the `nodes` checker: node processes that exited on their own.
+#[derive(Debug, Serialize)]
+struct NodesDetail<'a> {
+    exits: &'a [NodeExit],
+    /// Whether the test allows nodes to exit (then they do not make the run unknown).
+    allowed: bool,
 }
 
 /// Nodes that exited when the nemesis had not killed them: at best unknown,
@@ -191,30 +227,44 @@ fn node_exits(exits: &[NodeExit], allowed: bool) -> CheckerOutcome {
             format!("{}{allowed}", each.join("; "))
         }
     };
-    CheckerOutcome {
-        verdict: if exits.is_empty() || allowed {
-            Verdict::Valid
-        } else {
-            Verdict::Unknown
-        },
-        summary,
-        anomalies: if exits.is_empty() {
-            vec![]
-        } else {
-            vec!["node-exited".to_string()]
-        },
-        detail: CheckerDetail::Nodes(results::NodesDetail {
-            exits: exits
-                .iter()
-                .map(|e| results::NodeExit {
-                    node: e.node.clone(),
-                    seen_ns: e.seen_ns,
-                    log_tail: e.log_tail.clone(),
+    let mut evidence = Evidence::new().count("node-exited", exits.len());
+    if !exits.is_empty() {
+        evidence = evidence
+            .fact("exited on their own", exits.len())
+            .fact("allowed by the test", if allowed { "yes" } else { "no" })
+            .table(
+                Table::new(
+                    "Node processes that exited when the nemesis had not killed them",
+                    &["node", "exit seen", "the end of its log"],
+                )
+                .rows(exits, |e| {
+                    vec![
+                        Cell::log(&e.node),
+                        Cell::text(format!("by {:.3} s", e.seen_ns as f64 / 1e9)),
+                        Cell::lines(&e.log_tail),
+                    ]
                 })
-                .collect(),
-            allowed,
-        }),
+                .of(exits.len(), "exits"),
+            );
     }
+    CheckerOutcome::judged(
+        "nodes",
+        Judgement {
+            verdict: if exits.is_empty() || allowed {
+                Verdict::Valid
+            } else {
+                Verdict::Unknown
+            },
+            summary,
+            anomalies: if exits.is_empty() {
+                vec![]
+            } else {
+                vec!["node-exited".to_string()]
+            },
+            detail: crate::checker::detail(&NodesDetail { exits, allowed }),
+            evidence,
+        },
+    )
 }
 
 /// The linearizability or Elle checker on the history in memory.
@@ -241,9 +291,9 @@ fn check_file_level(
         ends_early: None,
         outcome,
     };
-    let detail = match checker {
-        Checker::Linearizable(_) => CheckerDetail::Linearizable,
-        Checker::Elle(_) => CheckerDetail::Elle,
+    let name = match checker {
+        Checker::Linearizable(_) => "linearizable",
+        Checker::Elle(_) => "elle",
     };
     let (verdict, summary, anomalies) = match &file.outcome {
         Err(e) => (Verdict::Unknown, format!("cannot check: {e}"), vec![]),
@@ -312,169 +362,15 @@ fn check_file_level(
     };
     (
         CheckerOutcome {
+            name,
             verdict,
             summary,
             anomalies,
-            detail,
+            detail: Value::Null,
+            evidence: None,
         },
         (file, checker),
     )
-}
-
-fn check_bank(accounts: u32, total: i64, ops: &[Op]) -> CheckerOutcome {
-    let options = bank::BankOptions {
-        accounts: (0..accounts).map(|a| a.to_string()).collect(),
-        total,
-    };
-    let r = bank::check(ops, &options);
-    let mut anomalies: Vec<String> = r
-        .bad_reads
-        .iter()
-        .map(|b| b.kind.name().to_string())
-        .collect();
-    anomalies.sort();
-    anomalies.dedup();
-    let summary = match r.bad_reads.first() {
-        None => format!(
-            "{} reads, every one summed to {}",
-            r.reads_checked, options.total
-        ),
-        Some(b) => format!(
-            "{} of {} reads wrong; first at op {} ({}): total {} (expected {}){}",
-            r.bad_reads.len(),
-            r.reads_checked,
-            b.index,
-            anomalies.join(", "),
-            b.total.map_or("?".into(), |t| t.to_string()),
-            b.expected_total,
-            if b.faults.is_empty() {
-                String::new()
-            } else {
-                format!(" during {}", b.faults.join(" + "))
-            }
-        ),
-    };
-    CheckerOutcome {
-        verdict: r.verdict,
-        summary,
-        anomalies,
-        detail: CheckerDetail::Bank(Some(bank_detail(&r))),
-    }
-}
-
-fn bank_detail(r: &bank::BankResult) -> results::BankDetail {
-    results::BankDetail {
-        verdict: r.verdict,
-        reads_checked: r.reads_checked,
-        bad_reads: r
-            .bad_reads
-            .iter()
-            .map(|b| results::BankBadRead {
-                kind: b.kind.name().into(),
-                index: b.index,
-                time_ns: b.time_ns,
-                process: b.process.clone(),
-                balances: b.balances.clone(),
-                total: b.total,
-                expected_total: b.expected_total,
-                faults: b.faults.clone(),
-            })
-            .collect(),
-    }
-}
-
-fn check_set(ops: &[Op]) -> CheckerOutcome {
-    let r = set::check(ops);
-    let mut anomalies = Vec::new();
-    if r.lost > 0 {
-        anomalies.push("lost".to_string());
-    }
-    if r.unexpected > 0 {
-        anomalies.push("unexpected".to_string());
-    }
-    let summary = match &r.error {
-        Some(e) => format!("cannot check: {e}"),
-        None => format!(
-            "{} acknowledged of {} attempted: {} stable, {} stale, {} lost, {} never read, {} unexpected",
-            r.acknowledged, r.attempted, r.stable, r.stale, r.lost, r.never_read, r.unexpected
-        ),
-    };
-    CheckerOutcome {
-        verdict: r.verdict,
-        summary,
-        anomalies,
-        detail: CheckerDetail::Set(Some(set_detail(&r))),
-    }
-}
-
-fn check_counter(ops: &[Op]) -> CheckerOutcome {
-    let r = counter::check(ops);
-    let summary = match (&r.error, r.bad_read_examples.first()) {
-        (Some(e), _) => format!("cannot check: {e}"),
-        (None, None) => format!("{} reads, every one within its bounds", r.reads_checked),
-        (None, Some(b)) => format!(
-            "{} of {} reads out of bounds; first at op {}: {} not within [{}, {}]",
-            r.bad_reads, r.reads_checked, b.index, b.value, b.lower, b.upper
-        ),
-    };
-    CheckerOutcome {
-        verdict: r.verdict,
-        summary,
-        anomalies: if r.bad_reads > 0 {
-            vec!["bad-read".into()]
-        } else {
-            Vec::new()
-        },
-        detail: CheckerDetail::Counter(Some(r)),
-    }
-}
-
-fn set_detail(r: &set::SetResult) -> results::SetDetail {
-    results::SetDetail {
-        verdict: r.verdict,
-        attempted: r.attempted,
-        acknowledged: r.acknowledged,
-        stable: r.stable,
-        stale: r.stale,
-        lost: r.lost,
-        never_read: r.never_read,
-        unexpected: r.unexpected,
-        indeterminate: r.indeterminate,
-        lost_examples: r
-            .lost_examples
-            .iter()
-            .map(|l| results::SetLost {
-                element: l.element.clone(),
-                add_index: l.add_index,
-                last_read_index: l.last_read_index,
-                add_time_ns: l.add_time_ns,
-                last_read_time_ns: l.last_read_time_ns,
-            })
-            .collect(),
-        stale_examples: r.stale_examples.clone(),
-        unexpected_examples: r.unexpected_examples.clone(),
-        stale_details: r
-            .stale_details
-            .iter()
-            .map(|x| results::SetStale {
-                element: x.element.clone(),
-                add_index: x.add_index,
-                add_time_ns: x.add_time_ns,
-                missed_read_index: x.missed_read_index,
-                missed_read_time_ns: x.missed_read_time_ns,
-            })
-            .collect(),
-        unexpected_details: r
-            .unexpected_details
-            .iter()
-            .map(|x| results::SetUnexpected {
-                element: x.element.clone(),
-                read_index: x.read_index,
-                read_time_ns: x.read_time_ns,
-            })
-            .collect(),
-        error: r.error.clone(),
-    }
 }
 
 /// Each node's `nodes/<node>/node.log`, sorted by node; unreadable ones skipped.
@@ -509,9 +405,9 @@ pub fn scan_logs(nodes_dir: &Path, expected: usize, patterns: &LogPatterns) -> V
             0 => "no node was deployed".to_string(),
             n => format!("none of the {n} node logs could be read"),
         };
-        return vec![not_run(CheckerDetail::Logs(None), &why)];
+        return vec![not_run("logs", &why)];
     }
-    let mut fatal = fatal_lines(&logs, &patterns.fatal);
+    let mut fatal = CheckerOutcome::judged("logs", logs::judge(&logs, &patterns.fatal));
     if logs.len() < expected && fatal.verdict == Verdict::Valid {
         fatal.verdict = Verdict::Unknown;
         fatal.summary = format!(
@@ -522,89 +418,10 @@ pub fn scan_logs(nodes_dir: &Path, expected: usize, patterns: &LogPatterns) -> V
     }
     let mut outcomes = vec![fatal];
     if let Some(leader) = &patterns.leader {
-        outcomes.extend(election_safety(&logs, leader));
+        outcomes
+            .extend(election::judge(&logs, leader).map(|j| CheckerOutcome::judged("election", j)));
     }
     outcomes
-}
-
-fn log_line(l: &LogLine) -> results::LogLine {
-    results::LogLine {
-        node: l.node.clone(),
-        line: l.line,
-        text: l.text.clone(),
-    }
-}
-
-fn fatal_lines(logs: &[NodeLog], fatal: &[String]) -> CheckerOutcome {
-    let r = logs::check(logs, fatal);
-    let summary = match r.findings.first() {
-        None => format!("no panics or fatal errors in {} node logs", r.scanned),
-        Some(f) => format!(
-            "{} fatal lines; first: {} line {}: {}",
-            r.fatal_lines, f.node, f.line, f.text
-        ),
-    };
-    let anomalies = if r.fatal_lines > 0 {
-        vec!["node-panic".to_string()]
-    } else {
-        vec![]
-    };
-    CheckerOutcome {
-        verdict: r.verdict,
-        summary,
-        anomalies,
-        detail: CheckerDetail::Logs(Some(results::LogsDetail {
-            scanned: r.scanned,
-            fatal_lines: r.fatal_lines,
-            findings: r.findings.iter().map(log_line).collect(),
-        })),
-    }
-}
-
-/// The election checker, in words. None when no node logged a win.
-fn election_safety(logs: &[NodeLog], leader: &LeaderPattern) -> Option<CheckerOutcome> {
-    let r = election::check(logs, leader)?;
-    let (summary, anomalies) = match r.split.first() {
-        None => (
-            format!("one leader in each of {} terms with an election", r.terms),
-            vec![],
-        ),
-        Some(first) => {
-            let who: Vec<String> = first
-                .leaders
-                .iter()
-                .map(|c| format!("{} (line {})", c.node, c.line))
-                .collect();
-            (
-                format!(
-                    "{} had two leaders; first: term {} was won by {}",
-                    match r.split.len() {
-                        1 => "1 term".to_string(),
-                        n => format!("{n} terms"),
-                    },
-                    first.term,
-                    who.join(" and ")
-                ),
-                vec!["two-leaders".to_string()],
-            )
-        }
-    };
-    Some(CheckerOutcome {
-        verdict: r.verdict,
-        summary,
-        anomalies,
-        detail: CheckerDetail::Election(results::ElectionDetail {
-            terms: r.terms,
-            split: r
-                .split
-                .iter()
-                .map(|t| results::SplitTerm {
-                    term: t.term,
-                    leaders: t.leaders.iter().map(log_line).collect(),
-                })
-                .collect(),
-        }),
-    })
 }
 
 #[cfg(test)]
@@ -643,10 +460,20 @@ mod tests {
         assert_eq!(r.verdict, Verdict::Invalid);
         assert_eq!(r.anomalies, vec!["node-panic"]);
         assert!(r.summary.contains("n2 line 2"), "{}", r.summary);
-        let CheckerDetail::Logs(Some(d)) = &r.detail else {
-            panic!("{:?}", r.detail)
-        };
-        assert_eq!((d.scanned, d.fatal_lines, d.findings[0].line), (2, 1, 2));
+        let d = &r.detail;
+        assert_eq!(
+            (&d["scanned"], &d["fatal_lines"], &d["findings"][0]["line"]),
+            (&2.into(), &1.into(), &2.into())
+        );
+        let evidence = r.evidence.as_ref().unwrap();
+        assert_eq!(evidence.count_of("node-panic"), Some(1));
+        assert_eq!(
+            evidence.tables[0].rows[0],
+            [
+                Cell::log_line("n2", 2),
+                Cell::code("thread 'main' panicked at src/x.rs:3:5:")
+            ]
+        );
         std::fs::write(dir.path().join("n2").join("node.log"), "INFO fine\n").unwrap();
         assert_eq!(scan_logs(dir.path(), 2, &raft)[0].verdict, Verdict::Valid);
     }
@@ -658,7 +485,10 @@ mod tests {
         let none = scan_logs(dir.path(), 3, &raft);
         assert_eq!(none.len(), 1);
         assert_eq!(none[0].verdict, Verdict::Unknown);
-        assert_eq!(none[0].detail, CheckerDetail::Logs(None));
+        assert_eq!(
+            (none[0].name(), &none[0].detail, &none[0].evidence),
+            ("logs", &Value::Null, &None)
+        );
         assert!(
             none[0].summary.starts_with("not run:"),
             "{}",
@@ -692,10 +522,20 @@ mod tests {
             "{}",
             seen.summary
         );
-        let CheckerDetail::Nodes(d) = &seen.detail else {
-            panic!("{:?}", seen.detail)
-        };
-        assert_eq!((d.exits[0].seen_ns, d.allowed), (2_100_000_000, false));
+        let d = &seen.detail;
+        assert_eq!(
+            (&d["exits"][0]["seen_ns"], &d["allowed"]),
+            (&2_100_000_000_u64.into(), &false.into())
+        );
+        let table = &seen.evidence.as_ref().unwrap().tables[0];
+        assert_eq!(
+            table.rows[0],
+            [
+                Cell::log("n3"),
+                Cell::text("by 2.100 s"),
+                Cell::lines(&exit.log_tail)
+            ]
+        );
         assert_eq!(node_exits(&[exit], true).verdict, Verdict::Valid);
         assert_eq!(node_exits(&[], false).verdict, Verdict::Valid);
     }
@@ -727,13 +567,18 @@ mod tests {
             "{}",
             r.summary
         );
-        let CheckerDetail::Election(d) = &r.detail else {
-            panic!("{:?}", r.detail)
-        };
+        let d = &r.detail;
         assert_eq!(
-            (d.terms, d.split[0].term, d.split[0].leaders.len()),
-            (3, 4, 2)
+            (
+                &d["terms"],
+                &d["split"][0]["term"],
+                d["split"][0]["leaders"].as_array().map(Vec::len)
+            ),
+            (&3.into(), &4.into(), Some(2))
         );
+        let evidence = r.evidence.as_ref().unwrap();
+        assert_eq!(evidence.count_of("two-leaders"), Some(1));
+        assert_eq!(evidence.tables[0].title, "Term 4: 2 leaders (n1, n3)");
         // Paxos and 2PC name no election line: no election checker.
         for db in ["paxos", "twopc"] {
             let patterns = crate::system::lookup(db).unwrap().log_patterns();

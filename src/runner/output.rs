@@ -89,10 +89,12 @@ pub fn results(test: &Test, report: &RunReport) -> Results {
             .checkers
             .iter()
             .map(|c| CheckerResult {
+                name: c.name.to_string(),
                 valid: c.verdict.into(),
                 summary: c.summary.clone(),
                 anomalies: c.anomalies.clone(),
                 detail: c.detail.clone(),
+                evidence: c.evidence.clone(),
             })
             .collect(),
         anomalies: report.checks.anomalies(),

@@ -256,6 +256,9 @@ impl Test {
         let root = KeyPath::root();
         let fail = |at: KeyPath, m: String| SuiteError::at(path, &text, &at, &m);
         check_name(&test.name).map_err(|m| fail(root.key("name"), m))?;
+        test.db
+            .validate()
+            .map_err(|(at, m)| fail(root.key("db").join(&at), m))?;
         test.nemesis
             .validate()
             .map_err(|(at, m)| fail(root.key("nemesis").join(&at), m))?;
@@ -409,10 +412,15 @@ impl<'a> Source<'a> {
 /// Resolves `spec` into a [`Test`]: presets looked up (built in, or given as
 /// a path), defaults filled, a seed drawn from the OS when none is given.
 pub fn resolve(spec: &TestSpec, source: &Source) -> Result<Test, SuiteError> {
-    let db = spec.db.ok_or_else(|| {
+    let db = spec.db.clone().ok_or_else(|| {
         let names = crate::system::names().join(", ");
-        source.error("db", &format!("no `db` given: expected one of {names}"))
+        source.error(
+            "db",
+            &format!("no `db` given: expected one of {names}, or a map with `kind: custom`"),
+        )
     })?;
+    db.validate()
+        .map_err(|(at, msg)| source.error_in("db", &at, &msg))?;
     let (workload_name, workload) = match spec
         .workload
         .clone()
@@ -483,7 +491,7 @@ pub fn resolve(spec: &TestSpec, source: &Source) -> Result<Test, SuiteError> {
             check_name(name).map_err(|m| source.error("name", &m))?;
             name.clone()
         }
-        None => derived_name(db, &workload_name, &nemesis_name, &bugs),
+        None => derived_name(&db, &workload_name, &nemesis_name, &bugs),
     };
     Ok(Test {
         name,
@@ -506,8 +514,8 @@ pub fn resolve(spec: &TestSpec, source: &Source) -> Result<Test, SuiteError> {
 }
 
 /// `raft-register-partition-ring-stale-read`, made a safe name.
-fn derived_name(db: SystemRef, workload: &str, nemesis: &str, bugs: &[String]) -> String {
-    let mut name = format!("{}-{workload}-{nemesis}", db.name());
+fn derived_name(db: &SystemRef, workload: &str, nemesis: &str, bugs: &[String]) -> String {
+    let mut name = format!("{}-{workload}-{nemesis}", db.label());
     for bug in bugs {
         name.push('-');
         name.push_str(bug);
@@ -736,7 +744,7 @@ impl Suite {
                         for (d, bugs) in bug_sets.iter().enumerate() {
                             for (e, seed) in seeds.iter().enumerate() {
                                 let mut t = TestSpec {
-                                    db: Some(*db),
+                                    db: Some(db.clone()),
                                     workload: Some(WorkloadRef::Name(workload.clone())),
                                     nemesis: Some(NemesisRef::Name(nemesis.clone())),
                                     bugs: Some(bugs.clone()),
@@ -745,7 +753,7 @@ impl Suite {
                                 };
                                 if let Some(s) = seed {
                                     let name = derived_name(
-                                        *db,
+                                        db,
                                         &short_name(workload),
                                         &short_name(nemesis),
                                         bugs,
@@ -998,7 +1006,7 @@ mod tests {
     fn every_error_about_a_file_has_a_position() {
         assert_eq!(
             error_of("workload: register\n"),
-            "t.yaml:1:1: no `db` given: expected one of raft, paxos, twopc"
+            "t.yaml:1:1: no `db` given: expected one of raft, paxos, twopc, or a map with `kind: custom`"
         );
         let e = suite_error_of("tests:\n  - {db: raft}\n  - {workload: bank}\n");
         assert!(e.starts_with("s.yaml:3:5: tests[1]: no `db` given"), "{e}");
@@ -1021,6 +1029,65 @@ mod tests {
             e.to_string().starts_with("t.yaml:2:1: ")
                 && e.message.contains("more than one document"),
             "{e}"
+        );
+    }
+
+    /// `db` is a registry system's name or a custom system's map; the map's
+    /// mistakes are reported where they are written.
+    #[test]
+    fn a_custom_db_is_a_typed_map_with_its_mistakes_placed() {
+        let good = "db:\n  kind: custom\n  name: kv\n  start: kv --listen {addr}:{port} --dir {data_dir}\n  client: python3 c.py\n  workloads: [register, set]\nworkload: set\nseed: 3\n";
+        let t = resolve(
+            &spec(good).unwrap(),
+            &Source::file(Path::new("t.yaml"), good),
+        )
+        .unwrap();
+        assert_eq!(t.name, "kv-set-none");
+        assert_eq!(t.db.name(), "custom");
+        assert_eq!(t.db.workloads(), ["register", "set"]);
+        // test.yaml replays it: the map round-trips.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("test.yaml");
+        std::fs::write(&path, t.to_yaml()).unwrap();
+        assert_eq!(Test::load_to_run(&path).unwrap(), t);
+
+        let e = spec("db:\n  kind: custom\n  strat: x\n  client: c\n").unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("t.yaml:3:3: db: unknown field `strat`, expected one of `kind`,"),
+            "{e}"
+        );
+        let e = spec("db:\n  kind: custom\n  client: c\n").unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("t.yaml:2:3: db: missing field `start`"),
+            "{e}"
+        );
+        let e = spec("db: {kind: etcd, start: x, client: c}\n").unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("t.yaml:1:12: db.kind: unknown variant `etcd`, expected `custom`"),
+            "{e}"
+        );
+        assert_eq!(
+            error_of("db:\n  kind: custom\n  start: kv --dir {datadir}\n  client: c\n"),
+            "t.yaml:3:10: db.start: unknown placeholder {datadir}: expected one of {id}, {addr}, {port}, {peers}, {data_dir}, {log_file}"
+        );
+        assert_eq!(
+            error_of(
+                "db:\n  kind: custom\n  start: kv\n  client: c\n  workloads: [register, bnak]\n"
+            ),
+            "t.yaml:5:25: db.workloads[1]: unknown workload kind \"bnak\": expected one of register, list-append, rw-register, bank, set, counter, lock"
+        );
+        assert_eq!(
+            error_of("db:\n  kind: custom\n  start: kv\n  client: c\nworkload: bank\n"),
+            "t.yaml:5:11: workload: custom cannot run a bank workload; it runs: register"
+        );
+        assert_eq!(
+            error_of(
+                "db:\n  kind: custom\n  start: kv\n  pidfile: /p\n  process: kv\n  client: c\n"
+            ),
+            "t.yaml:5:12: db.process: give `pidfile` or `process`, not both"
         );
     }
 

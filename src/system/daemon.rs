@@ -32,7 +32,7 @@ pub struct Daemon {
 /// Shell function: is pid $1 a live process (a zombie is not)? A zombie can be
 /// reaped between `kill -0` and the read of its status; a status that is gone
 /// is then decided by a second `kill -0`, not taken as "not a zombie".
-const ALIVE: &str = "alive() { [ -n \"$1\" ] && kill -0 \"$1\" 2>/dev/null || return 1; \
+pub(crate) const ALIVE: &str = "alive() { [ -n \"$1\" ] && kill -0 \"$1\" 2>/dev/null || return 1; \
 s=$(grep '^State:' /proc/\"$1\"/status 2>/dev/null) || { kill -0 \"$1\" 2>/dev/null; return; }; \
 case \"$s\" in *Z*) return 1;; esac; }\n";
 

@@ -13,6 +13,7 @@
 //! clients do (`workload`), running a test (`runner`).
 
 pub mod bundled;
+pub mod custom;
 pub mod daemon;
 pub mod redis;
 
@@ -45,64 +46,121 @@ pub fn names() -> Vec<&'static str> {
     SYSTEMS.iter().map(|s| s.name()).collect()
 }
 
-/// A system from the registry, as a test names it (`db: raft`): written
-/// and read by name, so a misspelt one is refused where it is written.
-#[derive(Clone, Copy)]
-pub struct SystemRef(&'static dyn System);
+/// A system as a test names it: one from the registry by name (`db: raft`),
+/// or a user's own described in the test (`db: {kind: custom, ...}`). Read
+/// and written as it is written, so a misspelt one is refused where it is
+/// written and test.yaml replays it.
+#[derive(Clone)]
+pub enum SystemRef {
+    Registry(&'static dyn System),
+    Custom(Arc<custom::Custom>),
+}
 
 impl SystemRef {
     /// The system called `name`; the error lists the known ones.
     pub fn parse(name: &str) -> Result<SystemRef, String> {
-        lookup(name).map(SystemRef).ok_or_else(|| {
+        lookup(name).map(SystemRef::Registry).ok_or_else(|| {
             let known: Vec<String> = names().iter().map(|n| format!("`{n}`")).collect();
             format!(
-                "unknown variant `{}`, expected one of {}",
+                "unknown variant `{}`, expected one of {}, or a map with `kind: custom`",
                 crate::history::text::excerpt(name),
                 known.join(", ")
             )
         })
     }
 
-    pub fn get(self) -> &'static dyn System {
-        self.0
+    pub fn get(&self) -> &dyn System {
+        match self {
+            SystemRef::Registry(s) => *s,
+            SystemRef::Custom(c) => c.as_ref(),
+        }
     }
 
-    pub fn name(self) -> &'static str {
-        self.0.name()
+    pub fn name(&self) -> &'static str {
+        self.get().name()
+    }
+
+    /// What a derived test name starts with: the system's name, or a custom
+    /// system's own `name`.
+    pub fn label(&self) -> String {
+        match self {
+            SystemRef::Registry(s) => s.name().to_string(),
+            SystemRef::Custom(c) => c.label(),
+        }
+    }
+
+    /// Checks what parsing cannot (placeholders, workloads, ...): the place
+    /// in the `db` map and what is wrong.
+    pub fn validate(&self) -> Result<(), (crate::yaml::KeyPath, String)> {
+        match self {
+            SystemRef::Registry(_) => Ok(()),
+            SystemRef::Custom(c) => c.validate(),
+        }
     }
 }
 
 impl std::ops::Deref for SystemRef {
     type Target = dyn System;
     fn deref(&self) -> &(dyn System + 'static) {
-        self.0
+        match self {
+            SystemRef::Registry(s) => *s,
+            SystemRef::Custom(c) => c.as_ref(),
+        }
     }
 }
 
 impl PartialEq for SystemRef {
     fn eq(&self, other: &Self) -> bool {
-        self.name() == other.name()
+        match (self, other) {
+            (SystemRef::Registry(a), SystemRef::Registry(b)) => a.name() == b.name(),
+            (SystemRef::Custom(a), SystemRef::Custom(b)) => a == b,
+            _ => false,
+        }
     }
 }
 
-impl Eq for SystemRef {}
-
 impl std::fmt::Debug for SystemRef {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
+        match self {
+            SystemRef::Registry(s) => f.write_str(s.name()),
+            SystemRef::Custom(c) => c.fmt(f),
+        }
     }
 }
 
 impl serde::Serialize for SystemRef {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(self.name())
+        match self {
+            SystemRef::Registry(r) => s.serialize_str(r.name()),
+            SystemRef::Custom(c) => c.serialize(s),
+        }
     }
 }
 
+/// By hand rather than `untagged`: a custom system's map is read in place
+/// from the file's own parser (not through a `Value`), so a mistake inside
+/// it has its real line:column (`db.strat: unknown field ...`).
 impl<'de> serde::Deserialize<'de> for SystemRef {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let name = String::deserialize(d)?;
-        SystemRef::parse(&name).map_err(serde::de::Error::custom)
+        struct Ref;
+        impl<'de> serde::de::Visitor<'de> for Ref {
+            type Value = SystemRef;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a system's name or a map with `kind: custom`")
+            }
+            fn visit_str<E: serde::de::Error>(self, name: &str) -> Result<SystemRef, E> {
+                SystemRef::parse(name).map_err(E::custom)
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<SystemRef, A::Error> {
+                use serde::Deserialize;
+                custom::Custom::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+                    .map(|c| SystemRef::Custom(Arc::new(c)))
+            }
+        }
+        d.deserialize_any(Ref)
     }
 }
 
@@ -142,7 +200,7 @@ pub trait System: Sync + Send {
     /// Its name in tests (`db: raft`) and on the command line.
     fn name(&self) -> &'static str;
     /// The workload kinds its client can run (`register`, `bank`, ...).
-    fn workloads(&self) -> &'static [&'static str];
+    fn workloads(&self) -> Vec<&'static str>;
     /// Its injectable bugs: name and what each breaks.
     fn bugs(&self) -> Vec<(&'static str, &'static str)>;
     /// What its nodes write in their logs that the log checkers look for.
@@ -505,8 +563,8 @@ mod tests {
         fn name(&self) -> &'static str {
             "narrow"
         }
-        fn workloads(&self) -> &'static [&'static str] {
-            &["set"]
+        fn workloads(&self) -> Vec<&'static str> {
+            vec!["set"]
         }
         fn bugs(&self) -> Vec<(&'static str, &'static str)> {
             vec![("lose-adds", "forgets adds")]
@@ -555,12 +613,12 @@ mod tests {
             assert_eq!(SystemRef::parse(name).unwrap().name(), name);
             // A misspelt workload in a system's list would quietly refuse it.
             for w in system.workloads() {
-                assert!(Workload::NAMES.contains(w), "{name} runs {w:?}");
+                assert!(Workload::NAMES.contains(&w), "{name} runs {w:?}");
             }
         }
         assert_eq!(
             SystemRef::parse("mysql").unwrap_err(),
-            "unknown variant `mysql`, expected one of `raft`, `paxos`, `twopc`, `redis`"
+            "unknown variant `mysql`, expected one of `raft`, `paxos`, `twopc`, `redis`, or a map with `kind: custom`"
         );
         // Every bundled bug is one its system declares.
         for (_, systems, name, _) in crate::nodes::bugs::CATALOG {

@@ -3,9 +3,11 @@
 //! no negative balance (Jepsen's bank test).
 
 use super::{Check, Generate, Operation, Plan, check_mix, positive, weighted};
+use crate::checker::bank::BankOptions;
 use rand::RngExt;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -72,10 +74,11 @@ impl Plan for Bank {
     }
 
     fn checks(&self) -> Vec<Check> {
-        vec![Check::Bank {
-            accounts: self.accounts,
+        // Accounts are named by number, as the generator draws them.
+        vec![Check::History(Arc::new(BankOptions {
+            accounts: (0..self.accounts).map(|a| a.to_string()).collect(),
             total: self.total(),
-        }]
+        }))]
     }
 
     fn generator(&self, rng: ChaCha8Rng) -> Box<dyn Generate> {

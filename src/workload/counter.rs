@@ -4,9 +4,11 @@
 //! (`checker::counter`). A final read once the cluster has recovered.
 
 use super::{Check, Generate, Operation, Plan, check_mix, positive, weighted};
+use crate::checker::counter::CounterChecker;
 use rand::RngExt;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -49,7 +51,7 @@ impl Plan for Counter {
     }
 
     fn checks(&self) -> Vec<Check> {
-        vec![Check::Counter]
+        vec![Check::History(Arc::new(CounterChecker))]
     }
 
     fn generator(&self, rng: ChaCha8Rng) -> Box<dyn Generate> {

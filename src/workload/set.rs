@@ -3,8 +3,10 @@
 //! add must be present (Jepsen's set-full).
 
 use super::{Check, Generate, Operation, Plan, check_mix, weighted};
+use crate::checker::set::SetChecker;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -35,7 +37,7 @@ impl Plan for Set {
     }
 
     fn checks(&self) -> Vec<Check> {
-        vec![Check::Set]
+        vec![Check::History(Arc::new(SetChecker))]
     }
 
     fn generator(&self, rng: ChaCha8Rng) -> Box<dyn Generate> {

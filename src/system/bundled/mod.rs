@@ -29,12 +29,12 @@ impl System for Bundled {
         self.0.name()
     }
 
-    fn workloads(&self) -> &'static [&'static str] {
+    fn workloads(&self) -> Vec<&'static str> {
         // Every node runs the same state machine (`nodes::state_machine`),
         // which has no leases, so no locks; 2PC splits operations over
         // participants and has no counter.
         match self.0 {
-            Node::Raft | Node::Paxos => &[
+            Node::Raft | Node::Paxos => vec![
                 "register",
                 "list-append",
                 "rw-register",
@@ -42,7 +42,7 @@ impl System for Bundled {
                 "set",
                 "counter",
             ],
-            Node::Twopc => &["register", "list-append", "rw-register", "bank", "set"],
+            Node::Twopc => vec!["register", "list-append", "rw-register", "bank", "set"],
         }
     }
 

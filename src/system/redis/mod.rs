@@ -42,8 +42,8 @@ impl System for Redis {
         "redis"
     }
 
-    fn workloads(&self) -> &'static [&'static str] {
-        &["register", "lock"]
+    fn workloads(&self) -> Vec<&'static str> {
+        vec!["register", "lock"]
     }
 
     fn bugs(&self) -> Vec<(&'static str, &'static str)> {
