@@ -35,7 +35,8 @@ pub struct Requirement {
 }
 
 impl Requirement {
-    fn tool(name: &str, package: &str) -> Self {
+    /// A program found on the PATH, from `package`.
+    pub fn tool(name: &str, package: &str) -> Self {
         Requirement {
             what: name.into(),
             check: format!("command -v {name}"),

@@ -11,7 +11,7 @@ use crate::checker::Verdict;
 use crate::history::text::{clip_message, excerpt};
 use crate::nemesis::schedule::{Schedule, ScheduleError};
 use crate::span::Span;
-use crate::system::SystemRef;
+use crate::system::{DbOptions, SystemRef};
 use crate::workload::{PRESETS as WORKLOAD_PRESETS, Workload};
 use crate::yaml::KeyPath;
 use serde::de::value::MapAccessDeserializer;
@@ -104,6 +104,10 @@ pub struct TestSpec {
     pub db: Option<SystemRef>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bugs: Option<Vec<String>>,
+    /// What the test sets of its system (`serializable_reads: true`), as
+    /// the system allows (`System::check_options`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub db_options: Option<DbOptions>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub workload: Option<WorkloadRef>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -143,6 +147,7 @@ impl TestSpec {
             name: pick(&self.name, &over.name),
             db: pick(&self.db, &over.db),
             bugs: pick(&self.bugs, &over.bugs),
+            db_options: pick(&self.db_options, &over.db_options),
             workload: pick(&self.workload, &over.workload),
             nemesis: pick(&self.nemesis, &over.nemesis),
             hosts: pick(&self.hosts, &over.hosts),
@@ -163,6 +168,7 @@ impl TestSpec {
             ("name", self.name.is_some()),
             ("db", self.db.is_some()),
             ("bugs", self.bugs.is_some()),
+            ("db_options", self.db_options.is_some()),
             ("workload", self.workload.is_some()),
             ("nemesis", self.nemesis.is_some()),
             ("hosts", self.hosts.is_some()),
@@ -213,6 +219,8 @@ pub struct Test {
     pub name: String,
     pub db: SystemRef,
     pub bugs: Vec<String>,
+    #[serde(default, skip_serializing_if = "DbOptions::is_empty")]
+    pub db_options: DbOptions,
     pub workload_name: String,
     pub workload: Workload,
     pub nemesis_name: String,
@@ -398,6 +406,7 @@ impl<'a> Source<'a> {
             _ => {
                 let flag = match field {
                     "bugs" => "bug".to_string(),
+                    "db_options" => "db-option".to_string(),
                     f => f.replace('_', "-"),
                 };
                 SuiteError::new(self.path, None, format!("--{flag}: {message}"))
@@ -478,6 +487,15 @@ pub fn resolve(spec: &TestSpec, source: &Source) -> Result<Test, SuiteError> {
             return Err(source.error_in("bugs", &KeyPath::root().index(i), &clip_message(&m)));
         }
     }
+    let db_options = spec.db_options.clone().unwrap_or_default();
+    // A misspelt option fails here, where it is written.
+    if let Err((option, m)) = db.check_options(&db_options) {
+        return Err(source.error_in(
+            "db_options",
+            &KeyPath::root().key(&option),
+            &clip_message(&m),
+        ));
+    }
     let name = match &spec.name {
         Some(name) => {
             check_name(name).map_err(|m| source.error("name", &m))?;
@@ -489,6 +507,7 @@ pub fn resolve(spec: &TestSpec, source: &Source) -> Result<Test, SuiteError> {
         name,
         db,
         bugs,
+        db_options,
         workload_name,
         workload,
         nemesis_name,

@@ -78,7 +78,12 @@ impl System for Bundled {
         Ok(Arc::new(db::BundledDb::attach(cluster, self.0, options)?))
     }
 
-    fn clients(&self, endpoints: Vec<Endpoint>, connect_timeout: Duration) -> Arc<dyn Clients> {
+    fn clients(
+        &self,
+        endpoints: Vec<Endpoint>,
+        connect_timeout: Duration,
+        _: &DeployOptions,
+    ) -> Arc<dyn Clients> {
         Arc::new(client::Clients(Arc::new(client::Pool::new(
             endpoints,
             connect_timeout,
