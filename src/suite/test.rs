@@ -501,7 +501,7 @@ pub fn resolve(spec: &TestSpec, source: &Source) -> Result<Test, SuiteError> {
             check_name(name).map_err(|m| source.error("name", &m))?;
             name.clone()
         }
-        None => derived_name(db, &workload_name, &nemesis_name, &bugs),
+        None => derived_name(db, &workload_name, &nemesis_name, &bugs, &db_options),
     };
     Ok(Test {
         name,
@@ -524,12 +524,30 @@ pub fn resolve(spec: &TestSpec, source: &Source) -> Result<Test, SuiteError> {
     })
 }
 
-/// `raft-register-partition-ring-stale-read`, made a safe name.
-fn derived_name(db: SystemRef, workload: &str, nemesis: &str, bugs: &[String]) -> String {
+/// `raft-register-partition-ring-stale-read`, made a safe name; an option
+/// set to true adds its name (`etcd-register-none-serializable_reads`),
+/// another value its name and value.
+fn derived_name(
+    db: SystemRef,
+    workload: &str,
+    nemesis: &str,
+    bugs: &[String],
+    options: &DbOptions,
+) -> String {
     let mut name = format!("{}-{workload}-{nemesis}", db.name());
     for bug in bugs {
         name.push('-');
         name.push_str(bug);
+    }
+    for (option, value) in options {
+        match value {
+            serde_yaml_ng::Value::Bool(true) => name.push_str(&format!("-{option}")),
+            serde_yaml_ng::Value::Bool(false) => {}
+            other => {
+                let text = serde_yaml_ng::to_string(other).unwrap_or_default();
+                name.push_str(&format!("-{option}-{}", text.trim()));
+            }
+        }
     }
     sanitize_name(&name)
 }
@@ -768,6 +786,7 @@ impl Suite {
                                         &short_name(workload),
                                         &short_name(nemesis),
                                         bugs,
+                                        &self.defaults.db_options.clone().unwrap_or_default(),
                                     );
                                     t.name = Some(sanitize_name(&format!("{name}-seed{s}")));
                                 }

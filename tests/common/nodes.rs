@@ -292,6 +292,7 @@ impl Workload {
                     })
                     .collect(),
                 Duration::from_millis(300),
+                &faultline::system::DeployOptions::default(),
             ),
             op_timeout: Duration::from_millis(1000),
         });

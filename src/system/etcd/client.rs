@@ -11,9 +11,13 @@
 //!   transaction with no writes is its read.
 //! - `lock`: acquire grants a lease of the workload's `lease`, keeps it
 //!   alive from the client while held and locks with it (blocking until
-//!   granted: a timeout is `info`); release unlocks. The client remembers
-//!   the locks it holds: acquiring one it holds or releasing one it does not
-//!   fails at once, without asking etcd.
+//!   granted: a timeout is `info`); release unlocks, then stops the
+//!   keepalive and revokes the lease. The client remembers the locks it
+//!   holds: acquiring one it holds or releasing one it does not fails at
+//!   once, without asking etcd. A holder whose member stops answering
+//!   stops renewing its lease: the lease expires, another client gets the
+//!   lock, and the holder, not knowing, still holds it until it releases
+//!   (Jepsen's finding: a lease-based lock is no mutex).
 //!
 //! How a call ends: an answer is `ok`; a failed compare is `fail`; a call
 //! that could not connect was never sent (`fail`); a timeout or a lost
@@ -398,22 +402,23 @@ impl EtcdClient {
         }
     }
 
+    /// Unlocks. After an answer, or none (`info`), the client lets the lock
+    /// go: its keepalive stops and its lease is revoked, so an unlock that
+    /// never arrived is undone within a TTL. After a definite refusal it
+    /// still holds the lock (and keeps it alive): the history says so.
     async fn release(&mut self, op: &Operation, key: Key, deadline: Instant) -> Ended {
         let Some(held) = self.locks.get(&key) else {
             return Ended::Fail("not-held".into());
         };
-        let body = json!({"key": held.lock_key});
+        let body = json!({"key": &held.lock_key});
         let ended = match self.conn.post("/v3/lock/unlock", &body, deadline).await {
             Ok(_) => Ended::Ok(op.history_value()),
             Err(e) => e.write_ended(),
         };
-        // Still held after a definite failure; otherwise let it go (an
-        // `info` release may have released it: the lease's revocation makes
-        // sure it is).
-        if !matches!(ended, Ended::Fail(_)) {
-            if let Some(held) = self.locks.remove(&key) {
-                revoke(&self.node.addr, held.lease, self.settings.connect_timeout);
-            }
+        if !matches!(ended, Ended::Fail(_))
+            && let Some(held) = self.locks.remove(&key)
+        {
+            revoke(&self.node.addr, held.lease, self.settings.connect_timeout);
         }
         ended
     }
