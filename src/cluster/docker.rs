@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// Bump when the image's contents change for the same executable.
-const RECIPE: &str = "r2";
+const RECIPE: &str = "r3";
 const IMAGE: &str = "faultline-node";
 const DOCKER_TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -79,6 +79,8 @@ const PROGRAMS: &[&str] = &[
     "/usr/sbin/iptables-restore",
     "/usr/sbin/ip6tables",
     "/usr/sbin/xtables-nft-multi",
+    // etcd as a system under test (Debian's etcd-server).
+    "/usr/bin/etcd",
 ];
 
 /// Directories copied whole (loadable modules and data files).
