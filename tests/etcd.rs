@@ -143,7 +143,11 @@ fn list_append_under_partitions_is_strict_serializable() {
     );
     assert_eq!(o.exit, 0, "{}", o.stdout);
     assert_eq!(o.checker("elle"), json!(true), "{}", o.stdout);
-    assert!(o.stdout.contains("strict-serializable holds"), "{}", o.stdout);
+    assert!(
+        o.stdout.contains("strict-serializable holds"),
+        "{}",
+        o.stdout
+    );
 }
 
 /// etcd's serializable reads are served by the member asked from its own
@@ -239,6 +243,9 @@ fn a_killed_member_restarts_from_its_data_and_a_wiped_one_rejoins() {
     let files = db.download_logs(logs.path()).unwrap();
     assert_eq!(files.len(), 3, "{files:?}");
     let log = std::fs::read_to_string(&files[2]).unwrap();
-    assert!(log.contains("\"level\":\"info\""), "etcd's zap log: {log:.300}");
+    assert!(
+        log.contains("\"level\":\"info\""),
+        "etcd's zap log: {log:.300}"
+    );
     db.stop_all(Duration::from_secs(5)).unwrap();
 }

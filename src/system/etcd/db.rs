@@ -30,6 +30,8 @@ const CALL_TIMEOUT: Duration = Duration::from_millis(500);
 /// It also sets etcd's shortest lease: 1.5 election timeouts, rounded up
 /// to whole seconds (1 s here), so the lock workload's `lease: 1s` holds.
 const HEARTBEAT_MS: u32 = 100;
+/// Rounds of membership calls for a wiped member to rejoin, 0.5 s apart.
+const REJOIN_TRIES: usize = 40;
 const ELECTION_MS: u32 = 500;
 
 /// A deployed etcd cluster.
@@ -190,48 +192,64 @@ impl EtcdDb {
 
     /// Brings back a member whose data was wiped: through another member
     /// that answers, removes it from the membership and adds it again with
-    /// its peer URL, then starts it to join the cluster as it now is.
+    /// its peer URL, then starts it to join the cluster as it now is. etcd
+    /// refuses a membership change while the members left would not be
+    /// healthy (one restarted within the last 5 s, say): tried again for a
+    /// bounded while.
     fn rejoin(&self, host: &Host) -> Result<(), DbError> {
-        let fail = |detail: String| DbError::Host {
-            host: host.name.clone(),
-            detail: format!("rejoining after a wipe: {detail}"),
-        };
         let mut last = String::from("no other member");
-        for other in self.cluster.hosts.iter().filter(|h| h.name != host.name) {
-            let call = |path: &str, body: Value| {
-                post_blocking(self.addr(other), path, &body, CONTROL_TIMEOUT)
-            };
-            let result = call("/v3/cluster/member/list", json!({})).and_then(|list| {
-                let members = list
-                    .get("members")
-                    .and_then(Value::as_array)
-                    .cloned()
-                    .unwrap_or_default();
-                let peer = self.peer_url(host);
-                let old = members.iter().find(|m| {
-                    m.get("peerURLs")
-                        .and_then(Value::as_array)
-                        .is_some_and(|urls| urls.iter().any(|u| u.as_str() == Some(&peer)))
-                });
-                if let Some(old) = old {
-                    let id = api::uint(old, "ID")?;
-                    call("/v3/cluster/member/remove", json!({"ID": id.to_string()}))?;
+        for _ in 0..REJOIN_TRIES {
+            for other in self.cluster.hosts.iter().filter(|h| h.name != host.name) {
+                match self.readd(other, host) {
+                    Ok(()) => {
+                        let initial = self.initial_cluster(&self.cluster.hosts);
+                        self.daemon(host, "existing", &initial)
+                            .start(host.remote.as_ref())?;
+                        return Ok(());
+                    }
+                    Err(e) => last = format!("{}: {e}", other.name),
                 }
-                call("/v3/cluster/member/add", json!({"peerURLs": [peer]}))
-            });
-            match result {
-                Ok(_) => {
-                    // Every member but this one keeps its name; this one
-                    // joins under its own.
-                    let initial = self.initial_cluster(&self.cluster.hosts);
-                    self.daemon(host, "existing", &initial)
-                        .start(host.remote.as_ref())?;
-                    return Ok(());
-                }
-                Err(e) => last = format!("{}: {e}", other.name),
             }
+            std::thread::sleep(Duration::from_millis(500));
         }
-        Err(fail(last))
+        Err(DbError::Host {
+            host: host.name.clone(),
+            detail: format!("rejoining after a wipe: {last}"),
+        })
+    }
+
+    /// Through `other`, makes `host` a member that has not started yet:
+    /// removes its old self, adds it anew (once: an added member that has
+    /// not started has no name yet, and is kept).
+    fn readd(&self, other: &Host, host: &Host) -> Result<(), String> {
+        let call = |path: &str, body: Value| {
+            post_blocking(self.addr(other), path, &body, CALL_TIMEOUT * 4)
+        };
+        let list = call("/v3/cluster/member/list", json!({}))?;
+        let peer = self.peer_url(host);
+        let members = list
+            .get("members")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        let old = members.iter().find(|m| {
+            m.get("peerURLs")
+                .and_then(Value::as_array)
+                .is_some_and(|urls| urls.iter().any(|u| u.as_str() == Some(&peer)))
+        });
+        if let Some(old) = old {
+            let named = old
+                .get("name")
+                .and_then(Value::as_str)
+                .is_some_and(|n| !n.is_empty());
+            if !named {
+                return Ok(());
+            }
+            let id = api::uint(old, "ID")?;
+            call("/v3/cluster/member/remove", json!({"ID": id.to_string()}))?;
+        }
+        call("/v3/cluster/member/add", json!({"peerURLs": [peer]}))?;
+        Ok(())
     }
 
     /// Whether `host` has a member's data (a wiped one has none).
