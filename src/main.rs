@@ -66,6 +66,8 @@ enum BenchCommand {
     Check(faultline::runner::bench::BenchCheckArgs),
     /// Throughput and latency of a bundled system on loopback.
     Node(cli::bench::BenchNodeArgs),
+    /// Throughput and latency of a system (etcd, ...) deployed on a local netns cluster.
+    Db(cli::bench::BenchDbArgs),
     /// The Elle checker on generated list-append histories: time per phase
     /// and peak memory, at growing sizes.
     Elle(cli::bench::BenchElleArgs),
@@ -117,6 +119,7 @@ fn main() -> ExitCode {
             exit_with(faultline::runner::bench::run(&args))
         }
         Command::Bench(BenchCommand::Node(args)) => cli::bench::node(args),
+        Command::Bench(BenchCommand::Db(args)) => exit_with(cli::bench::db(args)),
         Command::Bench(BenchCommand::Elle(args)) => cli::bench::elle(args),
         Command::Bench(BenchCommand::Controller(args)) => {
             exit_with(faultline::runner::bench_controller::run(&args))

@@ -1,6 +1,7 @@
-//! `faultline bench node`, `bench elle` and `bench cluster`: the figures of
-//! a bundled system on loopback, of the Elle checker on generated
-//! histories, and of making and removing clusters. (`bench check`,
+//! `faultline bench node`, `bench db`, `bench elle` and `bench cluster`:
+//! the figures of a bundled system on loopback, of any system deployed on
+//! a local netns cluster through the harness's own client, of the Elle
+//! checker on generated histories, and of making and removing clusters. (`bench check`,
 //! `bench controller` and `bench report` live in `runner/` and `report/`.)
 
 use super::ShapeArgs;
@@ -83,6 +84,127 @@ pub fn node(args: BenchNodeArgs) -> ExitCode {
             ExitCode::from(Outcome::HarnessError)
         }
     }
+}
+
+#[derive(clap::Args)]
+pub struct BenchDbArgs {
+    /// The system to deploy (any of `faultline run --db`).
+    #[arg(long, default_value = "etcd", value_parser = crate::system::value_parser())]
+    db: crate::system::SystemRef,
+    #[arg(long, default_value_t = 3)]
+    nodes: usize,
+    #[arg(long, default_value_t = 50)]
+    clients: usize,
+    #[arg(long, default_value_t = 10)]
+    duration_s: u64,
+    /// Share of register reads, 0..=100; the rest are writes.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=100))]
+    reads_percent: u32,
+    /// An option of the system (etcd: serializable_reads=true); repeatable.
+    #[arg(long = "db-option", value_name = "NAME=VALUE", value_parser = crate::runner::args::db_option)]
+    db_options: Vec<(String, serde_yaml_ng::Value)>,
+}
+
+/// Deploys the system on a throwaway netns cluster as a run does, drives
+/// the register workload's reads and writes through its client for the
+/// duration (each client on its own key, as fast as answers come), and
+/// prints throughput and latency. Figures only: nothing is checked.
+pub fn db(args: BenchDbArgs) -> anyhow::Result<u8> {
+    use crate::client::bench::{BenchConfig, BenchReport};
+    use crate::cluster::{self, Backend, ClusterGuard, UpOptions};
+    use crate::history::Ended;
+    use crate::workload::Operation;
+    use std::time::{Duration, Instant};
+    let exe = std::env::current_exe()?;
+    let db_options: crate::system::DbOptions = args.db_options.iter().cloned().collect();
+    if let Err((option, why)) = args.db.check_options(&db_options) {
+        anyhow::bail!("--db-option {option}: {why}");
+    }
+    let name = format!("bench{}", std::process::id() % 1_000_000);
+    let guard = ClusterGuard { name: name.clone() };
+    let cluster = cluster::up(&UpOptions {
+        name,
+        backend: Backend::Netns,
+        nodes: args.nodes.max(1),
+        ssh: false,
+        binary: exe.clone(),
+    })?;
+    let options = crate::system::DeployOptions {
+        binary: exe.clone(),
+        db_options,
+        ..Default::default()
+    };
+    let (deployed, timings) = crate::system::deploy(args.db.get(), &cluster, &options)?;
+    eprintln!("deployed {} ({timings})", args.db.name());
+    let clients = args
+        .db
+        .clients(deployed.endpoints(), Duration::from_secs(1), &options);
+    let config = BenchConfig {
+        exe,
+        system: args.db.name(),
+        nodes: args.nodes.max(1),
+        clients: args.clients.max(1),
+        duration: Duration::from_secs(args.duration_s.max(1)),
+        reads_percent: args.reads_percent,
+        node_args: Vec::new(),
+    };
+    let runtime = crate::runner::run::runtime()?;
+    let report = runtime.block_on(async {
+        let start = Instant::now();
+        let deadline = start + config.duration;
+        let tasks: Vec<_> = (0..config.clients)
+            .map(|c| {
+                let mut client = clients.open(c);
+                let reads = u64::from(config.reads_percent);
+                tokio::spawn(async move {
+                    let mut r = BenchReport::default();
+                    let mut n = 0u64;
+                    // Bounded by the deadline: each call by its timeout.
+                    while Instant::now() < deadline {
+                        n += 1;
+                        let key = (c % 100) as i64;
+                        // Op n is a read when n*reads% crosses an integer.
+                        let op = if (n * reads) / 100 != ((n - 1) * reads) / 100 {
+                            Operation::Read { key }
+                        } else {
+                            Operation::Write {
+                                key,
+                                value: n as i64,
+                            }
+                        };
+                        let began = Instant::now();
+                        match client.invoke(&op, Duration::from_secs(5)).await.1 {
+                            Ended::Ok(_) => {
+                                r.ok += 1;
+                                r.latencies_ns.push(began.elapsed().as_nanos() as u64);
+                            }
+                            Ended::Fail(_) => r.fail += 1,
+                            Ended::Info(_) => {
+                                r.info += 1;
+                                client.reset();
+                            }
+                        }
+                    }
+                    r
+                })
+            })
+            .collect();
+        let mut total = BenchReport::default();
+        for t in tasks {
+            let r = t.await?;
+            total.ok += r.ok;
+            total.fail += r.fail;
+            total.info += r.info;
+            total.latencies_ns.extend(r.latencies_ns);
+        }
+        total.elapsed = start.elapsed();
+        total.latencies_ns.sort_unstable();
+        Ok::<_, anyhow::Error>(total)
+    })?;
+    let _ = deployed.stop_all(Duration::from_secs(5));
+    drop(guard);
+    print!("{}", report.render(&config));
+    Ok(0)
 }
 
 /// Generates list-append histories of each size, checks them and prints

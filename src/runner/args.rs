@@ -87,7 +87,7 @@ impl TestArgs {
 }
 
 /// `NAME=VALUE`, the value read as a YAML scalar (`true`, `3`, `text`).
-fn db_option(text: &str) -> Result<(String, serde_yaml_ng::Value), String> {
+pub fn db_option(text: &str) -> Result<(String, serde_yaml_ng::Value), String> {
     let (name, value) = text
         .split_once('=')
         .ok_or_else(|| format!("expected NAME=VALUE, got {text:?}"))?;
