@@ -896,6 +896,39 @@ mod tests {
     }
 
     #[test]
+    fn db_options_are_the_systems_to_check_and_name_the_test() {
+        assert_eq!(
+            error_of("db: etcd\ndb_options:\n  serializable_read: true\n"),
+            "t.yaml:3:22: db_options.serializable_read: etcd has no option `serializable_read`; it has: serializable_reads"
+        );
+        assert_eq!(
+            error_of("db: raft\ndb_options: {serializable_reads: true}\n"),
+            "t.yaml:2:34: db_options.serializable_reads: raft takes no options"
+        );
+        let text = "db: etcd\ndb_options: {serializable_reads: true}\nseed: 1\n";
+        let t = resolve(
+            &spec(text).unwrap(),
+            &Source::file(Path::new("t.yaml"), text),
+        )
+        .unwrap();
+        assert_eq!(t.name, "etcd-register-none-serializable_reads");
+        assert_eq!(
+            t.db_options["serializable_reads"],
+            serde_yaml_ng::Value::Bool(true)
+        );
+        // Stored and read back as test.yaml is.
+        let back: Test = serde_yaml_ng::from_str(&serde_yaml_ng::to_string(&t).unwrap()).unwrap();
+        assert_eq!(back, t);
+        let plain = "db: etcd\nseed: 1\n";
+        let t = resolve(
+            &spec(plain).unwrap(),
+            &Source::file(Path::new("t.yaml"), plain),
+        )
+        .unwrap();
+        assert!(!serde_yaml_ng::to_string(&t).unwrap().contains("db_options"));
+    }
+
+    #[test]
     fn resolves_presets_and_defaults_and_round_trips_through_yaml() {
         let s = spec(
             "db: raft\nworkload: register\nnemesis: partition-ring\ntime_limit: 10s\nseed: 7\n",
