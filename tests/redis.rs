@@ -273,7 +273,11 @@ fn the_client_keeps_tokens_and_fails_only_what_certainly_did_not_happen() {
         name: "n1".into(),
         addr: a.clone(),
     }];
-    let clients = Redis.clients(endpoints, &lock, Duration::from_millis(500));
+    let options = faultline::system::DeployOptions {
+        workload: Some(lock),
+        ..faultline::system::DeployOptions::default()
+    };
+    let clients = Redis.clients(endpoints, Duration::from_millis(500), &options);
     let rt = tokio::runtime::Runtime::new().unwrap();
     let (mut c1, mut c2) = (clients.open(0), clients.open(0));
     let t = Duration::from_secs(2);

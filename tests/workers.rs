@@ -42,7 +42,11 @@ fn config(cluster: &LocalCluster, concurrency: u32) -> WorkerConfig {
     let raft = faultline::system::SystemRef::parse("raft").unwrap();
     WorkerConfig {
         concurrency,
-        clients: raft.clients(endpoints, &workload("register"), Duration::from_millis(300)),
+        clients: raft.clients(
+            endpoints,
+            Duration::from_millis(300),
+            &faultline::system::DeployOptions::default(),
+        ),
         op_timeout: Duration::from_millis(500),
     }
 }

@@ -1,6 +1,7 @@
-//! `faultline bench node`, `bench elle` and `bench cluster`: the figures of
-//! a bundled system on loopback, of the Elle checker on generated
-//! histories, and of making and removing clusters. (`bench check`,
+//! `faultline bench node`, `bench db`, `bench elle` and `bench cluster`:
+//! the figures of a bundled system on loopback, of any system deployed on
+//! a local netns cluster through the harness's own client, of the Elle
+//! checker on generated histories, and of making and removing clusters. (`bench check`,
 //! `bench controller` and `bench report` live in `runner/` and `report/`.)
 
 use super::ShapeArgs;

@@ -148,6 +148,7 @@ pub fn run(cmd: ClusterCmd) -> anyhow::Result<()> {
                 ready_timeout: std::time::Duration::from_secs(ready_timeout_s),
                 binary: current_exe(),
                 workload: None,
+                db_options: Default::default(),
             };
             let started = Instant::now();
             let (deployed, timings) = crate::system::deploy(db.get(), &c, &options)?;

@@ -30,7 +30,7 @@ pub struct BenchReport {
     pub info: u64,
     pub elapsed: Duration,
     /// Latencies of acknowledged ops, sorted.
-    latencies_ns: Vec<u64>,
+    pub latencies_ns: Vec<u64>,
 }
 
 impl BenchReport {

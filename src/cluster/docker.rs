@@ -83,6 +83,8 @@ const PROGRAMS: &[&str] = &[
     "/usr/sbin/iptables-restore",
     "/usr/sbin/ip6tables",
     "/usr/sbin/xtables-nft-multi",
+    // etcd as a system under test (Debian's etcd-server).
+    "/usr/bin/etcd",
 ];
 
 /// Directories copied whole (loadable modules and data files).

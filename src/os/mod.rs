@@ -35,7 +35,7 @@ pub struct Requirement {
 }
 
 impl Requirement {
-    /// A program found on the PATH, from a package.
+    /// A program found on the PATH, from `package`.
     pub fn tool(name: &str, package: &str) -> Self {
         Requirement {
             what: name.into(),

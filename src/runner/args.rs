@@ -26,6 +26,9 @@ pub struct TestArgs {
     /// Start the nodes with this named bug (see `faultline node --list-bugs`); repeatable.
     #[arg(long = "bug", value_name = "NAME")]
     pub bugs: Vec<String>,
+    /// Set an option of the system under test (etcd: serializable_reads=true); repeatable.
+    #[arg(long = "db-option", value_name = "NAME=VALUE", value_parser = db_option)]
+    pub db_options: Vec<(String, serde_yaml_ng::Value)>,
     /// How long the workload runs, e.g. 60s.
     #[arg(long)]
     pub time_limit: Option<Span>,
@@ -62,6 +65,8 @@ impl TestArgs {
         TestSpec {
             db: self.db.clone(),
             bugs: (!self.bugs.is_empty()).then(|| self.bugs.clone()),
+            db_options: (!self.db_options.is_empty())
+                .then(|| self.db_options.iter().cloned().collect()),
             workload: self.workload.clone().map(WorkloadRef::Name),
             nemesis: self.nemesis.clone().map(NemesisRef::Name),
             hosts: match (&self.hosts, self.docker) {
@@ -79,6 +84,16 @@ impl TestArgs {
             ..TestSpec::default()
         }
     }
+}
+
+/// `NAME=VALUE`, the value read as a YAML scalar (`true`, `3`, `text`).
+pub fn db_option(text: &str) -> Result<(String, serde_yaml_ng::Value), String> {
+    let (name, value) = text
+        .split_once('=')
+        .ok_or_else(|| format!("expected NAME=VALUE, got {text:?}"))?;
+    let value: serde_yaml_ng::Value =
+        serde_yaml_ng::from_str(value).map_err(|e| format!("{name}: {e}"))?;
+    Ok((name.trim().to_string(), value))
 }
 
 /// Options that are about this invocation, not the test.

@@ -118,9 +118,11 @@ pub fn run(args: &BenchControllerArgs) -> anyhow::Result<u8> {
     let (ops, elapsed, latencies_ns) = runtime.block_on(async {
         let cfg = Arc::new(WorkerConfig {
             concurrency: args.concurrency,
-            clients: test
-                .db
-                .clients(endpoints, &test.workload, Duration::from_secs(1)),
+            clients: test.db.clients(
+                endpoints,
+                Duration::from_secs(1),
+                &crate::system::DeployOptions::default(),
+            ),
             op_timeout: Duration::from_secs(1),
         });
         // No pacing to speak of: as fast as the harness goes.

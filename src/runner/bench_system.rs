@@ -1,5 +1,5 @@
 //! `faultline bench system`: the throughput and latency of a deployed
-//! system under test (Redis, say) on a local netns cluster, through its own
+//! system under test (Redis, etcd, ...) on a local netns cluster, through its own
 //! clients and the run's workers, with no faults and no pacing to speak of.
 //! The figure is the system's and its client's, on this machine, not the
 //! harness's (that is `bench controller`).
@@ -33,6 +33,9 @@ pub struct BenchSystemArgs {
     pub concurrency: u32,
     #[arg(long, default_value = "10s")]
     pub duration: Span,
+    /// An option of the system (etcd: serializable_reads=true); repeatable.
+    #[arg(long = "db-option", value_name = "NAME=VALUE", value_parser = super::args::db_option)]
+    pub db_options: Vec<(String, serde_yaml_ng::Value)>,
 }
 
 /// Makes a netns cluster, deploys the system, drives it and prints its figures.
@@ -40,6 +43,8 @@ pub fn run(args: &BenchSystemArgs) -> anyhow::Result<u8> {
     let spec = TestSpec {
         db: Some(args.db.clone()),
         workload: Some(WorkloadRef::Name(args.workload.clone())),
+        db_options: (!args.db_options.is_empty())
+            .then(|| args.db_options.iter().cloned().collect()),
         ..TestSpec::default()
     };
     let test = resolve(&spec, &SpecSource::command_line())?;
@@ -56,6 +61,7 @@ pub fn run(args: &BenchSystemArgs) -> anyhow::Result<u8> {
     let _guard = ClusterGuard { name };
     let options = DeployOptions {
         workload: Some(test.workload.clone()),
+        db_options: test.db_options.clone(),
         install: false,
         binary,
         ..DeployOptions::default()
@@ -71,7 +77,7 @@ pub fn run(args: &BenchSystemArgs) -> anyhow::Result<u8> {
             concurrency: args.concurrency,
             clients: test
                 .db
-                .clients(db.endpoints(), &test.workload, Duration::from_millis(500)),
+                .clients(db.endpoints(), Duration::from_millis(500), &options),
             op_timeout: Duration::from_secs(1),
         });
         let source = Arc::new(Source {

@@ -194,6 +194,7 @@ fn execute(
     let options = DeployOptions {
         port: NODE_PORT,
         bugs: test.bugs.clone(),
+        db_options: test.db_options.clone(),
         workload: Some(test.workload.clone()),
         // Clock faults on hosts that share this kernel move a libfaketime offset file.
         faketime: clock_faults && cluster.backend != Backend::Ssh,
@@ -224,6 +225,7 @@ fn execute(
         opts,
         dir,
         db.clone(),
+        &options,
         &mut rng,
         problems,
     ));
@@ -325,6 +327,7 @@ async fn workload_with_nemesis(
     opts: &RunOptions,
     dir: &RunDir,
     db: Arc<dyn Db>,
+    options: &DeployOptions,
     rng: &mut ChaCha8Rng,
     problems: &mut Vec<String>,
 ) -> Result<Recorded, Failure> {
@@ -344,9 +347,7 @@ async fn workload_with_nemesis(
 
     let cfg = Arc::new(WorkerConfig {
         concurrency: test.concurrency,
-        clients: test
-            .db
-            .clients(db.endpoints(), &test.workload, CONNECT_TIMEOUT),
+        clients: test.db.clients(db.endpoints(), CONNECT_TIMEOUT, options),
         op_timeout: OP_TIMEOUT,
     });
     let generator_seed = rng.next_u64();

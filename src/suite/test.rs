@@ -11,7 +11,7 @@ use crate::checker::Verdict;
 use crate::history::text::{clip_message, excerpt};
 use crate::nemesis::schedule::{Schedule, ScheduleError};
 use crate::span::Span;
-use crate::system::SystemRef;
+use crate::system::{DbOptions, SystemRef};
 use crate::workload::{PRESETS as WORKLOAD_PRESETS, Workload};
 use crate::yaml::KeyPath;
 use serde::de::value::MapAccessDeserializer;
@@ -104,6 +104,10 @@ pub struct TestSpec {
     pub db: Option<SystemRef>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bugs: Option<Vec<String>>,
+    /// What the test sets of its system (`serializable_reads: true`), as
+    /// the system allows (`System::check_options`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub db_options: Option<DbOptions>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub workload: Option<WorkloadRef>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -143,6 +147,7 @@ impl TestSpec {
             name: pick(&self.name, &over.name),
             db: pick(&self.db, &over.db),
             bugs: pick(&self.bugs, &over.bugs),
+            db_options: pick(&self.db_options, &over.db_options),
             workload: pick(&self.workload, &over.workload),
             nemesis: pick(&self.nemesis, &over.nemesis),
             hosts: pick(&self.hosts, &over.hosts),
@@ -163,6 +168,7 @@ impl TestSpec {
             ("name", self.name.is_some()),
             ("db", self.db.is_some()),
             ("bugs", self.bugs.is_some()),
+            ("db_options", self.db_options.is_some()),
             ("workload", self.workload.is_some()),
             ("nemesis", self.nemesis.is_some()),
             ("hosts", self.hosts.is_some()),
@@ -213,6 +219,8 @@ pub struct Test {
     pub name: String,
     pub db: SystemRef,
     pub bugs: Vec<String>,
+    #[serde(default, skip_serializing_if = "DbOptions::is_empty")]
+    pub db_options: DbOptions,
     pub workload_name: String,
     pub workload: Workload,
     pub nemesis_name: String,
@@ -401,6 +409,7 @@ impl<'a> Source<'a> {
             _ => {
                 let flag = match field {
                     "bugs" => "bug".to_string(),
+                    "db_options" => "db-option".to_string(),
                     f => f.replace('_', "-"),
                 };
                 SuiteError::new(self.path, None, format!("--{flag}: {message}"))
@@ -486,17 +495,27 @@ pub fn resolve(spec: &TestSpec, source: &Source) -> Result<Test, SuiteError> {
             return Err(source.error_in("bugs", &KeyPath::root().index(i), &clip_message(&m)));
         }
     }
+    let db_options = spec.db_options.clone().unwrap_or_default();
+    // A misspelt option fails here, where it is written.
+    if let Err((option, m)) = db.check_options(&db_options) {
+        return Err(source.error_in(
+            "db_options",
+            &KeyPath::root().key(&option),
+            &clip_message(&m),
+        ));
+    }
     let name = match &spec.name {
         Some(name) => {
             check_name(name).map_err(|m| source.error("name", &m))?;
             name.clone()
         }
-        None => derived_name(&db, &workload_name, &nemesis_name, &bugs),
+        None => derived_name(&db, &workload_name, &nemesis_name, &bugs, &db_options),
     };
     Ok(Test {
         name,
         db,
         bugs,
+        db_options,
         workload_name,
         workload,
         nemesis_name,
@@ -513,12 +532,30 @@ pub fn resolve(spec: &TestSpec, source: &Source) -> Result<Test, SuiteError> {
     })
 }
 
-/// `raft-register-partition-ring-stale-read`, made a safe name.
-fn derived_name(db: &SystemRef, workload: &str, nemesis: &str, bugs: &[String]) -> String {
+/// `raft-register-partition-ring-stale-read`, made a safe name; an option
+/// set to true adds its name (`etcd-register-none-serializable_reads`),
+/// another value its name and value.
+fn derived_name(
+    db: &SystemRef,
+    workload: &str,
+    nemesis: &str,
+    bugs: &[String],
+    options: &DbOptions,
+) -> String {
     let mut name = format!("{}-{workload}-{nemesis}", db.label());
     for bug in bugs {
         name.push('-');
         name.push_str(bug);
+    }
+    for (option, value) in options {
+        match value {
+            serde_yaml_ng::Value::Bool(true) => name.push_str(&format!("-{option}")),
+            serde_yaml_ng::Value::Bool(false) => {}
+            other => {
+                let text = serde_yaml_ng::to_string(other).unwrap_or_default();
+                name.push_str(&format!("-{option}-{}", text.trim()));
+            }
+        }
     }
     sanitize_name(&name)
 }
@@ -757,6 +794,7 @@ impl Suite {
                                         &short_name(workload),
                                         &short_name(nemesis),
                                         bugs,
+                                        &self.defaults.db_options.clone().unwrap_or_default(),
                                     );
                                     t.name = Some(sanitize_name(&format!("{name}-seed{s}")));
                                 }
@@ -863,6 +901,39 @@ mod tests {
             Ok(t) => panic!("resolved to {t:?}"),
             Err(e) => e.to_string(),
         }
+    }
+
+    #[test]
+    fn db_options_are_the_systems_to_check_and_name_the_test() {
+        assert_eq!(
+            error_of("db: etcd\ndb_options:\n  serializable_read: true\n"),
+            "t.yaml:3:22: db_options.serializable_read: etcd has no option `serializable_read`; it has: serializable_reads"
+        );
+        assert_eq!(
+            error_of("db: raft\ndb_options: {serializable_reads: true}\n"),
+            "t.yaml:2:34: db_options.serializable_reads: raft takes no options"
+        );
+        let text = "db: etcd\ndb_options: {serializable_reads: true}\nseed: 1\n";
+        let t = resolve(
+            &spec(text).unwrap(),
+            &Source::file(Path::new("t.yaml"), text),
+        )
+        .unwrap();
+        assert_eq!(t.name, "etcd-register-none-serializable_reads");
+        assert_eq!(
+            t.db_options["serializable_reads"],
+            serde_yaml_ng::Value::Bool(true)
+        );
+        // Stored and read back as test.yaml is.
+        let back: Test = serde_yaml_ng::from_str(&serde_yaml_ng::to_string(&t).unwrap()).unwrap();
+        assert_eq!(back, t);
+        let plain = "db: etcd\nseed: 1\n";
+        let t = resolve(
+            &spec(plain).unwrap(),
+            &Source::file(Path::new("t.yaml"), plain),
+        )
+        .unwrap();
+        assert!(!serde_yaml_ng::to_string(&t).unwrap().contains("db_options"));
     }
 
     #[test]
@@ -1006,7 +1077,7 @@ mod tests {
     fn every_error_about_a_file_has_a_position() {
         assert_eq!(
             error_of("workload: register\n"),
-            "t.yaml:1:1: no `db` given: expected one of raft, paxos, twopc, redis, or a map with `kind: custom`"
+            "t.yaml:1:1: no `db` given: expected one of raft, paxos, twopc, redis, etcd, or a map with `kind: custom`"
         );
         let e = suite_error_of("tests:\n  - {db: raft}\n  - {workload: bank}\n");
         assert!(e.starts_with("s.yaml:3:5: tests[1]: no `db` given"), "{e}");

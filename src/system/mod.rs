@@ -15,6 +15,7 @@
 pub mod bundled;
 pub mod custom;
 pub mod daemon;
+pub mod etcd;
 pub mod redis;
 
 use crate::cluster::Cluster;
@@ -34,6 +35,7 @@ pub static SYSTEMS: &[&dyn System] = &[
     &bundled::Bundled::PAXOS,
     &bundled::Bundled::TWOPC,
     &redis::Redis,
+    &etcd::Etcd,
 ];
 
 /// The system called `name`.
@@ -205,6 +207,19 @@ pub trait System: Sync + Send {
     fn bugs(&self) -> Vec<(&'static str, &'static str)>;
     /// What its nodes write in their logs that the log checkers look for.
     fn log_patterns(&self) -> crate::checker::logs::LogPatterns;
+    /// Checks a test's `db_options:` (what the system lets a test set);
+    /// the error names the option at fault. None by default.
+    fn check_options(&self, options: &DbOptions) -> Result<(), (String, String)> {
+        match options.keys().next() {
+            None => Ok(()),
+            Some(name) => Err((name.clone(), format!("{} takes no options", self.name()))),
+        }
+    }
+    /// What its hosts need beyond what faults need (`os::requirements`):
+    /// its own programs, and the packages that have them.
+    fn requirements(&self) -> Vec<crate::os::Requirement> {
+        Vec::new()
+    }
     /// Starts its nodes on hosts that [`deploy`] prepared, with faultline's
     /// files under [`Layout`]: the returned `Db` has every node started but
     /// not necessarily answering yet ([`Db::wait_ready`]).
@@ -212,18 +227,13 @@ pub trait System: Sync + Send {
     /// A deployment made earlier (by another process), without touching the
     /// hosts: for `faultline nemesis` and `cluster status`.
     fn attach(&self, cluster: &Cluster, options: &DeployOptions) -> Result<Arc<dyn Db>, DbError>;
-    /// What its hosts need besides what faults need (its own programs),
-    /// checked and installed by [`deploy`].
-    fn requirements(&self) -> Vec<crate::os::Requirement> {
-        Vec::new()
-    }
     /// Clients for one run's workers against `endpoints` (they may share
-    /// connections), running `workload` (a lock's lease, say).
+    /// connections), deployed with `options`.
     fn clients(
         &self,
         endpoints: Vec<Endpoint>,
-        workload: &Workload,
         connect_timeout: Duration,
+        options: &DeployOptions,
     ) -> Arc<dyn Clients>;
 }
 
@@ -342,6 +352,10 @@ pub struct Endpoint {
     pub addr: String,
 }
 
+/// What a test sets of its system (`db_options:`), by option name: each
+/// system says which it takes ([`System::check_options`]).
+pub type DbOptions = std::collections::BTreeMap<String, serde_yaml_ng::Value>;
+
 /// How to deploy a system for one test.
 #[derive(Debug, Clone)]
 pub struct DeployOptions {
@@ -350,6 +364,8 @@ pub struct DeployOptions {
     /// Injectable bugs, checked against [`System::bugs`] when the test was
     /// resolved.
     pub bugs: Vec<String>,
+    /// The test's `db_options:`, checked by [`System::check_options`].
+    pub db_options: DbOptions,
     /// What the clients will run (a system may need to know: the bank's
     /// accounts and balances).
     pub workload: Option<Workload>,
@@ -369,6 +385,7 @@ impl Default for DeployOptions {
         DeployOptions {
             port: 7000,
             bugs: Vec::new(),
+            db_options: DbOptions::new(),
             workload: None,
             faketime: false,
             install: true,
@@ -488,6 +505,49 @@ pub fn faketime_env(cluster: &Cluster, layout: &Layout) -> Result<Vec<(String, S
     ])
 }
 
+/// Copies every node's log ([`Layout::log`]) to `dir/<node>/node.log`;
+/// returns the files written. A node that never wrote a log is skipped.
+pub fn download_node_logs(
+    cluster: &Cluster,
+    layout: &Layout,
+    dir: &Path,
+) -> Result<Vec<PathBuf>, DbError> {
+    let log = layout.log();
+    let exists = format!("test -e {}", shell_quote(&log));
+    let written = on_all(&cluster.remotes(), |r| {
+        if !r.exec(&exists, None, CONTROL_TIMEOUT)?.success() {
+            return Ok(None);
+        }
+        let local_dir = dir.join(r.name());
+        std::fs::create_dir_all(&local_dir).map_err(|e| RemoteError::Other {
+            host: r.name().into(),
+            detail: format!("cannot create {}: {e}", local_dir.display()),
+        })?;
+        let local = local_dir.join("node.log");
+        r.download(&log, &local)?;
+        Ok(Some(local))
+    })?;
+    Ok(written.into_iter().flatten().collect())
+}
+
+/// The last `lines` non-empty lines of the node log on `host` (none if unreadable).
+pub fn log_tail(host: &crate::cluster::Host, layout: &Layout, lines: usize) -> Vec<String> {
+    let tail = host
+        .remote
+        .run(
+            &format!(
+                "tail -n {lines} {} 2>/dev/null; true",
+                shell_quote(&layout.log())
+            ),
+            CONTROL_TIMEOUT,
+        )
+        .unwrap_or_default();
+    tail.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
 /// How long each step of [`deploy`] took.
 #[derive(Debug, Clone, Default)]
 pub struct DeployTimings {
@@ -581,7 +641,7 @@ mod tests {
         fn attach(&self, _: &Cluster, _: &DeployOptions) -> Result<Arc<dyn Db>, DbError> {
             Err(DbError::Local("not deployable".into()))
         }
-        fn clients(&self, _: Vec<Endpoint>, _: &Workload, _: Duration) -> Arc<dyn Clients> {
+        fn clients(&self, _: Vec<Endpoint>, _: Duration, _: &DeployOptions) -> Arc<dyn Clients> {
             unreachable!("never deployed")
         }
     }
@@ -618,7 +678,7 @@ mod tests {
         }
         assert_eq!(
             SystemRef::parse("mysql").unwrap_err(),
-            "unknown variant `mysql`, expected one of `raft`, `paxos`, `twopc`, `redis`, or a map with `kind: custom`"
+            "unknown variant `mysql`, expected one of `raft`, `paxos`, `twopc`, `redis`, `etcd`, or a map with `kind: custom`"
         );
         // Every bundled bug is one its system declares.
         for (_, systems, name, _) in crate::nodes::bugs::CATALOG {

@@ -291,8 +291,11 @@ impl Workload {
                         addr: n.addr.clone(),
                     })
                     .collect(),
-                &workload,
                 Duration::from_millis(300),
+                &faultline::system::DeployOptions {
+                    workload: Some(workload.clone()),
+                    ..faultline::system::DeployOptions::default()
+                },
             ),
             op_timeout: Duration::from_millis(1000),
         });

@@ -293,24 +293,8 @@ impl Db for BundledDb {
     }
 
     /// Copies every node's log to `dir/<node>/node.log`; returns the files written.
-    /// A node that never wrote a log is skipped.
     fn download_logs(&self, dir: &Path) -> Result<Vec<PathBuf>, DbError> {
-        let log = self.layout.log();
-        let exists = format!("test -e {}", shell_quote(&log));
-        let written = on_all(&self.cluster.remotes(), |r| {
-            if !r.exec(&exists, None, CONTROL_TIMEOUT)?.success() {
-                return Ok(None);
-            }
-            let local_dir = dir.join(r.name());
-            std::fs::create_dir_all(&local_dir).map_err(|e| RemoteError::Other {
-                host: r.name().into(),
-                detail: format!("cannot create {}: {e}", local_dir.display()),
-            })?;
-            let local = local_dir.join("node.log");
-            r.download(&log, &local)?;
-            Ok(Some(local))
-        })?;
-        Ok(written.into_iter().flatten().collect())
+        crate::system::download_node_logs(&self.cluster, &self.layout, dir)
     }
 
     /// Waits until every node answers a `status` request on its port. When
@@ -363,23 +347,10 @@ impl Db for BundledDb {
 
     /// The last `lines` non-empty lines of `node`'s log (none if unreadable).
     fn log_tail(&self, node: &str, lines: usize) -> Vec<String> {
-        let Ok(i) = self.index(node) else {
-            return Vec::new();
-        };
-        let tail = self.cluster.hosts[i]
-            .remote
-            .run(
-                &format!(
-                    "tail -n {lines} {} 2>/dev/null; true",
-                    shell_quote(&self.layout.log())
-                ),
-                CONTROL_TIMEOUT,
-            )
-            .unwrap_or_default();
-        tail.lines()
-            .filter(|l| !l.trim().is_empty())
-            .map(str::to_string)
-            .collect()
+        match self.index(node) {
+            Ok(i) => crate::system::log_tail(&self.cluster.hosts[i], &self.layout, lines),
+            Err(_) => Vec::new(),
+        }
     }
 }
 

@@ -81,8 +81,8 @@ impl System for Bundled {
     fn clients(
         &self,
         endpoints: Vec<Endpoint>,
-        _: &crate::workload::Workload,
         connect_timeout: Duration,
+        _: &DeployOptions,
     ) -> Arc<dyn Clients> {
         Arc::new(client::Clients(Arc::new(client::Pool::new(
             endpoints,

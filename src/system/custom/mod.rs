@@ -306,8 +306,8 @@ impl System for Custom {
     fn clients(
         &self,
         endpoints: Vec<Endpoint>,
-        _workload: &crate::workload::Workload,
         _connect_timeout: Duration,
+        _: &DeployOptions,
     ) -> Arc<dyn Clients> {
         Arc::new(client::Programs::new(&self.client, endpoints))
     }

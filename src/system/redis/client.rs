@@ -74,7 +74,7 @@ impl Clients {
     pub fn new(
         nodes: Vec<Endpoint>,
         sentinel_port_offset: u16,
-        workload: &Workload,
+        workload: Option<&Workload>,
         connect_timeout: Duration,
     ) -> Clients {
         debug_assert!(!nodes.is_empty(), "a test has at least one node");
@@ -83,7 +83,7 @@ impl Clients {
             .map(|e| sentinel_addr(&e.addr, sentinel_port_offset))
             .collect();
         let lease_ms = match workload {
-            Workload::Lock(l) => l.lease.0.as_millis() as u64,
+            Some(Workload::Lock(l)) => l.lease.0.as_millis() as u64,
             _ => 0,
         };
         Clients {

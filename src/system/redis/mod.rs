@@ -22,7 +22,6 @@ use crate::checker::logs::LogPatterns;
 use crate::cluster::Cluster;
 use crate::os::Requirement;
 use crate::system::{Clients, Db, DbError, DeployOptions, Endpoint, System};
-use crate::workload::Workload;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -77,13 +76,13 @@ impl System for Redis {
     fn clients(
         &self,
         endpoints: Vec<Endpoint>,
-        workload: &Workload,
         connect_timeout: Duration,
+        options: &DeployOptions,
     ) -> Arc<dyn Clients> {
         Arc::new(client::Clients::new(
             endpoints,
             SENTINEL_PORT_OFFSET,
-            workload,
+            options.workload.as_ref(),
             connect_timeout,
         ))
     }
