@@ -16,104 +16,22 @@
 
 mod common;
 
+use common::runs::{self, Outcome};
 use common::{BINARY, make};
 use faultline::cluster::Backend;
 use faultline::history::Ended;
 use faultline::system::{self, DeployOptions, SystemRef};
 use faultline::workload::Operation;
-use serde_json::{Value, json};
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use serde_json::json;
 use std::time::Duration;
-
-/// How one `faultline run` ended.
-struct Outcome {
-    exit: i32,
-    results: Value,
-    stdout: String,
-}
-
-impl Outcome {
-    /// A checker's `valid` (true, false, "unknown") by name.
-    fn checker(&self, name: &str) -> Value {
-        self.results["run"]["checkers"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .find(|c| c["name"] == name)
-            .map(|c| c["valid"].clone())
-            .unwrap_or_else(|| panic!("no {name} checker in {}", self.stdout))
-    }
-
-    fn anomalies(&self) -> Vec<String> {
-        self.results["run"]["anomalies"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|a| a.as_str().map(String::from))
-            .collect()
-    }
-
-    /// Operations of the history that ended `type` (`ok`, `info`, `fail`).
-    fn count(&self, type_: &str) -> u64 {
-        self.results["run"]["ops"][type_].as_u64().unwrap_or(0)
-    }
-}
-
-fn results_root() -> PathBuf {
-    Path::new(env!("CARGO_TARGET_TMPDIR")).join("etcd")
-}
 
 /// `faultline run` of the test file `yaml` with `seed`.
 fn run(name: &str, yaml: &str, seed: u64) -> Outcome {
-    let dir = results_root().join(format!("{name}-seed{seed}"));
-    std::fs::create_dir_all(&dir).unwrap();
-    let test = dir.join("test.yaml");
-    std::fs::write(&test, yaml).unwrap();
-    let out = Command::new(BINARY)
-        .arg("run")
-        .arg(&test)
-        .args(["--seed", &seed.to_string(), "--no-install", "--results-dir"])
-        .arg(dir.join("results"))
-        .env("CI", "true")
-        .output()
-        .expect("faultline runs");
-    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
-    let exit = out.status.code().unwrap_or(-1);
-    println!("{name}, seed {seed}: exit {exit}\n{stdout}");
-    assert!(
-        exit != 3,
-        "{name} (seed {seed}): the harness failed\n{stdout}\n{stderr}"
-    );
-    let path = dir.join("results/latest/results.json");
-    let results = serde_json::from_str(
-        &std::fs::read_to_string(&path)
-            .unwrap_or_else(|e| panic!("{}: {e}\n{stdout}\n{stderr}", path.display())),
-    )
-    .unwrap();
-    Outcome {
-        exit,
-        results,
-        stdout,
-    }
+    runs::run("etcd", name, yaml, seed, &[])
 }
 
-/// Runs with each seed until one is invalid with `anomaly`; panics with
-/// every summary when none is.
 fn caught(name: &str, yaml: &str, seeds: &[u64], anomaly: &str) -> Outcome {
-    let mut tried = Vec::new();
-    for &seed in seeds {
-        let o = run(name, yaml, seed);
-        if o.exit == 1 && o.anomalies().iter().any(|a| a == anomaly) {
-            return o;
-        }
-        tried.push(format!("seed {seed}: exit {}\n{}", o.exit, o.stdout));
-    }
-    panic!(
-        "{name}: no seed of {seeds:?} found {anomaly}:\n{}",
-        tried.join("\n")
-    );
+    runs::caught("etcd", name, yaml, seeds, anomaly)
 }
 
 #[test]
@@ -126,11 +44,11 @@ fn register_under_partitions_and_leader_kills_is_linearizable() {
          \x20   - kill: {targets: primaries, duration: 2s, interval: 5s}\n",
         11,
     );
-    assert_eq!(o.exit, 0, "{}", o.stdout);
-    assert_eq!(o.checker("linearizable"), json!(true), "{}", o.stdout);
+    assert_eq!(o.exit, 0, "{}", o.summary);
+    assert_eq!(o.checker("linearizable"), json!(true), "{}", o.summary);
     // The faults bit: some calls went unanswered, and the cluster recovered.
-    assert!(o.count("info") + o.count("fail") > 0, "{}", o.stdout);
-    assert!(o.count("ok") > 100, "{}", o.stdout);
+    assert!(o.count("info") + o.count("fail") > 0, "{}", o.summary);
+    assert!(o.count("ok") > 100, "{}", o.summary);
 }
 
 #[test]
@@ -141,12 +59,12 @@ fn list_append_under_partitions_is_strict_serializable() {
          nemesis: {faults: [{partition: {shape: halves, duration: 3s, interval: 2s}}]}\n",
         12,
     );
-    assert_eq!(o.exit, 0, "{}", o.stdout);
-    assert_eq!(o.checker("elle"), json!(true), "{}", o.stdout);
+    assert_eq!(o.exit, 0, "{}", o.summary);
+    assert_eq!(o.checker("elle"), json!(true), "{}", o.summary);
     assert!(
-        o.stdout.contains("strict-serializable holds"),
+        o.summary.contains("strict-serializable holds"),
         "{}",
-        o.stdout
+        o.summary
     );
 }
 

@@ -8,67 +8,19 @@
 //! faulty runs are tried with a few seeds and one must catch it.
 //! Runs are kept under cargo's target tmp dir (`redis/`).
 
-use serde_json::Value;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+mod common;
 
-const EXE: &str = env!("CARGO_BIN_EXE_faultline");
+use common::runs::{self, Outcome};
+use std::path::Path;
+use std::process::Command;
 
 /// The primary that Sentinel names is cut off for 10 s, twice in a run.
 const ISOLATE_PRIMARY: &str =
     "nemesis: {faults: [{partition: {shape: primaries, duration: 10s, interval: 5s}}]}\n";
 
-struct Outcome {
-    exit: i32,
-    anomalies: Vec<String>,
-    summary: String,
-    dir: PathBuf,
-}
-
 fn run(name: &str, yaml: &str, seed: u64) -> Outcome {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join("redis")
-        .join(format!("{name}-{seed}"));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let test = dir.join("test.yaml");
-    std::fs::write(&test, format!("db: redis\nnodes: 3\nrecovery: 3s\n{yaml}")).unwrap();
-    let out = Command::new(EXE)
-        .arg("run")
-        .arg(&test)
-        .args(["--seed", &seed.to_string(), "--no-install", "--results-dir"])
-        .arg(dir.join("results"))
-        .env("CI", "true")
-        .output()
-        .expect("faultline runs");
-    let summary = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let exit = out.status.code().unwrap_or(-1);
-    assert!(
-        exit != 3,
-        "{name} (seed {seed}): the harness failed\n{summary}"
-    );
-    let results = dir.join("results/latest/results.json");
-    let json: Value = serde_json::from_str(
-        &std::fs::read_to_string(&results)
-            .unwrap_or_else(|e| panic!("{}: {e}\n{summary}", results.display())),
-    )
-    .unwrap();
-    let anomalies = json["run"]["anomalies"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|a| a.as_str().map(String::from))
-        .collect();
-    Outcome {
-        exit,
-        anomalies,
-        summary,
-        dir: dir.join("results/latest"),
-    }
+    let yaml = format!("db: redis\nnodes: 3\nrecovery: 3s\n{yaml}");
+    runs::run("redis", name, &yaml, seed, &[])
 }
 
 /// Valid on one seed, with every op ending one way or another and both
@@ -93,21 +45,8 @@ fn valid_without_faults(name: &str, workload: &str) -> Outcome {
 
 /// One of `seeds` makes the run invalid with `anomaly`.
 fn caught_with_a_failover(name: &str, yaml: &str, anomaly: &str, seeds: &[u64]) {
-    let mut tried = Vec::new();
-    for &seed in seeds {
-        let o = run(name, yaml, seed);
-        if o.exit == 1 && o.anomalies.iter().any(|a| a == anomaly) {
-            return;
-        }
-        tried.push(format!(
-            "seed {seed}: exit {}, anomalies {:?}\n{}",
-            o.exit, o.anomalies, o.summary
-        ));
-    }
-    panic!(
-        "{name}: no run found {anomaly} with seeds {seeds:?}:\n{}",
-        tried.join("\n")
-    );
+    let yaml = format!("db: redis\nnodes: 3\nrecovery: 3s\n{yaml}");
+    runs::caught("redis", name, &yaml, seeds, anomaly);
 }
 
 #[test]

@@ -18,7 +18,8 @@ pub mod daemon;
 pub mod etcd;
 pub mod redis;
 
-use crate::cluster::Cluster;
+use crate::cluster::{Cluster, Host};
+use daemon::Daemon;
 use crate::control::{Remote, RemoteError, on_all, shell_quote};
 use crate::history::Ended;
 use crate::workload::{Operation, Workload};
@@ -248,15 +249,33 @@ pub trait Db: Send + Sync {
     fn wait_ready(&self, timeout: Duration) -> Result<(), DbError>;
     /// Starts `node` if it is not running.
     fn start(&self, node: &str) -> Result<(), DbError>;
+    /// `node`'s host and the daemon that is its process: what stop, kill,
+    /// pause, resume and pid act on unless a system says otherwise.
+    fn process(&self, node: &str) -> Result<(&Host, Daemon), DbError>;
     /// Stops `node` cleanly (SIGTERM, then SIGKILL after `grace`).
-    fn stop(&self, node: &str, grace: Duration) -> Result<(), DbError>;
+    fn stop(&self, node: &str, grace: Duration) -> Result<(), DbError> {
+        let (host, d) = self.process(node)?;
+        Ok(d.stop(host.remote.as_ref(), grace)?)
+    }
     /// Crashes `node` (SIGKILL); [`Db::start`] brings it back.
-    fn kill(&self, node: &str) -> Result<(), DbError>;
+    fn kill(&self, node: &str) -> Result<(), DbError> {
+        let (host, d) = self.process(node)?;
+        Ok(d.kill(host.remote.as_ref())?)
+    }
     /// SIGSTOP and SIGCONT.
-    fn pause(&self, node: &str) -> Result<(), DbError>;
-    fn resume(&self, node: &str) -> Result<(), DbError>;
+    fn pause(&self, node: &str) -> Result<(), DbError> {
+        let (host, d) = self.process(node)?;
+        Ok(d.pause(host.remote.as_ref())?)
+    }
+    fn resume(&self, node: &str) -> Result<(), DbError> {
+        let (host, d) = self.process(node)?;
+        Ok(d.resume(host.remote.as_ref())?)
+    }
     /// The pid of `node`'s running process, on its host.
-    fn pid(&self, node: &str) -> Result<Option<u32>, DbError>;
+    fn pid(&self, node: &str) -> Result<Option<u32>, DbError> {
+        let (host, d) = self.process(node)?;
+        Ok(d.pid(host.remote.as_ref())?)
+    }
     /// Deletes `node`'s data (the node must be stopped).
     fn wipe(&self, node: &str) -> Result<(), DbError>;
     /// Copies every node's logs under `dir/<node>/`; returns the files written.
@@ -293,6 +312,36 @@ pub trait Db: Send + Sync {
     fn pids(&self) -> Vec<(String, Result<Option<u32>, DbError>)> {
         on_every_node(self.cluster(), |n| self.pid(n))
     }
+}
+
+/// The index of the host called `node` in `cluster`.
+pub fn host_index(cluster: &Cluster, node: &str) -> Result<usize, DbError> {
+    cluster
+        .hosts
+        .iter()
+        .position(|h| h.name == node)
+        .ok_or_else(|| {
+            DbError::Local(format!(
+                "no node named {node:?} in cluster {}",
+                cluster.name
+            ))
+        })
+}
+
+/// `action` on every host of `cluster` at once, with its index; the error
+/// names every host that failed.
+pub fn on_hosts(
+    cluster: &Cluster,
+    action: impl Fn(usize, &Host) -> Result<(), RemoteError> + Sync,
+) -> Result<(), DbError> {
+    on_all(&cluster.remotes(), |r| {
+        let i = host_index(cluster, r.name()).map_err(|e| RemoteError::Other {
+            host: r.name().into(),
+            detail: e.to_string(),
+        })?;
+        action(i, &cluster.hosts[i])
+    })?;
+    Ok(())
 }
 
 /// `f` on every node of `cluster` at once; the results in host order.
@@ -530,8 +579,17 @@ pub fn download_node_logs(
     Ok(written.into_iter().flatten().collect())
 }
 
+/// Empties `dir` on `host` (its node must be stopped): a wiped node starts
+/// with no data.
+pub fn wipe_dir(host: &Host, dir: &str) -> Result<(), DbError> {
+    let dir = shell_quote(dir);
+    host.remote
+        .run(&format!("rm -rf {dir} && mkdir -p {dir}"), CONTROL_TIMEOUT)?;
+    Ok(())
+}
+
 /// The last `lines` non-empty lines of the node log on `host` (none if unreadable).
-pub fn log_tail(host: &crate::cluster::Host, layout: &Layout, lines: usize) -> Vec<String> {
+pub fn log_tail(host: &Host, layout: &Layout, lines: usize) -> Vec<String> {
     let tail = host
         .remote
         .run(

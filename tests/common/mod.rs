@@ -4,6 +4,8 @@
 
 /// Workload drivers, histories and fake peers for the node tests.
 pub mod nodes;
+/// `faultline run` of a test file and its results, for the system tests.
+pub mod runs;
 
 use faultline::cluster::{self, Backend, Cluster, ClusterGuard, UpOptions};
 use std::path::{Path, PathBuf};

@@ -6,13 +6,13 @@
 
 use super::voters;
 use crate::cluster::{Cluster, Host};
-use crate::control::{RemoteError, on_all, shell_quote};
+use crate::control::{RemoteError, shell_quote};
 use crate::nodes::System as Node;
 use crate::nodes::wire::{
     MAX_FRAME_BYTES, Operation, Outcome, Reply, Request, Status, encode_frame,
 };
 use crate::system::daemon::{self, Daemon};
-use crate::system::{Db, DbError, DeployOptions, Endpoint, Layout};
+use crate::system::{Db, DbError, DeployOptions, Endpoint, Layout, host_index};
 use crate::workload::Workload;
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
@@ -131,32 +131,11 @@ impl BundledDb {
         })
     }
 
-    fn index(&self, node: &str) -> Result<usize, DbError> {
-        self.cluster
-            .hosts
-            .iter()
-            .position(|h| h.name == node)
-            .ok_or_else(|| {
-                DbError::Local(format!(
-                    "no node named {node:?} in cluster {}",
-                    self.cluster.name
-                ))
-            })
-    }
-
     fn on_nodes(
         &self,
         action: impl Fn(&Host, &Daemon) -> Result<(), RemoteError> + Sync,
     ) -> Result<(), DbError> {
-        let remotes = self.cluster.remotes();
-        on_all(&remotes, |r| {
-            let i = self.index(r.name()).map_err(|e| RemoteError::Other {
-                host: r.name().into(),
-                detail: e.to_string(),
-            })?;
-            action(&self.cluster.hosts[i], &self.daemons[i])
-        })?;
-        Ok(())
+        crate::system::on_hosts(&self.cluster, |i, host| action(host, &self.daemons[i]))
     }
 
     fn start_node(&self, host: &Host, daemon: &Daemon) -> Result<(), RemoteError> {
@@ -176,7 +155,7 @@ impl BundledDb {
 
     /// The address clients use for `node`.
     pub fn addr(&self, node: &str) -> Result<SocketAddr, DbError> {
-        let i = self.index(node)?;
+        let i = host_index(&self.cluster, node)?;
         Ok(SocketAddr::new(
             self.cluster.hosts[i].addr,
             self.options.port,
@@ -185,14 +164,14 @@ impl BundledDb {
 
     /// The node's process state letter (`T` when paused), if it runs.
     pub fn process_state(&self, node: &str) -> Result<Option<char>, DbError> {
-        let i = self.index(node)?;
+        let i = host_index(&self.cluster, node)?;
         Ok(self.daemons[i].state(self.cluster.hosts[i].remote.as_ref())?)
     }
 
     /// `shown` ("n1 (addr)") with the process state and the log's tail.
     fn explain(&self, shown: &str) -> String {
         let node = shown.split(' ').next().unwrap_or_default();
-        let Ok(i) = self.index(node) else {
+        let Ok(i) = host_index(&self.cluster, node) else {
             return shown.to_string();
         };
         let remote = self.cluster.hosts[i].remote.as_ref();
@@ -249,47 +228,19 @@ impl Db for BundledDb {
 
     /// Starts `node` if it is not running.
     fn start(&self, node: &str) -> Result<(), DbError> {
-        let i = self.index(node)?;
+        let i = host_index(&self.cluster, node)?;
         Ok(self.start_node(&self.cluster.hosts[i], &self.daemons[i])?)
     }
 
-    /// Stops `node` cleanly (SIGTERM, then SIGKILL after `grace`).
-    fn stop(&self, node: &str, grace: Duration) -> Result<(), DbError> {
-        let i = self.index(node)?;
-        Ok(self.daemons[i].stop(self.cluster.hosts[i].remote.as_ref(), grace)?)
-    }
-
-    /// SIGKILLs `node` (a crash); [`Db::start`] brings it back.
-    fn kill(&self, node: &str) -> Result<(), DbError> {
-        let i = self.index(node)?;
-        Ok(self.daemons[i].kill(self.cluster.hosts[i].remote.as_ref())?)
-    }
-
-    fn pause(&self, node: &str) -> Result<(), DbError> {
-        let i = self.index(node)?;
-        Ok(self.daemons[i].pause(self.cluster.hosts[i].remote.as_ref())?)
-    }
-
-    fn resume(&self, node: &str) -> Result<(), DbError> {
-        let i = self.index(node)?;
-        Ok(self.daemons[i].resume(self.cluster.hosts[i].remote.as_ref())?)
-    }
-
-    /// The node's pid when it runs.
-    fn pid(&self, node: &str) -> Result<Option<u32>, DbError> {
-        let i = self.index(node)?;
-        Ok(self.daemons[i].pid(self.cluster.hosts[i].remote.as_ref())?)
+    fn process(&self, node: &str) -> Result<(&Host, Daemon), DbError> {
+        let i = host_index(&self.cluster, node)?;
+        Ok((&self.cluster.hosts[i], self.daemons[i].clone()))
     }
 
     /// Deletes `node`'s data directory (the node must be stopped).
     fn wipe(&self, node: &str) -> Result<(), DbError> {
-        let i = self.index(node)?;
-        let data = shell_quote(&self.layout.data());
-        self.cluster.hosts[i].remote.run(
-            &format!("rm -rf {data} && mkdir -p {data}"),
-            CONTROL_TIMEOUT,
-        )?;
-        Ok(())
+        let host = &self.cluster.hosts[host_index(&self.cluster, node)?];
+        crate::system::wipe_dir(host, &self.layout.data())
     }
 
     /// Copies every node's log to `dir/<node>/node.log`; returns the files written.
@@ -314,7 +265,7 @@ impl Db for BundledDb {
             match wait_until_answering(&addrs, left.min(Duration::from_secs(1))) {
                 Err(DbError::NotReady { hosts, .. }) => {
                     let exited = |name: &String| {
-                        self.index(name).is_ok_and(|i| {
+                        host_index(&self.cluster, name).is_ok_and(|i| {
                             let remote = self.cluster.hosts[i].remote.as_ref();
                             matches!(self.daemons[i].pid(remote), Ok(None))
                         })
@@ -347,7 +298,7 @@ impl Db for BundledDb {
 
     /// The last `lines` non-empty lines of `node`'s log (none if unreadable).
     fn log_tail(&self, node: &str, lines: usize) -> Vec<String> {
-        match self.index(node) {
+        match host_index(&self.cluster, node) {
             Ok(i) => crate::system::log_tail(&self.cluster.hosts[i], &self.layout, lines),
             Err(_) => Vec::new(),
         }

@@ -18,7 +18,7 @@ use super::{Custom, Vars, expand};
 use crate::cluster::{Cluster, Host};
 use crate::control::{RemoteError, on_all, parent_dir, shell_quote};
 use crate::system::daemon::{ALIVE, Daemon};
-use crate::system::{Db, DbError, DeployOptions, Endpoint, Layout};
+use crate::system::{Db, DbError, DeployOptions, Endpoint, Layout, host_index};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -114,32 +114,11 @@ impl CustomDb {
         }
     }
 
-    fn index(&self, node: &str) -> Result<usize, DbError> {
-        self.cluster
-            .hosts
-            .iter()
-            .position(|h| h.name == node)
-            .ok_or_else(|| {
-                DbError::Local(format!(
-                    "no node named {node:?} in cluster {}",
-                    self.cluster.name
-                ))
-            })
-    }
-
     fn on_nodes(
         &self,
         action: impl Fn(&Host, &Node) -> Result<(), RemoteError> + Sync,
     ) -> Result<(), DbError> {
-        let remotes = self.cluster.remotes();
-        on_all(&remotes, |r| {
-            let i = self.index(r.name()).map_err(|e| RemoteError::Other {
-                host: r.name().into(),
-                detail: e.to_string(),
-            })?;
-            action(&self.cluster.hosts[i], &self.nodes[i])
-        })?;
-        Ok(())
+        crate::system::on_hosts(&self.cluster, |i, host| action(host, &self.nodes[i]))
     }
 
     /// Starts `node` unless it runs; see the module's doc for how.
@@ -281,14 +260,14 @@ impl Db for CustomDb {
     }
 
     fn start(&self, node: &str) -> Result<(), DbError> {
-        let i = self.index(node)?;
+        let i = host_index(&self.cluster, node)?;
         Ok(self.start_node(&self.cluster.hosts[i], &self.nodes[i])?)
     }
 
     /// The `stop` command when there is one (bounded by `grace`), then
     /// SIGTERM and SIGKILL for whatever still runs.
     fn stop(&self, node: &str, grace: Duration) -> Result<(), DbError> {
-        let i = self.index(node)?;
+        let i = host_index(&self.cluster, node)?;
         let remote = self.cluster.hosts[i].remote.as_ref();
         if let Some(stop) = &self.spec.stop {
             let command = expand(stop, &self.nodes[i].vars);
@@ -299,49 +278,21 @@ impl Db for CustomDb {
         Ok(self.nodes[i].daemon.stop(remote, grace)?)
     }
 
-    fn kill(&self, node: &str) -> Result<(), DbError> {
-        let i = self.index(node)?;
-        Ok(self.nodes[i]
-            .daemon
-            .kill(self.cluster.hosts[i].remote.as_ref())?)
-    }
-
-    fn pause(&self, node: &str) -> Result<(), DbError> {
-        let i = self.index(node)?;
-        Ok(self.nodes[i]
-            .daemon
-            .pause(self.cluster.hosts[i].remote.as_ref())?)
-    }
-
-    fn resume(&self, node: &str) -> Result<(), DbError> {
-        let i = self.index(node)?;
-        Ok(self.nodes[i]
-            .daemon
-            .resume(self.cluster.hosts[i].remote.as_ref())?)
-    }
-
-    fn pid(&self, node: &str) -> Result<Option<u32>, DbError> {
-        let i = self.index(node)?;
-        Ok(self.nodes[i]
-            .daemon
-            .pid(self.cluster.hosts[i].remote.as_ref())?)
+    fn process(&self, node: &str) -> Result<(&Host, Daemon), DbError> {
+        let i = host_index(&self.cluster, node)?;
+        Ok((&self.cluster.hosts[i], self.nodes[i].daemon.clone()))
     }
 
     fn wipe(&self, node: &str) -> Result<(), DbError> {
-        let i = self.index(node)?;
-        let data = shell_quote(&self.nodes[i].vars.data_dir);
-        self.cluster.hosts[i].remote.run(
-            &format!("rm -rf {data} && mkdir -p {data}"),
-            CONTROL_TIMEOUT,
-        )?;
-        Ok(())
+        let i = host_index(&self.cluster, node)?;
+        crate::system::wipe_dir(&self.cluster.hosts[i], &self.nodes[i].vars.data_dir)
     }
 
     /// Copies each node's log files to `dir/<node>/<file name>`; a file that
     /// does not exist is skipped.
     fn download_logs(&self, dir: &Path) -> Result<Vec<PathBuf>, DbError> {
         let written = on_all(&self.cluster.remotes(), |r| {
-            let i = self.index(r.name()).map_err(|e| RemoteError::Other {
+            let i = host_index(&self.cluster, r.name()).map_err(|e| RemoteError::Other {
                 host: r.name().into(),
                 detail: e.to_string(),
             })?;
@@ -374,7 +325,7 @@ impl Db for CustomDb {
     }
 
     fn log_tail(&self, node: &str, lines: usize) -> Vec<String> {
-        let Ok(i) = self.index(node) else {
+        let Ok(i) = host_index(&self.cluster, node) else {
             return Vec::new();
         };
         let command = format!(
@@ -398,7 +349,7 @@ impl Db for CustomDb {
             return Err("this custom system has no `leader` command to ask".into());
         };
         let asked = crate::fan_out::on_every(&self.cluster.hosts, |h| {
-            let i = self.index(&h.name).map_err(|e| e.to_string())?;
+            let i = host_index(&self.cluster, &h.name).map_err(|e| e.to_string())?;
             let command = expand(leader, &self.nodes[i].vars);
             h.remote
                 .exec(&command, None, LEADER_TIMEOUT)

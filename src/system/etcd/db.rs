@@ -12,9 +12,9 @@
 
 use super::api::{self, post_blocking};
 use crate::cluster::{Cluster, Host};
-use crate::control::{RemoteError, on_all, shell_quote};
+use crate::control::{RemoteError, shell_quote};
 use crate::system::daemon::Daemon;
-use crate::system::{Db, DbError, DeployOptions, Endpoint, Layout};
+use crate::system::{Db, DbError, DeployOptions, Endpoint, Layout, host_index};
 use serde_json::{Value, json};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -134,21 +134,8 @@ impl EtcdDb {
         }
     }
 
-    fn index(&self, node: &str) -> Result<usize, DbError> {
-        self.cluster
-            .hosts
-            .iter()
-            .position(|h| h.name == node)
-            .ok_or_else(|| {
-                DbError::Local(format!(
-                    "no node named {node:?} in cluster {}",
-                    self.cluster.name
-                ))
-            })
-    }
-
     fn host(&self, node: &str) -> Result<&Host, DbError> {
-        Ok(&self.cluster.hosts[self.index(node)?])
+        Ok(&self.cluster.hosts[host_index(&self.cluster, node)?])
     }
 
     /// `action` on every host at once, with the bootstrap daemon (only its
@@ -158,14 +145,9 @@ impl EtcdDb {
         action: impl Fn(&Host, &Daemon) -> Result<(), RemoteError> + Sync,
     ) -> Result<(), DbError> {
         let initial = self.initial_cluster(&self.cluster.hosts);
-        on_all(&self.cluster.remotes(), |r| {
-            let host = self.host(r.name()).map_err(|e| RemoteError::Other {
-                host: r.name().into(),
-                detail: e.to_string(),
-            })?;
+        crate::system::on_hosts(&self.cluster, |_, host| {
             action(host, &self.daemon(host, "new", &initial))
-        })?;
-        Ok(())
+        })
     }
 
     fn wipe_host(&self, h: &Host) -> Result<(), RemoteError> {
@@ -264,15 +246,9 @@ impl EtcdDb {
         Ok(out.trim() == "yes")
     }
 
-    fn bootstrap_daemon(&self, node: &str) -> Result<(&Host, Daemon), DbError> {
-        let host = self.host(node)?;
-        let initial = self.initial_cluster(&self.cluster.hosts);
-        Ok((host, self.daemon(host, "new", &initial)))
-    }
-
     /// `node (addr)`, with whether its process runs and the log's tail.
     fn explain(&self, host: &Host, why: &str) -> String {
-        let (_, d) = match self.bootstrap_daemon(&host.name) {
+        let (_, d) = match self.process(&host.name) {
             Ok(x) => x,
             Err(_) => return host.name.clone(),
         };
@@ -358,7 +334,7 @@ impl Db for EtcdDb {
     /// Starts `node` if it is not running: from its data when it has any,
     /// else by rejoining the cluster (after a wipe).
     fn start(&self, node: &str) -> Result<(), DbError> {
-        let (host, daemon) = self.bootstrap_daemon(node)?;
+        let (host, daemon) = self.process(node)?;
         if daemon.pid(host.remote.as_ref())?.is_some() {
             return Ok(());
         }
@@ -369,29 +345,12 @@ impl Db for EtcdDb {
         self.rejoin(host)
     }
 
-    fn stop(&self, node: &str, grace: Duration) -> Result<(), DbError> {
-        let (host, d) = self.bootstrap_daemon(node)?;
-        Ok(d.stop(host.remote.as_ref(), grace)?)
-    }
-
-    fn kill(&self, node: &str) -> Result<(), DbError> {
-        let (host, d) = self.bootstrap_daemon(node)?;
-        Ok(d.kill(host.remote.as_ref())?)
-    }
-
-    fn pause(&self, node: &str) -> Result<(), DbError> {
-        let (host, d) = self.bootstrap_daemon(node)?;
-        Ok(d.pause(host.remote.as_ref())?)
-    }
-
-    fn resume(&self, node: &str) -> Result<(), DbError> {
-        let (host, d) = self.bootstrap_daemon(node)?;
-        Ok(d.resume(host.remote.as_ref())?)
-    }
-
-    fn pid(&self, node: &str) -> Result<Option<u32>, DbError> {
-        let (host, d) = self.bootstrap_daemon(node)?;
-        Ok(d.pid(host.remote.as_ref())?)
+    /// The member as it was bootstrapped (only its pidfile matters to
+    /// stop, kill and pause it).
+    fn process(&self, node: &str) -> Result<(&Host, Daemon), DbError> {
+        let host = self.host(node)?;
+        let initial = self.initial_cluster(&self.cluster.hosts);
+        Ok((host, self.daemon(host, "new", &initial)))
     }
 
     /// Deletes `node`'s data (it must be stopped); the next start rejoins.

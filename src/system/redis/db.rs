@@ -16,7 +16,7 @@ use super::resp::{Reply, call_blocking};
 use crate::cluster::{Cluster, Host};
 use crate::control::{RemoteError, on_all, shell_quote};
 use crate::system::daemon::Daemon;
-use crate::system::{Db, DbError, DeployOptions, Endpoint, Layout};
+use crate::system::{Db, DbError, DeployOptions, Endpoint, Layout, host_index};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -54,14 +54,14 @@ pub fn start(cluster: &Cluster, options: &DeployOptions) -> Result<RedisDb, DbEr
         )));
     }
     let db = RedisDb::attach(cluster, options)?;
-    db.on_hosts(|i, host| {
+    crate::system::on_hosts(&db.cluster, |i, host| {
         let remote = host.remote.as_ref();
         db.sentinels[i].kill(remote)?;
         db.servers[i].kill(remote)?;
         db.write_files(i, host)
     })?;
-    db.on_hosts(|i, host| db.start_daemon(host, &db.servers[i]))?;
-    db.on_hosts(|i, host| db.start_daemon(host, &db.sentinels[i]))?;
+    crate::system::on_hosts(&db.cluster, |i, host| db.start_daemon(host, &db.servers[i]))?;
+    crate::system::on_hosts(&db.cluster, |i, host| db.start_daemon(host, &db.sentinels[i]))?;
     Ok(db)
 }
 
@@ -178,35 +178,6 @@ impl RedisDb {
             )?;
         }
         daemon.start(host.remote.as_ref()).map(|_| ())
-    }
-
-    fn index(&self, node: &str) -> Result<usize, DbError> {
-        self.cluster
-            .hosts
-            .iter()
-            .position(|h| h.name == node)
-            .ok_or_else(|| {
-                DbError::Local(format!(
-                    "no node named {node:?} in cluster {}",
-                    self.cluster.name
-                ))
-            })
-    }
-
-    /// `action` on every host at once, with its index.
-    fn on_hosts(
-        &self,
-        action: impl Fn(usize, &Host) -> Result<(), RemoteError> + Sync,
-    ) -> Result<(), DbError> {
-        let remotes = self.cluster.remotes();
-        on_all(&remotes, |r| {
-            let i = self.index(r.name()).map_err(|e| RemoteError::Other {
-                host: r.name().into(),
-                detail: e.to_string(),
-            })?;
-            action(i, &self.cluster.hosts[i])
-        })?;
-        Ok(())
     }
 
     /// What keeps host `i` from being ready, if anything: its server does
@@ -350,52 +321,28 @@ impl Db for RedisDb {
     /// Starts `node`'s server if it is not running (and its Sentinel, which
     /// nothing stops but [`Db::stop_all`]).
     fn start(&self, node: &str) -> Result<(), DbError> {
-        let i = self.index(node)?;
+        let i = host_index(&self.cluster, node)?;
         let host = &self.cluster.hosts[i];
         self.start_daemon(host, &self.servers[i])?;
         self.start_daemon(host, &self.sentinels[i])?;
         Ok(())
     }
 
-    fn stop(&self, node: &str, grace: Duration) -> Result<(), DbError> {
-        let i = self.index(node)?;
-        Ok(self.servers[i].stop(self.cluster.hosts[i].remote.as_ref(), grace)?)
-    }
-
-    fn kill(&self, node: &str) -> Result<(), DbError> {
-        let i = self.index(node)?;
-        Ok(self.servers[i].kill(self.cluster.hosts[i].remote.as_ref())?)
-    }
-
-    fn pause(&self, node: &str) -> Result<(), DbError> {
-        let i = self.index(node)?;
-        Ok(self.servers[i].pause(self.cluster.hosts[i].remote.as_ref())?)
-    }
-
-    fn resume(&self, node: &str) -> Result<(), DbError> {
-        let i = self.index(node)?;
-        Ok(self.servers[i].resume(self.cluster.hosts[i].remote.as_ref())?)
-    }
-
-    fn pid(&self, node: &str) -> Result<Option<u32>, DbError> {
-        let i = self.index(node)?;
-        Ok(self.servers[i].pid(self.cluster.hosts[i].remote.as_ref())?)
+    /// The server (its Sentinel is never stopped but by [`Db::stop_all`]).
+    fn process(&self, node: &str) -> Result<(&Host, Daemon), DbError> {
+        let i = host_index(&self.cluster, node)?;
+        Ok((&self.cluster.hosts[i], self.servers[i].clone()))
     }
 
     /// Deletes `node`'s data (the server must be stopped).
     fn wipe(&self, node: &str) -> Result<(), DbError> {
-        let i = self.index(node)?;
-        let data = shell_quote(&self.layout.data());
-        self.cluster.hosts[i].remote.run(
-            &format!("rm -rf {data} && mkdir -p {data}"),
-            CONTROL_TIMEOUT,
-        )?;
-        Ok(())
+        let host = &self.cluster.hosts[host_index(&self.cluster, node)?];
+        crate::system::wipe_dir(host, &self.layout.data())
     }
 
     /// Servers and Sentinels.
     fn stop_all(&self, grace: Duration) -> Result<(), DbError> {
-        self.on_hosts(|i, host| {
+        crate::system::on_hosts(&self.cluster, |i, host| {
             let remote = host.remote.as_ref();
             self.sentinels[i].stop(remote, grace)?;
             self.servers[i].stop(remote, grace)
@@ -488,7 +435,7 @@ impl Db for RedisDb {
 
     /// The server log's last `lines` lines, then the Sentinel's (marked).
     fn log_tail(&self, node: &str, lines: usize) -> Vec<String> {
-        let Ok(i) = self.index(node) else {
+        let Ok(i) = host_index(&self.cluster, node) else {
             return Vec::new();
         };
         let mut out = self.tail(i, &self.layout.log(), lines);

@@ -1,0 +1,109 @@
+//! Real `faultline run`s of a test file, as a user runs them, and what
+//! their results.json says: the system tests (etcd, Redis, PostgreSQL,
+//! ZooKeeper, ...) share these.
+
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// How one `faultline run` ended.
+pub struct Outcome {
+    pub exit: i32,
+    pub results: Value,
+    /// stdout then stderr.
+    pub summary: String,
+    /// The run's results folder.
+    pub dir: PathBuf,
+}
+
+impl Outcome {
+    /// A checker's `valid` (true, false, "unknown") by name.
+    pub fn checker(&self, name: &str) -> Value {
+        self.results["run"]["checkers"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|c| c["name"] == name)
+            .map(|c| c["valid"].clone())
+            .unwrap_or_else(|| panic!("no {name} checker in {}", self.summary))
+    }
+
+    /// The anomalies the run found, by name.
+    pub fn anomalies(&self) -> Vec<String> {
+        self.results["run"]["anomalies"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|a| a.as_str().map(String::from))
+            .collect()
+    }
+
+    /// Operations of the history that ended `type` (`ok`, `info`, `fail`).
+    pub fn count(&self, type_: &str) -> u64 {
+        self.results["run"]["ops"][type_].as_u64().unwrap_or(0)
+    }
+}
+
+/// `faultline run` of the test file `yaml` with `seed`, in a fresh folder
+/// `<cargo's target tmp dir>/<group>/<name>-seed<seed>` kept for
+/// inspection; `extra` are more arguments. Panics when the harness itself
+/// failed (exit 3) or wrote no results.json.
+pub fn run(group: &str, name: &str, yaml: &str, seed: u64, extra: &[&str]) -> Outcome {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(group)
+        .join(format!("{name}-seed{seed}"));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let test = dir.join("test.yaml");
+    std::fs::write(&test, yaml).unwrap();
+    let out = Command::new(super::BINARY)
+        .arg("run")
+        .arg(&test)
+        .args(["--seed", &seed.to_string(), "--no-install", "--results-dir"])
+        .arg(dir.join("results"))
+        .args(extra)
+        .env("CI", "true")
+        .output()
+        .expect("faultline runs");
+    let summary = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let exit = out.status.code().unwrap_or(-1);
+    println!("{name}, seed {seed}: exit {exit}\n{summary}");
+    assert!(
+        exit != 3,
+        "{name} (seed {seed}): the harness failed\n{summary}"
+    );
+    let path = dir.join("results/latest/results.json");
+    let results = serde_json::from_str(
+        &std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("{}: {e}\n{summary}", path.display())),
+    )
+    .unwrap();
+    Outcome {
+        exit,
+        results,
+        summary,
+        dir: dir.join("results/latest"),
+    }
+}
+
+/// Runs with each seed until one is invalid with `anomaly`; panics with
+/// every summary when none is. A fault only sometimes lines up with the
+/// workload, so (as in the bug matrix) a few seeds are tried.
+pub fn caught(group: &str, name: &str, yaml: &str, seeds: &[u64], anomaly: &str) -> Outcome {
+    let mut tried = Vec::new();
+    for &seed in seeds {
+        let o = run(group, name, yaml, seed, &[]);
+        if o.exit == 1 && o.anomalies().iter().any(|a| a == anomaly) {
+            return o;
+        }
+        tried.push(format!("seed {seed}: exit {}\n{}", o.exit, o.summary));
+    }
+    panic!(
+        "{name}: no seed of {seeds:?} found {anomaly}:\n{}",
+        tried.join("\n")
+    );
+}
