@@ -95,7 +95,7 @@ fn the_lock_is_no_mutex_when_a_holders_member_pauses_past_its_lease() {
         "db: etcd\nnodes: 3\nconcurrency: 3\nrate: 2\ntime_limit: 40s\nrecovery: 2s\n\
          workload: {kind: lock, lease: 2s, mix: {acquire: 3, release: 1}}\n\
          nemesis: {faults: [{pause: {targets: one, duration: 5s, interval: 5s}}]}\n",
-        &[1, 2, 7],
+        &[1, 2, 7, 3, 4],
         "not-linearizable",
     );
     assert_eq!(o.checker("linearizable"), json!(false));

@@ -795,11 +795,9 @@ fn kill_and_pause_are_observed_and_undone() {
         "paused"
     );
     faults.apply(&Action::Resume { nodes: n1.clone() }).unwrap();
-    assert_eq!(
-        process_state_becomes(r1.as_ref(), pid, Some('S')),
-        Some('S'),
-        "resumed"
-    );
+    // Running again: sleeping, or on a loaded machine runnable ('R').
+    let state = process_state_becomes(r1.as_ref(), pid, Some('S'));
+    assert!(matches!(state, Some('S' | 'R')), "resumed, yet {state:?}");
 
     // A pause the controller never undid is undone by heal (the journal).
     faults.apply(&Action::Pause { nodes: n1.clone() }).unwrap();
@@ -808,10 +806,10 @@ fn kill_and_pause_are_observed_and_undone() {
         Some('T')
     );
     faults.heal().unwrap();
-    assert_eq!(
-        process_state(r1.as_ref(), pid),
-        Some('S'),
-        "heal sent SIGCONT"
+    let state = process_state_becomes(r1.as_ref(), pid, Some('S'));
+    assert!(
+        matches!(state, Some('S' | 'R')),
+        "heal sent SIGCONT, yet {state:?}"
     );
 
     faults.apply(&Action::Kill { nodes: n1.clone() }).unwrap();

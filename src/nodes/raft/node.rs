@@ -210,13 +210,31 @@ impl Raft {
 
     // ----- durability -----
 
+    /// Hands the entries appended since the last write to the writer, so
+    /// that what is submitted next (a hard state, a message that vouches
+    /// for them) comes after them.
+    fn submit_entries(&mut self) {
+        if !self.unpersisted.is_empty() {
+            let entries = std::mem::take(&mut self.unpersisted);
+            self.submit(Record::Entries(entries));
+        }
+    }
+
+    /// Submits `record`; once its batch is durable, so is the whole log as
+    /// it is now (marks), which holds only because every entry of the log
+    /// was submitted before it.
     fn submit(&mut self, record: Record) {
+        debug_assert!(
+            matches!(record, Record::Entries(_)) || self.unpersisted.is_empty(),
+            "log entries are submitted before anything that follows them"
+        );
         let bytes = serde_json::to_vec(&record).unwrap_or_default();
         let seq = self.wal.submit(vec![bytes]);
         self.marks.push_back((seq, self.log.last_index()));
     }
 
     fn persist_hard_state(&mut self) {
+        self.submit_entries();
         // The bug `forget-vote`: the vote never reaches the disk, so after a
         // restart this node may vote again in a term it already voted in.
         let vote = if self.bugs.has(Bug::ForgetVote) {
@@ -230,8 +248,12 @@ impl Raft {
         });
     }
 
-    /// Sends `msg` once everything submitted so far is durable.
+    /// Sends `msg` once everything it vouches for is durable: the log as it
+    /// is now (the entries just appended are submitted first; a follower
+    /// that acknowledged entries still in memory let the leader commit what
+    /// a crash of the majority then lost) and what was submitted before.
     fn send_durable(&mut self, to: &str, msg: Msg) {
+        self.submit_entries();
         let seq = self.wal.last_submitted();
         if self.durable_seq >= seq && self.held.is_empty() {
             self.net.send(to, &msg);
@@ -259,10 +281,7 @@ impl Raft {
     /// Writes the entries appended since the last flush, then sends what the
     /// leader owes its followers. Called after every batch of events.
     pub fn flush(&mut self) {
-        if !self.unpersisted.is_empty() {
-            let entries = std::mem::take(&mut self.unpersisted);
-            self.submit(Record::Entries(entries));
-        }
+        self.submit_entries();
         if self.role != Role::Leader {
             return;
         }
