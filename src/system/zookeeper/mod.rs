@@ -89,14 +89,15 @@ impl System for ZooKeeper {
         ]
     }
 
-    /// What a ZooKeeper server prints when it cannot go on: a critical
-    /// thread's unrecoverable error, its main's abnormal exit, the JVM out
-    /// of memory or crashing. Elections are logged (`LEADING`,
-    /// `FOLLOWING`), but not as a term's one winner: none named.
+    /// What a ZooKeeper server prints when it cannot go on: its main's
+    /// abnormal exit, a database it cannot load, the JVM out of memory or
+    /// crashing. Not `Severe unrecoverable error`: a follower logs that
+    /// when its leader's connection breaks (a kill, a partition), then
+    /// restarts its server and looks for a new leader. Elections are logged
+    /// (`LEADING`, `FOLLOWING`), but not as a term's one winner: none named.
     fn log_patterns(&self) -> LogPatterns {
         LogPatterns {
             fatal: [
-                "Severe unrecoverable error",
                 "exiting abnormally",
                 "Unable to load database on disk",
                 "java.lang.OutOfMemoryError",
