@@ -104,7 +104,14 @@ fn a_killed_server_restarts_from_its_data_and_a_wiped_one_catches_up() {
     call(0, Operation::Write { key: 1, value: 10 });
     assert_eq!(call(1, Operation::Read { key: 1 }), json!([1, 10]));
     assert_eq!(
-        call(2, Operation::Cas { key: 1, from: 10, to: 12 }),
+        call(
+            2,
+            Operation::Cas {
+                key: 1,
+                from: 10,
+                to: 12
+            }
+        ),
         json!([1, [10, 12]])
     );
 

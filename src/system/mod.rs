@@ -20,10 +20,10 @@ pub mod redis;
 pub mod zookeeper;
 
 use crate::cluster::{Cluster, Host};
-use daemon::Daemon;
 use crate::control::{Remote, RemoteError, on_all, parent_dir, shell_quote};
 use crate::history::Ended;
 use crate::workload::{Operation, Workload};
+use daemon::Daemon;
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;

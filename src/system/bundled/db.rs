@@ -18,7 +18,6 @@ use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-
 /// A deployed bundled system: the cluster, the options, one daemon per host.
 pub struct BundledDb {
     pub cluster: Cluster,

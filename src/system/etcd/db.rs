@@ -298,7 +298,12 @@ impl Db for EtcdDb {
                     hosts: waiting
                         .iter()
                         .map(|(h, why)| {
-                            crate::system::explain_not_ready(self, &h.name, &self.addr(h).to_string(), why)
+                            crate::system::explain_not_ready(
+                                self,
+                                &h.name,
+                                &self.addr(h).to_string(),
+                                why,
+                            )
                         })
                         .collect(),
                     waited_ms: started.elapsed().as_millis() as u64,

@@ -347,10 +347,7 @@ impl ZkClient {
             return Ended::Fail("not-held".into());
         };
         if held.session != session.session_id() {
-            return Ended::Info(format!(
-                "lock lost: its session {} expired",
-                held.session
-            ));
+            return Ended::Info(format!("lock lost: its session {} expired", held.session));
         }
         let delete = held.lock.client().delete(held.lock.lock_path(), None);
         match within(deadline, delete).await {

@@ -105,7 +105,11 @@ pub fn four_letter(addr: SocketAddr, word: &str, timeout: Duration) -> Result<St
     let deadline = Instant::now() + timeout;
     let mut stream =
         TcpStream::connect_timeout(&addr, timeout).map_err(|e| format!("connect: {e}"))?;
-    let left = || deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(1));
+    let left = || {
+        deadline
+            .saturating_duration_since(Instant::now())
+            .max(Duration::from_millis(1))
+    };
     stream
         .set_write_timeout(Some(left()))
         .and_then(|_| stream.write_all(word.as_bytes()))
@@ -323,10 +327,7 @@ impl Db for ZkDb {
                 })
                 .collect();
             if waiting.is_empty() {
-                tracing::debug!(
-                    "zookeeper ready after {} ms",
-                    started.elapsed().as_millis()
-                );
+                tracing::debug!("zookeeper ready after {} ms", started.elapsed().as_millis());
                 return Ok(());
             }
             let gone = waiting
@@ -418,7 +419,8 @@ mod tests {
 
     #[test]
     fn srvr_answers_give_the_mode_and_a_server_without_quorum_serves_nothing() {
-        let leader = "Zookeeper version: 3.8.0\nLatency min/avg/max: 0/0.0/0\nMode: leader\nNode count: 5\n";
+        let leader =
+            "Zookeeper version: 3.8.0\nLatency min/avg/max: 0/0.0/0\nMode: leader\nNode count: 5\n";
         assert_eq!(mode(leader), Ok(Mode::Leader));
         assert_eq!(mode("Mode: follower\n"), Ok(Mode::Follower));
         assert_eq!(

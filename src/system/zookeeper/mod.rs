@@ -151,7 +151,10 @@ mod tests {
 
     #[test]
     fn its_one_option_is_a_boolean_true_by_default_and_others_are_refused_by_name() {
-        assert_eq!(ZooKeeper.check_options(&options("sync_reads: false")), Ok(()));
+        assert_eq!(
+            ZooKeeper.check_options(&options("sync_reads: false")),
+            Ok(())
+        );
         assert!(!ZooKeeper::sync_reads(&options("sync_reads: false")));
         assert!(ZooKeeper::sync_reads(&DbOptions::new()));
         let (at, why) = ZooKeeper
