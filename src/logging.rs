@@ -26,6 +26,11 @@ pub enum Setup {
     Commands,
 }
 
+/// Dependencies whose warnings are a run's expected weather, kept off
+/// stderr (they still reach the run's log file): a client crate that warns
+/// of every connection a partition breaks.
+const QUIET_CRATES: &str = "zookeeper_client=error";
+
 /// Sets up tracing. Call once, before anything logs; a second call changes nothing.
 pub fn init(setup: Setup) {
     let stderr_level = match setup {
@@ -36,7 +41,7 @@ pub fn init(setup: Setup) {
     let stderr = tracing_subscriber::fmt::layer()
         .with_ansi(ansi)
         .with_writer(std::io::stderr)
-        .with_filter(filter(stderr_level));
+        .with_filter(filter(&format!("{stderr_level},{QUIET_CRATES}")));
     // Only runs have a log file: other commands (nodes above all) do not
     // format every line twice.
     let file = (setup == Setup::Runs).then(|| {

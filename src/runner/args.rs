@@ -26,7 +26,7 @@ pub struct TestArgs {
     /// Start the nodes with this named bug (see `faultline node --list-bugs`); repeatable.
     #[arg(long = "bug", value_name = "NAME")]
     pub bugs: Vec<String>,
-    /// Set an option of the system under test (etcd: serializable_reads=true); repeatable.
+    /// Set an option of the system under test (etcd: serializable_reads=true; zookeeper: sync_reads=false); repeatable.
     #[arg(long = "db-option", value_name = "NAME=VALUE", value_parser = db_option)]
     pub db_options: Vec<(String, serde_yaml_ng::Value)>,
     /// How long the workload runs, e.g. 60s.

@@ -33,7 +33,7 @@ pub struct BenchSystemArgs {
     pub concurrency: u32,
     #[arg(long, default_value = "10s")]
     pub duration: Span,
-    /// An option of the system (etcd: serializable_reads=true); repeatable.
+    /// An option of the system (etcd: serializable_reads=true; zookeeper: sync_reads=false); repeatable.
     #[arg(long = "db-option", value_name = "NAME=VALUE", value_parser = super::args::db_option)]
     pub db_options: Vec<(String, serde_yaml_ng::Value)>,
 }

@@ -52,7 +52,11 @@ async fn run_one(
     kind
 }
 
-/// Runs `cfg.concurrency` workers until `stop` turns true.
+/// Runs `cfg.concurrency` workers until `stop` turns true. Their clients
+/// are dropped together once every worker is done: a client whose drop
+/// lets go of what it holds (a ZooKeeper session closed releases its locks)
+/// must not do so under another worker's call still running, which would
+/// then end `ok` on a release the history never shows.
 pub async fn run(
     cfg: Arc<WorkerConfig>,
     source: Arc<Source>,
@@ -90,9 +94,14 @@ pub async fn run(
                     process += u64::from(cfg.concurrency);
                 }
             }
+            client
         });
     }
-    while tasks.join_next().await.is_some() {}
+    let mut done = Vec::with_capacity(cfg.concurrency as usize);
+    while let Some(ended) = tasks.join_next().await {
+        done.extend(ended.ok());
+    }
+    drop(done);
 }
 
 /// After the main phase: each node gets the workload's final reads, from a

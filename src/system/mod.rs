@@ -17,12 +17,13 @@ pub mod custom;
 pub mod daemon;
 pub mod etcd;
 pub mod redis;
+pub mod zookeeper;
 
 use crate::cluster::{Cluster, Host};
-use daemon::Daemon;
-use crate::control::{Remote, RemoteError, on_all, shell_quote};
+use crate::control::{Remote, RemoteError, on_all, parent_dir, shell_quote};
 use crate::history::Ended;
 use crate::workload::{Operation, Workload};
+use daemon::Daemon;
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
@@ -37,6 +38,7 @@ pub static SYSTEMS: &[&dyn System] = &[
     &bundled::Bundled::TWOPC,
     &redis::Redis,
     &etcd::Etcd,
+    &zookeeper::ZooKeeper,
 ];
 
 /// The system called `name`.
@@ -588,6 +590,67 @@ pub fn wipe_dir(host: &Host, dir: &str) -> Result<(), DbError> {
     Ok(())
 }
 
+/// Creates `host`'s libfaketime offset file ([`Layout::faketime_file`])
+/// with `+0` unless the clock nemesis has written one: a node started
+/// under libfaketime keeps an offset set before it (re)started.
+pub fn init_faketime_file(host: &Host, layout: &Layout) -> Result<(), RemoteError> {
+    let file = shell_quote(&layout.faketime_file());
+    host.remote.run(
+        &format!(
+            "mkdir -p {} && {{ [ -s {file} ] || echo +0 > {file}; }}",
+            shell_quote(parent_dir(&layout.faketime_file()))
+        ),
+        CONTROL_TIMEOUT,
+    )?;
+    Ok(())
+}
+
+/// Why `node` of `db` (clients at `addr`) is not ready, for
+/// [`DbError::NotReady`]: `why`, whether its process runs, its log's tail.
+pub fn explain_not_ready(db: &dyn Db, node: &str, addr: &str, why: &str) -> String {
+    let running = match db.pid(node) {
+        Ok(Some(pid)) => format!("pid {pid} runs"),
+        Ok(None) => "not running".to_string(),
+        Err(e) => format!("state unknown: {e}"),
+    };
+    let tail = db.log_tail(node, 5);
+    format!(
+        "{node} ({addr}): {why}; {running}; log: {}",
+        if tail.is_empty() {
+            "(empty)".to_string()
+        } else {
+            tail.join(" | ")
+        }
+    )
+}
+
+/// Checks `db_options:` for a system whose options are all booleans:
+/// each is one of `known` (name, what it does) and true or false; the
+/// error names the option at fault and, for an unknown one, those it has.
+pub fn check_bool_options(
+    system: &str,
+    known: &[(&str, &str)],
+    options: &DbOptions,
+) -> Result<(), (String, String)> {
+    for (name, value) in options {
+        if !known.iter().any(|(n, _)| n == name) {
+            let names: Vec<&str> = known.iter().map(|(n, _)| *n).collect();
+            return Err((
+                name.clone(),
+                format!(
+                    "{system} has no option `{}`; it has: {}",
+                    crate::history::text::excerpt(name),
+                    names.join(", ")
+                ),
+            ));
+        }
+        if !value.is_bool() {
+            return Err((name.clone(), format!("`{name}` is true or false")));
+        }
+    }
+    Ok(())
+}
+
 /// The last `lines` non-empty lines of the node log on `host` (none if unreadable).
 pub fn log_tail(host: &Host, layout: &Layout, lines: usize) -> Vec<String> {
     let tail = host
@@ -736,7 +799,7 @@ mod tests {
         }
         assert_eq!(
             SystemRef::parse("mysql").unwrap_err(),
-            "unknown variant `mysql`, expected one of `raft`, `paxos`, `twopc`, `redis`, `etcd`, or a map with `kind: custom`"
+            "unknown variant `mysql`, expected one of `raft`, `paxos`, `twopc`, `redis`, `etcd`, `zookeeper`, or a map with `kind: custom`"
         );
         // Every bundled bug is one its system declares.
         for (_, systems, name, _) in crate::nodes::bugs::CATALOG {

@@ -245,31 +245,6 @@ impl EtcdDb {
         )?;
         Ok(out.trim() == "yes")
     }
-
-    /// `node (addr)`, with whether its process runs and the log's tail.
-    fn explain(&self, host: &Host, why: &str) -> String {
-        let (_, d) = match self.process(&host.name) {
-            Ok(x) => x,
-            Err(_) => return host.name.clone(),
-        };
-        let running = match d.pid(host.remote.as_ref()) {
-            Ok(Some(pid)) => format!("pid {pid} runs"),
-            Ok(None) => "not running".to_string(),
-            Err(e) => format!("state unknown: {e}"),
-        };
-        let tail = self.log_tail(&host.name, 5);
-        format!(
-            "{} ({}): {why}; {running}; log {}: {}",
-            host.name,
-            self.addr(host),
-            self.layout.log(),
-            if tail.is_empty() {
-                "(empty)".to_string()
-            } else {
-                tail.join(" | ")
-            }
-        )
-    }
 }
 
 impl Db for EtcdDb {
@@ -322,7 +297,14 @@ impl Db for EtcdDb {
                 return Err(DbError::NotReady {
                     hosts: waiting
                         .iter()
-                        .map(|(h, why)| self.explain(h, why))
+                        .map(|(h, why)| {
+                            crate::system::explain_not_ready(
+                                self,
+                                &h.name,
+                                &self.addr(h).to_string(),
+                                why,
+                            )
+                        })
                         .collect(),
                     waited_ms: started.elapsed().as_millis() as u64,
                 });

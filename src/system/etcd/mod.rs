@@ -54,23 +54,7 @@ impl System for Etcd {
     }
 
     fn check_options(&self, options: &DbOptions) -> Result<(), (String, String)> {
-        for (name, value) in options {
-            if !OPTIONS.iter().any(|(n, _)| n == name) {
-                let known: Vec<&str> = OPTIONS.iter().map(|(n, _)| *n).collect();
-                return Err((
-                    name.clone(),
-                    format!(
-                        "etcd has no option `{}`; it has: {}",
-                        crate::history::text::excerpt(name),
-                        known.join(", ")
-                    ),
-                ));
-            }
-            if !value.is_bool() {
-                return Err((name.clone(), format!("`{name}` is true or false")));
-            }
-        }
-        Ok(())
+        crate::system::check_bool_options("etcd", OPTIONS, options)
     }
 
     fn requirements(&self) -> Vec<Requirement> {
