@@ -19,10 +19,10 @@ pub mod etcd;
 pub mod redis;
 
 use crate::cluster::{Cluster, Host};
-use daemon::Daemon;
 use crate::control::{Remote, RemoteError, on_all, shell_quote};
 use crate::history::Ended;
 use crate::workload::{Operation, Workload};
+use daemon::Daemon;
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
@@ -35,6 +35,7 @@ pub static SYSTEMS: &[&dyn System] = &[
     &bundled::Bundled::RAFT,
     &bundled::Bundled::PAXOS,
     &bundled::Bundled::TWOPC,
+    &bundled::Bundled::THREEPC,
     &redis::Redis,
     &etcd::Etcd,
 ];
@@ -691,6 +692,7 @@ mod tests {
             crate::checker::logs::LogPatterns {
                 fatal: Vec::new(),
                 leader: None,
+                notable: Vec::new(),
             }
         }
         fn start(&self, _: &Cluster, _: &DeployOptions) -> Result<Arc<dyn Db>, DbError> {

@@ -91,6 +91,7 @@ impl System for Etcd {
             .map(String::from)
             .to_vec(),
             leader: None,
+            notable: Vec::new(),
         }
     }
 

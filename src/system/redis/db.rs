@@ -61,7 +61,9 @@ pub fn start(cluster: &Cluster, options: &DeployOptions) -> Result<RedisDb, DbEr
         db.write_files(i, host)
     })?;
     crate::system::on_hosts(&db.cluster, |i, host| db.start_daemon(host, &db.servers[i]))?;
-    crate::system::on_hosts(&db.cluster, |i, host| db.start_daemon(host, &db.sentinels[i]))?;
+    crate::system::on_hosts(&db.cluster, |i, host| {
+        db.start_daemon(host, &db.sentinels[i])
+    })?;
     Ok(db)
 }
 
