@@ -20,9 +20,15 @@ mod common;
 use common::runs::{self, Outcome};
 use serde_json::json;
 
-fn bank(nemesis: &str, bug: Option<&str>) -> String {
+/// Many transfers in flight and many faults: a fault must land between a
+/// participant's vote and its pre-commit, a window of a few milliseconds.
+fn busy_bank(fault: &str, bug: Option<&str>) -> String {
     let bugs = bug.map_or(String::new(), |b| format!("bugs: [{b}]\n"));
-    format!("db: threepc\nnodes: 3\ntime_limit: 30s\nworkload: bank\nnemesis: {nemesis}\n{bugs}")
+    format!(
+        "db: threepc\nnodes: 3\ntime_limit: 30s\nconcurrency: 10\nrate: 1000\n\
+         workload: {{kind: bank, mix: {{transfer: 4, read: 1}}}}\n\
+         nemesis: {{faults: [{fault}]}}\n{bugs}"
+    )
 }
 
 /// The node logs' lines that hold `text`, as `node: line`.
@@ -40,14 +46,17 @@ fn log_lines(o: &Outcome, text: &str) -> Vec<String> {
     found
 }
 
+/// The same kills as the `no-termination` test below, without the bug.
+const KILLS: &str = "{kill: {targets: one, duration: 1s, interval: 2s}}";
+
 #[test]
 fn bank_under_kills_stays_valid() {
-    let o = runs::run("threepc", "bank-kill", &bank("kill", None), 1, &[]);
+    let o = runs::run("threepc", "bank-kill", &busy_bank(KILLS, None), 1, &[]);
     assert_eq!(o.exit, 0, "{}", o.summary);
     assert_eq!(o.checker("bank"), json!(true), "{}", o.summary);
     // The kills hit transactions, and the cluster went on committing.
-    assert!(o.count("info") + o.count("fail") > 0, "{}", o.summary);
-    assert!(o.count("ok") > 100, "{}", o.summary);
+    assert!(o.count("info") > 0, "{}", o.summary);
+    assert!(o.count("ok") > 500, "{}", o.summary);
 }
 
 #[test]
@@ -55,7 +64,7 @@ fn partitions_split_a_transaction_with_no_bug() {
     let o = runs::caught(
         "threepc",
         "bank-partition-halves",
-        &bank("partition-halves", None),
+        &busy_bank("{partition: {shape: halves, duration: 3s, interval: 2s}}", None),
         &[1, 2, 3, 4],
         "wrong-total",
     );
@@ -75,7 +84,7 @@ fn no_termination_breaks_the_totals_under_kills() {
     runs::caught(
         "threepc",
         "bank-kill-no-termination",
-        &bank("kill", Some("no-termination")),
+        &busy_bank(KILLS, Some("no-termination")),
         &[1, 2, 3, 4],
         "wrong-total",
     );
