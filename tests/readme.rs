@@ -67,6 +67,7 @@ const BLOCKS: &[(&str, &str)] = &[
     ("faultline node --list-bugs", "bundled_nodes"),
     ("cargo run --release -- bench node", "bundled_nodes"),
     ("faultline run paxos-pause.yaml", "bugs"),
+    ("faultline run threepc-busy.yaml", "bugs"),
     (
         "faultline run examples/redis-register/test.yaml",
         "custom_system",

@@ -159,11 +159,11 @@ impl LocalCluster {
     }
 
     /// Waits until the cluster serves clients: a leader agreed on (Raft,
-    /// Paxos), or every node answering (2PC, where any node coordinates).
+    /// Paxos), or every node answering (2PC and 3PC, where any node coordinates).
     pub async fn wait_ready(&self, timeout: Duration) -> bool {
         let all: Vec<usize> = (0..self.nodes.len()).collect();
         match self.system {
-            "twopc" => self.wait_until_up(&all, timeout).await,
+            "twopc" | "threepc" => self.wait_until_up(&all, timeout).await,
             _ => self.wait_for_leader(&all, timeout).await.is_some(),
         }
     }

@@ -17,6 +17,7 @@ pub enum Bug {
     SkipPromiseCheck,
     CommitWithoutAllVotes,
     ReadUncommitted,
+    NoTermination,
 }
 
 /// Every bug: the systems it exists in, its name and what it does.
@@ -62,6 +63,12 @@ pub const CATALOG: &[(Bug, &[System], &str, &str)] = &[
         &[System::Twopc],
         "read-uncommitted",
         "reads ignore locks and see writes of transactions not yet committed",
+    ),
+    (
+        Bug::NoTermination,
+        &[System::Threepc],
+        "no-termination",
+        "a participant whose coordinator is silent decides alone by its timeout (and a restarted one at once) instead of asking the other participants",
     ),
 ];
 

@@ -1,5 +1,5 @@
 //! The bundled systems under test: Raft, Multi-Paxos and two-phase commit,
-//! run as `faultline node raft|paxos|twopc ...` so that deploying a cluster
+//! run as `faultline node raft|paxos|twopc|threepc ...` so that deploying a cluster
 //! means uploading the faultline binary.
 //!
 //! Shared by all systems: the client and peer protocol ([`wire`]), the
@@ -17,6 +17,7 @@ pub mod paxos;
 pub mod raft;
 pub mod server;
 pub mod state_machine;
+pub mod threepc;
 pub mod twopc;
 pub mod wal;
 pub mod wire;
@@ -39,6 +40,7 @@ pub enum System {
     Raft,
     Paxos,
     Twopc,
+    Threepc,
 }
 
 impl System {
@@ -47,19 +49,20 @@ impl System {
             System::Raft => "raft",
             System::Paxos => "paxos",
             System::Twopc => "twopc",
+            System::Threepc => "threepc",
         }
     }
 }
 
 impl System {
     /// Every system's name, as `faultline node <name>` takes it.
-    pub const NAMES: [&str; 3] = ["raft", "paxos", "twopc"];
+    pub const NAMES: [&str; 4] = ["raft", "paxos", "twopc", "threepc"];
 }
 
 impl std::str::FromStr for System {
     type Err = String;
     fn from_str(name: &str) -> Result<System, String> {
-        [System::Raft, System::Paxos, System::Twopc]
+        [System::Raft, System::Paxos, System::Twopc, System::Threepc]
             .into_iter()
             .find(|s| s.name() == name)
             .ok_or_else(|| {
@@ -154,6 +157,7 @@ pub fn run(config: NodeConfig) -> anyhow::Result<()> {
             System::Raft => raft::run(config).await,
             System::Paxos => paxos::run(config).await,
             System::Twopc => twopc::run(config).await,
+            System::Threepc => threepc::run(config).await,
         }
     })
 }

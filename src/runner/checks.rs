@@ -407,7 +407,7 @@ pub fn scan_logs(nodes_dir: &Path, expected: usize, patterns: &LogPatterns) -> V
         };
         return vec![not_run("logs", &why)];
     }
-    let mut fatal = CheckerOutcome::judged("logs", logs::judge(&logs, &patterns.fatal));
+    let mut fatal = CheckerOutcome::judged("logs", logs::judge(&logs, patterns));
     if logs.len() < expected && fatal.verdict == Verdict::Valid {
         fatal.verdict = Verdict::Unknown;
         fatal.summary = format!(

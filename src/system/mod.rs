@@ -36,6 +36,7 @@ pub static SYSTEMS: &[&dyn System] = &[
     &bundled::Bundled::RAFT,
     &bundled::Bundled::PAXOS,
     &bundled::Bundled::TWOPC,
+    &bundled::Bundled::THREEPC,
     &redis::Redis,
     &etcd::Etcd,
     &zookeeper::ZooKeeper,
@@ -754,6 +755,7 @@ mod tests {
             crate::checker::logs::LogPatterns {
                 fatal: Vec::new(),
                 leader: None,
+                notable: Vec::new(),
             }
         }
         fn start(&self, _: &Cluster, _: &DeployOptions) -> Result<Arc<dyn Db>, DbError> {

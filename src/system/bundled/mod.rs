@@ -22,6 +22,7 @@ impl Bundled {
     pub const RAFT: Bundled = Bundled(Node::Raft);
     pub const PAXOS: Bundled = Bundled(Node::Paxos);
     pub const TWOPC: Bundled = Bundled(Node::Twopc);
+    pub const THREEPC: Bundled = Bundled(Node::Threepc);
 }
 
 impl System for Bundled {
@@ -32,7 +33,7 @@ impl System for Bundled {
     fn workloads(&self) -> Vec<&'static str> {
         // Every node runs the same state machine (`nodes::state_machine`),
         // which has no leases, so no locks; 2PC splits operations over
-        // participants and has no counter.
+        // participants and has no counter (nor has 3PC, which splits the same way).
         match self.0 {
             Node::Raft | Node::Paxos => vec![
                 "register",
@@ -42,7 +43,9 @@ impl System for Bundled {
                 "set",
                 "counter",
             ],
-            Node::Twopc => vec!["register", "list-append", "rw-register", "bank", "set"],
+            Node::Twopc | Node::Threepc => {
+                vec!["register", "list-append", "rw-register", "bank", "set"]
+            }
         }
     }
 
@@ -65,7 +68,11 @@ impl System for Bundled {
                     term_field: crate::nodes::raft::TERM_FIELD.into(),
                 }),
                 // They log no elections.
-                Node::Paxos | Node::Twopc => None,
+                Node::Paxos | Node::Twopc | Node::Threepc => None,
+            },
+            notable: match self.0 {
+                Node::Threepc => vec![crate::nodes::threepc::SPLIT_RISK.into()],
+                _ => Vec::new(),
             },
         }
     }

@@ -292,6 +292,7 @@ impl System for Custom {
         LogPatterns {
             fatal: Vec::new(),
             leader: None,
+            notable: Vec::new(),
         }
     }
 

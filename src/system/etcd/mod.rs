@@ -75,6 +75,7 @@ impl System for Etcd {
             .map(String::from)
             .to_vec(),
             leader: None,
+            notable: Vec::new(),
         }
     }
 

@@ -55,6 +55,7 @@ impl System for Redis {
         LogPatterns {
             fatal: FATAL_LOG_LINES.map(String::from).to_vec(),
             leader: None,
+            notable: Vec::new(),
         }
     }
 
