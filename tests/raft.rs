@@ -169,7 +169,7 @@ async fn three_nodes_elect_one_leader_replicate_and_followers_redirect() {
         .unwrap_or_else(|| panic!("no election found in the logs\n{}", cluster.logs()));
     assert_eq!(elections.verdict, Verdict::Valid, "{elections:?}");
     assert!(elections.terms >= 1);
-    let fatal = faultline::checker::logs::check(&logs, &patterns.fatal);
+    let fatal = faultline::checker::logs::check(&logs, &patterns);
     assert_eq!(fatal.verdict, Verdict::Valid, "{fatal:?}");
 }
 

@@ -106,6 +106,7 @@ impl System for ZooKeeper {
             .map(String::from)
             .to_vec(),
             leader: None,
+            notable: Vec::new(),
         }
     }
 
