@@ -38,7 +38,6 @@ pub const MAX_PREPARED_TRANSACTIONS: u32 = 64;
 const MAX_CONNECTIONS: u32 = 200;
 /// initdb writes a whole cluster: longer than one control command.
 const INITDB_TIMEOUT: Duration = Duration::from_secs(120);
-const CONTROL_TIMEOUT: Duration = Duration::from_secs(30);
 /// One `SELECT 1` from the controller.
 const ASK_TIMEOUT: Duration = Duration::from_secs(1);
 /// What a clean stop sends the postmaster: a fast shutdown (SIGTERM is a
@@ -77,7 +76,9 @@ impl PostgresDb {
         crate::system::on_hosts(&self.cluster, |_, h| {
             self.daemon(h).kill_group(h.remote.as_ref())
         })?;
-        crate::system::on_hosts(&self.cluster, |_, h| self.wipe_host(h))?;
+        for h in &self.cluster.hosts {
+            crate::system::wipe_dir(h, &self.layout.data())?;
+        }
         crate::system::on_hosts(&self.cluster, |_, h| self.start_host(h))
     }
 
@@ -119,26 +120,31 @@ impl PostgresDb {
             "logging_collector=off".to_string(),
             "log_line_prefix=%m [%p] ".to_string(),
         ];
+        // libfaketime is loaded into the server only, after setpriv: loaded
+        // into setpriv (root) too, it would make its shared semaphore
+        // root's, which the server (postgres) may then not open.
         let mut argv: Vec<String> = [
             "setpriv",
             &format!("--reuid={USER}"),
             &format!("--regid={USER}"),
             "--init-groups",
             "--",
-            &format!("{BIN_DIR}/postgres"),
-            "-D",
-            &self.pgdata(),
         ]
         .iter()
         .map(|s| s.to_string())
         .collect();
+        if !self.env.is_empty() {
+            argv.push("env".into());
+            argv.extend(self.env.iter().map(|(k, v)| format!("{k}={v}")));
+        }
+        argv.extend([format!("{BIN_DIR}/postgres"), "-D".into(), self.pgdata()]);
         for s in settings {
             argv.push("-c".into());
             argv.push(s);
         }
         Daemon {
             argv,
-            env: self.env.clone(),
+            env: Vec::new(),
             pidfile: self.layout.pidfile(),
             logfile: self.layout.log(),
             cwd: self.layout.dir.clone(),
@@ -189,17 +195,6 @@ impl PostgresDb {
             logdir = q(crate::control::parent_dir(&self.layout.log())),
             hba = q(hba),
         )
-    }
-
-    fn wipe_host(&self, h: &Host) -> Result<(), RemoteError> {
-        h.remote.run(
-            &format!(
-                "rm -rf {d} && mkdir -p {d}",
-                d = shell_quote(&self.layout.data())
-            ),
-            CONTROL_TIMEOUT,
-        )?;
-        Ok(())
     }
 
     /// Why the instance on `host` does not answer, with whether its
@@ -386,7 +381,7 @@ impl Db for PostgresDb {
     /// Empties `node`'s data (it must be stopped): the next start runs
     /// initdb, and the instance starts empty.
     fn wipe(&self, node: &str) -> Result<(), DbError> {
-        Ok(self.wipe_host(self.host(node)?)?)
+        crate::system::wipe_dir(self.host(node)?, &self.layout.data())
     }
 
     fn download_logs(&self, dir: &Path) -> Result<Vec<PathBuf>, DbError> {
