@@ -7,7 +7,7 @@
 //! the nemesis starts on hosts. Every operation is one shell command on the
 //! host, so it works the same on netns, Docker and SSH hosts.
 
-use crate::control::{Remote, RemoteError, parent_dir, shell_quote};
+use crate::control::{Remote, RemoteError, parent_dir, shell_quote, signal_tree};
 use std::time::Duration;
 
 const CONTROL_TIMEOUT: Duration = Duration::from_secs(30);
@@ -29,24 +29,23 @@ pub struct Daemon {
     pub cwd: String,
 }
 
-/// Shell function: does the group of $1, a setsid leader's pid (its
-/// process group and session id), still have a live member? Zombies, which
-/// hold no memory, do not count.
-const GROUP_ALIVE: &str = "group_alive() { ps -o stat= -s \"$1\" 2>/dev/null | grep -qv '^Z'; }\n";
+/// Shell function: is the daemon (`$p`) or any of the children listed in
+/// `$c` (by [`signal_tree`]) still alive?
+const TREE_ALIVE: &str = "tree_alive() { alive \"$p\" && return 0; for x in $c; do alive \"$x\" && return 0; done; return 1; }\n";
 
-/// What a signal reaches: the daemon's own process, or its process group.
-#[derive(Debug, Clone, Copy)]
+/// What a signal reaches: the daemon's own process, or it and its children.
+#[derive(Debug, Clone, Copy, PartialEq)]
 enum Reach {
     Process,
-    Group,
+    Tree,
 }
 
 impl Reach {
-    /// `kill`'s argument for the daemon whose pid is in `$p`.
-    fn target(self) -> &'static str {
+    /// Shell commands that send `signal` to the daemon whose pid is in `$p`.
+    fn send(self, signal: &str) -> String {
         match self {
-            Reach::Process => "\"$p\"",
-            Reach::Group => "-- -\"$p\"",
+            Reach::Process => format!("kill -{signal} \"$p\" 2>/dev/null; true\n"),
+            Reach::Tree => signal_tree("\"$p\"", signal),
         }
     }
 }
@@ -102,7 +101,7 @@ impl Daemon {
     }
 
     /// Sends `signal` to `reach` and waits up to `wait_ms` for the process
-    /// (or, with `Reach::Group`, every live process of its group) to be
+    /// (or, with `Reach::Tree`, every live process of its group) to be
     /// gone; then SIGKILLs the same if `escalate`. Removes the pidfile once
     /// it is gone.
     fn signal_and_wait(
@@ -117,28 +116,37 @@ impl Daemon {
         let tries = wait_ms / 20;
         let gone_check = match wait {
             Reach::Process => "alive \"$p\"",
-            Reach::Group => "group_alive \"$p\"",
+            Reach::Tree => "tree_alive",
         };
-        let kill_target = wait.target();
+        // The children, listed while their parent still runs (once it is
+        // gone they are no longer its children).
+        let children = if wait == Reach::Tree && to == Reach::Process {
+            "c=$(pgrep -P \"$p\" 2>/dev/null | tr '\\n' ' ')\n"
+        } else {
+            ""
+        };
         let escalate = if escalate {
             format!(
-                "kill -KILL {kill_target} 2>/dev/null; i=0; while {gone_check} && [ $i -lt {} ]; do sleep 0.02; i=$((i+1)); done\n",
+                "kill -KILL {} \"$p\" 2>/dev/null\n\
+                 i=0; while {gone_check} && [ $i -lt {} ]; do sleep 0.02; i=$((i+1)); done\n",
+                // The children as listed before: the parent may be gone.
+                if wait == Reach::Tree { "$c" } else { "" },
                 KILLED_WAIT.as_millis() / 20
             )
         } else {
             String::new()
         };
-        let target = to.target();
         // A stopped process does not act on SIGTERM: continue it first.
         let command = format!(
             "{pid}; [ -n \"$p\" ] || exit 0\n\
-             {GROUP_ALIVE}\
-             kill -{signal} {target} 2>/dev/null; kill -CONT {target} 2>/dev/null\n\
+             {TREE_ALIVE}{children}\
+             {send}kill -CONT \"$p\" 2>/dev/null\n\
              i=0; while {gone_check} && [ $i -lt {tries} ]; do sleep 0.02; i=$((i+1)); done\n\
              {escalate}\
-             if {gone_check}; then echo \"pid $p (or its group) still runs ($(grep '^State:' /proc/\"$p\"/status))\" >&2; exit 1; fi\n\
+             if {gone_check}; then echo \"pid $p (or a child) still runs ($(grep '^State:' /proc/\"$p\"/status))\" >&2; exit 1; fi\n\
              rm -f {pidfile}",
             pid = self.pid_expr(),
+            send = to.send(signal),
             pidfile = shell_quote(&self.pidfile),
         );
         remote
@@ -186,40 +194,40 @@ impl Daemon {
         self.send_and_wait(remote, "CONT", Reach::Process, "!T")
     }
 
-    /// For a daemon that forks workers into its own process group (it was
-    /// started with setsid, so its pid is the group's id), as PostgreSQL's
-    /// postmaster does: the controls below reach the whole group, since a
-    /// SIGSTOP of the leader alone leaves its workers running, and a
-    /// SIGKILL of it alone leaves them holding its shared memory.
+    /// For a daemon that forks workers, as PostgreSQL's postmaster does
+    /// (each backend in a process group of its own): the controls below
+    /// reach the daemon and its children, since a SIGSTOP of the parent
+    /// alone leaves its workers running, and a SIGKILL of it alone leaves
+    /// them holding its shared memory.
     ///
-    /// `signal` to the leader (its own way to shut down, e.g. SIGINT for
-    /// PostgreSQL's fast shutdown), up to `grace` for the whole group to
-    /// be gone, then SIGKILL to the group.
-    pub fn stop_group(
+    /// `signal` to the daemon (its own way to shut down, e.g. SIGINT for
+    /// PostgreSQL's fast shutdown), up to `grace` for it and its children
+    /// to be gone, then SIGKILL to all of them.
+    pub fn stop_tree(
         &self,
         remote: &dyn Remote,
         signal: &str,
         grace: Duration,
     ) -> Result<(), RemoteError> {
         let grace_ms = grace.as_millis() as u64;
-        self.signal_and_wait(remote, signal, Reach::Process, Reach::Group, grace_ms, true)
+        self.signal_and_wait(remote, signal, Reach::Process, Reach::Tree, grace_ms, true)
     }
 
-    /// SIGKILL to the whole group (a crash of every process), waiting
-    /// until none of them runs.
-    pub fn kill_group(&self, remote: &dyn Remote) -> Result<(), RemoteError> {
+    /// SIGKILL to the daemon and its children (a crash of every process),
+    /// waiting until none of them runs.
+    pub fn kill_tree(&self, remote: &dyn Remote) -> Result<(), RemoteError> {
         let wait_ms = KILLED_WAIT.as_millis() as u64;
-        self.signal_and_wait(remote, "KILL", Reach::Group, Reach::Group, wait_ms, false)
+        self.signal_and_wait(remote, "KILL", Reach::Tree, Reach::Tree, wait_ms, false)
     }
 
-    /// SIGSTOP to the whole group; returns once the leader shows stopped.
-    pub fn pause_group(&self, remote: &dyn Remote) -> Result<(), RemoteError> {
-        self.send_and_wait(remote, "STOP", Reach::Group, "T")
+    /// SIGSTOP to the daemon and its children; returns once it shows stopped.
+    pub fn pause_tree(&self, remote: &dyn Remote) -> Result<(), RemoteError> {
+        self.send_and_wait(remote, "STOP", Reach::Tree, "T")
     }
 
-    /// SIGCONT to the whole group after [`Daemon::pause_group`].
-    pub fn resume_group(&self, remote: &dyn Remote) -> Result<(), RemoteError> {
-        self.send_and_wait(remote, "CONT", Reach::Group, "!T")
+    /// SIGCONT to the daemon and its children after [`Daemon::pause_tree`].
+    pub fn resume_tree(&self, remote: &dyn Remote) -> Result<(), RemoteError> {
+        self.send_and_wait(remote, "CONT", Reach::Tree, "!T")
     }
 
     /// Sends `signal`, then waits (up to 5 s) until the state letter in
@@ -233,12 +241,12 @@ impl Daemon {
     ) -> Result<(), RemoteError> {
         let (negate, letter) = state.strip_prefix('!').map_or(("", state), |l| ("!", l));
         let command = format!(
-            "{}; alive \"$p\" || {{ echo 'not running' >&2; exit 1; }}; kill -{signal} {}\n\
+            "{}; alive \"$p\" || {{ echo 'not running' >&2; exit 1; }}\n{}\
              st() {{ sed -n 's/^State:[[:space:]]*\\(.\\).*/\\1/p' /proc/\"$p\"/status 2>/dev/null; }}\n\
              i=0; while ! [ {negate} \"$(st)\" = {letter} ] && [ $i -lt 250 ]; do sleep 0.02; i=$((i+1)); done\n\
              [ {negate} \"$(st)\" = {letter} ] || {{ echo \"state is $(st) after SIG{signal}\" >&2; exit 1; }}",
             self.pid_expr(),
-            to.target()
+            to.send(signal)
         );
         remote.run(&command, CONTROL_TIMEOUT).map(|_| ())
     }

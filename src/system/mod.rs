@@ -298,6 +298,12 @@ pub trait Db: Send + Sync {
     }
     /// The system's name.
     fn system(&self) -> &'static str;
+    /// Whether the nemesis's kill, pause and resume signal the node's
+    /// process and its children rather than its pid alone: for a node that
+    /// is several processes (`control::signal_tree`).
+    fn signals_children(&self) -> bool {
+        false
+    }
 
     /// kill -9, then start again.
     fn restart(&self, node: &str) -> Result<(), DbError> {

@@ -10,8 +10,9 @@
 //! whatever the data directory holds.
 //!
 //! PostgreSQL is a process per connection plus helpers, all forked by the
-//! postmaster into its process group (the daemon starts with setsid):
-//! kill, pause and resume act on the whole group ([`Daemon::kill_group`]),
+//! postmaster (each backend in a process group of its own): kill, pause
+//! and resume act on the postmaster and its children
+//! ([`Daemon::kill_tree`], and [`Db::signals_children`] for the nemesis),
 //! since a SIGKILLed postmaster alone leaves backends holding its shared
 //! memory (a new one then refuses to start) and a SIGSTOPped one alone
 //! leaves them serving. A killed instance restarts with crash recovery
@@ -19,7 +20,7 @@
 
 use crate::cluster::{Cluster, Host};
 use crate::control::{RemoteError, shell_quote};
-use crate::system::daemon::Daemon;
+use crate::system::daemon::{ALIVE, Daemon};
 use crate::system::{Db, DbError, DeployOptions, Endpoint, Layout, host_index};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -74,7 +75,7 @@ impl PostgresDb {
     /// (each runs initdb first).
     pub fn start_all(&self) -> Result<(), DbError> {
         crate::system::on_hosts(&self.cluster, |_, h| {
-            self.daemon(h).kill_group(h.remote.as_ref())
+            self.daemon(h).kill_tree(h.remote.as_ref())
         })?;
         for h in &self.cluster.hosts {
             crate::system::wipe_dir(h, &self.layout.data())?;
@@ -169,7 +170,10 @@ impl PostgresDb {
 
     /// The shell script (as root) that gives the postgres user its data
     /// directory, runs initdb if it holds no cluster, and writes the
-    /// client authentication file.
+    /// client authentication file. A lock file naming a postmaster that is
+    /// gone (killed, and a zombie until its parent reaps it: PostgreSQL
+    /// takes a zombie for a live postmaster and refuses to start) is
+    /// removed; its children were killed with it.
     ///
     /// Authentication is `trust` for every address: this is a test
     /// harness's throwaway cluster, reachable only on the cluster's own
@@ -191,6 +195,8 @@ impl PostgresDb {
              -U {USER} --auth=trust --encoding=UTF8 --locale=C.UTF-8 --no-sync --no-instructions >>{log} 2>&1\n\
              fi\n\
              printf '%s' {hba} > {pgdata}/pg_hba.conf\n\
+             {ALIVE}old=$(head -n 1 {pgdata}/postmaster.pid 2>/dev/null || true)\n\
+             if [ -n \"$old\" ] && ! alive \"$old\"; then rm -f {pgdata}/postmaster.pid; fi\n\
              chown {USER}:{USER} {pgdata}/pg_hba.conf",
             logdir = q(crate::control::parent_dir(&self.layout.log())),
             hba = q(hba),
@@ -358,24 +364,24 @@ impl Db for PostgresDb {
     /// checkpoint and exits), then SIGKILL to every process after `grace`.
     fn stop(&self, node: &str, grace: Duration) -> Result<(), DbError> {
         let (host, d) = self.process(node)?;
-        Ok(d.stop_group(host.remote.as_ref(), STOP_SIGNAL, grace)?)
+        Ok(d.stop_tree(host.remote.as_ref(), STOP_SIGNAL, grace)?)
     }
 
     /// SIGKILL to the postmaster and every backend at once: a crash.
     fn kill(&self, node: &str) -> Result<(), DbError> {
         let (host, d) = self.process(node)?;
-        Ok(d.kill_group(host.remote.as_ref())?)
+        Ok(d.kill_tree(host.remote.as_ref())?)
     }
 
     /// SIGSTOP to every process of the instance.
     fn pause(&self, node: &str) -> Result<(), DbError> {
         let (host, d) = self.process(node)?;
-        Ok(d.pause_group(host.remote.as_ref())?)
+        Ok(d.pause_tree(host.remote.as_ref())?)
     }
 
     fn resume(&self, node: &str) -> Result<(), DbError> {
         let (host, d) = self.process(node)?;
-        Ok(d.resume_group(host.remote.as_ref())?)
+        Ok(d.resume_tree(host.remote.as_ref())?)
     }
 
     /// Empties `node`'s data (it must be stopped): the next start runs
@@ -393,6 +399,12 @@ impl Db for PostgresDb {
             Ok(h) => crate::system::log_tail(h, &self.layout, lines),
             Err(_) => Vec::new(),
         }
+    }
+
+    /// The postmaster and its backends are one instance: the nemesis's
+    /// signals reach all of them, as `kill`, `pause` and `resume` here do.
+    fn signals_children(&self) -> bool {
+        true
     }
 
     fn faketime_file(&self) -> Option<String> {
