@@ -172,6 +172,24 @@ pub fn run_all(
     on_all(remotes, |r| r.run(command, timeout))
 }
 
+/// Shell commands that send `signal` to the process whose pid is the shell
+/// expression `pid` and to its children, and leave their pids in `$c`: for
+/// a node that is several processes, as PostgreSQL's postmaster and the
+/// backends it forks (each its own process group, so a group signal does
+/// not reach them). The parent is stopped first, so it forks no child
+/// that the list would miss (and is continued last on SIGCONT).
+pub fn signal_tree(pid: &str, signal: &str) -> String {
+    if signal == "CONT" {
+        return format!(
+            "c=$(pgrep -P {pid} 2>/dev/null | tr '\\n' ' '); kill -CONT $c {pid} 2>/dev/null; true\n"
+        );
+    }
+    format!(
+        "kill -STOP {pid} 2>/dev/null; c=$(pgrep -P {pid} 2>/dev/null | tr '\\n' ' '); \
+         kill -{signal} $c {pid} 2>/dev/null; true\n"
+    )
+}
+
 /// Quotes `s` for a POSIX shell: `'...'`, with embedded quotes escaped.
 pub fn shell_quote(s: &str) -> String {
     if !s.is_empty()

@@ -25,6 +25,11 @@ pub trait NodeControl: Send + Sync {
     /// The nodes that just voted in an election under way, watched for up to
     /// `within` over the client protocol (see [`Faults::voters`]).
     fn voters(&self, within: Duration) -> Result<Vec<String>, String>;
+    /// Whether kill, pause and resume signal the node's process and its
+    /// children (see [`Db::signals_children`]) rather than its pid alone.
+    fn signals_children(&self, _node: &str) -> bool {
+        false
+    }
 }
 
 /// Faults on real hosts, one [`HostNet`] per node.
@@ -202,7 +207,7 @@ impl Faults for HostFaults {
                 self.killed.change(nodes, true);
                 let pids = self.each(nodes, |h| {
                     let pid = self.pid(h.name())?;
-                    h.kill(pid)?;
+                    h.kill(pid, self.control.signals_children(h.name()))?;
                     Ok(pid)
                 })?;
                 json!({ "signal": "SIGKILL", "pids": pids })
@@ -222,7 +227,7 @@ impl Faults for HostFaults {
             Action::Pause { nodes } => {
                 let pids = self.each(nodes, |h| {
                     let pid = self.pid(h.name())?;
-                    h.pause(pid)?;
+                    h.pause(pid, self.control.signals_children(h.name()))?;
                     Ok(pid)
                 })?;
                 json!({ "signal": "SIGSTOP", "pids": pids })
@@ -230,7 +235,7 @@ impl Faults for HostFaults {
             Action::Resume { nodes } => {
                 let pids = self.each(nodes, |h| {
                     let pid = self.pid(h.name())?;
-                    h.resume(pid)?;
+                    h.resume(pid, self.control.signals_children(h.name()))?;
                     Ok(pid)
                 })?;
                 json!({ "signal": "SIGCONT", "pids": pids })
@@ -313,5 +318,9 @@ impl NodeControl for DbNodes {
 
     fn voters(&self, within: Duration) -> Result<Vec<String>, String> {
         self.db.voters(within)
+    }
+
+    fn signals_children(&self, _node: &str) -> bool {
+        self.db.signals_children()
     }
 }

@@ -393,23 +393,26 @@ impl HostNet {
         })
     }
 
-    /// SIGSTOPs `pid` (journaled: heal sends SIGCONT).
-    pub fn pause(&self, pid: u32) -> Result<(), NetError> {
+    /// SIGSTOPs `pid`, and with `children` its children too (journaled:
+    /// heal sends SIGCONT to it and its children).
+    pub fn pause(&self, pid: u32, children: bool) -> Result<(), NetError> {
         self.run(&format!(
-            "set -e\n{}\nkill -STOP {pid}",
-            self.record(&Entry::Paused(pid))
+            "set -e\n{}\n{}",
+            self.record(&Entry::Paused(pid)),
+            signal_command(pid, "STOP", children)
         ))?;
         Ok(())
     }
 
-    pub fn resume(&self, pid: u32) -> Result<(), NetError> {
-        self.run(&format!("kill -CONT {pid}"))?;
+    pub fn resume(&self, pid: u32, children: bool) -> Result<(), NetError> {
+        self.run(&signal_command(pid, "CONT", children))?;
         Ok(())
     }
 
-    /// SIGKILLs `pid`. Not journaled: restarting is the node control's job.
-    pub fn kill(&self, pid: u32) -> Result<(), NetError> {
-        self.run(&format!("kill -KILL {pid}"))?;
+    /// SIGKILLs `pid`, and with `children` its children too. Not
+    /// journaled: restarting is the node control's job.
+    pub fn kill(&self, pid: u32, children: bool) -> Result<(), NetError> {
+        self.run(&signal_command(pid, "KILL", children))?;
         Ok(())
     }
 
@@ -419,6 +422,15 @@ impl HostNet {
         heal_remote(self.remote.as_ref(), &self.state_dir).inspect(|_| {
             self.hooked.store(false, Ordering::Relaxed);
         })
+    }
+}
+
+/// `signal` to `pid`, and with `children` to its children too.
+fn signal_command(pid: u32, signal: &str, children: bool) -> String {
+    if children {
+        crate::control::signal_tree(&pid.to_string(), signal)
+    } else {
+        format!("kill -{signal} {pid}")
     }
 }
 

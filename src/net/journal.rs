@@ -86,7 +86,13 @@ impl Entry {
                 let f = shell_quote(file);
                 format!("if [ -e {f} ]; then echo +0 > {f}.tmp && mv -f {f}.tmp {f}; fi")
             }
-            Entry::Paused(pid) => format!("kill -CONT {pid} 2>/dev/null || true"),
+            // And the group `pid` leads, if it leads one: a node paused
+            // as a whole (`Db::signals_group`). No other group has its id.
+            Entry::Paused(pid) => {
+                format!(
+                    "kill -CONT {pid} 2>/dev/null || true; kill -CONT -{pid} 2>/dev/null || true"
+                )
+            }
             Entry::Clock { helper, state_file } => format!(
                 "if [ -e {s} ]; then {h} clock reset --state-file {s}; fi",
                 h = shell_quote(helper),

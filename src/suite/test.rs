@@ -1077,7 +1077,7 @@ mod tests {
     fn every_error_about_a_file_has_a_position() {
         assert_eq!(
             error_of("workload: register\n"),
-            "t.yaml:1:1: no `db` given: expected one of raft, paxos, twopc, redis, etcd, zookeeper, or a map with `kind: custom`"
+            "t.yaml:1:1: no `db` given: expected one of raft, paxos, twopc, threepc, redis, etcd, zookeeper, postgres, or a map with `kind: custom`"
         );
         let e = suite_error_of("tests:\n  - {db: raft}\n  - {workload: bank}\n");
         assert!(e.starts_with("s.yaml:3:5: tests[1]: no `db` given"), "{e}");

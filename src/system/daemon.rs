@@ -7,7 +7,7 @@
 //! the nemesis starts on hosts. Every operation is one shell command on the
 //! host, so it works the same on netns, Docker and SSH hosts.
 
-use crate::control::{Remote, RemoteError, parent_dir, shell_quote};
+use crate::control::{Remote, RemoteError, parent_dir, shell_quote, signal_tree};
 use std::time::Duration;
 
 const CONTROL_TIMEOUT: Duration = Duration::from_secs(30);
@@ -27,6 +27,27 @@ pub struct Daemon {
     pub logfile: String,
     /// Working directory.
     pub cwd: String,
+}
+
+/// Shell function: is the daemon (`$p`) or any of the children listed in
+/// `$c` (by [`signal_tree`]) still alive?
+const TREE_ALIVE: &str = "tree_alive() { alive \"$p\" && return 0; for x in $c; do alive \"$x\" && return 0; done; return 1; }\n";
+
+/// What a signal reaches: the daemon's own process, or it and its children.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Reach {
+    Process,
+    Tree,
+}
+
+impl Reach {
+    /// Shell commands that send `signal` to the daemon whose pid is in `$p`.
+    fn send(self, signal: &str) -> String {
+        match self {
+            Reach::Process => format!("kill -{signal} \"$p\" 2>/dev/null; true\n"),
+            Reach::Tree => signal_tree("\"$p\"", signal),
+        }
+    }
 }
 
 /// Shell function: is pid $1 a live process (a zombie is not)? A zombie can be
@@ -79,19 +100,37 @@ impl Daemon {
         Ok(remote.run(&command, CONTROL_TIMEOUT)?.trim().parse().ok())
     }
 
-    /// Sends `signal` and waits up to `wait_ms` for the process to be gone;
-    /// then SIGKILLs it if `escalate`. Removes the pidfile once it is gone.
+    /// Sends `signal` to `reach` and waits up to `wait_ms` for the process
+    /// (or, with `Reach::Tree`, every live process of its group) to be
+    /// gone; then SIGKILLs the same if `escalate`. Removes the pidfile once
+    /// it is gone.
     fn signal_and_wait(
         &self,
         remote: &dyn Remote,
         signal: &str,
+        to: Reach,
+        wait: Reach,
         wait_ms: u64,
         escalate: bool,
     ) -> Result<(), RemoteError> {
         let tries = wait_ms / 20;
+        let gone_check = match wait {
+            Reach::Process => "alive \"$p\"",
+            Reach::Tree => "tree_alive",
+        };
+        // The children, listed while their parent still runs (once it is
+        // gone they are no longer its children).
+        let children = if wait == Reach::Tree && to == Reach::Process {
+            "c=$(pgrep -P \"$p\" 2>/dev/null | tr '\\n' ' ')\n"
+        } else {
+            ""
+        };
         let escalate = if escalate {
             format!(
-                "kill -KILL \"$p\" 2>/dev/null; i=0; while alive \"$p\" && [ $i -lt {} ]; do sleep 0.02; i=$((i+1)); done\n",
+                "kill -KILL {} \"$p\" 2>/dev/null\n\
+                 i=0; while {gone_check} && [ $i -lt {} ]; do sleep 0.02; i=$((i+1)); done\n",
+                // The children as listed before: the parent may be gone.
+                if wait == Reach::Tree { "$c" } else { "" },
                 KILLED_WAIT.as_millis() / 20
             )
         } else {
@@ -100,12 +139,14 @@ impl Daemon {
         // A stopped process does not act on SIGTERM: continue it first.
         let command = format!(
             "{pid}; [ -n \"$p\" ] || exit 0\n\
-             kill -{signal} \"$p\" 2>/dev/null; kill -CONT \"$p\" 2>/dev/null\n\
-             i=0; while alive \"$p\" && [ $i -lt {tries} ]; do sleep 0.02; i=$((i+1)); done\n\
+             {TREE_ALIVE}{children}\
+             {send}kill -CONT \"$p\" 2>/dev/null\n\
+             i=0; while {gone_check} && [ $i -lt {tries} ]; do sleep 0.02; i=$((i+1)); done\n\
              {escalate}\
-             if alive \"$p\"; then echo \"pid $p still runs ($(grep '^State:' /proc/\"$p\"/status))\" >&2; exit 1; fi\n\
+             if {gone_check}; then echo \"pid $p (or a child) still runs ($(grep '^State:' /proc/\"$p\"/status))\" >&2; exit 1; fi\n\
              rm -f {pidfile}",
             pid = self.pid_expr(),
+            send = to.send(signal),
             pidfile = shell_quote(&self.pidfile),
         );
         remote
@@ -118,23 +159,75 @@ impl Daemon {
 
     /// SIGTERM, up to `grace` for a clean exit, then SIGKILL.
     pub fn stop(&self, remote: &dyn Remote, grace: Duration) -> Result<(), RemoteError> {
-        self.signal_and_wait(remote, "TERM", grace.as_millis() as u64, true)
+        let grace_ms = grace.as_millis() as u64;
+        self.signal_and_wait(
+            remote,
+            "TERM",
+            Reach::Process,
+            Reach::Process,
+            grace_ms,
+            true,
+        )
     }
 
     /// SIGKILL now (a crash), waiting until the process is gone.
     pub fn kill(&self, remote: &dyn Remote) -> Result<(), RemoteError> {
-        self.signal_and_wait(remote, "KILL", KILLED_WAIT.as_millis() as u64, false)
+        let wait_ms = KILLED_WAIT.as_millis() as u64;
+        self.signal_and_wait(
+            remote,
+            "KILL",
+            Reach::Process,
+            Reach::Process,
+            wait_ms,
+            false,
+        )
     }
 
     /// SIGSTOP: the process stays but stops running (a long GC pause, a VM
     /// freeze). Returns once the kernel shows it stopped.
     pub fn pause(&self, remote: &dyn Remote) -> Result<(), RemoteError> {
-        self.send_and_wait(remote, "STOP", "T")
+        self.send_and_wait(remote, "STOP", Reach::Process, "T")
     }
 
     /// SIGCONT after [`Daemon::pause`]; returns once it is no longer stopped.
     pub fn resume(&self, remote: &dyn Remote) -> Result<(), RemoteError> {
-        self.send_and_wait(remote, "CONT", "!T")
+        self.send_and_wait(remote, "CONT", Reach::Process, "!T")
+    }
+
+    /// For a daemon that forks workers, as PostgreSQL's postmaster does
+    /// (each backend in a process group of its own): the controls below
+    /// reach the daemon and its children, since a SIGSTOP of the parent
+    /// alone leaves its workers running, and a SIGKILL of it alone leaves
+    /// them holding its shared memory.
+    ///
+    /// `signal` to the daemon (its own way to shut down, e.g. SIGINT for
+    /// PostgreSQL's fast shutdown), up to `grace` for it and its children
+    /// to be gone, then SIGKILL to all of them.
+    pub fn stop_tree(
+        &self,
+        remote: &dyn Remote,
+        signal: &str,
+        grace: Duration,
+    ) -> Result<(), RemoteError> {
+        let grace_ms = grace.as_millis() as u64;
+        self.signal_and_wait(remote, signal, Reach::Process, Reach::Tree, grace_ms, true)
+    }
+
+    /// SIGKILL to the daemon and its children (a crash of every process),
+    /// waiting until none of them runs.
+    pub fn kill_tree(&self, remote: &dyn Remote) -> Result<(), RemoteError> {
+        let wait_ms = KILLED_WAIT.as_millis() as u64;
+        self.signal_and_wait(remote, "KILL", Reach::Tree, Reach::Tree, wait_ms, false)
+    }
+
+    /// SIGSTOP to the daemon and its children; returns once it shows stopped.
+    pub fn pause_tree(&self, remote: &dyn Remote) -> Result<(), RemoteError> {
+        self.send_and_wait(remote, "STOP", Reach::Tree, "T")
+    }
+
+    /// SIGCONT to the daemon and its children after [`Daemon::pause_tree`].
+    pub fn resume_tree(&self, remote: &dyn Remote) -> Result<(), RemoteError> {
+        self.send_and_wait(remote, "CONT", Reach::Tree, "!T")
     }
 
     /// Sends `signal`, then waits (up to 5 s) until the state letter in
@@ -143,15 +236,17 @@ impl Daemon {
         &self,
         remote: &dyn Remote,
         signal: &str,
+        to: Reach,
         state: &str,
     ) -> Result<(), RemoteError> {
         let (negate, letter) = state.strip_prefix('!').map_or(("", state), |l| ("!", l));
         let command = format!(
-            "{}; alive \"$p\" || {{ echo 'not running' >&2; exit 1; }}; kill -{signal} \"$p\"\n\
+            "{}; alive \"$p\" || {{ echo 'not running' >&2; exit 1; }}\n{}\
              st() {{ sed -n 's/^State:[[:space:]]*\\(.\\).*/\\1/p' /proc/\"$p\"/status 2>/dev/null; }}\n\
              i=0; while ! [ {negate} \"$(st)\" = {letter} ] && [ $i -lt 250 ]; do sleep 0.02; i=$((i+1)); done\n\
              [ {negate} \"$(st)\" = {letter} ] || {{ echo \"state is $(st) after SIG{signal}\" >&2; exit 1; }}",
-            self.pid_expr()
+            self.pid_expr(),
+            to.send(signal)
         );
         remote.run(&command, CONTROL_TIMEOUT).map(|_| ())
     }

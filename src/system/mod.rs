@@ -16,6 +16,7 @@ pub mod bundled;
 pub mod custom;
 pub mod daemon;
 pub mod etcd;
+pub mod postgres;
 pub mod redis;
 pub mod zookeeper;
 
@@ -40,6 +41,7 @@ pub static SYSTEMS: &[&dyn System] = &[
     &redis::Redis,
     &etcd::Etcd,
     &zookeeper::ZooKeeper,
+    &postgres::Postgres,
 ];
 
 /// The system called `name`.
@@ -299,6 +301,12 @@ pub trait Db: Send + Sync {
     }
     /// The system's name.
     fn system(&self) -> &'static str;
+    /// Whether the nemesis's kill, pause and resume signal the node's
+    /// process and its children rather than its pid alone: for a node that
+    /// is several processes (`control::signal_tree`).
+    fn signals_children(&self) -> bool {
+        false
+    }
 
     /// kill -9, then start again.
     fn restart(&self, node: &str) -> Result<(), DbError> {
@@ -801,7 +809,7 @@ mod tests {
         }
         assert_eq!(
             SystemRef::parse("mysql").unwrap_err(),
-            "unknown variant `mysql`, expected one of `raft`, `paxos`, `twopc`, `redis`, `etcd`, `zookeeper`, or a map with `kind: custom`"
+            "unknown variant `mysql`, expected one of `raft`, `paxos`, `twopc`, `threepc`, `redis`, `etcd`, `zookeeper`, `postgres`, or a map with `kind: custom`"
         );
         // Every bundled bug is one its system declares.
         for (_, systems, name, _) in crate::nodes::bugs::CATALOG {
