@@ -17,6 +17,13 @@ pub mod custom;
 pub mod daemon;
 pub mod etcd;
 pub mod redis;
+/// TEMPORARY, until h-pg's PostgreSQL system is merged: its transaction
+/// manager alone.
+#[path = "postgres"]
+pub mod postgres_2pc {
+    pub mod bank;
+    pub mod tm;
+}
 
 use crate::cluster::{Cluster, Host};
 use daemon::Daemon;
@@ -427,6 +434,10 @@ pub struct DeployOptions {
     /// faultline's own executable, uploaded to every host: the bundled
     /// nodes and the fault tools run from it.
     pub binary: PathBuf,
+    /// A folder on the controller for the run's own records (a
+    /// `faultline run`'s results folder): PostgreSQL's transaction manager
+    /// logs its decisions there. None outside a run.
+    pub run_dir: Option<PathBuf>,
 }
 
 impl Default for DeployOptions {
@@ -440,6 +451,7 @@ impl Default for DeployOptions {
             install: true,
             ready_timeout: Duration::from_secs(30),
             binary: std::env::current_exe().unwrap_or_default(),
+            run_dir: None,
         }
     }
 }
