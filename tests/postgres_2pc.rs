@@ -14,6 +14,9 @@
 
 mod common;
 
+use common::runs;
+use serde_json::json;
+
 use faultline::history::Ended;
 use faultline::system::{self, DeployOptions, Endpoint};
 use faultline::workload::{Operation, Workload};
@@ -22,6 +25,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 const BIN: &str = "/usr/lib/postgresql/15/bin";
+
+/// The decision log's name in a run's folder.
+const DECISION_LOG: &str = "2pc-decisions.log";
 
 /// One PostgreSQL instance on 127.0.0.1, in a temp dir of its own; killed
 /// with -9 when dropped.
@@ -168,7 +174,7 @@ fn bank_clients(
             connect_timeout: Duration::from_millis(500),
             accounts: 5,
             initial_balance: 10,
-            decision_log: options.run_dir.clone().unwrap().join("decisions.log"),
+            decision_log: options.run_dir.clone().unwrap().join(DECISION_LOG),
             bugs: options.bugs.clone(),
         },
     ))
@@ -279,7 +285,7 @@ fn transfers_across_instances_keep_the_total_through_kills() {
     assert!(seen.totals.len() > 20, "{}", seen.totals.len());
     let wrong: Vec<&i64> = seen.totals.iter().filter(|&&t| t != 50).collect();
     assert!(wrong.is_empty(), "reads that do not sum to 50: {wrong:?}");
-    let log = std::fs::read_to_string(dir.path().join("decisions.log")).unwrap();
+    let log = std::fs::read_to_string(dir.path().join(DECISION_LOG)).unwrap();
     assert!(log.lines().count() > 20 && log.lines().all(|l| l.ends_with(" commit")), "{log:.300}");
     for i in &instances {
         assert_eq!(i.psql("SELECT count(*) FROM pg_prepared_xacts"), "0");
@@ -306,4 +312,61 @@ fn committing_before_preparing_breaks_reads_without_faults() {
     let seen = drive(&mut instances, clients, 10, None);
     println!("transfers ok/fail/info {:?}, totals {:?}", seen.transfers, seen.totals);
     assert!(seen.totals.iter().any(|&t| t != 50), "{:?}", seen.totals);
+}
+
+/// A bank test file for `faultline run` of PostgreSQL over 3 instances,
+/// with `bugs` and `faults` (the nemesis' `faults:` list, in flow style).
+fn bank_test(bugs: &str, time_limit: &str, faults: &str) -> String {
+    format!(
+        "db: postgres\nnodes: 3\nbugs: [{bugs}]\ntime_limit: {time_limit}\nrecovery: 5s\n\
+         workload: bank\nnemesis: {{faults: [{faults}]}}\n"
+    )
+}
+
+/// Kills (-9, of the whole instance) and pauses of one instance at a
+/// time: what leaves a transfer in doubt. Partitions change nothing here:
+/// the instances never talk to each other, and the controller (the
+/// transaction manager) is never cut off.
+const KILLS_AND_PAUSES: &str = "{kill: {targets: one, duration: 2s, interval: 2s}}, \
+     {pause: {targets: one, duration: 2s, interval: 3s}}";
+
+#[test]
+fn the_bank_across_instances_is_valid_under_kills_pauses_and_partitions() {
+    let faults = format!(
+        "{KILLS_AND_PAUSES}, {{partition: {{shape: halves, duration: 3s, interval: 3s}}}}"
+    );
+    let o = runs::run("postgres_2pc", "bank-kill-pause-partition", &bank_test("", "30s", &faults), 1, &[]);
+    assert_eq!(o.exit, 0, "{}", o.summary);
+    assert_eq!(o.checker("bank"), json!(true), "{}", o.summary);
+    // The faults bit, and the transfers went on across them.
+    assert!(o.count("info") + o.count("fail") > 0, "{}", o.summary);
+    assert!(o.count("ok") > 200, "{}", o.summary);
+    // The decision log is in the run's folder, one commit a line.
+    let log = std::fs::read_to_string(o.dir.join(DECISION_LOG)).unwrap();
+    assert!(log.lines().count() > 50, "{log:.300}");
+    assert!(log.lines().all(|l| l.ends_with(" commit")), "{log:.300}");
+}
+
+#[test]
+fn forget_in_doubt_is_caught_under_kills_and_pauses() {
+    let o = runs::caught(
+        "postgres_2pc",
+        "bank-forget-in-doubt",
+        &bank_test("forget-in-doubt", "60s", KILLS_AND_PAUSES),
+        &[1, 2, 3],
+        "wrong-total",
+    );
+    assert_eq!(o.checker("bank"), json!(false));
+}
+
+#[test]
+fn commit_before_prepared_is_caught_under_kills_and_pauses() {
+    let o = runs::caught(
+        "postgres_2pc",
+        "bank-commit-before-prepared",
+        &bank_test("commit-before-prepared", "30s", KILLS_AND_PAUSES),
+        &[1, 2, 3],
+        "wrong-total",
+    );
+    assert_eq!(o.checker("bank"), json!(false));
 }

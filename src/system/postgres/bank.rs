@@ -36,13 +36,17 @@ use std::time::Duration;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
+/// Every transaction here: row locks do the isolating, whatever the
+/// server's default level.
+const BEGIN: &str = "BEGIN ISOLATION LEVEL READ COMMITTED";
+
 /// The table of accounts on every instance.
 const TABLE: &str = "faultline_bank";
 
 /// How long a statement waits for a row lock before it fails: a lock held
-/// by an in-doubt transaction, or a read and a transfer crossing, ends the
-/// operation instead of its timeout.
-const LOCK_TIMEOUT_MS: u64 = 1000;
+/// by an in-doubt transaction ends the operation (as `fail`) within the
+/// run's operation timeout (1 s), and the server's session with it.
+const LOCK_TIMEOUT_MS: u64 = 500;
 
 /// The bugs of the transaction manager, by name: (name, what it breaks).
 pub const BUGS: &[(&str, &str)] = &[
@@ -58,6 +62,9 @@ pub const BUGS: &[(&str, &str)] = &[
     ),
 ];
 
+/// The decision log's name in a run's folder.
+pub const DECISION_LOG: &str = "2pc-decisions.log";
+
 /// What the bank's clients of one run are given.
 pub struct Settings {
     pub endpoints: Vec<Endpoint>,
@@ -67,6 +74,32 @@ pub struct Settings {
     /// Where the transaction manager logs its decisions.
     pub decision_log: PathBuf,
     pub bugs: Vec<String>,
+}
+
+impl Settings {
+    /// For `bank` deployed with `options`: the decision log in the run's
+    /// folder, or (outside a run: `bench system`) in the temp dir, named
+    /// after this process.
+    pub fn new(
+        endpoints: Vec<Endpoint>,
+        connect_timeout: Duration,
+        bank: &crate::workload::bank::Bank,
+        options: &crate::system::DeployOptions,
+    ) -> Settings {
+        let decision_log = match &options.run_dir {
+            Some(dir) => dir.join(DECISION_LOG),
+            None => std::env::temp_dir()
+                .join(format!("faultline-{}-{DECISION_LOG}", std::process::id())),
+        };
+        Settings {
+            endpoints,
+            connect_timeout,
+            accounts: bank.accounts,
+            initial_balance: bank.initial_balance,
+            decision_log,
+            bugs: options.bugs.clone(),
+        }
+    }
 }
 
 /// What every client of a run shares.
@@ -443,7 +476,7 @@ impl BankClient {
         let mut prepared = Vec::new();
         let mut failed = None;
         for (i, side) in sides {
-            if let Err(e) = self.exec(i, "BEGIN", deadline).await {
+            if let Err(e) = self.exec(i, BEGIN, deadline).await {
                 failed = Some(SideError::Other(e));
                 break;
             }
@@ -511,7 +544,7 @@ impl BankClient {
         amount: i64,
         deadline: Instant,
     ) -> Ended {
-        if let Err(e) = self.exec(i, "BEGIN", deadline).await {
+        if let Err(e) = self.exec(i, BEGIN, deadline).await {
             return Ended::Fail(e);
         }
         // Both rows locked in the accounts' order: no deadlock with another
@@ -559,7 +592,7 @@ impl BankClient {
         deadline: Instant,
     ) -> Ended {
         for (n, (i, side)) in sides.into_iter().enumerate() {
-            if let Err(e) = self.exec(i, "BEGIN", deadline).await {
+            if let Err(e) = self.exec(i, BEGIN, deadline).await {
                 return Ended::Fail(e);
             }
             if let Err(e) = self.apply(i, side, deadline).await {
@@ -594,7 +627,7 @@ impl BankClient {
         let mut opened = Vec::new();
         let mut failed = None;
         for i in 0..n {
-            if let Err(e) = self.exec(i, "BEGIN", deadline).await {
+            if let Err(e) = self.exec(i, BEGIN, deadline).await {
                 failed = Some(e);
                 break;
             }
