@@ -29,6 +29,28 @@ pub struct Daemon {
     pub cwd: String,
 }
 
+/// Shell function: does the group of $1, a setsid leader's pid (its
+/// process group and session id), still have a live member? Zombies, which
+/// hold no memory, do not count.
+const GROUP_ALIVE: &str = "group_alive() { ps -o stat= -s \"$1\" 2>/dev/null | grep -qv '^Z'; }\n";
+
+/// What a signal reaches: the daemon's own process, or its process group.
+#[derive(Debug, Clone, Copy)]
+enum Reach {
+    Process,
+    Group,
+}
+
+impl Reach {
+    /// `kill`'s argument for the daemon whose pid is in `$p`.
+    fn target(self) -> &'static str {
+        match self {
+            Reach::Process => "\"$p\"",
+            Reach::Group => "-- -\"$p\"",
+        }
+    }
+}
+
 /// Shell function: is pid $1 a live process (a zombie is not)? A zombie can be
 /// reaped between `kill -0` and the read of its status; a status that is gone
 /// is then decided by a second `kill -0`, not taken as "not a zombie".
@@ -79,31 +101,42 @@ impl Daemon {
         Ok(remote.run(&command, CONTROL_TIMEOUT)?.trim().parse().ok())
     }
 
-    /// Sends `signal` and waits up to `wait_ms` for the process to be gone;
-    /// then SIGKILLs it if `escalate`. Removes the pidfile once it is gone.
+    /// Sends `signal` to `reach` and waits up to `wait_ms` for the process
+    /// (or, with `Reach::Group`, every live process of its group) to be
+    /// gone; then SIGKILLs the same if `escalate`. Removes the pidfile once
+    /// it is gone.
     fn signal_and_wait(
         &self,
         remote: &dyn Remote,
         signal: &str,
+        to: Reach,
+        wait: Reach,
         wait_ms: u64,
         escalate: bool,
     ) -> Result<(), RemoteError> {
         let tries = wait_ms / 20;
+        let gone_check = match wait {
+            Reach::Process => "alive \"$p\"",
+            Reach::Group => "group_alive \"$p\"",
+        };
+        let kill_target = wait.target();
         let escalate = if escalate {
             format!(
-                "kill -KILL \"$p\" 2>/dev/null; i=0; while alive \"$p\" && [ $i -lt {} ]; do sleep 0.02; i=$((i+1)); done\n",
+                "kill -KILL {kill_target} 2>/dev/null; i=0; while {gone_check} && [ $i -lt {} ]; do sleep 0.02; i=$((i+1)); done\n",
                 KILLED_WAIT.as_millis() / 20
             )
         } else {
             String::new()
         };
+        let target = to.target();
         // A stopped process does not act on SIGTERM: continue it first.
         let command = format!(
             "{pid}; [ -n \"$p\" ] || exit 0\n\
-             kill -{signal} \"$p\" 2>/dev/null; kill -CONT \"$p\" 2>/dev/null\n\
-             i=0; while alive \"$p\" && [ $i -lt {tries} ]; do sleep 0.02; i=$((i+1)); done\n\
+             {GROUP_ALIVE}\
+             kill -{signal} {target} 2>/dev/null; kill -CONT {target} 2>/dev/null\n\
+             i=0; while {gone_check} && [ $i -lt {tries} ]; do sleep 0.02; i=$((i+1)); done\n\
              {escalate}\
-             if alive \"$p\"; then echo \"pid $p still runs ($(grep '^State:' /proc/\"$p\"/status))\" >&2; exit 1; fi\n\
+             if {gone_check}; then echo \"pid $p (or its group) still runs ($(grep '^State:' /proc/\"$p\"/status))\" >&2; exit 1; fi\n\
              rm -f {pidfile}",
             pid = self.pid_expr(),
             pidfile = shell_quote(&self.pidfile),
@@ -118,23 +151,75 @@ impl Daemon {
 
     /// SIGTERM, up to `grace` for a clean exit, then SIGKILL.
     pub fn stop(&self, remote: &dyn Remote, grace: Duration) -> Result<(), RemoteError> {
-        self.signal_and_wait(remote, "TERM", grace.as_millis() as u64, true)
+        let grace_ms = grace.as_millis() as u64;
+        self.signal_and_wait(
+            remote,
+            "TERM",
+            Reach::Process,
+            Reach::Process,
+            grace_ms,
+            true,
+        )
     }
 
     /// SIGKILL now (a crash), waiting until the process is gone.
     pub fn kill(&self, remote: &dyn Remote) -> Result<(), RemoteError> {
-        self.signal_and_wait(remote, "KILL", KILLED_WAIT.as_millis() as u64, false)
+        let wait_ms = KILLED_WAIT.as_millis() as u64;
+        self.signal_and_wait(
+            remote,
+            "KILL",
+            Reach::Process,
+            Reach::Process,
+            wait_ms,
+            false,
+        )
     }
 
     /// SIGSTOP: the process stays but stops running (a long GC pause, a VM
     /// freeze). Returns once the kernel shows it stopped.
     pub fn pause(&self, remote: &dyn Remote) -> Result<(), RemoteError> {
-        self.send_and_wait(remote, "STOP", "T")
+        self.send_and_wait(remote, "STOP", Reach::Process, "T")
     }
 
     /// SIGCONT after [`Daemon::pause`]; returns once it is no longer stopped.
     pub fn resume(&self, remote: &dyn Remote) -> Result<(), RemoteError> {
-        self.send_and_wait(remote, "CONT", "!T")
+        self.send_and_wait(remote, "CONT", Reach::Process, "!T")
+    }
+
+    /// For a daemon that forks workers into its own process group (it was
+    /// started with setsid, so its pid is the group's id), as PostgreSQL's
+    /// postmaster does: the controls below reach the whole group, since a
+    /// SIGSTOP of the leader alone leaves its workers running, and a
+    /// SIGKILL of it alone leaves them holding its shared memory.
+    ///
+    /// `signal` to the leader (its own way to shut down, e.g. SIGINT for
+    /// PostgreSQL's fast shutdown), up to `grace` for the whole group to
+    /// be gone, then SIGKILL to the group.
+    pub fn stop_group(
+        &self,
+        remote: &dyn Remote,
+        signal: &str,
+        grace: Duration,
+    ) -> Result<(), RemoteError> {
+        let grace_ms = grace.as_millis() as u64;
+        self.signal_and_wait(remote, signal, Reach::Process, Reach::Group, grace_ms, true)
+    }
+
+    /// SIGKILL to the whole group (a crash of every process), waiting
+    /// until none of them runs.
+    pub fn kill_group(&self, remote: &dyn Remote) -> Result<(), RemoteError> {
+        let wait_ms = KILLED_WAIT.as_millis() as u64;
+        self.signal_and_wait(remote, "KILL", Reach::Group, Reach::Group, wait_ms, false)
+    }
+
+    /// SIGSTOP to the whole group; returns once the leader shows stopped.
+    pub fn pause_group(&self, remote: &dyn Remote) -> Result<(), RemoteError> {
+        self.send_and_wait(remote, "STOP", Reach::Group, "T")
+    }
+
+    /// SIGCONT to the whole group after [`Daemon::pause_group`].
+    pub fn resume_group(&self, remote: &dyn Remote) -> Result<(), RemoteError> {
+        self.send_and_wait(remote, "CONT", Reach::Group, "!T")
     }
 
     /// Sends `signal`, then waits (up to 5 s) until the state letter in
@@ -143,15 +228,17 @@ impl Daemon {
         &self,
         remote: &dyn Remote,
         signal: &str,
+        to: Reach,
         state: &str,
     ) -> Result<(), RemoteError> {
         let (negate, letter) = state.strip_prefix('!').map_or(("", state), |l| ("!", l));
         let command = format!(
-            "{}; alive \"$p\" || {{ echo 'not running' >&2; exit 1; }}; kill -{signal} \"$p\"\n\
+            "{}; alive \"$p\" || {{ echo 'not running' >&2; exit 1; }}; kill -{signal} {}\n\
              st() {{ sed -n 's/^State:[[:space:]]*\\(.\\).*/\\1/p' /proc/\"$p\"/status 2>/dev/null; }}\n\
              i=0; while ! [ {negate} \"$(st)\" = {letter} ] && [ $i -lt 250 ]; do sleep 0.02; i=$((i+1)); done\n\
              [ {negate} \"$(st)\" = {letter} ] || {{ echo \"state is $(st) after SIG{signal}\" >&2; exit 1; }}",
-            self.pid_expr()
+            self.pid_expr(),
+            to.target()
         );
         remote.run(&command, CONTROL_TIMEOUT).map(|_| ())
     }

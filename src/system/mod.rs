@@ -16,6 +16,7 @@ pub mod bundled;
 pub mod custom;
 pub mod daemon;
 pub mod etcd;
+pub mod postgres;
 pub mod redis;
 /// TEMPORARY, until h-pg's PostgreSQL system is merged: its transaction
 /// manager alone.
@@ -26,10 +27,10 @@ pub mod postgres_2pc {
 }
 
 use crate::cluster::{Cluster, Host};
-use daemon::Daemon;
 use crate::control::{Remote, RemoteError, on_all, shell_quote};
 use crate::history::Ended;
 use crate::workload::{Operation, Workload};
+use daemon::Daemon;
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
@@ -44,6 +45,7 @@ pub static SYSTEMS: &[&dyn System] = &[
     &bundled::Bundled::TWOPC,
     &redis::Redis,
     &etcd::Etcd,
+    &postgres::Postgres,
 ];
 
 /// The system called `name`.
@@ -566,6 +568,21 @@ pub fn faketime_env(cluster: &Cluster, layout: &Layout) -> Result<Vec<(String, S
     ])
 }
 
+/// Makes `host`'s libfaketime offset file ([`Layout::faketime_file`]) if
+/// it has none, `+0`: before a node starts under libfaketime. An offset
+/// the clock nemesis set is kept, so a restarted node keeps its skew.
+pub fn keep_faketime_file(host: &Host, layout: &Layout) -> Result<(), RemoteError> {
+    let file = shell_quote(&layout.faketime_file());
+    host.remote.run(
+        &format!(
+            "mkdir -p {} && {{ [ -s {file} ] || echo +0 > {file}; }}",
+            shell_quote(&format!("{}/run", layout.dir))
+        ),
+        CONTROL_TIMEOUT,
+    )?;
+    Ok(())
+}
+
 /// Copies every node's log ([`Layout::log`]) to `dir/<node>/node.log`;
 /// returns the files written. A node that never wrote a log is skipped.
 pub fn download_node_logs(
@@ -748,7 +765,7 @@ mod tests {
         }
         assert_eq!(
             SystemRef::parse("mysql").unwrap_err(),
-            "unknown variant `mysql`, expected one of `raft`, `paxos`, `twopc`, `redis`, `etcd`, or a map with `kind: custom`"
+            "unknown variant `mysql`, expected one of `raft`, `paxos`, `twopc`, `redis`, `etcd`, `postgres`, or a map with `kind: custom`"
         );
         // Every bundled bug is one its system declares.
         for (_, systems, name, _) in crate::nodes::bugs::CATALOG {

@@ -6,7 +6,7 @@
 
 use super::voters;
 use crate::cluster::{Cluster, Host};
-use crate::control::{RemoteError, shell_quote};
+use crate::control::RemoteError;
 use crate::nodes::System as Node;
 use crate::nodes::wire::{
     MAX_FRAME_BYTES, Operation, Outcome, Reply, Request, Status, encode_frame,
@@ -17,8 +17,6 @@ use crate::workload::Workload;
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
-
-const CONTROL_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A deployed bundled system: the cluster, the options, one daemon per host.
 pub struct BundledDb {
@@ -140,15 +138,7 @@ impl BundledDb {
 
     fn start_node(&self, host: &Host, daemon: &Daemon) -> Result<(), RemoteError> {
         if self.options.faketime {
-            // Keep an offset the clock nemesis set; create the file otherwise.
-            let file = shell_quote(&self.layout.faketime_file());
-            host.remote.run(
-                &format!(
-                    "mkdir -p {} && {{ [ -s {file} ] || echo +0 > {file}; }}",
-                    shell_quote(&format!("{}/run", self.layout.dir))
-                ),
-                CONTROL_TIMEOUT,
-            )?;
+            crate::system::keep_faketime_file(host, &self.layout)?;
         }
         daemon.start(host.remote.as_ref()).map(|_| ())
     }

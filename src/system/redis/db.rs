@@ -61,7 +61,9 @@ pub fn start(cluster: &Cluster, options: &DeployOptions) -> Result<RedisDb, DbEr
         db.write_files(i, host)
     })?;
     crate::system::on_hosts(&db.cluster, |i, host| db.start_daemon(host, &db.servers[i]))?;
-    crate::system::on_hosts(&db.cluster, |i, host| db.start_daemon(host, &db.sentinels[i]))?;
+    crate::system::on_hosts(&db.cluster, |i, host| {
+        db.start_daemon(host, &db.sentinels[i])
+    })?;
     Ok(db)
 }
 
@@ -167,15 +169,7 @@ impl RedisDb {
 
     fn start_daemon(&self, host: &Host, daemon: &Daemon) -> Result<(), RemoteError> {
         if self.options.faketime {
-            // Keep an offset the clock nemesis set; create the file otherwise.
-            let file = shell_quote(&self.layout.faketime_file());
-            host.remote.run(
-                &format!(
-                    "mkdir -p {} && {{ [ -s {file} ] || echo +0 > {file}; }}",
-                    shell_quote(&format!("{}/run", self.layout.dir))
-                ),
-                CONTROL_TIMEOUT,
-            )?;
+            crate::system::keep_faketime_file(host, &self.layout)?;
         }
         daemon.start(host.remote.as_ref()).map(|_| ())
     }

@@ -1,0 +1,222 @@
+//! PostgreSQL 15 (Debian's postgresql package) as a system under test: one
+//! independent instance per host (`db.rs`: no replication), and a client
+//! (`client.rs`) that runs the workloads against the first instance, the
+//! primary, over PostgreSQL's own protocol (tokio-postgres).
+//!
+//! What a run checks is PostgreSQL's isolation levels, as Jepsen's
+//! PostgreSQL analysis did: its one option, `db_options: {isolation:
+//! serializable | repeatable-read | read-committed}` (serializable by
+//! default), is the level every transaction of `list-append` and
+//! `rw-register` runs at. Faults on the primary (kill, pause, partitions,
+//! clock skew under libfaketime) test that committed transactions survive
+//! a crash and that the client tells a failed transaction from one whose
+//! commit went unanswered.
+//!
+//! The other instances serve whoever builds on them (e.g. a two-phase
+//! commit across instances); every instance allows prepared transactions.
+
+mod client;
+pub mod db;
+
+use crate::checker::logs::LogPatterns;
+use crate::cluster::Cluster;
+use crate::os::Requirement;
+use crate::system::{Clients, Db, DbError, DbOptions, DeployOptions, Endpoint, System};
+use crate::workload::Workload;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// PostgreSQL, by name `postgres`.
+pub struct Postgres;
+
+/// The options `db_options:` may set, and what each does.
+const OPTIONS: &[(&str, &str)] = &[(
+    "isolation",
+    "the isolation level of every transaction: serializable (the default), \
+     repeatable-read (PostgreSQL's snapshot isolation) or read-committed",
+)];
+
+/// A transaction isolation level PostgreSQL offers (read uncommitted is
+/// read committed there, so it is not offered).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Isolation {
+    Serializable,
+    RepeatableRead,
+    ReadCommitted,
+}
+
+impl Isolation {
+    const ALL: [Isolation; 3] = [
+        Isolation::Serializable,
+        Isolation::RepeatableRead,
+        Isolation::ReadCommitted,
+    ];
+
+    /// As a test writes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Isolation::Serializable => "serializable",
+            Isolation::RepeatableRead => "repeatable-read",
+            Isolation::ReadCommitted => "read-committed",
+        }
+    }
+
+    /// As SQL writes it (`BEGIN ISOLATION LEVEL ...`).
+    pub fn sql(self) -> &'static str {
+        match self {
+            Isolation::Serializable => "SERIALIZABLE",
+            Isolation::RepeatableRead => "REPEATABLE READ",
+            Isolation::ReadCommitted => "READ COMMITTED",
+        }
+    }
+
+    /// The level `options` set (checked already), serializable by default.
+    pub fn of(options: &DbOptions) -> Isolation {
+        options
+            .get("isolation")
+            .and_then(serde_yaml_ng::Value::as_str)
+            .and_then(|s| Isolation::ALL.into_iter().find(|i| i.name() == s))
+            .unwrap_or(Isolation::Serializable)
+    }
+}
+
+impl System for Postgres {
+    fn name(&self) -> &'static str {
+        "postgres"
+    }
+
+    fn workloads(&self) -> Vec<&'static str> {
+        vec!["register", "list-append", "rw-register"]
+    }
+
+    fn bugs(&self) -> Vec<(&'static str, &'static str)> {
+        Vec::new()
+    }
+
+    fn check_options(&self, options: &DbOptions) -> Result<(), (String, String)> {
+        for (name, value) in options {
+            if !OPTIONS.iter().any(|(n, _)| n == name) {
+                let known: Vec<&str> = OPTIONS.iter().map(|(n, _)| *n).collect();
+                return Err((
+                    name.clone(),
+                    format!(
+                        "postgres has no option `{}`; it has: {}",
+                        crate::history::text::excerpt(name),
+                        known.join(", ")
+                    ),
+                ));
+            }
+            let levels: Vec<&str> = Isolation::ALL.iter().map(|i| i.name()).collect();
+            let known = value
+                .as_str()
+                .is_some_and(|s| Isolation::ALL.iter().any(|i| i.name() == s));
+            if !known {
+                return Err((
+                    name.clone(),
+                    format!("`{name}` is one of: {}", levels.join(", ")),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The server and initdb (Debian's postgresql-15, which the
+    /// `postgresql` package pulls in), and setpriv to run them as the
+    /// postgres user.
+    fn requirements(&self) -> Vec<Requirement> {
+        vec![
+            Requirement {
+                what: "postgres".into(),
+                check: format!(
+                    "test -x {bin}/postgres && test -x {bin}/initdb && id -u {user}",
+                    bin = db::BIN_DIR,
+                    user = db::USER
+                ),
+                package: Some("postgresql".into()),
+            },
+            Requirement::tool("setpriv", "util-linux"),
+        ]
+    }
+
+    /// What PostgreSQL logs when a process dies or it cannot go on
+    /// (`PANIC:`, `FATAL:` for the server itself, a backend killed by a
+    /// signal). FATALs of a single connection (a client that left, a
+    /// shutdown asked for) are not among them.
+    fn log_patterns(&self) -> LogPatterns {
+        LogPatterns {
+            fatal: [
+                "PANIC:  ",
+                "was terminated by signal 11",
+                "was terminated by signal 6",
+            ]
+            .map(String::from)
+            .to_vec(),
+            leader: None,
+        }
+    }
+
+    fn start(&self, cluster: &Cluster, options: &DeployOptions) -> Result<Arc<dyn Db>, DbError> {
+        let db = db::PostgresDb::attach(cluster, options)?;
+        db.start_all()?;
+        Ok(Arc::new(db))
+    }
+
+    fn attach(&self, cluster: &Cluster, options: &DeployOptions) -> Result<Arc<dyn Db>, DbError> {
+        Ok(Arc::new(db::PostgresDb::attach(cluster, options)?))
+    }
+
+    /// The workload's clients; every one talks to the first instance.
+    fn clients(
+        &self,
+        endpoints: Vec<Endpoint>,
+        connect_timeout: Duration,
+        options: &DeployOptions,
+    ) -> Arc<dyn Clients> {
+        let primary = endpoints.into_iter().next().unwrap_or_else(|| Endpoint {
+            name: "none".into(),
+            addr: "0.0.0.0:0".into(),
+        });
+        let clients = |lists: bool| client::Clients {
+            primary: primary.clone(),
+            connect_timeout,
+            isolation: Isolation::of(&options.db_options),
+            lists,
+        };
+        match &options.workload {
+            Some(Workload::ListAppend(_)) => Arc::new(clients(true)),
+            _ => Arc::new(clients(false)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn options(yaml: &str) -> DbOptions {
+        serde_yaml_ng::from_str(yaml).unwrap()
+    }
+
+    #[test]
+    fn its_one_option_is_an_isolation_level_and_others_are_refused_by_name() {
+        for level in ["serializable", "repeatable-read", "read-committed"] {
+            let o = options(&format!("isolation: {level}"));
+            assert_eq!(Postgres.check_options(&o), Ok(()));
+            assert_eq!(Isolation::of(&o).name(), level);
+        }
+        assert_eq!(Isolation::of(&DbOptions::new()), Isolation::Serializable);
+        let (at, why) = Postgres
+            .check_options(&options("isolation: snapshot"))
+            .unwrap_err();
+        assert_eq!(at, "isolation");
+        assert_eq!(
+            why,
+            "`isolation` is one of: serializable, repeatable-read, read-committed"
+        );
+        let (at, why) = Postgres
+            .check_options(&options("isolaton: serializable"))
+            .unwrap_err();
+        assert_eq!(at, "isolaton");
+        assert!(why.contains("it has: isolation"), "{why}");
+    }
+}
