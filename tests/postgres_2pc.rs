@@ -18,6 +18,7 @@ use common::runs;
 use serde_json::json;
 
 use faultline::history::Ended;
+use faultline::system::postgres::bank::DECISION_LOG;
 use faultline::system::{self, DeployOptions, Endpoint};
 use faultline::workload::{Operation, Workload};
 use std::path::PathBuf;
@@ -25,9 +26,6 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 const BIN: &str = "/usr/lib/postgresql/15/bin";
-
-/// The decision log's name in a run's folder.
-const DECISION_LOG: &str = "2pc-decisions.log";
 
 /// One PostgreSQL instance on 127.0.0.1, in a temp dir of its own; killed
 /// with -9 when dropped.
@@ -155,8 +153,8 @@ fn as_postgres(program: &str) -> Command {
     c
 }
 
-/// The system's bank clients over `instances`, deployed with `bugs`,
-/// logging decisions under `dir`.
+/// The system's bank clients over `endpoints`, deployed with `bugs`,
+/// logging decisions in `dir` (as a run's folder).
 fn bank_clients(
     endpoints: Vec<Endpoint>,
     dir: &std::path::Path,
@@ -168,16 +166,8 @@ fn bank_clients(
         run_dir: Some(dir.to_path_buf()),
         ..DeployOptions::default()
     };
-    std::sync::Arc::new(system::postgres_2pc::bank::Clients::new(
-        system::postgres_2pc::bank::Settings {
-            endpoints,
-            connect_timeout: Duration::from_millis(500),
-            accounts: 5,
-            initial_balance: 10,
-            decision_log: options.run_dir.clone().unwrap().join(DECISION_LOG),
-            bugs: options.bugs.clone(),
-        },
-    ))
+    let postgres = system::lookup("postgres").unwrap();
+    postgres.clients(endpoints, Duration::from_millis(500), &options)
 }
 
 /// What a run of `workers` clients for `secs` with kills saw: ok reads'

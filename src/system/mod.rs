@@ -18,13 +18,6 @@ pub mod daemon;
 pub mod etcd;
 pub mod postgres;
 pub mod redis;
-/// TEMPORARY, until h-pg's PostgreSQL system is merged: its transaction
-/// manager alone.
-#[path = "postgres"]
-pub mod postgres_2pc {
-    pub mod bank;
-    pub mod tm;
-}
 
 use crate::cluster::{Cluster, Host};
 use crate::control::{Remote, RemoteError, on_all, shell_quote};
