@@ -215,9 +215,16 @@ impl Tm {
             } else {
                 format!("ROLLBACK PREPARED '{gid}'")
             };
+            let logged = self.log.decision(&gid).map_or("none", Decision::word);
             match within(deadline, conn.batch_execute(&sql)).await {
-                Ok(()) if commit => committed += 1,
-                Ok(()) => rolled_back += 1,
+                Ok(()) if commit => {
+                    tracing::info!("in doubt: {gid} committed (logged: {logged})");
+                    committed += 1
+                }
+                Ok(()) => {
+                    tracing::info!("in doubt: {gid} rolled back (logged: {logged})");
+                    rolled_back += 1
+                }
                 // Resolved meanwhile by someone else (an operation's late
                 // phase two, another recovery pass).
                 Err(e) if e.contains("does not exist") => {}
