@@ -109,9 +109,17 @@ impl Instance {
                 if ready {
                     return;
                 }
-                assert!(started.elapsed() < Duration::from_secs(30), "postgres on {} never answered", self.port);
+                assert!(
+                    started.elapsed() < Duration::from_secs(30),
+                    "postgres on {} never answered",
+                    self.port
+                );
             }
-            assert!(started.elapsed() < Duration::from_secs(30), "postgres on {} never started", self.port);
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "postgres on {} never started",
+                self.port
+            );
         }
     }
 
@@ -132,10 +140,24 @@ impl Instance {
     /// What `sql` prints on this instance (psql, unaligned).
     fn psql(&self, sql: &str) -> String {
         let out = Command::new(format!("{BIN}/psql"))
-            .args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "-U", "postgres", "-At", "-c", sql])
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                "postgres",
+                "-At",
+                "-c",
+                sql,
+            ])
             .output()
             .unwrap();
-        assert!(out.status.success(), "psql: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "psql: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8_lossy(&out.stdout).trim().to_string()
     }
 }
@@ -149,7 +171,12 @@ impl Drop for Instance {
 
 fn as_postgres(program: &str) -> Command {
     let mut c = Command::new("setpriv");
-    c.args(["--reuid=postgres", "--regid=postgres", "--init-groups", program]);
+    c.args([
+        "--reuid=postgres",
+        "--regid=postgres",
+        "--init-groups",
+        program,
+    ]);
     c
 }
 
@@ -179,7 +206,12 @@ struct Seen {
 
 /// Transfers and reads from `workers` clients for `secs`, killing one
 /// instance with -9 every `kill_every` (and starting it again).
-fn drive(instances: &mut [Instance], clients: std::sync::Arc<dyn system::Clients>, secs: u64, kill_every: Option<Duration>) -> Seen {
+fn drive(
+    instances: &mut [Instance],
+    clients: std::sync::Arc<dyn system::Clients>,
+    secs: u64,
+    kill_every: Option<Duration>,
+) -> Seen {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -197,19 +229,30 @@ fn drive(instances: &mut [Instance], clients: std::sync::Arc<dyn system::Clients
             let mut client = clients.open(w as usize);
             let mut n = w;
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                n = n.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                n = n
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
                 let from = ((n >> 33) % 5) as i64;
                 let to = (from + 1 + ((n >> 40) % 4) as i64) % 5;
                 let op = if (n >> 50) % 2 == 0 {
                     Operation::BankRead
                 } else {
-                    Operation::Transfer { from, to, amount: 1 + ((n >> 20) % 5) as i64 }
+                    Operation::Transfer {
+                        from,
+                        to,
+                        amount: 1 + ((n >> 20) % 5) as i64,
+                    }
                 };
                 let (_, ended) = client.invoke(&op, Duration::from_secs(3)).await;
                 let mut s = seen.lock().unwrap();
                 match (&op, ended) {
                     (Operation::BankRead, Ended::Ok(v)) => {
-                        let total = v.as_object().unwrap().values().map(|b| b.as_i64().unwrap()).sum();
+                        let total = v
+                            .as_object()
+                            .unwrap()
+                            .values()
+                            .map(|b| b.as_i64().unwrap())
+                            .sum();
                         s.totals.push(total);
                     }
                     (Operation::BankRead, _) => {}
@@ -249,7 +292,12 @@ fn drive(instances: &mut [Instance], clients: std::sync::Arc<dyn system::Clients
     for _ in 0..20 {
         let (_, ended) = rt.block_on(client.invoke(&Operation::BankRead, Duration::from_secs(3)));
         if let Ended::Ok(v) = ended {
-            let total = v.as_object().unwrap().values().map(|b| b.as_i64().unwrap()).sum();
+            let total = v
+                .as_object()
+                .unwrap()
+                .values()
+                .map(|b| b.as_i64().unwrap())
+                .sum();
             seen.lock().unwrap().totals.push(total);
             break;
         }
@@ -267,16 +315,32 @@ fn drive(instances: &mut [Instance], clients: std::sync::Arc<dyn system::Clients
 fn transfers_across_instances_keep_the_total_through_kills() {
     let mut instances: Vec<Instance> = (0..3).map(|i| Instance::new(&format!("ok{i}"))).collect();
     let dir = tempfile::tempdir().unwrap();
-    let endpoints = instances.iter().enumerate().map(|(i, p)| p.endpoint(&format!("n{}", i + 1))).collect();
+    let endpoints = instances
+        .iter()
+        .enumerate()
+        .map(|(i, p)| p.endpoint(&format!("n{}", i + 1)))
+        .collect();
     let clients = bank_clients(endpoints, dir.path(), &[]);
-    let seen = drive(&mut instances, clients, 20, Some(Duration::from_millis(1500)));
-    println!("transfers ok/fail/info {:?}, {} reads", seen.transfers, seen.totals.len());
+    let seen = drive(
+        &mut instances,
+        clients,
+        20,
+        Some(Duration::from_millis(1500)),
+    );
+    println!(
+        "transfers ok/fail/info {:?}, {} reads",
+        seen.transfers,
+        seen.totals.len()
+    );
     assert!(seen.transfers[0] > 50, "{:?}", seen.transfers);
     assert!(seen.totals.len() > 20, "{}", seen.totals.len());
     let wrong: Vec<&i64> = seen.totals.iter().filter(|&&t| t != 50).collect();
     assert!(wrong.is_empty(), "reads that do not sum to 50: {wrong:?}");
     let log = std::fs::read_to_string(dir.path().join(DECISION_LOG)).unwrap();
-    assert!(log.lines().count() > 20 && log.lines().all(|l| l.ends_with(" commit")), "{log:.300}");
+    assert!(
+        log.lines().count() > 20 && log.lines().all(|l| l.ends_with(" commit")),
+        "{log:.300}"
+    );
     for i in &instances {
         assert_eq!(i.psql("SELECT count(*) FROM pg_prepared_xacts"), "0");
     }
@@ -286,10 +350,22 @@ fn transfers_across_instances_keep_the_total_through_kills() {
 fn recovery_that_forgets_commits_loses_money_through_kills() {
     let mut instances: Vec<Instance> = (0..3).map(|i| Instance::new(&format!("fg{i}"))).collect();
     let dir = tempfile::tempdir().unwrap();
-    let endpoints = instances.iter().enumerate().map(|(i, p)| p.endpoint(&format!("n{}", i + 1))).collect();
+    let endpoints = instances
+        .iter()
+        .enumerate()
+        .map(|(i, p)| p.endpoint(&format!("n{}", i + 1)))
+        .collect();
     let clients = bank_clients(endpoints, dir.path(), &["forget-in-doubt"]);
-    let seen = drive(&mut instances, clients, 20, Some(Duration::from_millis(1500)));
-    println!("transfers ok/fail/info {:?}, totals {:?}", seen.transfers, seen.totals);
+    let seen = drive(
+        &mut instances,
+        clients,
+        20,
+        Some(Duration::from_millis(1500)),
+    );
+    println!(
+        "transfers ok/fail/info {:?}, totals {:?}",
+        seen.transfers, seen.totals
+    );
     assert!(seen.totals.iter().any(|&t| t != 50), "{:?}", seen.totals);
 }
 
@@ -297,10 +373,17 @@ fn recovery_that_forgets_commits_loses_money_through_kills() {
 fn committing_before_preparing_breaks_reads_without_faults() {
     let mut instances: Vec<Instance> = (0..3).map(|i| Instance::new(&format!("cb{i}"))).collect();
     let dir = tempfile::tempdir().unwrap();
-    let endpoints = instances.iter().enumerate().map(|(i, p)| p.endpoint(&format!("n{}", i + 1))).collect();
+    let endpoints = instances
+        .iter()
+        .enumerate()
+        .map(|(i, p)| p.endpoint(&format!("n{}", i + 1)))
+        .collect();
     let clients = bank_clients(endpoints, dir.path(), &["commit-before-prepared"]);
     let seen = drive(&mut instances, clients, 10, None);
-    println!("transfers ok/fail/info {:?}, totals {:?}", seen.transfers, seen.totals);
+    println!(
+        "transfers ok/fail/info {:?}, totals {:?}",
+        seen.transfers, seen.totals
+    );
     assert!(seen.totals.iter().any(|&t| t != 50), "{:?}", seen.totals);
 }
 
@@ -322,15 +405,24 @@ const KILLS_AND_PAUSES: &str = "{kill: {targets: one, duration: 2s, interval: 3s
 
 #[test]
 fn the_bank_across_instances_is_valid_under_kills_pauses_and_partitions() {
-    let faults = format!(
-        "{KILLS_AND_PAUSES}, {{partition: {{shape: halves, duration: 3s, interval: 3s}}}}"
+    let faults =
+        format!("{KILLS_AND_PAUSES}, {{partition: {{shape: halves, duration: 3s, interval: 3s}}}}");
+    let o = runs::run(
+        "postgres_2pc",
+        "bank-kill-pause-partition",
+        &bank_test("", "60s", &faults),
+        1,
+        &[],
     );
-    let o = runs::run("postgres_2pc", "bank-kill-pause-partition", &bank_test("", "60s", &faults), 1, &[]);
     assert_eq!(o.checker("bank"), json!(true), "{}", o.summary);
     // Not invalid; `unknown` is allowed for one reason of the Db's, not
     // the bank's: an instance restarted right after a kill may find its
     // old postmaster's lock file and exit (node-exited).
-    let others: Vec<String> = o.anomalies().into_iter().filter(|a| a != "node-exited").collect();
+    let others: Vec<String> = o
+        .anomalies()
+        .into_iter()
+        .filter(|a| a != "node-exited")
+        .collect();
     assert!(o.exit != 1 && others.is_empty(), "{}", o.summary);
     // The faults bit, and the transfers went on across them.
     assert!(o.count("info") + o.count("fail") > 0, "{}", o.summary);

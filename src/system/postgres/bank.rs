@@ -226,9 +226,7 @@ impl Shared {
     /// background recovery.
     async fn prepare(self: Arc<Self>, deadline: Instant) -> Result<(), String> {
         self.tm.as_ref().map_err(Clone::clone)?;
-        self.setup
-            .get_or_try_init(|| self.set_up(deadline))
-            .await?;
+        self.setup.get_or_try_init(|| self.set_up(deadline)).await?;
         let mut recovery = lock(&self.recovery);
         if recovery.is_none() {
             *recovery = Some(tokio::spawn(recover_forever(self.clone())));
@@ -301,10 +299,11 @@ impl Shared {
                 "-c lock_timeout={LOCK_TIMEOUT_MS} -c idle_in_transaction_session_timeout=10000"
             ));
         let until = deadline.min(Instant::now() + self.connect_timeout);
-        let (client, connection) = tokio::time::timeout_at(until, config.connect(tokio_postgres::NoTls))
-            .await
-            .map_err(|_| "connect timed out".to_string())?
-            .map_err(|e| format!("connect: {}", tm::describe(&e)))?;
+        let (client, connection) =
+            tokio::time::timeout_at(until, config.connect(tokio_postgres::NoTls))
+                .await
+                .map_err(|_| "connect timed out".to_string())?
+                .map_err(|e| format!("connect: {}", tm::describe(&e)))?;
         // Ends when the client is dropped or the server closes the session.
         tokio::spawn(async move {
             let _ = connection.await;
@@ -454,7 +453,12 @@ impl BankClient {
 
     async fn transfer(&mut self, from: Key, to: Key, amount: i64, deadline: Instant) -> Ended {
         let shared = self.shared.clone();
-        if from == to || amount < 0 || [from, to].iter().any(|&a| a < 0 || a >= i64::from(shared.accounts)) {
+        if from == to
+            || amount < 0
+            || [from, to]
+                .iter()
+                .any(|&a| a < 0 || a >= i64::from(shared.accounts))
+        {
             return Ended::Fail(format!("bad transfer {from} -> {to} of {amount}"));
         }
         let (a, b) = (shared.instance(from), shared.instance(to));
@@ -464,7 +468,11 @@ impl BankClient {
         let debit = (a, Side::Debit(from, amount));
         let credit = (b, Side::Credit(to, amount));
         // In the instances' order: every operation locks in one order.
-        let sides = if a < b { [debit, credit] } else { [credit, debit] };
+        let sides = if a < b {
+            [debit, credit]
+        } else {
+            [credit, debit]
+        };
         let done = Operation::Transfer { from, to, amount }.history_value();
         if shared.commit_before_prepared {
             return self.one_phase_each(sides, done, deadline).await;
@@ -661,7 +669,11 @@ impl BankClient {
             }
         }
         // Read-only: a commit or rollback that fails changes nothing.
-        let end = if failed.is_none() { "COMMIT" } else { "ROLLBACK" };
+        let end = if failed.is_none() {
+            "COMMIT"
+        } else {
+            "ROLLBACK"
+        };
         for i in opened {
             let _ = self.exec(i, end, deadline).await;
         }
