@@ -149,6 +149,7 @@ pub fn run(cmd: ClusterCmd) -> anyhow::Result<()> {
                 binary: current_exe(),
                 workload: None,
                 db_options: Default::default(),
+                run_dir: None,
             };
             let started = Instant::now();
             let (deployed, timings) = crate::system::deploy(db.get(), &c, &options)?;

@@ -201,6 +201,7 @@ fn execute(
         install: opts.install,
         ready_timeout: Duration::from_secs(30),
         binary: opts.binary.clone(),
+        run_dir: Some(dir.path.clone()),
     };
     let deployed = system::deploy(test.db.get(), &cluster, &options)
         .context("deploying the system under test");

@@ -438,6 +438,10 @@ pub struct DeployOptions {
     /// faultline's own executable, uploaded to every host: the bundled
     /// nodes and the fault tools run from it.
     pub binary: PathBuf,
+    /// A folder on the controller for the run's own records (a
+    /// `faultline run`'s results folder): PostgreSQL's transaction manager
+    /// logs its decisions there. None outside a run.
+    pub run_dir: Option<PathBuf>,
 }
 
 impl Default for DeployOptions {
@@ -451,6 +455,7 @@ impl Default for DeployOptions {
             install: true,
             ready_timeout: Duration::from_secs(30),
             binary: std::env::current_exe().unwrap_or_default(),
+            run_dir: None,
         }
     }
 }

@@ -12,11 +12,16 @@
 //! a crash and that the client tells a failed transaction from one whose
 //! commit went unanswered.
 //!
-//! The other instances serve whoever builds on them (e.g. a two-phase
-//! commit across instances); every instance allows prepared transactions.
+//! The `bank` workload runs across all instances instead (`bank.rs`):
+//! accounts spread over them, a transfer between two instances one global
+//! transaction of PostgreSQL's two-phase commit, with faultline's client as
+//! its transaction manager (`tm.rs`: the decision log, recovery). Its two
+//! bugs are the manager's.
 
+pub mod bank;
 mod client;
 pub mod db;
+pub mod tm;
 
 use crate::checker::logs::LogPatterns;
 use crate::cluster::Cluster;
@@ -86,11 +91,12 @@ impl System for Postgres {
     }
 
     fn workloads(&self) -> Vec<&'static str> {
-        vec!["register", "list-append", "rw-register"]
+        vec!["register", "list-append", "rw-register", "bank"]
     }
 
+    /// The transaction manager's, for the bank.
     fn bugs(&self) -> Vec<(&'static str, &'static str)> {
-        Vec::new()
+        bank::BUGS.to_vec()
     }
 
     fn check_options(&self, options: &DbOptions) -> Result<(), (String, String)> {
@@ -166,13 +172,18 @@ impl System for Postgres {
         Ok(Arc::new(db::PostgresDb::attach(cluster, options)?))
     }
 
-    /// The workload's clients; every one talks to the first instance.
+    /// The workload's clients; every one talks to the first instance, but
+    /// the bank's, which talk to all of them.
     fn clients(
         &self,
         endpoints: Vec<Endpoint>,
         connect_timeout: Duration,
         options: &DeployOptions,
     ) -> Arc<dyn Clients> {
+        if let Some(Workload::Bank(b)) = &options.workload {
+            let settings = bank::Settings::new(endpoints, connect_timeout, b, options);
+            return Arc::new(bank::Clients::new(settings));
+        }
         let primary = endpoints.into_iter().next().unwrap_or_else(|| Endpoint {
             name: "none".into(),
             addr: "0.0.0.0:0".into(),
