@@ -64,7 +64,10 @@ fn partitions_split_a_transaction_with_no_bug() {
     let o = runs::caught(
         "threepc",
         "bank-partition-halves",
-        &busy_bank("{partition: {shape: halves, duration: 3s, interval: 2s}}", None),
+        &busy_bank(
+            "{partition: {shape: halves, duration: 3s, interval: 2s}}",
+            None,
+        ),
         &[1, 2, 3, 4],
         "wrong-total",
     );

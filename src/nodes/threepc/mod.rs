@@ -676,15 +676,15 @@ impl Node {
     /// Ends `txn` here as a participant, as told or as decided here.
     fn on_decide(&mut self, txn: TxnId, commit: bool) {
         self.voted.remove(&txn);
-        if let Some(&before) = self.outcomes.get(&txn) {
-            if before != commit {
-                tracing::warn!(
-                    %txn,
-                    "3pc split-risk: told to {} a transaction this node {}",
-                    if commit { "commit" } else { "abort" },
-                    if before { "committed" } else { "aborted" }
-                );
-            }
+        if let Some(&before) = self.outcomes.get(&txn)
+            && before != commit
+        {
+            tracing::warn!(
+                %txn,
+                "3pc split-risk: told to {} a transaction this node {}",
+                if commit { "commit" } else { "abort" },
+                if before { "committed" } else { "aborted" }
+            );
         }
         if !commit {
             if let Some(r) = self.participant.abort(&txn) {
