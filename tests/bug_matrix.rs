@@ -30,6 +30,9 @@ struct Outcome {
     exit: i32,
     anomalies: Vec<String>,
     summary: String,
+    /// results.json's `run.first_anomaly` (null when none).
+    first_anomaly: Value,
+    duration_ms: f64,
 }
 
 fn results_root() -> PathBuf {
@@ -74,7 +77,29 @@ fn run(case: &Case, bug: Option<&str>, seed: u64) -> Outcome {
         exit,
         anomalies,
         summary: stdout,
+        first_anomaly: json["run"]["first_anomaly"].clone(),
+        duration_ms: json["run"]["duration_ms"].as_f64().unwrap_or(0.0),
     }
+}
+
+/// A caught run says when its first anomalous operation (or log line)
+/// came: within the run, and named.
+fn assert_first_anomaly(case: &Case, o: &Outcome) {
+    let a = &o.first_anomaly;
+    let t = a["time_ms"].as_f64();
+    assert!(
+        t.is_some_and(|t| t >= 0.0 && t <= o.duration_ms),
+        "{}: first_anomaly {a} not within the run's {} ms\n{}",
+        case.name,
+        o.duration_ms,
+        o.summary
+    );
+    assert!(
+        a["index"].is_u64() || a["log_line"].is_string(),
+        "{}: first_anomaly names no op and no log line: {a}",
+        case.name
+    );
+    assert!(o.summary.contains("first anomaly: "), "{}", o.summary);
 }
 
 /// The buggy run is caught on one of the seeds; the clean run is valid.
@@ -83,6 +108,9 @@ fn check(case: &Case) {
     let caught = case.seeds.iter().any(|&seed| {
         let o = run(case, Some(case.bug), seed);
         let hit = o.exit == 1 && o.anomalies.iter().any(|a| a == case.anomaly);
+        if hit {
+            assert_first_anomaly(case, &o);
+        }
         tried.push(format!(
             "seed {seed}: exit {}, anomalies {:?}\n{}",
             o.exit, o.anomalies, o.summary
@@ -103,6 +131,7 @@ fn check(case: &Case) {
         "{} without the bug should be valid:\n{}",
         case.name, clean.summary
     );
+    assert!(clean.first_anomaly.is_null(), "{}", clean.first_anomaly);
 }
 
 #[test]
@@ -235,4 +264,85 @@ fn raft_forget_vote() {
         anomaly: "two-leaders",
         seeds: &[1, 2, 3, 4, 5, 6],
     });
+}
+
+/// `faultline suite` runs each listed test once per suite seed and sums each
+/// case up over its seeds: caught n/N with the time to the first anomaly for
+/// a bug, valid n/N for a clean test; printed, and in summary.md and
+/// summary.json beside junit.xml.
+#[test]
+fn a_suite_sums_each_case_up_over_its_seeds() {
+    let dir = results_root().join("suite-summary");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let suite = dir.join("sums.yaml");
+    std::fs::write(
+        &suite,
+        "name: sums\nseeds: [1, 2]\n\
+         defaults: {nodes: 3, time_limit: 8s, recovery: 2s, nemesis: {faults: [{partition: {shape: halves, duration: 2s, interval: 1s}}]}}\n\
+         tests:\n  - {db: raft, bugs: [stale-read], expect: invalid}\n  - {db: raft}\n",
+    )
+    .unwrap();
+    let results = dir.join("results");
+    let out = Command::new(EXE)
+        .arg("suite")
+        .arg(&suite)
+        .args(["--no-install", "--results-dir"])
+        .arg(&results)
+        .env("CI", "true")
+        .output()
+        .expect("faultline runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_ne!(
+        out.status.code(),
+        Some(3),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("summary of suite sums"), "{stdout}");
+    let summary: Value =
+        serde_json::from_str(&std::fs::read_to_string(results.join("summary.json")).unwrap())
+            .unwrap();
+    let cases = summary["cases"].as_array().unwrap();
+    assert_eq!(cases.len(), 2, "{summary}");
+    let (bug, clean) = (&cases[0], &cases[1]);
+    assert_eq!(
+        bug["case"], "raft-register-partition-stale-read",
+        "{summary}"
+    );
+    assert_eq!(
+        (bug["expect"].as_str(), bug["runs"].as_u64()),
+        (Some("invalid"), Some(2))
+    );
+    let caught = bug["as_expected"].as_u64().unwrap();
+    assert!(
+        caught >= 1,
+        "stale-read was caught in neither seed:\n{stdout}"
+    );
+    // Each caught run has a time, so the median is there, and at most the worst.
+    let (median, worst) = (
+        bug["first_anomaly_median_ms"].as_f64(),
+        bug["first_anomaly_worst_ms"].as_f64(),
+    );
+    assert!(
+        matches!((median, worst), (Some(m), Some(w)) if 0.0 <= m && m <= w),
+        "{summary}"
+    );
+    assert_eq!(clean["case"], "raft-register-partition", "{summary}");
+    assert_eq!(
+        (clean["runs"].as_u64(), clean["as_expected"].as_u64()),
+        (Some(2), Some(2)),
+        "{stdout}"
+    );
+    let md = std::fs::read_to_string(results.join("summary.md")).unwrap();
+    assert!(
+        md.contains(&format!(
+            "| raft-register-partition-stale-read | caught {caught}/2 |"
+        )),
+        "{md}"
+    );
+    assert!(
+        md.contains("| raft-register-partition | valid 2/2 | – | – |"),
+        "{md}"
+    );
 }

@@ -949,6 +949,7 @@ fn checked_run(
         nodes: logs.len(),
         node_exits: Some(&[]),
         main_end_ns: ops.last().map_or(0, |o| o.time),
+        start_wall: None,
     };
     let report = RunReport {
         checks: checks::check_run(
@@ -1097,6 +1098,16 @@ fn an_invalid_bank_run_shows_each_bad_read_with_the_faults_in_place() {
     for chip in ["negative-balance ×1", "wrong-total ×1"] {
         assert!(bank.contains(chip), "the evidence counts each kind: {bank}");
     }
+    // The first bad read (at 5 ms) is when the bug first showed: in
+    // results.json and in the report's overview.
+    let first = run.results.run.as_ref().unwrap().first_anomaly.clone();
+    let first = first.expect("a first anomaly");
+    assert_eq!((first.checker.as_str(), first.time_ms), ("bank", 5.0));
+    let said = format!("first anomaly {}", first.describe());
+    assert!(
+        visible_text(&run.dom).contains(&said),
+        "the overview says {said:?}"
+    );
     let _ = run.dir;
 }
 

@@ -31,6 +31,8 @@ pub struct Findings {
     pub incomplete: Vec<String>,
     /// How much of the workload's time the system answered.
     pub availability: Option<super::results::Availability>,
+    /// The earliest operation a checker names in an anomaly.
+    pub first_anomaly: Option<super::results::FirstAnomaly>,
 }
 
 /// How a check is shown: its verdict, or "not run".
@@ -194,6 +196,7 @@ pub fn findings(r: &Results) -> Findings {
         f.problems = run.problems;
         f.incomplete = run.incomplete;
         f.availability = run.availability;
+        f.first_anomaly = run.first_anomaly;
     }
     // File results no checker of the run claims (or `faultline check`'s).
     f.checks.extend(files);

@@ -349,6 +349,9 @@ fn summary(folder: &RunFolder, test: Option<&Test>, drawn: Option<&Drawn>, f: &F
     if let Some(a) = &f.availability {
         kv("availability", availability(a));
     }
+    if let Some(a) = &f.first_anomaly {
+        kv("first anomaly", Esc(&a.describe()).to_string());
+    }
     kv(
         "folder",
         format!("<code>{}</code>", Esc(&folder.dir.display().to_string())),

@@ -41,7 +41,8 @@
 //!                     "rows": [[{"code": "17"}, {"op": {"index": 31, "time_ns": 1250000000}}]],
 //!                     "total": 2, "what": "lost elements"}]
 //!       }
-//!     }]
+//!     }],
+//!     "first_anomaly": {"checker": "set", "anomaly": "lost", "index": 31, "time_ms": 1250.0}
 //!   }
 //! }
 //! ```
@@ -194,6 +195,47 @@ pub struct RunResult {
     /// How much of the workload's time the system answered.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub availability: Option<Availability>,
+    /// When the bug first showed: absent when the run is valid, or when no
+    /// checker that found an anomaly names an operation (node logs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_anomaly: Option<FirstAnomaly>,
+}
+
+/// The earliest operation a checker names as part of an anomaly
+/// (`runner::first_anomaly` says which each checker names).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FirstAnomaly {
+    /// The checker that named it.
+    pub checker: String,
+    /// The anomaly, when the checker names one per operation (Elle's cases,
+    /// `not-linearizable`); else the checker's first anomaly.
+    pub anomaly: String,
+    /// The op's index in the history, when the checker names an op.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub index: Option<u64>,
+    /// `node:line` of a node's log, when the checker names a log line.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_line: Option<String>,
+    /// Milliseconds from the start of the run to the op.
+    pub time_ms: f64,
+}
+
+impl FirstAnomaly {
+    /// `12.3 s into the run: op 1234 (bank: wrong-total)`, or `... log
+    /// line n3:42 (...)`.
+    pub fn describe(&self) -> String {
+        let what = match (&self.index, &self.log_line) {
+            (Some(i), _) => format!("op {i}"),
+            (None, Some(l)) => format!("log line {l}"),
+            (None, None) => "an anomaly".to_string(),
+        };
+        format!(
+            "{:.1} s into the run: {what} ({}: {})",
+            self.time_ms / 1e3,
+            self.checker,
+            self.anomaly
+        )
+    }
 }
 
 /// Availability over the workload's main phase (see `checker::availability`).

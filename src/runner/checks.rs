@@ -19,6 +19,7 @@ use crate::checker::linearizable::{self, KeysMode};
 use crate::checker::logs::{LogPatterns, NodeLog};
 use crate::checker::{Judgement, Verdict, election, logs};
 use crate::history::Op;
+use crate::report::results::FirstAnomaly;
 use crate::store::RunDir;
 use crate::suite::Test;
 use crate::workload::Check;
@@ -73,6 +74,8 @@ pub struct RunChecks {
     /// How much of the main phase the system answered; `None` when no
     /// client op was recorded.
     pub availability: Option<Availability>,
+    /// The earliest operation an invalid checker names (see `first_anomaly`).
+    pub first_anomaly: Option<FirstAnomaly>,
 }
 
 impl RunChecks {
@@ -99,6 +102,8 @@ pub struct Circumstances<'a> {
     pub node_exits: Option<&'a [NodeExit]>,
     /// The end of the main phase on the history's clock.
     pub main_end_ns: u64,
+    /// The wall-clock time of the history's time 0 (for log lines' times).
+    pub start_wall: Option<std::time::SystemTime>,
 }
 
 /// Runs every checker the workload names, the log scan, and the report on
@@ -171,11 +176,25 @@ pub fn check_run(
     let verdict = checkers
         .iter()
         .fold(Verdict::Valid, |v, c| v.combine(c.verdict));
+    let checked = file.as_ref().and_then(|(f, _)| f.outcome.as_ref().ok());
+    let first_anomaly = match verdict {
+        Verdict::Invalid => {
+            let logs = read_node_logs(&dir.path.join("nodes"));
+            let log_time = |node: &str, line: usize| {
+                let log = logs.iter().find(|l| l.node == node)?;
+                let text = log.text.lines().nth(line.checked_sub(1)?)?;
+                super::first_anomaly::line_time(text, run.start_wall?)
+            };
+            super::first_anomaly::find(ops, &checkers, checked, &log_time)
+        }
+        _ => None,
+    };
     RunChecks {
         verdict,
         checkers,
         file,
         availability: (client_ops > 0).then(|| availability::measure(ops, run.main_end_ns)),
+        first_anomaly,
     }
 }
 

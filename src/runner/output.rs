@@ -103,6 +103,7 @@ pub fn results(test: &Test, report: &RunReport) -> Results {
         replay: replay_command(&report.dir.test_yaml()),
         incomplete: report.incomplete.clone(),
         availability: report.checks.availability.as_ref().map(availability),
+        first_anomaly: report.checks.first_anomaly.clone(),
     });
     out
 }
@@ -228,6 +229,9 @@ pub fn summary(test: &Test, report: &RunReport) -> String {
             },
             a.after_last_heal.ns() as f64 / 1e9,
         );
+    }
+    if let Some(a) = &report.checks.first_anomaly {
+        let _ = writeln!(s, "  first anomaly: {}", a.describe());
     }
     for p in &report.problems {
         let _ = writeln!(s, "  problem: {p}");

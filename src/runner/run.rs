@@ -101,6 +101,7 @@ pub fn run(test: &Test, opts: &RunOptions) -> anyhow::Result<RunReport> {
         nodes: hosts.len(),
         node_exits: recorded.node_exits.as_deref(),
         main_end_ns: recorded.main_end_ns,
+        start_wall: recorded.start_wall,
     };
     let checks = checks::check_run(
         test,
@@ -147,6 +148,8 @@ struct Recorded {
     /// Nodes that exited on their own; `None` when they were not watched
     /// (the run stopped before its workload).
     node_exits: Option<Vec<NodeExit>>,
+    /// The wall-clock time of the history's time 0.
+    start_wall: Option<std::time::SystemTime>,
 }
 
 /// A failure that ended the run early, with what was recorded until then.
@@ -485,6 +488,7 @@ async fn workload_with_nemesis(
         incomplete,
         main_end_ns: main_end.as_nanos() as u64,
         node_exits: Some(node_exits),
+        start_wall: std::time::SystemTime::now().checked_sub(recorder.start().elapsed()),
     };
     match failure {
         None => Ok(recorded),

@@ -1,7 +1,8 @@
 //! `faultline suite`: a matrix of tests for nightly CI. Runs each test (or a
 //! deterministic share of them with `--shard M/N`), continues past failures,
 //! prints a table, writes junit.xml, appends a Markdown table to
-//! `$GITHUB_STEP_SUMMARY` when set, and exits with the worst outcome
+//! `$GITHUB_STEP_SUMMARY` when set, writes the per-case summary
+//! (`summary.md`, `summary.json`: see `summary`), and exits with the worst outcome
 //! (harness error 3 > unknown 2 > invalid 1 > valid 0).
 //!
 //! A test with `expect: invalid` (a named bug that must be caught) passes
@@ -10,6 +11,7 @@
 use super::args::HarnessArgs;
 use super::junit;
 use super::output::failure_message;
+use super::summary::Summary;
 use crate::outcome::Outcome;
 use crate::suite::Suite;
 use crate::suite::test::Shard;
@@ -45,6 +47,10 @@ pub struct Row {
     pub seed: u64,
     pub results_dir: String,
     pub duration: Duration,
+    /// What the test expects (`expect:`), if it says.
+    pub expect: Option<crate::checker::Verdict>,
+    /// From the start of the run to its first anomalous operation.
+    pub first_anomaly_ms: Option<f64>,
 }
 
 /// Runs the suite; returns the worst of its tests' outcomes, each judged
@@ -92,6 +98,8 @@ pub fn suite_command(args: &SuiteArgs) -> anyhow::Result<Outcome> {
                 seed: test.seed,
                 results_dir: String::new(),
                 duration: started.elapsed(),
+                expect: test.expect,
+                first_anomaly_ms: None,
             },
             Ok(report) => {
                 print!("{}", super::output::summary(&test, &report));
@@ -125,6 +133,8 @@ pub fn suite_command(args: &SuiteArgs) -> anyhow::Result<Outcome> {
                     seed: test.seed,
                     results_dir: report.dir.path.display().to_string(),
                     duration: report.duration,
+                    expect: test.expect,
+                    first_anomaly_ms: report.checks.first_anomaly.as_ref().map(|a| a.time_ms),
                 }
             }
         };
@@ -132,6 +142,10 @@ pub fn suite_command(args: &SuiteArgs) -> anyhow::Result<Outcome> {
     }
 
     print!("{}", table(&name, &rows));
+    let summary = Summary::of(&name, &rows);
+    if summary.has_repeats() {
+        print!("{}", summary.table());
+    }
     let junit_path = args
         .junit
         .clone()
@@ -153,8 +167,26 @@ pub fn suite_command(args: &SuiteArgs) -> anyhow::Result<Outcome> {
     std::fs::write(&junit_path, junit::xml(&name, &cases))
         .with_context(|| format!("cannot write {}", junit_path.display()))?;
     println!("junit: {}", junit_path.display());
+    // Beside junit.xml: the per-case summary, for people and for machines.
+    let dir = junit_path.parent().unwrap_or(std::path::Path::new(""));
+    for (file, text) in [
+        ("summary.md", summary.markdown()),
+        (
+            "summary.json",
+            serde_json::to_string_pretty(&summary)? + "\n",
+        ),
+    ] {
+        let path = dir.join(file);
+        crate::atomic_file::write(&path, text.as_bytes())
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    println!("summary: {}", dir.join("summary.md").display());
     if let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY").filter(|p| !p.is_empty()) {
-        append(&PathBuf::from(path), &markdown(&name, &rows))?;
+        let mut text = markdown(&name, &rows);
+        if summary.has_repeats() {
+            text.push_str(&summary.markdown());
+        }
+        append(&PathBuf::from(path), &text)?;
     }
     Ok(Outcome::worst(rows.iter().map(|r| r.judged)))
 }
@@ -242,6 +274,8 @@ mod tests {
             seed: 7,
             results_dir: "r".into(),
             duration: Duration::from_secs(2),
+            expect: None,
+            first_anomaly_ms: None,
         }
     }
 

@@ -622,6 +622,11 @@ pub struct Suite {
     pub defaults: TestSpec,
     #[serde(default)]
     pub tests: Vec<TestSpec>,
+    /// Seeds to run each listed test with (one run per seed, named
+    /// `<test>-seed<N>`), unless the test sets its own `seed`; the matrix
+    /// has its own `seeds`.
+    #[serde(default)]
+    pub seeds: Vec<u64>,
     #[serde(default)]
     pub matrix: Option<Matrix>,
 }
@@ -652,6 +657,9 @@ pub struct Entry {
     pub spec: TestSpec,
     pub at: KeyPath,
     pub fields: Vec<(&'static str, Place)>,
+    /// Set for a listed test run once per suite seed: its name gets
+    /// `-seed<N>` after it is resolved.
+    pub seed_suffix: Option<u64>,
 }
 
 impl Suite {
@@ -686,7 +694,11 @@ impl Suite {
                     at: entry.at,
                     fields: entry.fields,
                 };
-                resolve(&entry.spec, &source)
+                let mut test = resolve(&entry.spec, &source)?;
+                if let Some(seed) = entry.seed_suffix {
+                    test.name = sanitize_name(&format!("{}-seed{seed}", test.name));
+                }
+                Ok(test)
             })
             .collect()
     }
@@ -713,22 +725,43 @@ impl Suite {
                 spec: self.defaults.overridden_by(spec),
                 at,
                 fields: all,
+                seed_suffix: None,
             }
         };
-        let mut entries: Vec<Entry> = self
-            .tests
-            .iter()
-            .enumerate()
-            .map(|(i, t)| {
-                let at = root.key("tests").index(i);
-                let fields = t
-                    .set_fields()
-                    .into_iter()
-                    .map(|f| (f, Place::At(at.key(f))))
-                    .collect();
-                entry(t, at, fields)
-            })
-            .collect();
+        let mut entries: Vec<Entry> = Vec::new();
+        for (i, t) in self.tests.iter().enumerate() {
+            let at = root.key("tests").index(i);
+            let fields: Vec<_> = t
+                .set_fields()
+                .into_iter()
+                .map(|f| (f, Place::At(at.key(f))))
+                .collect();
+            if self.seeds.is_empty() || t.seed.is_some() || self.defaults.seed.is_some() {
+                entries.push(entry(t, at, fields));
+                continue;
+            }
+            for (k, seed) in self.seeds.iter().enumerate() {
+                let mut fields = fields.clone();
+                fields.push(("seed", Place::At(root.key("seeds").index(k))));
+                let spec = TestSpec {
+                    seed: Some(*seed),
+                    ..t.clone()
+                };
+                let mut e = entry(&spec, at.clone(), fields);
+                e.seed_suffix = Some(*seed);
+                entries.push(e);
+            }
+            if entries.len() > SUITE_TESTS_MAX {
+                return Err(SuiteError::at(
+                    path,
+                    text,
+                    &root.key("seeds"),
+                    &format!(
+                        "the suite's tests and seeds expand to more than {SUITE_TESTS_MAX} tests"
+                    ),
+                ));
+            }
+        }
         if let Some(m) = &self.matrix {
             let matrix = root.key("matrix");
             let list = |field: &str, len: usize| -> Vec<Option<Place>> {
@@ -1280,5 +1313,40 @@ mod tests {
                 && "4/3".parse::<Shard>().is_err()
                 && "x".parse::<Shard>().is_err()
         );
+    }
+
+    #[test]
+    fn suite_seeds_repeat_each_listed_test_that_has_no_seed_of_its_own() {
+        let text = "seeds: [4, 9]\ntests:\n  - {db: raft, bugs: [stale-read], nemesis: partition-halves, expect: invalid}\n  - {db: paxos, seed: 1}\n  - {name: mine, db: twopc, workload: bank, seedz: 3}\n";
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.yaml");
+        let load = |text: &str| {
+            std::fs::write(&path, text).unwrap();
+            Suite::load(&path)
+        };
+        let e = load(text).unwrap_err();
+        assert_eq!(e.position, Some((5, 45)), "{e}");
+        let (suite, text) = load(&text.replace(", seedz: 3", "")).unwrap();
+        let tests = suite.resolve(&path, &text).unwrap();
+        let names: Vec<(&str, u64)> = tests.iter().map(|t| (t.name.as_str(), t.seed)).collect();
+        assert_eq!(
+            names,
+            [
+                ("raft-register-partition-halves-stale-read-seed4", 4),
+                ("raft-register-partition-halves-stale-read-seed9", 9),
+                ("paxos-register-none", 1),
+                ("mine-seed4", 4),
+                ("mine-seed9", 9),
+            ]
+        );
+        assert!(
+            tests[..2]
+                .iter()
+                .all(|t| t.expect == Some(Verdict::Invalid))
+        );
+        // A bad seed list is reported where it is written.
+        let bad = "seeds: [4, x]\ntests:\n  - {db: raft}\n";
+        let e = load(bad).unwrap_err();
+        assert_eq!(e.position, Some((1, 12)), "{e}");
     }
 }
