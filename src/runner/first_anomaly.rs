@@ -205,7 +205,7 @@ mod tests {
     fn linearizability_names_the_completion_of_the_op_that_cannot_be_placed() {
         // write 1, then a read of 2 that nothing wrote: the read cannot be placed.
         let ops = notation(&[
-            (1 * MS, 0, Invoke, "write", json!(1)),
+            (MS, 0, Invoke, "write", json!(1)),
             (2 * MS, 0, Ok, "write", json!(1)),
             (3 * MS, 1, Invoke, "read", Value::Null),
             (4 * MS, 1, Ok, "read", json!(2)),
