@@ -484,7 +484,7 @@ pub fn resolve(spec: &TestSpec, source: &Source) -> Result<Test, SuiteError> {
             &format!("must be a positive number of operations per second, not {rate}"),
         ));
     }
-    let time_limit = spec.time_limit.unwrap_or(Span(Duration::from_secs(30)));
+    let time_limit = spec.time_limit.unwrap_or(Span(Duration::from_secs(60)));
     if time_limit.0.is_zero() {
         return Err(source.error("time_limit", "must be more than 0s"));
     }
