@@ -1349,4 +1349,61 @@ mod tests {
         let e = load(bad).unwrap_err();
         assert_eq!(e.position, Some((1, 12)), "{e}");
     }
+
+    /// suites/detection.yaml measures every named bug of the bundled systems
+    /// with a preset and with `combined`, and runs each bug's command
+    /// without the bug too.
+    #[test]
+    fn the_detection_suite_runs_every_bundled_bug_with_a_preset_with_combined_and_clean() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("suites/detection.yaml");
+        let (suite, text) = Suite::load(&path).unwrap();
+        let tests = suite.resolve(&path, &text).unwrap();
+        let seeds = suite.seeds.len();
+        assert_eq!(seeds, 20);
+        let bundled = ["raft", "paxos", "twopc", "threepc"];
+        for system in crate::system::SYSTEMS
+            .iter()
+            .filter(|s| bundled.contains(&s.name()))
+        {
+            for (bug, _) in system.bugs() {
+                let with = |combined: bool| {
+                    tests
+                        .iter()
+                        .filter(|t| {
+                            t.db.name() == system.name()
+                                && t.bugs == [bug]
+                                && (t.nemesis_name == "combined") == combined
+                                && t.expect == Some(Verdict::Invalid)
+                        })
+                        .collect::<Vec<_>>()
+                };
+                let (preset, combined) = (with(false), with(true));
+                assert_eq!(preset.len(), seeds, "{} {bug}: a one-liner", system.name());
+                assert_eq!(
+                    combined.len(),
+                    seeds,
+                    "{} {bug}: under combined",
+                    system.name()
+                );
+                let clean = tests.iter().filter(|t| {
+                    t.db.name() == system.name()
+                        && t.bugs.is_empty()
+                        && t.workload_name == preset[0].workload_name
+                        && t.nemesis_name == preset[0].nemesis_name
+                        && t.expect.is_none()
+                });
+                assert_eq!(
+                    clean.count(),
+                    seeds,
+                    "{} {bug}: its command without it",
+                    system.name()
+                );
+            }
+        }
+        assert!(
+            tests
+                .iter()
+                .all(|t| t.time_limit() == Duration::from_secs(60))
+        );
+    }
 }
