@@ -378,7 +378,7 @@ mod tests {
             s.faults[0],
             FaultSpec::Partition(PartitionSpec {
                 shape: Shape::MajoritiesRing,
-                duration: Some(Span(Duration::from_secs(60))),
+                duration: Some(Lasting::fixed(Duration::from_secs(60))),
                 interval: None
             })
         );
@@ -395,11 +395,17 @@ mod tests {
         );
         assert_eq!(
             s.timing(&s.faults[0]),
-            (Duration::from_secs(60), Duration::from_millis(500))
+            (
+                Lasting::fixed(Duration::from_secs(60)),
+                Duration::from_millis(500)
+            )
         );
         assert_eq!(
             s.timing(&s.faults[1]),
-            (Duration::from_secs(2), Duration::from_millis(500))
+            (
+                Lasting::fixed(Duration::from_secs(2)),
+                Duration::from_millis(500)
+            )
         );
     }
 
