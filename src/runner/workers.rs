@@ -32,7 +32,7 @@ const READ_PHASES: u64 = 3;
 /// Whether worker `worker` is in a read-only stretch `since` the start.
 fn reads_only(worker: u32, since: Duration) -> bool {
     let phase = (since.as_millis() / READ_PHASE.as_millis()) as u64;
-    (phase + u64::from(worker)) % READ_PHASES == 0
+    (phase + u64::from(worker)).is_multiple_of(READ_PHASES)
 }
 
 #[derive(Clone)]
