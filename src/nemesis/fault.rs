@@ -4,6 +4,7 @@
 
 use super::partition::{self, Grudge, Shape};
 use super::process::Targets;
+use super::schedule::Lasting;
 use crate::net::{Distribution, PacketFault};
 use crate::span::Span;
 use rand::RngExt;
@@ -105,7 +106,7 @@ impl Action {
 pub struct PartitionSpec {
     pub shape: Shape,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub duration: Option<Span>,
+    pub duration: Option<Lasting>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub interval: Option<Span>,
 }
@@ -120,7 +121,7 @@ pub struct PartitionSpec {
 pub struct PacketSpec {
     pub targets: Targets,
     pub fault: PacketFault,
-    pub duration: Option<Span>,
+    pub duration: Option<Lasting>,
     pub interval: Option<Span>,
 }
 
@@ -148,7 +149,7 @@ pub struct PacketSpecFields {
     #[serde(default)]
     rate_kbit: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    duration: Option<Span>,
+    duration: Option<Lasting>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     interval: Option<Span>,
 }
@@ -219,7 +220,7 @@ pub struct ClockSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub strobe_period_ms: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub duration: Option<Span>,
+    pub duration: Option<Lasting>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub interval: Option<Span>,
 }
@@ -249,7 +250,7 @@ pub struct ProcessSpec {
     #[serde(default = "one")]
     pub targets: Targets,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub duration: Option<Span>,
+    pub duration: Option<Lasting>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub interval: Option<Span>,
 }
@@ -288,7 +289,7 @@ impl FaultSpec {
     }
 
     /// (duration, interval) as written, if written.
-    pub fn timing(&self) -> (Option<Span>, Option<Span>) {
+    pub fn timing(&self) -> (Option<Lasting>, Option<Span>) {
         match self {
             FaultSpec::Partition(s) => (s.duration, s.interval),
             FaultSpec::Packet(s) => (s.duration, s.interval),
@@ -301,13 +302,36 @@ impl FaultSpec {
     /// the voters of an election ([`Targets::Primaries`], [`Targets::Voters`]).
     pub fn asks(&self) -> Option<Targets> {
         match self {
-            FaultSpec::Partition(s) => (s.shape == Shape::Primaries).then_some(Targets::Primaries),
+            FaultSpec::Partition(s) => {
+                matches!(s.shape, Shape::Primaries | Shape::Random).then_some(Targets::Primaries)
+            }
             FaultSpec::Packet(PacketSpec { targets, .. })
             | FaultSpec::Clock(ClockSpec { targets, .. })
             | FaultSpec::Kill(ProcessSpec { targets, .. })
-            | FaultSpec::Pause(ProcessSpec { targets, .. }) => {
-                matches!(targets, Targets::Primaries | Targets::Voters).then_some(*targets)
-            }
+            | FaultSpec::Pause(ProcessSpec { targets, .. }) => match targets {
+                Targets::Primaries | Targets::Voters => Some(*targets),
+                Targets::Random => Some(Targets::Primaries),
+                _ => None,
+            },
+        }
+    }
+
+    /// Whether the ask of [`FaultSpec::asks`] may fail or find nobody and
+    /// the fault still start: random targets draw among the others then.
+    pub fn asks_optionally(&self) -> bool {
+        match self {
+            FaultSpec::Partition(s) => s.shape == Shape::Random,
+            _ => self.targets() == Some(Targets::Random),
+        }
+    }
+
+    fn targets(&self) -> Option<Targets> {
+        match self {
+            FaultSpec::Partition(_) => None,
+            FaultSpec::Packet(PacketSpec { targets, .. })
+            | FaultSpec::Clock(ClockSpec { targets, .. })
+            | FaultSpec::Kill(ProcessSpec { targets, .. })
+            | FaultSpec::Pause(ProcessSpec { targets, .. }) => Some(*targets),
         }
     }
 
@@ -326,10 +350,11 @@ impl FaultSpec {
     ) -> Result<(Action, Action), String> {
         Ok(match self {
             FaultSpec::Partition(s) => {
-                let grudge = partition::grudge(&s.shape, at.nodes, at.asked, rng)?;
+                let shape = partition::draw(&s.shape, at.nodes, at.asked, rng);
+                let grudge = partition::grudge(&shape, at.nodes, at.asked, rng)?;
                 (
                     Action::StartPartition {
-                        shape: s.shape.name().to_string(),
+                        shape: shape.name().to_string(),
                         grudge,
                     },
                     Action::StopPartition,

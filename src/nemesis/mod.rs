@@ -292,6 +292,7 @@ async fn timeline(shared: Arc<Shared>, schedule: Arc<Schedule>, index: usize, mu
         if !sleep_or_halt(wait, &mut halt).await {
             return;
         }
+        let lasts = duration.draw(&mut rng);
         let nodes = shared.faults.nodes();
         let asked = match fault.asks() {
             None => Vec::new(),
@@ -306,6 +307,9 @@ async fn timeline(shared: Arc<Shared>, schedule: Arc<Schedule>, index: usize, mu
                     // No election in this watch: watch again.
                     Ok(Ok(nodes)) if nodes.is_empty() && watches => continue,
                     Ok(Ok(nodes)) => nodes,
+                    // Random targets only use the primaries if there are any
+                    // (a system without leaders, nodes down or cut off).
+                    Ok(Err(_)) if fault.asks_optionally() => Vec::new(),
                     Ok(Err(e)) => {
                         let what = what.name();
                         let why = format!("cannot ask the nodes for the {what}: {e}");
@@ -335,7 +339,7 @@ async fn timeline(shared: Arc<Shared>, schedule: Arc<Schedule>, index: usize, mu
                 asked: &asked,
             };
             fault
-                .start(&situation, duration.as_millis() as u64, &mut rng)
+                .start(&situation, lasts.as_millis() as u64, &mut rng)
                 .map(|(start, stop)| {
                     let taken: Vec<String> = match (&start, fault.takes_nodes_down()) {
                         (Action::Kill { nodes } | Action::Pause { nodes }, true) => nodes.clone(),
@@ -354,7 +358,7 @@ async fn timeline(shared: Arc<Shared>, schedule: Arc<Schedule>, index: usize, mu
         };
         // Heal even if the start failed: it may have changed some hosts.
         shared.apply(&start).await;
-        let lasted = sleep_or_halt(duration, &mut halt).await;
+        let lasted = sleep_or_halt(lasts, &mut halt).await;
         shared.apply(&stop).await;
         {
             let mut down = shared.down.lock().unwrap_or_else(|e| e.into_inner());

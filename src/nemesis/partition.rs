@@ -4,6 +4,7 @@
 //! here makes a symmetric grudge (if a drops b, b drops a). Random shapes
 //! draw from the run's seeded generator, so a seed replays the same cuts.
 
+use rand::RngExt;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
@@ -28,9 +29,23 @@ pub enum Shape {
     Bridge,
     /// Whichever nodes claim leadership, each cut off alone.
     Primaries,
+    /// Drawn anew at every start among random halves, isolate, a
+    /// majorities ring, a bridge and the primaries (Jepsen's combined
+    /// partitions); only the shapes the cluster can take (a ring needs 4
+    /// nodes, a bridge 3), the primaries only when some node claims to lead.
+    Random,
     /// Exactly this grudge: node → nodes it drops from (made symmetric).
     Grudge(BTreeMap<String, Vec<String>>),
 }
+
+/// What [`Shape::Random`] draws from.
+const RANDOM_SHAPES: [Shape; 5] = [
+    Shape::RandomHalves,
+    Shape::Isolate,
+    Shape::MajoritiesRing,
+    Shape::Bridge,
+    Shape::Primaries,
+];
 
 impl Shape {
     pub fn name(&self) -> &'static str {
@@ -41,6 +56,7 @@ impl Shape {
             Shape::MajoritiesRing => "majorities-ring",
             Shape::Bridge => "bridge",
             Shape::Primaries => "primaries",
+            Shape::Random => "random",
             Shape::Grudge(_) => "grudge",
         }
     }
@@ -66,6 +82,24 @@ pub fn complete_grudge(components: &[Vec<String>]) -> Grudge {
     grudge
 }
 
+/// The shape this start cuts: [`Shape::Random`] drawn among the shapes
+/// `nodes` can take, any other shape itself.
+pub fn draw(shape: &Shape, nodes: &[String], primaries: &[String], rng: &mut ChaCha8Rng) -> Shape {
+    if *shape != Shape::Random {
+        return shape.clone();
+    }
+    let choices: Vec<&Shape> = RANDOM_SHAPES
+        .iter()
+        .filter(|s| match s {
+            Shape::MajoritiesRing => nodes.len() >= 4,
+            Shape::Bridge => nodes.len() >= 3,
+            Shape::Primaries => primaries.iter().any(|p| nodes.contains(p)),
+            _ => true,
+        })
+        .collect();
+    choices[rng.random_range(0..choices.len())].clone()
+}
+
 /// The grudge of `shape` over `nodes`. `primaries` is only read by
 /// [`Shape::Primaries`]. Errors say why the shape cannot cut these nodes.
 pub fn grudge(
@@ -82,6 +116,10 @@ pub fn grudge(
     }
     let mut sorted = nodes.to_vec();
     sorted.sort();
+    if *shape == Shape::Random {
+        let drawn = draw(shape, nodes, primaries, rng);
+        return grudge(&drawn, nodes, primaries, rng);
+    }
     let mut shuffled = || {
         let mut v = sorted.clone();
         v.shuffle(rng);
@@ -116,6 +154,7 @@ pub fn grudge(
             }
             grudge
         }
+        Shape::Random => unreachable!("drawn above"),
         Shape::Primaries => {
             let mut ps: Vec<String> = primaries
                 .iter()
@@ -230,6 +269,37 @@ mod tests {
             .filter(|o| !g.get(node).is_some_and(|s| s.contains(*o)))
             .cloned()
             .collect()
+    }
+
+    #[test]
+    fn a_random_shape_draws_the_shapes_the_cluster_can_take() {
+        let mut rng = rng();
+        let drawn = |n: usize, primaries: &[String], rng: &mut ChaCha8Rng| {
+            (0..200)
+                .map(|_| draw(&Shape::Random, &nodes(n), primaries, rng).name())
+                .collect::<BTreeSet<_>>()
+        };
+        let five = drawn(5, &["n2".to_string()], &mut rng);
+        assert_eq!(five.len(), 5, "{five:?}");
+        let leaderless = drawn(5, &[], &mut rng);
+        assert!(!leaderless.contains("primaries"), "{leaderless:?}");
+        assert_eq!(leaderless.len(), 4);
+        let three = drawn(3, &[], &mut rng);
+        assert!(!three.contains("majorities-ring"), "{three:?}");
+        assert_eq!(
+            draw(&Shape::Halves, &nodes(5), &[], &mut rng),
+            Shape::Halves
+        );
+        for seed in 0..30 {
+            let g = grudge(
+                &Shape::Random,
+                &nodes(5),
+                &["n1".to_string()],
+                &mut ChaCha8Rng::seed_from_u64(seed),
+            )
+            .unwrap();
+            assert!(is_symmetric(&g) && !g.is_empty(), "{g:?}");
+        }
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! Which nodes a fault hits: one, a minority, a majority, all, the
-//! primaries, or the voters of an election under way. Random picks come from
+//! primaries, the voters of an election under way, or one of the first five
+//! at random. Random picks come from
 //! the run's seeded generator.
 
+use rand::RngExt;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
@@ -23,7 +25,20 @@ pub enum Targets {
     /// fault waits for an election to see them (see [`super::Faults::voters`]);
     /// with Raft this is when a lost vote lets a node vote twice in one term.
     Voters,
+    /// Drawn anew at every start among one, minority, majority, all and the
+    /// primaries (Jepsen's kill and pause targets); the primaries only when
+    /// some node claims to lead.
+    Random,
 }
+
+/// What [`Targets::Random`] draws from.
+const RANDOM_CHOICES: [Targets; 5] = [
+    Targets::One,
+    Targets::Minority,
+    Targets::Majority,
+    Targets::All,
+    Targets::Primaries,
+];
 
 impl Targets {
     pub fn name(self) -> &'static str {
@@ -34,6 +49,7 @@ impl Targets {
             Targets::All => "all",
             Targets::Primaries => "primaries",
             Targets::Voters => "voters",
+            Targets::Random => "random",
         }
     }
 
@@ -50,10 +66,21 @@ impl Targets {
         if candidates.is_empty() {
             return Err("no node can be targeted (all are already down or paused)".to_string());
         }
+        if self == Targets::Random {
+            let primaries = candidates.iter().any(|c| asked.contains(c));
+            let choices = if primaries {
+                &RANDOM_CHOICES[..]
+            } else {
+                &RANDOM_CHOICES[..4]
+            };
+            let drawn = choices[rng.random_range(0..choices.len())];
+            return drawn.pick(candidates, asked, rng);
+        }
         let mut pool = candidates.to_vec();
         pool.sort();
         let n = pool.len();
         let count = match self {
+            Targets::Random => unreachable!("drawn above"),
             Targets::One => 1,
             Targets::Minority => ((n - 1) / 2).max(1),
             Targets::Majority => n / 2 + 1,
@@ -117,6 +144,30 @@ mod tests {
         assert_eq!(pick(11), pick(11));
         let distinct: std::collections::BTreeSet<_> = (0..40).map(pick).collect();
         assert!(distinct.len() > 3);
+    }
+
+    #[test]
+    fn random_targets_draw_every_subset_and_the_primaries_only_when_some_lead() {
+        let all = nodes(5);
+        let mut rng = ChaCha8Rng::seed_from_u64(2);
+        let mut sizes = std::collections::BTreeSet::new();
+        let mut primaries_alone = 0;
+        for _ in 0..200 {
+            let got = Targets::Random
+                .pick(&all, &["n4".into()], &mut rng)
+                .unwrap();
+            sizes.insert(got.len());
+            primaries_alone += usize::from(got == vec!["n4".to_string()]);
+        }
+        // one, minority, majority, all.
+        assert_eq!(sizes, [1, 2, 3, 5].into_iter().collect());
+        // n4 alone: drawn as the primaries (1 in 5) or as the one (1 in 25).
+        assert!((25..=80).contains(&primaries_alone), "{primaries_alone}");
+        for _ in 0..50 {
+            let got = Targets::Random.pick(&all, &[], &mut rng).unwrap();
+            assert!(!got.is_empty());
+        }
+        assert!(Targets::Random.pick(&[], &[], &mut rng).is_err());
     }
 
     #[test]

@@ -5,7 +5,8 @@
 //! stops. Several faults in one file overlap freely (like Jepsen's combined
 //! package); each kind may appear once, so no fault heals another's change.
 //! Waits are staggered uniformly in [interval/2, 3·interval/2] by the run's
-//! seed, so a seed replays the same schedule.
+//! seed, so a seed replays the same schedule. A duration may be a range
+//! (`200ms..5s`): each start draws its own length from it (see [`Lasting`]).
 
 use super::fault::FaultSpec;
 use crate::history::text::excerpt;
@@ -21,7 +22,7 @@ use thiserror::Error;
 /// Used when neither the fault nor the file says.
 pub use crate::span::Span;
 
-pub const DEFAULT_DURATION: Span = Span(Duration::from_secs(10));
+pub const DEFAULT_DURATION: Lasting = Lasting::fixed(Duration::from_secs(10));
 pub const DEFAULT_INTERVAL: Span = Span(Duration::from_secs(10));
 
 /// The presets shipped in `nemeses/`, built into the binary so a run needs
@@ -75,7 +76,7 @@ pub struct Schedule {
     pub description: String,
     /// How long each fault lasts, unless the fault says.
     #[serde(default = "default_duration")]
-    pub duration: Span,
+    pub duration: Lasting,
     /// About how long between one fault healing and the next starting.
     #[serde(default = "default_interval")]
     pub interval: Span,
@@ -84,8 +85,104 @@ pub struct Schedule {
     pub faults: Vec<FaultSpec>,
 }
 
-fn default_duration() -> Span {
+fn default_duration() -> Lasting {
     DEFAULT_DURATION
+}
+
+/// How long a fault lasts: one span (`5s`), or a range (`200ms..5s`) from
+/// which every start draws its own length, log-uniformly, so that each
+/// factor of two in the range is as likely as any other. Faults then land
+/// on every timescale of the system under test (a pause just past an
+/// election timeout, one past a lease, one of many seconds), as Jepsen's
+/// randomized fault durations do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lasting {
+    pub min: Span,
+    pub max: Span,
+}
+
+impl Lasting {
+    pub const fn fixed(d: Duration) -> Lasting {
+        Lasting {
+            min: Span(d),
+            max: Span(d),
+        }
+    }
+
+    /// This start's length: `min` when fixed, else log-uniform in [min, max].
+    pub fn draw(&self, rng: &mut ChaCha8Rng) -> Duration {
+        let (min, max) = (self.min.0.as_secs_f64(), self.max.0.as_secs_f64());
+        if max <= min || min <= 0.0 {
+            return self.min.0;
+        }
+        let x: f64 = rng.random_range(min.ln()..=max.ln());
+        Duration::from_secs_f64(x.exp().clamp(min, max))
+    }
+
+    /// Why this range cannot be used, if it cannot.
+    fn problem(&self) -> Option<String> {
+        if self.min.0.is_zero() {
+            Some("must be more than 0s".to_string())
+        } else if self.max < self.min {
+            Some(format!(
+                "{self} is empty: the first bound must not exceed the second"
+            ))
+        } else {
+            None
+        }
+    }
+}
+
+impl std::str::FromStr for Lasting {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.split_once("..") {
+            None => Ok(Lasting::fixed(s.parse::<Span>()?.0)),
+            Some((min, max)) => Ok(Lasting {
+                min: min.parse()?,
+                max: max.parse()?,
+            }),
+        }
+    }
+}
+
+impl std::fmt::Display for Lasting {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        if self.min == self.max {
+            write!(f, "{}", self.min)
+        } else {
+            write!(f, "{}..{}", self.min, self.max)
+        }
+    }
+}
+
+impl From<Span> for Lasting {
+    fn from(s: Span) -> Lasting {
+        Lasting::fixed(s.0)
+    }
+}
+
+impl Serialize for Lasting {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Lasting {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        // Parsed inside the visitor, so a bad range's error carries its line:column.
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = Lasting;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a duration like 10s, or a range like 200ms..5s")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Lasting, E> {
+                v.parse().map_err(E::custom)
+            }
+        }
+        d.deserialize_str(V)
+    }
 }
 
 fn default_interval() -> Span {
@@ -170,19 +267,27 @@ impl Schedule {
     pub fn validate(&self) -> Result<(), (KeyPath, String)> {
         let zero = "must be more than 0s";
         let root = KeyPath::root();
-        for (field, span) in [("duration", self.duration), ("interval", self.interval)] {
-            if span.0.is_zero() {
-                return Err((root.key(field), format!("`{field}` {zero}")));
-            }
+        if let Some(why) = self.duration.problem() {
+            return Err((root.key("duration"), format!("`duration` {why}")));
+        }
+        if self.interval.0.is_zero() {
+            return Err((root.key("interval"), format!("`interval` {zero}")));
         }
         let mut seen: Vec<&str> = Vec::new();
         for (i, fault) in self.faults.iter().enumerate() {
             let at = root.key("faults").index(i);
             let (duration, interval) = fault.timing();
-            for (field, span) in [("duration", duration), ("interval", interval)] {
-                if span.is_some_and(|s| s.0.is_zero()) {
-                    return Err((at.key(fault.kind()).key(field), format!("`{field}` {zero}")));
-                }
+            if let Some(why) = duration.and_then(|d| d.problem()) {
+                return Err((
+                    at.key(fault.kind()).key("duration"),
+                    format!("`duration` {why}"),
+                ));
+            }
+            if interval.is_some_and(|s| s.0.is_zero()) {
+                return Err((
+                    at.key(fault.kind()).key("interval"),
+                    format!("`interval` {zero}"),
+                ));
             }
             if fault.takes_nodes_down() {
                 continue;
@@ -221,10 +326,10 @@ impl Schedule {
         Ok(())
     }
 
-    /// How long `fault` lasts and waits between runs.
-    pub fn timing(&self, fault: &FaultSpec) -> (Duration, Duration) {
+    /// How long `fault` lasts (each start draws from it) and waits between runs.
+    pub fn timing(&self, fault: &FaultSpec) -> (Lasting, Duration) {
         let (d, i) = fault.timing();
-        (d.unwrap_or(self.duration).0, i.unwrap_or(self.interval).0)
+        (d.unwrap_or(self.duration), i.unwrap_or(self.interval).0)
     }
 }
 
@@ -247,12 +352,22 @@ mod tests {
         for (name, _) in PRESETS {
             let s = Schedule::resolve(name).unwrap_or_else(|e| panic!("{e}"));
             assert!(!s.description.is_empty(), "{name} has no description");
+            for fault in &s.faults {
+                let (lasting, _) = s.timing(fault);
+                assert!(lasting.min <= lasting.max, "{name}: {lasting}");
+            }
             assert_eq!(s.faults.is_empty(), *name == "none", "{name}");
             let file = format!("{}/nemeses/{name}.yaml", env!("CARGO_MANIFEST_DIR"));
             assert!(Path::new(&file).is_file(), "{file} must be in the repo");
         }
+        // combined draws its targets, shapes and lengths at every start.
         let combined = Schedule::resolve("combined").unwrap();
-        assert!(combined.faults.len() >= 3);
+        assert!(combined.faults.len() >= 4);
+        for fault in &combined.faults {
+            assert!(fault.asks_optionally(), "{fault:?}");
+            let (lasting, _) = combined.timing(fault);
+            assert!(lasting.min < lasting.max, "{fault:?}");
+        }
     }
 
     #[test]
@@ -263,7 +378,7 @@ mod tests {
             s.faults[0],
             FaultSpec::Partition(PartitionSpec {
                 shape: Shape::MajoritiesRing,
-                duration: Some(Span(Duration::from_secs(60))),
+                duration: Some(Lasting::fixed(Duration::from_secs(60))),
                 interval: None
             })
         );
@@ -280,11 +395,17 @@ mod tests {
         );
         assert_eq!(
             s.timing(&s.faults[0]),
-            (Duration::from_secs(60), Duration::from_millis(500))
+            (
+                Lasting::fixed(Duration::from_secs(60)),
+                Duration::from_millis(500)
+            )
         );
         assert_eq!(
             s.timing(&s.faults[1]),
-            (Duration::from_secs(2), Duration::from_millis(500))
+            (
+                Lasting::fixed(Duration::from_secs(2)),
+                Duration::from_millis(500)
+            )
         );
     }
 
@@ -382,6 +503,45 @@ mod tests {
                 "{name}:\n{text}"
             );
         }
+    }
+
+    #[test]
+    fn a_duration_range_draws_every_scale_within_its_bounds() {
+        let text = "description: r\nduration: 100ms..10s\nfaults:\n  - pause: {targets: one}\n  - kill: {duration: 3s}\n";
+        let s = Schedule::from_yaml(text, "r.yaml").unwrap();
+        let range: Lasting = "100ms..10s".parse().unwrap();
+        assert_eq!(s.timing(&s.faults[0]).0, range);
+        assert_eq!(
+            s.timing(&s.faults[1]).0,
+            Lasting::fixed(Duration::from_secs(3))
+        );
+        assert_eq!(range.to_string(), "100ms..10s");
+        let mut rng = ChaCha8Rng::seed_from_u64(7);
+        let draws: Vec<Duration> = (0..400).map(|_| range.draw(&mut rng)).collect();
+        let (min, max) = (Duration::from_millis(100), Duration::from_secs(10));
+        assert!(draws.iter().all(|d| (min..=max).contains(d)), "{draws:?}");
+        // Log-uniform: each decade holds about a half of the draws.
+        let second = Duration::from_secs(1);
+        let short = draws.iter().filter(|d| **d < second).count();
+        assert!((140..=260).contains(&short), "{short} of 400 under 1 s");
+        let mut again = ChaCha8Rng::seed_from_u64(7);
+        assert_eq!(
+            range.draw(&mut again),
+            draws[0],
+            "the seed replays the draws"
+        );
+        let fixed = Lasting::fixed(Duration::from_secs(3));
+        assert_eq!(fixed.draw(&mut rng), Duration::from_secs(3));
+
+        let e = error_of("faults:\n  - pause: {duration: 5s..1s}\n");
+        assert!(
+            e.contains("faults[0].pause.duration: `duration` 5s..1s is empty"),
+            "{e}"
+        );
+        let e = error_of("duration: 0s..1s\nfaults: []\n");
+        assert!(e.contains("`duration` must be more than 0s"), "{e}");
+        let e = error_of("faults:\n  - pause: {duration: 1s..soon}\n");
+        assert!(e.starts_with("bad.yaml:2:"), "{e}");
     }
 
     #[test]

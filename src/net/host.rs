@@ -409,10 +409,18 @@ impl HostNet {
         Ok(())
     }
 
-    /// SIGKILLs `pid`, and with `children` its children too. Not
-    /// journaled: restarting is the node control's job.
+    /// SIGKILLs `pid`, and with `children` its children too, then waits (up
+    /// to 2 s) until `pid` is gone or a zombie: a killed process takes a
+    /// moment to die (an fsync under way), and a start right after a bare
+    /// kill found it still alive, started nothing, and the node was then
+    /// down unexplained. Not journaled: restarting is the node control's job.
     pub fn kill(&self, pid: u32, children: bool) -> Result<(), NetError> {
-        self.run(&signal_command(pid, "KILL", children))?;
+        let command = format!(
+            "{}\nr=$?; i=0; while [ $i -lt 200 ] && grep -qs '^State:[[:space:]]*[^Z[:space:]]' /proc/{pid}/status; \\
+             do sleep 0.01; i=$((i+1)); done; exit $r",
+            signal_command(pid, "KILL", children).trim_end()
+        );
+        self.run(&command)?;
         Ok(())
     }
 

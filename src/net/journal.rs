@@ -170,7 +170,7 @@ pub fn kill_helper_command(pidfile: &str) -> String {
     format!(
         "if [ -s {p} ]; then pid=$(cat {p}); \
          if grep -qa faultline /proc/$pid/cmdline 2>/dev/null; then kill -TERM $pid 2>/dev/null; \
-         i=0; while [ $i -lt 100 ] && grep -qs '^State:[[:space:]]*[^Z]' /proc/$pid/status; do sleep 0.01; i=$((i+1)); done; \
+         i=0; while [ $i -lt 100 ] && grep -qs '^State:[[:space:]]*[^Z[:space:]]' /proc/$pid/status; do sleep 0.01; i=$((i+1)); done; \
          kill -KILL $pid 2>/dev/null || true; fi; fi; rm -f {p}"
     )
 }

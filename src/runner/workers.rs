@@ -17,6 +17,24 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
+/// Read-only stretches. Every worker follows the leader, and one that
+/// writes to a leader cut off from the others waits out its timeout and
+/// moves on: without these, no client is left reading from a node that
+/// still answers reads it should not (a leader trusting a lease, a
+/// follower answering from local state) while the others write elsewhere,
+/// and a stale read needs both. Worker `i` reads only (when the workload
+/// offers reads, see [`Generate::next_read`]) for one [`READ_PHASE`] in
+/// every [`READ_PHASES`], staggered, so a third of the workers read only at
+/// any time.
+const READ_PHASE: Duration = Duration::from_secs(2);
+const READ_PHASES: u64 = 3;
+
+/// Whether worker `worker` is in a read-only stretch `since` the start.
+fn reads_only(worker: u32, since: Duration) -> bool {
+    let phase = (since.as_millis() / READ_PHASE.as_millis()) as u64;
+    (phase + u64::from(worker)).is_multiple_of(READ_PHASES)
+}
+
 #[derive(Clone)]
 pub struct WorkerConfig {
     pub concurrency: u32,
@@ -64,6 +82,7 @@ pub async fn run(
     stop: watch::Receiver<bool>,
 ) {
     let mut tasks = tokio::task::JoinSet::new();
+    let started = Instant::now();
     for i in 0..cfg.concurrency {
         let (cfg, source, recorder, mut stop) =
             (cfg.clone(), source.clone(), recorder.clone(), stop.clone());
@@ -80,7 +99,15 @@ pub async fn run(
                         _ = stop.wait_for(|s| *s) => break,
                     }
                 }
-                let op = lock(&source.generator).next_op();
+                let op = {
+                    let mut generator = lock(&source.generator);
+                    let read = if reads_only(i, started.elapsed()) {
+                        generator.next_read()
+                    } else {
+                        None
+                    };
+                    read.unwrap_or_else(|| generator.next_op())
+                };
                 if run_one(
                     &op,
                     Process::Client(process),
@@ -134,4 +161,24 @@ const FINAL_READ_TRIES: u32 = 20;
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_third_of_the_workers_read_only_at_any_time_and_each_takes_its_turn() {
+        for phase in 0..6u64 {
+            let since = READ_PHASE * phase as u32 + Duration::from_millis(500);
+            let readers: Vec<u32> = (0..9).filter(|w| reads_only(*w, since)).collect();
+            assert_eq!(readers.len(), 3, "phase {phase}: {readers:?}");
+        }
+        for worker in 0..4 {
+            let turns = (0..READ_PHASES)
+                .filter(|p| reads_only(worker, READ_PHASE * *p as u32))
+                .count();
+            assert_eq!(turns, 1, "worker {worker}");
+        }
+    }
 }

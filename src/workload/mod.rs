@@ -32,6 +32,12 @@ use serde::{Deserialize, Serialize};
 pub trait Generate: Send {
     /// The next operation of the main phase.
     fn next_op(&mut self) -> Operation;
+    /// The next operation of a worker in a read-only stretch (see
+    /// `runner::workers`), for workloads whose reads alone can see a stale
+    /// value; `None` (the default) keeps every worker on [`Generate::next_op`].
+    fn next_read(&mut self) -> Option<Operation> {
+        None
+    }
     /// What to read once faults are healed and the cluster has recovered,
     /// given what this generator handed out (the keys still live, say).
     fn final_reads(&self) -> Vec<Operation>;

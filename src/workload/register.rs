@@ -121,6 +121,11 @@ impl Generate for Generator {
         }
     }
 
+    fn next_read(&mut self) -> Option<Operation> {
+        let key = self.rng.random_range(0..self.keys);
+        Some(Operation::Read { key })
+    }
+
     /// Registers need no final reads: every read is checked where it falls.
     fn final_reads(&self) -> Vec<Operation> {
         Vec::new()
