@@ -2,9 +2,9 @@
 //! stop each one. Deciding *what* (nodes, offsets, grudges) happens here,
 //! from the run's seeded generator; *how* is `net`, *when* is `schedule`.
 
+use super::lasting::Lasting;
 use super::partition::{self, Grudge, Shape};
 use super::process::Targets;
-use super::schedule::Lasting;
 use crate::net::{Distribution, PacketFault};
 use crate::span::Span;
 use rand::RngExt;

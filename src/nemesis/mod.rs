@@ -17,6 +17,7 @@
 pub mod fault;
 pub mod heal;
 pub mod hosts;
+pub mod lasting;
 pub mod leftovers;
 pub mod partition;
 pub mod process;

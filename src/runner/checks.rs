@@ -11,6 +11,7 @@
 //! called and put in words here.
 
 use super::check::{Checked, Checker, FileCheck};
+use super::first_anomaly::Cites;
 use super::liveness::NodeExit;
 use crate::checker::availability::{self, Availability};
 use crate::checker::elle;
@@ -185,7 +186,16 @@ pub fn check_run(
                 let text = log.text.lines().nth(line.checked_sub(1)?)?;
                 super::first_anomaly::line_time(text, run.start_wall?)
             };
-            super::first_anomaly::find(ops, &checkers, checked, &log_time)
+            let cites: Vec<Cites> = checkers
+                .iter()
+                .map(|c| Cites {
+                    checker: c.name,
+                    verdict: c.verdict,
+                    anomalies: &c.anomalies,
+                    evidence: c.evidence.as_ref(),
+                })
+                .collect();
+            super::first_anomaly::find(ops, &cites, checked, &log_time)
         }
         _ => None,
     };

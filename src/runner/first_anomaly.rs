@@ -11,11 +11,19 @@
 //! line has one.
 
 use super::check::Checked;
-use super::checks::CheckerOutcome;
 use crate::checker::Verdict;
-use crate::checker::evidence::Cell;
+use crate::checker::evidence::{Cell, Evidence};
 use crate::history::Op;
 use crate::report::results::FirstAnomaly;
+
+/// A checker's answer, as far as the first anomaly goes.
+#[derive(Debug, Clone, Copy)]
+pub struct Cites<'a> {
+    pub checker: &'a str,
+    pub verdict: Verdict,
+    pub anomalies: &'a [String],
+    pub evidence: Option<&'a Evidence>,
+}
 
 /// What a checker cites: an op of the history, or a node's log line.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -29,7 +37,7 @@ enum Cited {
 /// (1-based) as nanoseconds since the run started.
 pub fn find(
     ops: &[Op],
-    checkers: &[CheckerOutcome],
+    checkers: &[Cites<'_>],
     file: Option<&Checked>,
     log_time: &dyn Fn(&str, usize) -> Option<u64>,
 ) -> Option<FirstAnomaly> {
@@ -45,12 +53,12 @@ pub fn find(
     let mut found: Vec<(u64, Cited, &str, String)> = Vec::new();
     for c in checkers.iter().filter(|c| c.verdict == Verdict::Invalid) {
         let first_name = c.anomalies.first().cloned().unwrap_or_default();
-        match (c.name, file) {
+        match (c.checker, file) {
             ("linearizable", Some(Checked::Linearizable(r))) => {
                 for e in r.keys.iter().filter_map(|k| k.explanation.as_ref()) {
                     let index = e.op.completion_index.unwrap_or(e.op.index);
                     if let Some(t) = time_of(index) {
-                        found.push((t, Cited::Op(index), c.name, "not-linearizable".into()));
+                        found.push((t, Cited::Op(index), c.checker, "not-linearizable".into()));
                     }
                 }
             }
@@ -58,7 +66,7 @@ pub fn find(
                 for case in r.cases.iter().filter(|k| r.violating.contains(&k.anomaly)) {
                     for w in &case.witnesses {
                         if let Some(t) = time_of(w.index) {
-                            found.push((t, Cited::Op(w.index), c.name, case.anomaly.name()));
+                            found.push((t, Cited::Op(w.index), c.checker, case.anomaly.name()));
                         }
                     }
                 }
@@ -66,7 +74,7 @@ pub fn find(
             _ => {
                 let cells = c
                     .evidence
-                    .iter()
+                    .into_iter()
                     .flat_map(|e| &e.tables)
                     .flat_map(|t| &t.rows)
                     .flatten();
@@ -82,7 +90,7 @@ pub fn find(
                         _ => continue,
                     };
                     if let Some(t) = time {
-                        found.push((t, cited, c.name, first_name.clone()));
+                        found.push((t, cited, c.checker, first_name.clone()));
                     }
                 }
             }
@@ -125,15 +133,24 @@ mod tests {
 
     const MS: u64 = 1_000_000;
 
-    fn outcome(name: &'static str, verdict: Verdict, cells: Vec<Cell>) -> CheckerOutcome {
-        CheckerOutcome {
-            name,
-            verdict,
-            summary: String::new(),
-            anomalies: vec![format!("{name}-anomaly")],
-            detail: Value::Null,
-            evidence: Some(Evidence::new().table(Table::new("", &["x"]).rows(cells, |c| vec![c]))),
-        }
+    /// A checker's outcome, and what it cites.
+    struct Outcome(&'static str, Verdict, Vec<String>, Evidence);
+
+    fn outcome(name: &'static str, verdict: Verdict, cells: Vec<Cell>) -> Outcome {
+        let evidence = Evidence::new().table(Table::new("", &["x"]).rows(cells, |c| vec![c]));
+        Outcome(name, verdict, vec![format!("{name}-anomaly")], evidence)
+    }
+
+    fn cites(outcomes: &[Outcome]) -> Vec<Cites<'_>> {
+        outcomes
+            .iter()
+            .map(|o| Cites {
+                checker: o.0,
+                verdict: o.1,
+                anomalies: &o.2,
+                evidence: Some(&o.3),
+            })
+            .collect()
     }
 
     fn no_logs(_: &str, _: usize) -> Option<u64> {
@@ -160,7 +177,7 @@ mod tests {
                 vec![Cell::op(1, Some(35 * MS))],
             ),
         ];
-        let a = find(&ops, &checkers, None, &no_logs).unwrap();
+        let a = find(&ops, &cites(&checkers), None, &no_logs).unwrap();
         assert_eq!((a.checker.as_str(), a.index), ("counter", Some(1)));
         assert_eq!(a.time_ms, 35.0);
         assert_eq!(a.anomaly, "counter-anomaly");
@@ -168,7 +185,7 @@ mod tests {
             a.describe(),
             "0.0 s into the run: op 1 (counter: counter-anomaly)"
         );
-        assert_eq!(find(&ops, &checkers[..1], None, &no_logs), None);
+        assert_eq!(find(&ops, &cites(&checkers[..1]), None, &no_logs), None);
     }
 
     #[test]
@@ -177,26 +194,25 @@ mod tests {
             (10 * MS, 0, Invoke, "read", Value::Null),
             (90 * MS, 0, Ok, "read", json!(1)),
         ]);
-        let log = CheckerOutcome {
-            evidence: Some(Evidence::new().table(Table::new("", &[]).rows(0..1, |_| {
-                vec![Cell::LogLine {
-                    node: "n3".into(),
-                    line: Some(7),
-                }]
-            }))),
-            ..outcome("election", Verdict::Invalid, vec![])
-        };
+        let log = outcome(
+            "election",
+            Verdict::Invalid,
+            vec![Cell::LogLine {
+                node: "n3".into(),
+                line: Some(7),
+            }],
+        );
         let checkers = [
             outcome("bank", Verdict::Invalid, vec![Cell::op(1, None)]),
             log,
         ];
         let at = |node: &str, line: usize| (node == "n3" && line == 7).then_some(50 * MS);
-        let a = find(&ops, &checkers, None, &at).unwrap();
+        let a = find(&ops, &cites(&checkers), None, &at).unwrap();
         assert_eq!((a.index, a.log_line.as_deref()), (None, Some("n3:7")));
         assert_eq!(a.time_ms, 50.0);
         // Without a time for the line, the op is the first.
         assert_eq!(
-            find(&ops, &checkers, None, &no_logs).unwrap().index,
+            find(&ops, &cites(&checkers), None, &no_logs).unwrap().index,
             Some(1)
         );
     }
@@ -214,7 +230,7 @@ mod tests {
         assert_eq!(report.verdict, Verdict::Invalid);
         let checked = Checked::Linearizable(report);
         let checkers = [outcome("linearizable", Verdict::Invalid, vec![])];
-        let a = find(&ops, &checkers, Some(&checked), &no_logs).unwrap();
+        let a = find(&ops, &cites(&checkers), Some(&checked), &no_logs).unwrap();
         assert_eq!((a.index, a.time_ms), (Some(3), 4.0));
         assert_eq!(a.anomaly, "not-linearizable");
     }

@@ -11,7 +11,7 @@
 use super::args::HarnessArgs;
 use super::junit;
 use super::output::failure_message;
-use super::summary::Summary;
+use super::summary::{self, Summary};
 use crate::outcome::Outcome;
 use crate::suite::Suite;
 use crate::suite::test::Shard;
@@ -142,7 +142,17 @@ pub fn suite_command(args: &SuiteArgs) -> anyhow::Result<Outcome> {
     }
 
     print!("{}", table(&name, &rows));
-    let summary = Summary::of(&name, &rows);
+    let runs: Vec<summary::Run> = rows
+        .iter()
+        .map(|r| summary::Run {
+            test: &r.name,
+            seed: r.seed,
+            expect: r.expect,
+            outcome: r.outcome,
+            first_anomaly_ms: r.first_anomaly_ms,
+        })
+        .collect();
+    let summary = Summary::of(&name, &runs);
     if summary.has_repeats() {
         print!("{}", summary.table());
     }

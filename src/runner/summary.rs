@@ -5,7 +5,6 @@
 //! came out valid. `faultline suite` prints it and writes it as Markdown and
 //! JSON (`suites/detection.yaml` is measured this way).
 
-use super::suite::Row;
 use crate::checker::Verdict;
 use crate::outcome::Outcome;
 use serde::{Deserialize, Serialize};
@@ -36,6 +35,17 @@ pub struct Case {
     pub first_anomaly_worst_ms: Option<f64>,
 }
 
+/// One run of a suite, as the summary counts it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Run<'a> {
+    pub test: &'a str,
+    pub seed: u64,
+    /// What the test expects (`expect:`), if it says.
+    pub expect: Option<Verdict>,
+    pub outcome: Outcome,
+    pub first_anomaly_ms: Option<f64>,
+}
+
 /// The name of a test without the `-seedN` a suite adds per seed.
 pub fn case_name(test: &str) -> &str {
     match test.rsplit_once("-seed") {
@@ -45,11 +55,11 @@ pub fn case_name(test: &str) -> &str {
 }
 
 impl Summary {
-    /// Rows grouped by case, in the order each case first appears.
-    pub fn of(suite: &str, rows: &[Row]) -> Summary {
+    /// Runs grouped by case, in the order each case first appears.
+    pub fn of(suite: &str, runs: &[Run]) -> Summary {
         let mut cases: Vec<(Case, Vec<f64>)> = Vec::new();
-        for r in rows {
-            let name = case_name(&r.name);
+        for r in runs {
+            let name = case_name(r.test);
             let expect = r.expect.unwrap_or(Verdict::Valid);
             let at = match cases
                 .iter()
@@ -190,25 +200,20 @@ fn seeds(s: &[u64]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     fn row(
-        name: &str,
+        test: &str,
         seed: u64,
         expect: Option<Verdict>,
         outcome: Outcome,
-        t: Option<f64>,
-    ) -> Row {
-        Row {
-            name: name.into(),
-            outcome,
-            judged: outcome,
-            message: String::new(),
+        first_anomaly_ms: Option<f64>,
+    ) -> Run<'_> {
+        Run {
+            test,
             seed,
-            results_dir: String::new(),
-            duration: Duration::from_secs(1),
             expect,
-            first_anomaly_ms: t,
+            outcome,
+            first_anomaly_ms,
         }
     }
 
