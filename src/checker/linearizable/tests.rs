@@ -191,6 +191,25 @@ fn keys_auto_treats_a_plain_register_as_one_object() {
 }
 
 #[test]
+fn keys_auto_reads_a_history_of_only_cas_ops_as_one_register() {
+    // `[1, 2]` is a cas from 1 to 2, not key 1: a keyed cas is `[key, [from, to]]`.
+    let report = check_with("a:c1,2 a.", &Options::default());
+    assert!(!report.keyed);
+    assert_eq!(report.verdict, Verdict::Invalid, "the register starts absent");
+    let report = check_with("a:w1 a? b:c1,2 b. c:c2,3 c.", &Options::default());
+    assert!(!report.keyed);
+    assert_eq!(report.verdict, Verdict::Valid);
+    // Keyed cas ops, with a keyed write and read, are still split by key.
+    let report = check_with(
+        "a:c1,2@9 a. b:c-,5@9 b. c:w7@3 c. d:r@3 d=7",
+        &Options::default(),
+    );
+    assert!(report.keyed);
+    assert_eq!(report.keys.len(), 2);
+    assert_eq!(report.verdict, Verdict::Invalid, "key 9's cas 1 -> 2 cannot apply");
+}
+
+#[test]
 fn a_valid_verdict_comes_with_a_legal_order() {
     let report = check_with("a:w1 b:w2 a. b. c:r c=1", &Options::default());
     assert_eq!(report.keys[0].linearization, vec![1, 0, 4]);
