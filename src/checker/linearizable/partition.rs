@@ -123,9 +123,9 @@ pub fn split(ops: &[Op], keys: KeysMode) -> Result<Split<'_>, InputError> {
         KeysMode::Tuple => true,
         KeysMode::Auto => {
             !calls.is_empty()
-                && calls
-                    .iter()
-                    .all(|c| keyed_shape(c.f, c.value) && c.observed.is_none_or(|o| keyed_shape(c.f, o)))
+                && calls.iter().all(|c| {
+                    keyed_shape(c.f, c.value) && c.observed.is_none_or(|o| keyed_shape(c.f, o))
+                })
         }
     };
     let parts = if keyed {
