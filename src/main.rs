@@ -69,6 +69,9 @@ enum BenchCommand {
     /// The Elle checker on generated list-append histories: time per phase
     /// and peak memory, at growing sizes.
     Elle(cli::bench::BenchElleArgs),
+    /// The linearizability checker on generated cas-register histories with
+    /// crashed operations: verdict, time and peak memory per clients and seed.
+    Register(faultline::runner::bench_register::BenchRegisterArgs),
     /// The controller alone (workers, generator, history) against trivial nodes: ops/s.
     Controller(faultline::runner::bench_controller::BenchControllerArgs),
     /// Write the report of a synthetic 1,000,000-op run; print time and size.
@@ -119,6 +122,9 @@ fn main() -> ExitCode {
             exit_with(faultline::runner::bench::run(&args))
         }
         Command::Bench(BenchCommand::Node(args)) => cli::bench::node(args),
+        Command::Bench(BenchCommand::Register(args)) => {
+            exit_with(faultline::runner::bench_register::run(&args))
+        }
         Command::Bench(BenchCommand::Elle(args)) => cli::bench::elle(args),
         Command::Bench(BenchCommand::Controller(args)) => {
             exit_with(faultline::runner::bench_controller::run(&args))

@@ -435,3 +435,31 @@ fn a_history_that_ends_early_says_so_and_is_never_valid() {
     assert_eq!(code, Some(2), "{stdout}");
     assert!(stdout.contains("line 5 was cut off mid-write"), "{stdout}");
 }
+
+#[test]
+fn a_register_history_of_only_cas_ops_is_judged_not_taken_as_keyed() {
+    // `[1 2]` is a cas from 1 to 2 on one register (a keyed cas is `[key [from to]]`):
+    // from an absent register it cannot apply.
+    let out = tempfile::tempdir().unwrap();
+    let h = out.path().join("cas.edn");
+    std::fs::write(
+        &h,
+        "{:type :invoke, :f :cas, :value [1 2], :process 0}\n\
+         {:type :ok, :f :cas, :value [1 2], :process 0}\n",
+    )
+    .unwrap();
+    let o = faultline(&[
+        "check",
+        h.to_str().unwrap(),
+        "--out",
+        out.path().to_str().unwrap(),
+    ]);
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("INVALID"), "{stdout}");
+    assert!(stdout.contains("cas 1 -> 2"), "{stdout}");
+    let lin = results(out.path()).files[0].linearizable.clone().unwrap();
+    assert_eq!(lin.options.keys, "single");
+    assert_eq!(lin.keys.len(), 1);
+    assert_eq!(lin.keys[0].valid, Valid::False);
+}

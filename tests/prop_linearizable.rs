@@ -9,7 +9,7 @@
 //! began) must make it invalid.
 
 use faultline::checker::Verdict;
-use faultline::checker::linearizable::{KeysMode, Options, check};
+use faultline::checker::linearizable::{Options, check};
 use faultline::history::{Op, OpType, Process};
 use proptest::prelude::*;
 use serde_json::{Value, json};
@@ -242,10 +242,8 @@ proptest! {
     #[test]
     fn generated_histories_are_linearizable(steps in steps(), workers in 1u8..6) {
         let ops = simulate(&steps, workers, 0);
-        // One register, said explicitly: `auto` cannot tell a history of only
-        // cas ops ([from, to]) from a keyed one.
-        let options = Options { keys: KeysMode::Single, ..Options::default() };
-        let report = check(&ops, &options).unwrap();
+        // `auto` keys: a history of only cas ops ([from, to]) is one register too.
+        let report = check(&ops, &Options::default()).unwrap();
         prop_assert_eq!(report.verdict, Verdict::Valid);
         prop_assert!(!report.keyed);
         assert_witness_replays(&ops, &report.keys[0].linearization, false);
@@ -299,4 +297,171 @@ proptest! {
         ops[at].value = json!(stale);
         prop_assert_eq!(check(&ops, &Options::default()).unwrap().verdict, Verdict::Invalid);
     }
+}
+
+// ---- crashed ops: the checker against a brute-force search on small histories
+
+/// One client call of a register history, for the brute-force search.
+#[derive(Debug, Clone)]
+struct BruteCall {
+    call: usize,
+    /// `None`: crashed (it may take effect after its call, or never).
+    ret: Option<usize>,
+    f: String,
+    value: Value,
+    observed: Value,
+}
+
+/// Whether some order of the `ok` calls and any subset of the crashed ones,
+/// consistent with real time, replays on a register that starts absent
+/// (`null`). Tries every such order: only for a handful of calls.
+fn brute_force_linearizable(ops: &[Op]) -> bool {
+    let mut calls = Vec::new();
+    for c in faultline::history::pair(ops).unwrap() {
+        let invoke = &ops[c.invoke];
+        let done = c.completion.map(|d| &ops[d]);
+        let ret = match done.map(|d| d.kind) {
+            Some(OpType::Fail) => continue,
+            Some(OpType::Ok) => c.completion,
+            _ => None,
+        };
+        // A read with no result observes nothing: it cannot matter.
+        if invoke.f == "read" && ret.is_none() {
+            continue;
+        }
+        calls.push(BruteCall {
+            call: c.invoke,
+            ret,
+            f: invoke.f.clone(),
+            value: invoke.value.clone(),
+            observed: done.map_or(Value::Null, |d| d.value.clone()),
+        });
+    }
+    assert!(calls.len() <= 12, "brute force is for small histories");
+    let mut placed = vec![false; calls.len()];
+    brute_force_from(&calls, &mut placed, &Value::Null)
+}
+
+fn brute_force_from(calls: &[BruteCall], placed: &mut [bool], state: &Value) -> bool {
+    if calls
+        .iter()
+        .zip(placed.iter())
+        .all(|(c, &p)| p || c.ret.is_none())
+    {
+        return true;
+    }
+    for i in 0..calls.len() {
+        // It may go next only if every op that returned before its call is placed.
+        let ready = !placed[i]
+            && calls
+                .iter()
+                .zip(placed.iter())
+                .all(|(o, &p)| p || o.ret.is_none_or(|r| r > calls[i].call));
+        if !ready {
+            continue;
+        }
+        let c = &calls[i];
+        let after = match c.f.as_str() {
+            "read" if c.observed == *state => state.clone(),
+            "read" => continue,
+            "write" => c.value.clone(),
+            "cas" if c.value[0] == *state => c.value[1].clone(),
+            "cas" => continue,
+            f => panic!("unexpected {f}"),
+        };
+        placed[i] = true;
+        let found = brute_force_from(calls, placed, &after);
+        placed[i] = false;
+        if found {
+            return true;
+        }
+    }
+    false
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+
+    /// Small generated register histories with many crashed ops, some with
+    /// one read changed: the checker's verdict is the brute-force search's.
+    #[test]
+    fn crashed_ops_verdicts_match_a_brute_force_search(
+        seed in any::<u64>(),
+        n in 2usize..9,
+        clients in 1usize..5,
+        values in 1u32..4,
+        crash_percent in 10u32..40,
+        lie in any::<Option<(prop::sample::Index, u8)>>(),
+    ) {
+        use faultline::generator::register::{RegisterSynth, generate};
+        let mut synth = RegisterSynth::new(n, clients, seed);
+        synth.values = values;
+        synth.crash_percent = crash_percent;
+        let mut ops = generate(&synth);
+        let reads = ok_reads(&ops);
+        if let (Some((pick, v)), false) = (lie, reads.is_empty()) {
+            let v = u32::from(v) % (values + 1);
+            // `values` itself stands for absent.
+            ops[reads[pick.index(reads.len())]].value = if v == values { Value::Null } else { json!(v) };
+        }
+        let expected = brute_force_linearizable(&ops);
+        let report = check(&ops, &Options::default()).unwrap();
+        let verdict = if expected { Verdict::Valid } else { Verdict::Invalid };
+        prop_assert_eq!(report.verdict, verdict, "{:#?}", ops);
+        if expected {
+            assert_witness_replays(&ops, &report.keys[0].linearization, false);
+        }
+    }
+}
+
+/// The cross-check above sees both verdicts, and crashed ops that matter:
+/// over a fixed set of seeds, some histories are linearizable only because
+/// a crashed op took effect, and some are not linearizable at all.
+#[test]
+fn the_brute_force_cross_check_sees_both_verdicts() {
+    use faultline::generator::register::{RegisterSynth, generate};
+    let (mut valid, mut invalid, mut needs_a_crashed_op) = (0, 0, 0);
+    for seed in 0..400u64 {
+        let mut synth = RegisterSynth::new(8, 3, seed);
+        synth.values = 3;
+        synth.crash_percent = 30;
+        synth.corrupt = seed % 2 == 0;
+        let ops = generate(&synth);
+        let expected = brute_force_linearizable(&ops);
+        let report = check(&ops, &Options::default()).unwrap();
+        let verdict = if expected {
+            Verdict::Valid
+        } else {
+            Verdict::Invalid
+        };
+        assert_eq!(report.verdict, verdict, "seed {seed}: {ops:#?}");
+        if expected {
+            valid += 1;
+            let infos: Vec<u64> = ops
+                .iter()
+                .enumerate()
+                .filter(|(i, o)| {
+                    o.kind == OpType::Invoke
+                        && completions(&ops)
+                            .get(i)
+                            .is_none_or(|&d| ops[d].kind == OpType::Info)
+                })
+                .map(|(_, o)| o.index)
+                .collect();
+            if report.keys[0]
+                .linearization
+                .iter()
+                .any(|i| infos.contains(i))
+            {
+                needs_a_crashed_op += 1;
+            }
+        } else {
+            invalid += 1;
+        }
+    }
+    assert!(
+        valid > 20 && invalid > 20,
+        "valid {valid}, invalid {invalid}"
+    );
+    assert!(needs_a_crashed_op > 5, "{needs_a_crashed_op}");
 }

@@ -1,13 +1,27 @@
 //! `faultline gen-history`: a synthetic transactional history from a seeded
-//! simulated database, strictly serializable or with one anomaly injected.
+//! simulated database, strictly serializable or with one anomaly injected;
+//! or (`--workload cas-register`) a register history with crashed operations.
 
 use crate::outcome::Outcome;
 use std::process::ExitCode;
 
 #[derive(clap::Args)]
 pub struct GenHistoryArgs {
-    #[arg(long, value_parser = ["list-append", "rw-register"])]
+    #[arg(long, value_parser = ["list-append", "rw-register", "cas-register"])]
     workload: String,
+    /// cas-register: how many operations.
+    #[arg(long, default_value_t = 5000)]
+    ops: usize,
+    /// cas-register: values are drawn from 0..values.
+    #[arg(long, default_value_t = 5)]
+    values: u32,
+    /// cas-register: percent of the operations that crash (end info), half
+    /// writes and half cas.
+    #[arg(long, default_value_t = 2)]
+    crash_percent: u32,
+    /// cas-register: one ok read in the second half reports a value it did not see.
+    #[arg(long)]
+    corrupt: bool,
     /// How many transactions.
     #[arg(long, default_value_t = 10_000)]
     txns: usize,
@@ -46,6 +60,7 @@ pub struct GenHistoryArgs {
 pub fn run(args: GenHistoryArgs) -> ExitCode {
     use crate::generator::synthetic::{self, Inject, SynthOptions, TxnWorkload};
     let workload = match args.workload.as_str() {
+        "cas-register" => return register(&args),
         "rw-register" => TxnWorkload::RwRegister,
         _ => TxnWorkload::ListAppend,
     };
@@ -83,6 +98,31 @@ pub fn run(args: GenHistoryArgs) -> ExitCode {
                 "wrote {} transactions ({} ops) to {}, seed {seed}{expect}",
                 s.txns,
                 s.ops,
+                args.out.display()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("faultline gen-history: {}: {e}", args.out.display());
+            ExitCode::from(Outcome::HarnessError)
+        }
+    }
+}
+
+/// `--workload cas-register`: the simulated register with crashed ops.
+fn register(args: &GenHistoryArgs) -> ExitCode {
+    use crate::generator::register::{RegisterSynth, write_jsonl};
+    let seed = args.seed.unwrap_or_else(crate::seed::draw);
+    let mut o = RegisterSynth::new(args.ops, args.clients, seed);
+    o.values = args.values;
+    o.crash_percent = args.crash_percent;
+    o.corrupt = args.corrupt;
+    match write_jsonl(&o, &args.out) {
+        Ok(n) => {
+            println!(
+                "wrote {} register operations ({n} ops) from {} clients to {}, seed {seed}",
+                args.ops,
+                args.clients,
                 args.out.display()
             );
             ExitCode::SUCCESS

@@ -1,10 +1,12 @@
 //! How fast clients issue operations ([`Pacer`]: the test's rate over all
-//! workers), and `synthetic`: a simulated database writing histories for the
-//! Elle checker's tests and benchmarks.
+//! workers), `synthetic`: a simulated database writing histories for the
+//! Elle checker's tests and benchmarks, and `register`: a simulated cas
+//! register with crashed operations, for the linearizability checker's.
 //!
 //! Not here: which operations (each workload's generator, `workload/`),
 //! talking to nodes (`client/`), phases and time limits (`runner/`).
 
+pub mod register;
 pub mod synthetic;
 
 use std::time::{Duration, Instant};

@@ -7,6 +7,7 @@ pub mod args;
 pub mod bench;
 pub mod bench_controller;
 pub mod bench_elle;
+pub mod bench_register;
 pub mod bench_system;
 pub mod check;
 pub mod checks;

@@ -34,6 +34,8 @@ struct AppendRec {
     failed: bool,
     /// The transaction appended to the same key again afterwards.
     intermediate: bool,
+    /// How many appends to the same key the transaction made before this one.
+    seq: u32,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -284,6 +286,7 @@ pub fn infer(
     let incompatible = incompatible_orders(txns, &longest, found);
     observed_positions(txns, &mut index, &longest, &incompatible, found);
     intermediate_reads(txns, &index, found);
+    appends_out_of_order(txns, &index, &longest, &incompatible, found);
     internal_reads(txns, found);
     dirty_updates(txns, &index, found);
     lost_updates(txns, found);
@@ -299,9 +302,8 @@ fn collect_appends(txns: &Txns) -> Result<Vec<AppendRec>, ElleError> {
         let mops = txns.mops(t);
         for (j, m) in mops.iter().enumerate() {
             if let Mop::Append { key, value } = *m {
-                let later = mops[j + 1..]
-                    .iter()
-                    .any(|n| matches!(*n, Mop::Append { key: k2, .. } if k2 == key));
+                let same_key = |n: &Mop| matches!(*n, Mop::Append { key: k2, .. } if k2 == key);
+                let later = mops[j + 1..].iter().any(same_key);
                 out.push(AppendRec {
                     key,
                     value,
@@ -309,6 +311,7 @@ fn collect_appends(txns: &Txns) -> Result<Vec<AppendRec>, ElleError> {
                     pos: NONE,
                     failed: t.outcome == Outcome::Fail,
                     intermediate: later,
+                    seq: mops[..j].iter().filter(|n| same_key(n)).count() as u32,
                 });
             }
         }
@@ -495,6 +498,87 @@ fn intermediate_reads(txns: &Txns, index: &AppendIndex, found: &mut Vec<Found>) 
                         txns.mops_json(wt)
                     ),
                 ));
+            }
+        }
+    }
+}
+
+/// Appends out of order: a read in which a transaction's appends to the key
+/// are not next to each other in the order it made them (reversed, another
+/// element between them, or one missing between them). In any serial order
+/// a transaction's appends to a key land together and in its order, so in
+/// every read each element it appended after its first sits right after its
+/// previous one, and each it appended before its last sits right before its
+/// next one (unless the read ends there). Every read is a prefix of its
+/// key's longest read, which suffices then; on keys with incompatible reads
+/// every read is checked. Once per key and appending transaction; appends
+/// of failed transactions are G1a's.
+fn appends_out_of_order(
+    txns: &Txns,
+    index: &AppendIndex,
+    longest: &[Option<(u32, &Mop)>],
+    incompatible: &[bool],
+    found: &mut Vec<Found>,
+) {
+    let mut reported = std::collections::HashSet::new();
+    let mut check = |reader: u32, k: KeyId, l: &[i64]| {
+        let rec = |p: usize| index.lookup(k, l[p]).filter(|w| !w.failed);
+        for p in 0..l.len() {
+            let Some(w) = rec(p) else { continue };
+            let next_of = |a: &AppendRec, b: Option<&AppendRec>| {
+                b.is_some_and(|b| b.txn == a.txn && b.seq == a.seq + 1)
+            };
+            let after_previous =
+                w.seq == 0 || (p > 0 && rec(p - 1).is_some_and(|v| next_of(v, Some(w))));
+            let before_next = !w.intermediate || p + 1 == l.len() || next_of(w, rec(p + 1));
+            if (after_previous && before_next) || !reported.insert((k, w.txn)) {
+                continue;
+            }
+            let wt = &txns.txns[w.txn as usize];
+            let own: Vec<i64> = txns
+                .mops(wt)
+                .iter()
+                .filter_map(|m| match *m {
+                    Mop::Append { key, value } if key == k => Some(value),
+                    _ => None,
+                })
+                .collect();
+            let mut witnesses = vec![reader, w.txn];
+            witnesses.dedup();
+            found.push(Found::new(
+                Anomaly::AppendsOutOfOrder,
+                witnesses,
+                Some(k),
+                format!(
+                    "{} read key {} = {}, but {} appended {} to key {} in that order, which every serial order shows next to each other and in that order: its appends seen out of order; {} = {}",
+                    tname(&txns.txns[reader as usize]),
+                    key_str(txns, k),
+                    fmt_list(l),
+                    tname(wt),
+                    own.iter().map(i64::to_string).collect::<Vec<_>>().join(" then "),
+                    key_str(txns, k),
+                    tname(wt),
+                    txns.mops_json(wt)
+                ),
+            ));
+        }
+    };
+    for (k, best) in longest.iter().enumerate() {
+        if let Some((t, m)) = best
+            && !incompatible[k]
+        {
+            check(*t, k as KeyId, read_list(txns, m));
+        }
+    }
+    for (i, t) in txns.txns.iter().enumerate() {
+        if t.outcome != Outcome::Ok {
+            continue;
+        }
+        for m in txns.mops(t) {
+            if let Mop::Read { key, .. } = *m
+                && incompatible[key as usize]
+            {
+                check(i as u32, key, read_list(txns, m));
             }
         }
     }

@@ -62,6 +62,9 @@ pub enum Anomaly {
     LostUpdate,
     /// The inferred version order of a register is cyclic.
     CyclicVersions,
+    /// A read shows a transaction's appends to a key out of the order it
+    /// made them, or not next to each other.
+    AppendsOutOfOrder,
 }
 
 pub const SHAPES: [Shape; 5] = [
@@ -100,6 +103,7 @@ impl Anomaly {
             Anomaly::GarbageRead => "garbage-read".into(),
             Anomaly::LostUpdate => "lost-update".into(),
             Anomaly::CyclicVersions => "cyclic-versions".into(),
+            Anomaly::AppendsOutOfOrder => "appends-out-of-order".into(),
         }
     }
 
@@ -258,7 +262,8 @@ impl Model {
                 CyclicVersions,
                 GarbageRead,
             ],
-            Model::ReadCommitted => vec![G1a, G1b, Cycle(G1c, Data)],
+            // A read that splits a transaction's appends saw it half done, as G1b.
+            Model::ReadCommitted => vec![G1a, G1b, Cycle(G1c, Data), AppendsOutOfOrder],
             Model::RepeatableRead => vec![Cycle(G2Item, Data), LostUpdate],
             Model::SnapshotIsolation => vec![Internal, Cycle(GNonadjacent, Data), LostUpdate],
             Model::Serializable => vec![Internal, Cycle(G2Item, Data)],

@@ -277,6 +277,36 @@ fn incompatible_order() {
 }
 
 #[test]
+fn appends_out_of_order() {
+    // The smallest case: T1 appended 2 then 3; a read shows 3 before 2.
+    let h = History::list().ok(1, "ax2 ax3").ok(0, "ax1 rx321");
+    let r = la(&h);
+    assert_eq!(names(&r), ["appends-out-of-order"], "{}", r.render_text());
+    let c = case(&r, "appends-out-of-order");
+    assert_eq!(witnesses(c), ts(&h, &[0, 1]));
+    assert!(
+        c.text.contains("appended 2 then 3 to key x in that order"),
+        "{}",
+        c.text
+    );
+    // Another transaction's element between them.
+    let h = History::list().ok(1, "ax2 ax3").ok(2, "ax4").ok(0, "rx243");
+    assert!(names(&la(&h)).contains(&"appends-out-of-order".to_string()));
+    // Read committed rules it out; read uncommitted does not.
+    let h = History::list().ok(1, "ax2 ax3").ok(0, "ax1 rx321");
+    let rc = check_with(&h, Workload::ListAppend, Model::ReadCommitted);
+    assert_eq!(rc.verdict, Verdict::Invalid);
+    let ru = check_with(&h, Workload::ListAppend, Model::ReadUncommitted);
+    assert_eq!(ru.verdict, Verdict::Valid, "{}", ru.render_text());
+    // In order and together, with the transaction's own later read: valid.
+    let h = History::list()
+        .ok(1, "ax2 ax3 rx23")
+        .ok(2, "rx23")
+        .ok(0, "ax1 rx231");
+    assert_valid(&la(&h));
+}
+
+#[test]
 fn garbage_read() {
     let h = History::list().ok(1, "ax1").ok(2, "rx19");
     let r = la(&h);

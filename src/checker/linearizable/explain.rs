@@ -98,11 +98,14 @@ pub fn explain<M: Model>(
                 state_after: model.describe_state(s),
             })
             .collect(),
-        states_before: stuck
-            .states
-            .iter()
-            .map(|s| model.describe_state(s))
-            .collect(),
+        // Distinct states may read the same (bookkeeping the model keeps in them).
+        states_before: stuck.states.iter().fold(Vec::new(), |mut seen, s| {
+            let text = model.describe_state(s);
+            if !seen.contains(&text) {
+                seen.push(text);
+            }
+            seen
+        }),
         concurrent: concurrent
             .iter()
             .take(MAX_CONCURRENT)

@@ -250,6 +250,9 @@ where
                 });
             }
         }
+        let left_out = model.cannot_matter(&entries);
+        let mut keep = left_out.iter().map(|&out| !out);
+        entries.retain(|_| keep.next().expect("one flag per entry"));
         prepared.push((model, entries));
     }
     let cancel = AtomicBool::new(false);

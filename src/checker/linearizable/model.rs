@@ -11,6 +11,16 @@ use std::fmt::Debug;
 use std::hash::Hash;
 use std::sync::Arc;
 
+/// One operation of a partition, as the search and the model see it.
+#[derive(Debug, Clone)]
+pub struct Entry<O> {
+    pub op: O,
+    /// Position of the invocation in the history.
+    pub call: usize,
+    /// Position of the `ok` completion; `None` when the outcome is unknown.
+    pub ret: Option<usize>,
+}
+
 /// What a completed operation observed.
 #[derive(Debug, Clone, Copy)]
 pub enum Observed<'a> {
@@ -29,8 +39,9 @@ pub enum Observed<'a> {
 /// Otherwise `step` must be a pure function of the state and the op.
 pub trait Model {
     /// One operation as the model sees it: what was asked and, when known,
-    /// what was observed.
-    type Op: Debug;
+    /// what was observed. Two ops with an unknown outcome that are equal
+    /// are interchangeable once both are invoked (the search counts them).
+    type Op: Debug + Eq + Hash;
     /// Cloned on every step the search keeps and hashed into its cache: keep it small.
     type State: Clone + Eq + Hash + Debug;
 
@@ -46,9 +57,11 @@ pub trait Model {
     /// take effect there (its observed result contradicts the state).
     fn step(&mut self, state: &Self::State, op: &Self::Op) -> Option<Self::State>;
 
-    /// True when `op` never changes any state (a read). The search places
-    /// such an op as soon as it is legal and tries no alternative there:
-    /// any order that places it later can place it now instead.
+    /// True when `op` never changes any state (a read) beyond bookkeeping
+    /// that only narrows which orders are tried (the register's mark of a
+    /// crashed op awaiting its observer). The search places such an op as
+    /// soon as it is legal and tries no alternative there: any order that
+    /// places it later can place it now instead.
     fn is_read_only(&self, _op: &Self::Op) -> bool {
         false
     }
@@ -57,6 +70,13 @@ pub trait Model {
     /// either observes nothing or its result is unknown. Such ops are left
     /// out of the search (a read that timed out, a Knossos `nil` read).
     fn skippable(&self, op: &Self::Op) -> bool;
+
+    /// Which ops with an unknown outcome provably cannot change the verdict
+    /// (true at their position), so the search leaves them out. Only a
+    /// model that can prove it says so: by default none.
+    fn cannot_matter(&self, entries: &[Entry<Self::Op>]) -> Vec<bool> {
+        vec![false; entries.len()]
+    }
 
     /// Heap bytes held by the model's own tables (interned states), for the
     /// memory bound. Kept cheap: the search asks after every new configuration.

@@ -14,7 +14,9 @@ use std::collections::HashMap;
 /// How op values carry keys.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum KeysMode {
-    /// Keyed iff every client op value is a two-element array.
+    /// Keyed iff every client op value is a two-element array `[key, value]`,
+    /// and every cas value `[key, [from, to]]` (so a register history of only
+    /// cas ops, `[from, to]`, is one object).
     #[default]
     Auto,
     /// The whole history is one object; values are used as they are.
@@ -121,9 +123,9 @@ pub fn split(ops: &[Op], keys: KeysMode) -> Result<Split<'_>, InputError> {
         KeysMode::Tuple => true,
         KeysMode::Auto => {
             !calls.is_empty()
-                && calls
-                    .iter()
-                    .all(|c| is_pair(c.value) && c.observed.is_none_or(is_pair))
+                && calls.iter().all(|c| {
+                    keyed_shape(c.f, c.value) && c.observed.is_none_or(|o| keyed_shape(c.f, o))
+                })
         }
     };
     let parts = if keyed {
@@ -142,6 +144,15 @@ pub fn split(ops: &[Op], keys: KeysMode) -> Result<Split<'_>, InputError> {
 
 fn is_pair(v: &Value) -> bool {
     v.as_array().is_some_and(|a| a.len() == 2)
+}
+
+/// Whether `value` can be a keyed value of an `f` op: `[key, value]`, and
+/// for a cas `[key, [from, to]]` (an unkeyed cas is `[from, to]`).
+fn keyed_shape(f: &str, value: &Value) -> bool {
+    match value.as_array().map(Vec::as_slice) {
+        Some([_, v]) => f != "cas" || is_pair(v),
+        _ => false,
+    }
 }
 
 fn by_key<'h>(ops: &'h [Op], calls: Vec<Call<'h>>) -> Result<Vec<Part<'h>>, InputError> {

@@ -12,6 +12,21 @@
 //! is remembered in a cache, so none is explored twice (Lowe's improvement):
 //! the set is a bitset with an incrementally kept Zobrist hash.
 //!
+//! Ops with an unknown outcome that are equal (same function and values)
+//! are interchangeable once invoked: which of them were linearized does not
+//! matter, only how many. (Those linearized were invoked, so are all the
+//! earlier-invoked ones of the class; the rest of the class is the same set
+//! up to equal ops.) So the bitset has one bit per op with a return, and
+//! each class of equal unknown-outcome ops a run of bits filled from its
+//! start: a class with k linearized sets its first k bits, whichever k.
+//!
+//! Equal ops with a return are not interchangeable, but one dominates
+//! another: if e and f are equal, both invoked and unlinearized, and e
+//! returns first, linearizing e leaves f, which can go wherever e could
+//! have gone later, and more. So at f's call the search skips f while such
+//! an e is still unlinearized: e was tried earlier in the same pass (its
+//! call comes first), and what follows it failed.
+//!
 //! An op that never changes state (a read) is placed as soon as it is legal,
 //! and no alternative is tried in that configuration: if a legal order exists
 //! that places it later, moving it up to now keeps that order legal (every op
@@ -26,6 +41,7 @@
 //! [`CHECK_EVERY`] steps, and the cache is charged to a shared memory budget.
 
 use super::fxhash::FxHasher;
+pub use super::model::Entry;
 use super::model::Model;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hash, Hasher};
@@ -38,16 +54,6 @@ const CHECK_EVERY: u64 = 1 << 10;
 pub const MAX_STUCK_STATES: usize = 8;
 /// Memory is reserved from the shared budget in chunks of this size.
 const RESERVE_CHUNK_BYTES: usize = 1 << 20;
-
-/// One operation of a partition.
-#[derive(Debug, Clone)]
-pub struct Entry<O> {
-    pub op: O,
-    /// Position of the invocation in the history.
-    pub call: usize,
-    /// Position of the `ok` completion; `None` when the outcome is unknown.
-    pub ret: Option<usize>,
-}
 
 /// Memory that all searches of one check share.
 #[derive(Debug)]
@@ -139,7 +145,19 @@ pub struct Search<'a, M: Model> {
     node_is_call: Vec<bool>,
     call_node: Vec<u32>,
     ret_node: Vec<u32>,
+    /// Zobrist key of each bit of the set.
     zobrist: Vec<u64>,
+    /// Each entry's bit, or for an unknown-outcome entry its class's first bit.
+    bit_of: Vec<u32>,
+    /// For an unknown-outcome entry, its class; `NONE` otherwise.
+    class_of: Vec<u32>,
+    /// How many ops of each class are linearized.
+    class_placed: Vec<u32>,
+    /// For each entry f (a range of `dominators`): the equal entries e with a
+    /// return that are invoked before f's call and return after it, but
+    /// before f returns.
+    dominator_start: Vec<u32>,
+    dominators: Vec<u32>,
     cache: Cache<M::State>,
     memory: &'a MemoryBudget,
     reserved_bytes: usize,
@@ -197,6 +215,40 @@ impl<'a, M: Model> Search<'a, M> {
         let prev = (0..nodes as u32).map(|n| n.wrapping_sub(1)).collect();
         let mut seed = 0x9E37_79B9_7F4A_7C15u64;
         let zobrist = (0..entries.len()).map(|_| splitmix64(&mut seed)).collect();
+        // Classes of equal unknown-outcome ops, each with a run of bits.
+        let mut class_of = vec![NONE; entries.len()];
+        let mut classes: HashMap<&M::Op, u32> = HashMap::new();
+        let mut class_size: Vec<u32> = Vec::new();
+        for (i, e) in entries.iter().enumerate() {
+            if e.ret.is_none() {
+                let next = class_size.len() as u32;
+                let c = *classes.entry(&e.op).or_insert(next);
+                if c == next {
+                    class_size.push(0);
+                }
+                class_size[c as usize] += 1;
+                class_of[i] = c;
+            }
+        }
+        let (dominator_start, dominators) = dominators(entries);
+        let mut class_first = Vec::with_capacity(class_size.len());
+        let mut bit = 0u32;
+        let mut bit_of = vec![NONE; entries.len()];
+        for (i, e) in entries.iter().enumerate() {
+            if e.ret.is_some() {
+                bit_of[i] = bit;
+                bit += 1;
+            }
+        }
+        for size in &class_size {
+            class_first.push(bit);
+            bit += size;
+        }
+        for i in 0..entries.len() {
+            if class_of[i] != NONE {
+                bit_of[i] = class_first[class_of[i] as usize];
+            }
+        }
         let words = entries.len().div_ceil(64).max(1);
         let state = model.init();
         Search {
@@ -209,6 +261,11 @@ impl<'a, M: Model> Search<'a, M> {
             call_node,
             ret_node,
             zobrist,
+            bit_of,
+            class_of,
+            class_placed: vec![0; class_size.len()],
+            dominator_start,
+            dominators,
             cache: Cache::new(words),
             memory,
             reserved_bytes: 0,
@@ -255,6 +312,26 @@ impl<'a, M: Model> Search<'a, M> {
         self.relink(self.call_node[e]);
     }
 
+    /// The bit that linearizing entry `e` sets now: its own, or the next of its class's.
+    fn bit_to_set(&self, e: usize) -> usize {
+        let c = self.class_of[e];
+        let placed = if c == NONE {
+            0
+        } else {
+            self.class_placed[c as usize]
+        };
+        (self.bit_of[e] + placed) as usize
+    }
+
+    /// Whether an equal op that returns earlier is invoked and still unlinearized.
+    fn dominated(&self, e: usize) -> bool {
+        let range = self.dominator_start[e] as usize..self.dominator_start[e + 1] as usize;
+        self.dominators[range].iter().any(|&d| {
+            let b = self.bit_of[d as usize] as usize;
+            self.bits[b / 64] & (1 << (b % 64)) == 0
+        })
+    }
+
     /// Charges the budget for the cache and the model's tables; false when it is spent.
     fn charge(&mut self) -> bool {
         let used = self.cache.bytes + self.model.memory_bytes();
@@ -297,17 +374,23 @@ impl<'a, M: Model> Search<'a, M> {
             // An ok op's return is still in the list, so the walk meets it before the tail.
             debug_assert!(node < self.next.len() - 1);
             let e = self.node_entry[node] as usize;
-            if self.node_is_call[node] {
+            if self.node_is_call[node] && self.dominated(e) {
+                self.node = self.next[node];
+            } else if self.node_is_call[node] {
                 let op = &self.entries[e].op;
                 let forced = self.model.is_read_only(op);
                 if let Some(after) = self.model.step(&self.state, op) {
-                    let z = self.bits_zobrist ^ self.zobrist[e];
-                    self.bits[e / 64] |= 1 << (e % 64);
+                    let b = self.bit_to_set(e);
+                    let z = self.bits_zobrist ^ self.zobrist[b];
+                    self.bits[b / 64] |= 1 << (b % 64);
                     if self.cache.insert(z, &self.bits, &after) {
                         if !self.charge() {
                             return Some(Outcome::Unknown(StopReason::MemoryLimit));
                         }
                         self.bits_zobrist = z;
+                        if self.class_of[e] != NONE {
+                            self.class_placed[self.class_of[e] as usize] += 1;
+                        }
                         let before = std::mem::replace(&mut self.state, after);
                         self.stack.push(Frame {
                             entry: e,
@@ -321,7 +404,7 @@ impl<'a, M: Model> Search<'a, M> {
                         self.node = self.next[HEAD];
                         continue;
                     }
-                    self.bits[e / 64] &= !(1 << (e % 64));
+                    self.bits[b / 64] &= !(1 << (b % 64));
                     if forced {
                         // Placing the read was explored already and failed, so
                         // this configuration fails too.
@@ -356,8 +439,13 @@ impl<'a, M: Model> Search<'a, M> {
         }) = self.stack.pop()
         {
             self.state = before;
-            self.bits_zobrist ^= self.zobrist[entry];
-            self.bits[entry / 64] &= !(1 << (entry % 64));
+            // Frames are undone last first, so a class's last bit is this entry's.
+            if self.class_of[entry] != NONE {
+                self.class_placed[self.class_of[entry] as usize] -= 1;
+            }
+            let b = self.bit_to_set(entry);
+            self.bits_zobrist ^= self.zobrist[b];
+            self.bits[b / 64] &= !(1 << (b % 64));
             self.unlift(entry);
             if self.entries[entry].ret.is_some() {
                 self.remaining_ok += 1;
@@ -388,6 +476,45 @@ impl<'a, M: Model> Search<'a, M> {
             }
         }
     }
+}
+
+/// For each entry f, the equal entries e with a return that dominate it:
+/// `call(e) < call(f) < ret(e) < ret(f)` (no return counts as last). As CSR:
+/// f's are `dominators[start[f]..start[f + 1]]`.
+fn dominators<O: Eq + Hash>(entries: &[Entry<O>]) -> (Vec<u32>, Vec<u32>) {
+    let mut groups: HashMap<&O, Vec<u32>> = HashMap::new();
+    for (i, e) in entries.iter().enumerate() {
+        groups.entry(&e.op).or_default().push(i as u32);
+    }
+    let mut per_entry: Vec<Vec<u32>> = vec![Vec::new(); entries.len()];
+    for members in groups.values() {
+        // Members are in entry order; sort by call to scan only earlier ones.
+        let mut by_call = members.clone();
+        by_call.sort_unstable_by_key(|&i| entries[i as usize].call);
+        // Those still open at the current call, by return.
+        let mut open: Vec<u32> = Vec::new();
+        for &f in &by_call {
+            let fe = &entries[f as usize];
+            open.retain(|&e| entries[e as usize].ret.is_some_and(|r| r > fe.call));
+            let f_ret = fe.ret.unwrap_or(usize::MAX);
+            per_entry[f as usize].extend(
+                open.iter()
+                    .copied()
+                    .filter(|&e| entries[e as usize].ret.is_some_and(|r| r < f_ret)),
+            );
+            if fe.ret.is_some() {
+                open.push(f);
+            }
+        }
+    }
+    let mut start = Vec::with_capacity(entries.len() + 1);
+    let mut flat = Vec::new();
+    for d in per_entry {
+        start.push(flat.len() as u32);
+        flat.extend(d);
+    }
+    start.push(flat.len() as u32);
+    (start, flat)
 }
 
 /// The set of configurations seen: (linearized bitset, state), chained by hash.

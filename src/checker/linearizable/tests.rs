@@ -108,11 +108,11 @@ fn knossos_semantics_start_at_zero_and_ignore_nil_reads() {
 
 #[test]
 fn the_explanation_names_the_op_the_prefix_and_the_states() {
-    let e = explanation("a:w1 a. a:w2 a. c:w3 b:r b=1 c?");
+    let e = explanation("a:w1 a. a:w2 a. c:w3 b:r d:r b=1 d=3 c?");
     assert_eq!(e.op.index, 5, "the read of 1 cannot be placed");
     assert_eq!(e.op.text, "read -> 1");
-    // The search went furthest by placing the info write too.
-    assert_eq!(e.prefix, vec![0, 2, 4]);
+    // The search went furthest by placing the info write, and the read that saw it.
+    assert_eq!(e.prefix, vec![0, 2, 4, 6]);
     assert_eq!(e.prefix_tail.last().unwrap().state_after, "3");
     let mut states = e.states_before.clone();
     states.sort();
@@ -123,17 +123,37 @@ fn the_explanation_names_the_op_the_prefix_and_the_states() {
     );
     assert_eq!(
         e.concurrent.iter().map(|o| o.index).collect::<Vec<_>>(),
-        vec![4]
+        vec![4, 6]
     );
     let text = e.text("  ");
     assert!(
-        text.contains("cannot place [5] process 1: read -> 1 (ok at [6])"),
+        text.contains("cannot place [5] process 1: read -> 1 (ok at [7])"),
         "{text}"
     );
     assert!(
         text.contains("[4] process 2: write 3 (outcome unknown)"),
         "{text}"
     );
+}
+
+#[test]
+fn a_crashed_write_nothing_observes_is_left_out() {
+    // Nothing reads 3 after the crashed write of it: it cannot explain the read of 1.
+    let report = check_with("a:w1 a. a:w2 a. c:w3 b:r b=1 c?", &Options::default());
+    assert_eq!(report.verdict, Verdict::Invalid);
+    assert_eq!(report.keys[0].ops, 3, "the crashed write is left out");
+    let e = report.keys[0].explanation.clone().unwrap();
+    assert_eq!(e.states_before, vec!["2"]);
+    // A crashed cas observed by a later read keeps the crashed write it needs.
+    assert_eq!(
+        verdict("a:w1 a. c:w3 c? d:c3,4 d? a:w2 a. b:r b=4"),
+        Verdict::Valid
+    );
+    // A crashed write may take effect after a later write, even after its info...
+    assert_eq!(verdict("c:w3 a:w1 a. b:r b=3 c?"), Verdict::Valid);
+    assert_eq!(verdict("c:w3 c? a:w1 a. b:r b=3"), Verdict::Valid);
+    // ... but not before its invocation.
+    assert_eq!(verdict("b:r b=3 c:w3 c?"), Verdict::Invalid);
 }
 
 #[test]
@@ -187,6 +207,33 @@ fn keys_auto_treats_a_plain_register_as_one_object() {
     assert!(
         err.contains("op 0 (process 0, write)") && err.contains("[key, value]"),
         "{err}"
+    );
+}
+
+#[test]
+fn keys_auto_reads_a_history_of_only_cas_ops_as_one_register() {
+    // `[1, 2]` is a cas from 1 to 2, not key 1: a keyed cas is `[key, [from, to]]`.
+    let report = check_with("a:c1,2 a.", &Options::default());
+    assert!(!report.keyed);
+    assert_eq!(
+        report.verdict,
+        Verdict::Invalid,
+        "the register starts absent"
+    );
+    let report = check_with("a:w1 a? b:c1,2 b. c:c2,3 c.", &Options::default());
+    assert!(!report.keyed);
+    assert_eq!(report.verdict, Verdict::Valid);
+    // Keyed cas ops, with a keyed write and read, are still split by key.
+    let report = check_with(
+        "a:c1,2@9 a. b:c-,5@9 b. c:w7@3 c. d:r@3 d=7",
+        &Options::default(),
+    );
+    assert!(report.keyed);
+    assert_eq!(report.keys.len(), 2);
+    assert_eq!(
+        report.verdict,
+        Verdict::Invalid,
+        "key 9's cas 1 -> 2 cannot apply"
     );
 }
 

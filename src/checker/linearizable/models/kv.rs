@@ -162,7 +162,7 @@ impl Kv {
 }
 
 /// Ids are interned strings.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum KvOp {
     /// A get that returned this string.
     Get(u32),

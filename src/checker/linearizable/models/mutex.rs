@@ -7,7 +7,7 @@ use serde_json::Value;
 #[derive(Debug, Default)]
 pub struct Mutex;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum MutexOp {
     Acquire,
     Release,

@@ -8,10 +8,26 @@
 //!
 //! A cas that completed `fail` did nothing; it never reaches the model (the
 //! checker drops every `fail` op). `null` and absent are the same value.
+//!
+//! Crashed writes and cas (outcome unknown) are where the search explodes,
+//! so the model narrows what it tries, keeping every verdict:
+//! - a crashed op placed in the order must be observed at once: the next op
+//!   must be a read of the value it left or a cas from it (the state carries
+//!   a [`PENDING`] mark until then, and a write is refused meanwhile). Any
+//!   legal order can be made so: drop each crashed op followed by a write
+//!   (the write hides it) or by nothing, until none is left;
+//! - hence a crashed op that no read or cas of its value can follow (none
+//!   returns after its invocation) never appears in such an order, and is
+//!   left out before the search ([`Model::cannot_matter`], to a fixpoint:
+//!   a crashed cas left out observes nothing);
+//! - a crashed op that would leave the value as it was is never placed (drop
+//!   it from any order and the rest stays legal), and a crashed cas from a
+//!   value to itself is left out.
 
-use crate::checker::linearizable::model::{Model, Observed, Values};
+use crate::checker::linearizable::model::{Entry, Model, Observed, Values};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use std::collections::HashMap;
 
 /// What an `ok` read of `null` tells.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -48,7 +64,7 @@ pub struct Register {
     cas: bool,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum RegisterOp {
     /// A read that observed this value (an interned id).
     Read(u32),
@@ -60,6 +76,27 @@ pub enum RegisterOp {
         from: u32,
         to: u32,
     },
+    /// A write whose outcome is unknown: placed only right before an op that
+    /// observes its value (see the module doc).
+    CrashedWrite(u32),
+    /// A cas whose outcome is unknown, likewise.
+    CrashedCas {
+        from: u32,
+        to: u32,
+    },
+}
+
+/// The state's mark of a crashed op placed but not yet observed (value ids are below it).
+pub const PENDING: u32 = 1 << 31;
+
+impl RegisterOp {
+    /// The value a crashed op leaves, if it takes effect.
+    fn crashed_leaves(self) -> Option<u32> {
+        match self {
+            RegisterOp::CrashedWrite(v) | RegisterOp::CrashedCas { to: v, .. } => Some(v),
+            _ => None,
+        }
+    }
 }
 
 impl Register {
@@ -104,12 +141,21 @@ impl Model for Register {
                 Observed::Ok(Value::Null) if self.nil_read == NilRead::Any => RegisterOp::ReadAny,
                 Observed::Ok(v) => RegisterOp::Read(self.values.intern(v)),
             }),
-            "write" => Ok(RegisterOp::Write(self.values.intern(value))),
+            "write" => {
+                let v = self.values.intern(value);
+                Ok(match observed {
+                    Observed::Ok(_) => RegisterOp::Write(v),
+                    Observed::Unknown => RegisterOp::CrashedWrite(v),
+                })
+            }
             "cas" if self.cas => match value.as_array().map(Vec::as_slice) {
-                Some([from, to]) => Ok(RegisterOp::Cas {
-                    from: self.values.intern(from),
-                    to: self.values.intern(to),
-                }),
+                Some([from, to]) => {
+                    let (from, to) = (self.values.intern(from), self.values.intern(to));
+                    Ok(match observed {
+                        Observed::Ok(_) => RegisterOp::Cas { from, to },
+                        Observed::Unknown => RegisterOp::CrashedCas { from, to },
+                    })
+                }
                 _ => Err(format!("a cas value must be [from, to], got {value}")),
             },
             "cas" => Err("the register model has no cas; use --model cas-register".into()),
@@ -126,11 +172,19 @@ impl Model for Register {
     }
 
     fn step(&mut self, &state: &u32, op: &RegisterOp) -> Option<u32> {
+        let value = state & !PENDING;
+        let pending = state & PENDING != 0;
         match *op {
-            RegisterOp::Read(v) => (v == state).then_some(state),
+            // Observing the value clears the mark.
+            RegisterOp::Read(v) => (v == value).then_some(value),
             RegisterOp::ReadAny => Some(state),
-            RegisterOp::Write(v) => Some(v),
-            RegisterOp::Cas { from, to } => (from == state).then_some(to),
+            RegisterOp::Write(v) => (!pending).then_some(v),
+            RegisterOp::Cas { from, to } => (from == value).then_some(to),
+            // A crashed op that leaves the value as it was can be dropped from any order.
+            RegisterOp::CrashedWrite(v) => (!pending && v != value).then_some(v | PENDING),
+            RegisterOp::CrashedCas { from, to } => {
+                (from == value && to != value).then_some(to | PENDING)
+            }
         }
     }
 
@@ -139,19 +193,67 @@ impl Model for Register {
     }
 
     fn skippable(&self, op: &RegisterOp) -> bool {
-        matches!(op, RegisterOp::ReadAny)
+        match *op {
+            RegisterOp::ReadAny => true,
+            RegisterOp::CrashedCas { from, to } => from == to,
+            _ => false,
+        }
+    }
+
+    /// Crashed ops whose value nothing can observe right after them: no
+    /// `ok` read of it or cas from it returns after their invocation, and
+    /// no crashed cas from it is kept (see the module doc).
+    fn cannot_matter(&self, entries: &[Entry<RegisterOp>]) -> Vec<bool> {
+        // The last return of an `ok` observer of each value.
+        let mut last_ok_observer: HashMap<u32, usize> = HashMap::new();
+        for e in entries {
+            if let (RegisterOp::Read(v) | RegisterOp::Cas { from: v, .. }, Some(ret)) =
+                (e.op, e.ret)
+            {
+                let last = last_ok_observer.entry(v).or_insert(ret);
+                *last = (*last).max(ret);
+            }
+        }
+        let mut out = vec![false; entries.len()];
+        // Each round leaves out at least one more op, or ends.
+        for _ in 0..=entries.len() {
+            let mut crashed_cas_from: HashMap<u32, usize> = HashMap::new();
+            for (e, gone) in entries.iter().zip(&out) {
+                if let (RegisterOp::CrashedCas { from, .. }, false) = (e.op, gone) {
+                    *crashed_cas_from.entry(from).or_default() += 1;
+                }
+            }
+            let mut changed = false;
+            for (e, gone) in entries.iter().zip(out.iter_mut()) {
+                let Some(v) = e.op.crashed_leaves() else {
+                    continue;
+                };
+                let observed = last_ok_observer.get(&v).is_some_and(|&r| r > e.call)
+                    || crashed_cas_from.get(&v).is_some_and(|&n| n > 0);
+                if !*gone && !observed {
+                    *gone = true;
+                    changed = true;
+                }
+            }
+            if !changed {
+                break;
+            }
+        }
+        out
     }
 
     fn describe_state(&self, state: &u32) -> String {
-        self.show(*state)
+        self.show(*state & !PENDING)
     }
 
     fn describe_op(&self, op: &RegisterOp) -> String {
         match *op {
             RegisterOp::Read(v) => format!("read -> {}", self.show(v)),
             RegisterOp::ReadAny => "read -> ?".into(),
-            RegisterOp::Write(v) => format!("write {}", self.show(v)),
-            RegisterOp::Cas { from, to } => format!("cas {} -> {}", self.show(from), self.show(to)),
+            RegisterOp::Write(v) | RegisterOp::CrashedWrite(v) => format!("write {}", self.show(v)),
+            RegisterOp::Cas { from, to } | RegisterOp::CrashedCas { from, to } => {
+                format!("cas {} -> {}", self.show(from), self.show(to))
+            }
         }
     }
 }

@@ -31,7 +31,7 @@ impl Default for Set {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum SetOp {
     /// Adds this element (an interned value).
     Add(u32),
