@@ -66,7 +66,10 @@ const BLOCKS: &[(&str, &str)] = &[
     ("faultline clock bump", "hosts_and_faults"),
     ("faultline node --list-bugs", "bundled_nodes"),
     ("cargo run --release -- bench node", "bundled_nodes"),
-    ("faultline run paxos-pause.yaml", "bugs"),
+    (
+        "faultline run --db raft --nemesis partition-halves --bug stale-read",
+        "bugs",
+    ),
     ("faultline run threepc-busy.yaml", "bugs"),
     (
         "faultline run examples/redis-register/test.yaml",
