@@ -10,7 +10,7 @@
 
 use faultline::checker::Verdict;
 use faultline::checker::linearizable::{Options, check};
-use faultline::history::{Op, OpType, Process};
+use faultline::history::{Op, OpType};
 use proptest::prelude::*;
 use serde_json::{Value, json};
 use std::collections::HashMap;
@@ -59,16 +59,7 @@ fn simulate(steps: &[Step], workers: u8, keys: u8) -> Vec<Op> {
     let key_value = |key: i64, v: Value| if keys == 0 { v } else { json!([key, v]) };
     let emit = |ops: &mut Vec<Op>, process: u64, kind: OpType, f: &str, value: Value| {
         let index = ops.len() as u64;
-        ops.push(Op {
-            index,
-            time: index,
-            process: Process::Client(process),
-            kind,
-            f: f.into(),
-            value,
-            node: None,
-            error: None,
-        });
+        ops.push(Op::client(index, index, process, kind, f, value));
     };
     for s in steps {
         let w = (s.worker % workers) as usize;

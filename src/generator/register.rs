@@ -19,7 +19,7 @@
 //!
 //! Not here: checking (that is `checker::linearizable`, which this never imports).
 
-use crate::history::{Op, OpType, Process};
+use crate::history::{Op, OpType};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde_json::{Value, json};
@@ -88,16 +88,7 @@ pub fn generate(o: &RegisterSynth) -> Vec<Op> {
             Call::Write(_) => "write",
             Call::Cas(..) => "cas",
         };
-        ops.push(Op {
-            index,
-            time: index,
-            process: Process::Client(process),
-            kind,
-            f: f.into(),
-            value,
-            node: None,
-            error: None,
-        });
+        ops.push(Op::client(index, index, process, kind, f, value));
     };
     let invocation = |call: Call| match call {
         Call::Read => Value::Null,

@@ -133,6 +133,21 @@ pub struct Op {
 }
 
 impl Op {
+    /// A client's op, with no node and no error: what generators and
+    /// checker tests write.
+    pub fn client(index: u64, time: u64, process: u64, kind: OpType, f: &str, value: Value) -> Op {
+        Op {
+            index,
+            time,
+            process: Process::Client(process),
+            kind,
+            f: f.to_string(),
+            value,
+            node: None,
+            error: None,
+        }
+    }
+
     pub fn is_invoke(&self) -> bool {
         self.kind == OpType::Invoke
     }
@@ -149,15 +164,6 @@ pub fn notation(events: &[(u64, u64, OpType, &str, Value)]) -> Vec<Op> {
     events
         .iter()
         .enumerate()
-        .map(|(i, (t, p, k, f, v))| Op {
-            index: i as u64,
-            time: *t,
-            process: Process::Client(*p),
-            kind: *k,
-            f: f.to_string(),
-            value: v.clone(),
-            node: None,
-            error: None,
-        })
+        .map(|(i, (t, p, k, f, v))| Op::client(i as u64, *t, *p, *k, f, v.clone()))
         .collect()
 }

@@ -11,7 +11,7 @@
 //! So `"a:w1 b:r a. b=1"` is a write of 1 and a concurrent read that saw it.
 //! Processes `a`..`z` are clients 0..25. Bad notation panics: it is for tests.
 
-use crate::history::{Op, OpType, Process};
+use crate::history::{Op, OpType};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 
@@ -27,16 +27,7 @@ pub fn history(text: &str) -> Vec<Op> {
         let process = p as u64 - 'a' as u64;
         let rest = chars.as_str();
         let index = ops.len() as u64;
-        let op = |kind, f: &str, value| Op {
-            index,
-            time: index,
-            process: Process::Client(process),
-            kind,
-            f: f.into(),
-            value,
-            node: None,
-            error: None,
-        };
+        let op = |kind, f: &str, value| Op::client(index, index, process, kind, f, value);
         if let Some(call) = rest.strip_prefix(':') {
             let (call, key) = match call.split_once('@') {
                 Some((c, k)) => (c, Some(k.parse::<i64>().expect("a key is an integer"))),
