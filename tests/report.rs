@@ -237,6 +237,8 @@ fn stale_read_run(dir: &Path) -> (Vec<Op>, u64) {
         op(120, 902, OpType::Invoke, "write", json!([99, 2])),
         op(130, 902, OpType::Ok, "write", json!([99, 2])),
         op(135, 903, OpType::Invoke, "write", json!([99, 3])),
+        op(136, 904, OpType::Invoke, "read", json!([99, null])),
+        op(138, 904, OpType::Ok, "read", json!([99, 3])),
         op(140, 901, OpType::Invoke, "read", json!([99, null])),
         op(150, 901, OpType::Ok, "read", json!([99, 1])),
     ];
@@ -267,8 +269,9 @@ fn nonlinearizable_run_draws_the_op_that_cannot_be_placed_and_links_it_to_the_ti
         1,
         "the op that cannot be placed"
     );
-    // write 1, write 2 and write 3 (placed last, though it never returned).
-    assert_eq!(lin.matches("class=\"bar prefix").count(), 3);
+    // write 1, write 2, write 3 (placed though it never returned: a read
+    // saw its value) and that read.
+    assert_eq!(lin.matches("class=\"bar prefix").count(), 4);
     assert_eq!(
         lin.matches("class=\"bar prefix open").count(),
         1,
@@ -277,8 +280,8 @@ fn nonlinearizable_run_draws_the_op_that_cannot_be_placed_and_links_it_to_the_ti
     assert!(lin.contains(&format!("href=\"#op-{read}\"")));
     let states = element(&dom, "<ul class=\"states\"", "</ul>");
     assert!(
-        states.contains("<code>2</code>"),
-        "the state after write 2: {states}"
+        states.contains("<code>3</code>"),
+        "the state after write 3 and the read that saw it: {states}"
     );
     // Following the link opens the timeline at that op, highlighted.
     let dom = dump_dom(&written.path, &format!("#op-{read}"));

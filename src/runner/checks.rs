@@ -166,11 +166,9 @@ pub fn check_run(
             }
         }
     }
-    checkers.extend(scan_logs(
-        &dir.path.join("nodes"),
-        run.nodes,
-        &test.db.log_patterns(),
-    ));
+    // Read once: the scan, and the times of the log lines an anomaly cites.
+    let logs = read_node_logs(&dir.path.join("nodes"));
+    checkers.extend(scan_logs(&logs, run.nodes, &test.db.log_patterns()));
     if let Some(exits) = run.node_exits {
         checkers.push(node_exits(exits, test.allow_node_exits));
     }
@@ -180,7 +178,6 @@ pub fn check_run(
     let checked = file.as_ref().and_then(|(f, _)| f.outcome.as_ref().ok());
     let first_anomaly = match verdict {
         Verdict::Invalid => {
-            let logs = read_node_logs(&dir.path.join("nodes"));
             let log_time = |node: &str, line: usize| {
                 let log = logs.iter().find(|l| l.node == node)?;
                 let text = log.text.lines().nth(line.checked_sub(1)?)?;
@@ -427,8 +424,7 @@ fn read_node_logs(nodes_dir: &Path) -> Vec<NodeLog> {
 /// errors always, and for election safety (at most one leader per term)
 /// when the system names how it logs elections and its nodes did.
 /// `expected` logs (one per node): with fewer, the scan cannot say "valid".
-pub fn scan_logs(nodes_dir: &Path, expected: usize, patterns: &LogPatterns) -> Vec<CheckerOutcome> {
-    let logs = read_node_logs(nodes_dir);
+pub fn scan_logs(logs: &[NodeLog], expected: usize, patterns: &LogPatterns) -> Vec<CheckerOutcome> {
     if logs.is_empty() {
         let why = match expected {
             0 => "no node was deployed".to_string(),
@@ -436,7 +432,7 @@ pub fn scan_logs(nodes_dir: &Path, expected: usize, patterns: &LogPatterns) -> V
         };
         return vec![not_run("logs", &why)];
     }
-    let mut fatal = CheckerOutcome::judged("logs", logs::judge(&logs, patterns));
+    let mut fatal = CheckerOutcome::judged("logs", logs::judge(logs, patterns));
     if logs.len() < expected && fatal.verdict == Verdict::Valid {
         fatal.verdict = Verdict::Unknown;
         fatal.summary = format!(
@@ -448,7 +444,7 @@ pub fn scan_logs(nodes_dir: &Path, expected: usize, patterns: &LogPatterns) -> V
     let mut outcomes = vec![fatal];
     if let Some(leader) = &patterns.leader {
         outcomes
-            .extend(election::judge(&logs, leader).map(|j| CheckerOutcome::judged("election", j)));
+            .extend(election::judge(logs, leader).map(|j| CheckerOutcome::judged("election", j)));
     }
     outcomes
 }
@@ -482,7 +478,7 @@ mod tests {
         ]);
         let raft = raft().log_patterns();
         // No node logs elections: no election checker.
-        let [r] = &scan_logs(dir.path(), 2, &raft)[..] else {
+        let [r] = &scan_logs(&read_node_logs(dir.path()), 2, &raft)[..] else {
             panic!("one checker")
         };
         assert_eq!(r.name(), "logs");
@@ -504,14 +500,17 @@ mod tests {
             ]
         );
         std::fs::write(dir.path().join("n2").join("node.log"), "INFO fine\n").unwrap();
-        assert_eq!(scan_logs(dir.path(), 2, &raft)[0].verdict, Verdict::Valid);
+        assert_eq!(
+            scan_logs(&read_node_logs(dir.path()), 2, &raft)[0].verdict,
+            Verdict::Valid
+        );
     }
 
     #[test]
     fn missing_node_logs_never_scan_as_valid() {
         let dir = tempfile::tempdir().unwrap();
         let raft = raft().log_patterns();
-        let none = scan_logs(dir.path(), 3, &raft);
+        let none = scan_logs(&read_node_logs(dir.path()), 3, &raft);
         assert_eq!(none.len(), 1);
         assert_eq!(none[0].verdict, Verdict::Unknown);
         assert_eq!(
@@ -524,16 +523,19 @@ mod tests {
             none[0].summary
         );
         assert!(
-            scan_logs(dir.path(), 0, &raft)[0]
+            scan_logs(&read_node_logs(dir.path()), 0, &raft)[0]
                 .summary
                 .contains("no node was deployed")
         );
         std::fs::create_dir_all(dir.path().join("n1")).unwrap();
         std::fs::write(dir.path().join("n1").join("node.log"), "INFO fine\n").unwrap();
-        let some = &scan_logs(dir.path(), 3, &raft)[0];
+        let some = &scan_logs(&read_node_logs(dir.path()), 3, &raft)[0];
         assert_eq!(some.verdict, Verdict::Unknown);
         assert!(some.summary.starts_with("only 1 of 3"), "{}", some.summary);
-        assert_eq!(scan_logs(dir.path(), 1, &raft)[0].verdict, Verdict::Valid);
+        assert_eq!(
+            scan_logs(&read_node_logs(dir.path()), 1, &raft)[0].verdict,
+            Verdict::Valid
+        );
     }
 
     #[test]
@@ -583,7 +585,7 @@ mod tests {
             ("n2", &won(3)),
             ("n3", &format!("INFO recovered\n{}", won(4))),
         ]);
-        let checkers = scan_logs(dir.path(), 3, &raft().log_patterns());
+        let checkers = scan_logs(&read_node_logs(dir.path()), 3, &raft().log_patterns());
         let names: Vec<&str> = checkers.iter().map(CheckerOutcome::name).collect();
         assert_eq!(names, ["logs", "election"]);
         let r = &checkers[1];
@@ -611,7 +613,10 @@ mod tests {
         // Paxos and 2PC name no election line: no election checker.
         for db in ["paxos", "twopc"] {
             let patterns = crate::system::lookup(db).unwrap().log_patterns();
-            assert_eq!(scan_logs(dir.path(), 3, &patterns).len(), 1);
+            assert_eq!(
+                scan_logs(&read_node_logs(dir.path()), 3, &patterns).len(),
+                1
+            );
         }
     }
 }
