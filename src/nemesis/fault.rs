@@ -298,8 +298,9 @@ impl FaultSpec {
         }
     }
 
-    /// What starting this fault must first ask the nodes: the primaries or
-    /// the voters of an election ([`Targets::Primaries`], [`Targets::Voters`]).
+    /// What starting this fault must first ask the nodes (the primaries,
+    /// the voters of an election) or wait for (a partition's cut-off
+    /// nodes): [`Targets::Primaries`], [`Targets::Voters`], [`Targets::CutOff`].
     pub fn asks(&self) -> Option<Targets> {
         match self {
             FaultSpec::Partition(s) => {
@@ -309,7 +310,7 @@ impl FaultSpec {
             | FaultSpec::Clock(ClockSpec { targets, .. })
             | FaultSpec::Kill(ProcessSpec { targets, .. })
             | FaultSpec::Pause(ProcessSpec { targets, .. }) => match targets {
-                Targets::Primaries | Targets::Voters => Some(*targets),
+                Targets::Primaries | Targets::Voters | Targets::CutOff => Some(*targets),
                 Targets::Random => Some(Targets::Primaries),
                 _ => None,
             },
@@ -333,6 +334,26 @@ impl FaultSpec {
             | FaultSpec::Kill(ProcessSpec { targets, .. })
             | FaultSpec::Pause(ProcessSpec { targets, .. }) => Some(*targets),
         }
+    }
+
+    /// This fault for a system where no node leads: the primaries become one
+    /// random node (a partition cuts one node off), as Jepsen offers its
+    /// `primaries` targets only for databases that have them.
+    pub fn without_primaries(&self) -> FaultSpec {
+        let mut fault = self.clone();
+        match &mut fault {
+            FaultSpec::Partition(s) if s.shape == Shape::Primaries => s.shape = Shape::Isolate,
+            FaultSpec::Partition(_) => {}
+            FaultSpec::Packet(PacketSpec { targets, .. })
+            | FaultSpec::Clock(ClockSpec { targets, .. })
+            | FaultSpec::Kill(ProcessSpec { targets, .. })
+            | FaultSpec::Pause(ProcessSpec { targets, .. }) => {
+                if *targets == Targets::Primaries {
+                    *targets = Targets::One;
+                }
+            }
+        }
+        fault
     }
 
     /// Process faults take nodes out; others must not pick them twice.

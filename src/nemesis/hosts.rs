@@ -25,6 +25,10 @@ pub trait NodeControl: Send + Sync {
     /// The nodes that just voted in an election under way, watched for up to
     /// `within` over the client protocol (see [`Faults::voters`]).
     fn voters(&self, within: Duration) -> Result<Vec<String>, String>;
+    /// Whether some node may lead (see [`super::Faults::has_primaries`]).
+    fn has_primaries(&self) -> bool {
+        true
+    }
     /// Whether kill, pause and resume signal the node's process and its
     /// children (see [`Db::signals_children`]) rather than its pid alone.
     fn signals_children(&self, _node: &str) -> bool {
@@ -131,6 +135,10 @@ impl Faults for HostFaults {
 
     fn voters(&self, within: Duration) -> Result<Vec<String>, FaultError> {
         self.control.voters(within).map_err(FaultError)
+    }
+
+    fn has_primaries(&self) -> bool {
+        self.control.has_primaries()
     }
 
     fn apply(&self, action: &Action) -> Result<Value, FaultError> {
@@ -318,6 +326,10 @@ impl NodeControl for DbNodes {
 
     fn voters(&self, within: Duration) -> Result<Vec<String>, String> {
         self.db.voters(within)
+    }
+
+    fn has_primaries(&self) -> bool {
+        self.db.has_primaries()
     }
 
     fn signals_children(&self, _node: &str) -> bool {

@@ -72,6 +72,12 @@ pub trait Faults: Send + Sync {
     /// and returns the nodes that just voted in it ([`process::Targets::Voters`]);
     /// empty if none was seen in time.
     fn voters(&self, within: Duration) -> Result<Vec<String>, FaultError>;
+    /// Whether some node may lead (Raft, Paxos, the real systems); faults on
+    /// the primaries of a system where none does hit one node instead
+    /// ([`FaultSpec::without_primaries`]).
+    fn has_primaries(&self) -> bool {
+        true
+    }
     /// Carries out `action`; returns what exactly was done (mechanisms,
     /// offsets reached), merged into the history's completion op.
     fn apply(&self, action: &Action) -> Result<Value, FaultError>;
@@ -146,6 +152,16 @@ struct Shared {
     options: Options,
     /// Set to stop every timeline (the run's stop signal, or an abort).
     halt: watch::Sender<bool>,
+    /// The partition in place and the nodes it cuts off, for faults on
+    /// [`process::Targets::CutOff`].
+    cut: watch::Sender<Cut>,
+}
+
+/// A partition's cut-off nodes; `generation` counts partitions started.
+#[derive(Debug, Default)]
+struct Cut {
+    generation: u64,
+    nodes: Vec<String>,
 }
 
 impl Shared {
@@ -277,13 +293,23 @@ async fn sleep_or_halt(d: Duration, halt: &mut watch::Receiver<bool>) -> bool {
 /// One fault's life: wait, start, last, heal, repeat, until halted. A fault
 /// that was started is always healed, even when halted mid-way.
 async fn timeline(shared: Arc<Shared>, schedule: Arc<Schedule>, index: usize, mut rng: ChaCha8Rng) {
-    let fault = &schedule.faults[index];
-    let (duration, interval) = schedule.timing(fault);
+    let (duration, interval) = schedule.timing(&schedule.faults[index]);
+    let fault = &if shared.faults.has_primaries() {
+        schedule.faults[index].clone()
+    } else {
+        schedule.faults[index].without_primaries()
+    };
     let start_f = format!("start-{}", fault.kind());
     let mut halt = shared.halt.subscribe();
-    // A fault on the voters waits for an election, not for a timer: it
-    // watches the nodes for up to its interval, again and again.
-    let watches = fault.asks() == Some(process::Targets::Voters);
+    // A fault on the voters waits for an election, one on the cut-off nodes
+    // for a partition, not for a timer: it watches for up to its interval,
+    // again and again.
+    let watches = matches!(
+        fault.asks(),
+        Some(process::Targets::Voters | process::Targets::CutOff)
+    );
+    let mut cuts = shared.cut.subscribe();
+    let mut cut_seen = cuts.borrow().generation;
     for _ in 0..CYCLES_MAX {
         let wait = if watches {
             WATCH_PAUSE
@@ -297,6 +323,13 @@ async fn timeline(shared: Arc<Shared>, schedule: Arc<Schedule>, index: usize, mu
         let nodes = shared.faults.nodes();
         let asked = match fault.asks() {
             None => Vec::new(),
+            Some(process::Targets::CutOff) => {
+                let within = interval.min(VOTERS_WAIT_MAX);
+                match next_cut(&mut cuts, &mut cut_seen, within, &mut halt).await {
+                    Some(nodes) => nodes,
+                    None => continue,
+                }
+            }
             Some(what) => {
                 let faults = shared.faults.clone();
                 let within = interval.min(VOTERS_WAIT_MAX);
@@ -358,8 +391,18 @@ async fn timeline(shared: Arc<Shared>, schedule: Arc<Schedule>, index: usize, mu
             }
         };
         // Heal even if the start failed: it may have changed some hosts.
-        shared.apply(&start).await;
+        let started = shared.apply(&start).await;
+        if let (true, Action::StartPartition { grudge, .. }) = (started, &start) {
+            let cut_off = partition::cut_off(grudge, &nodes);
+            shared.cut.send_modify(|c| {
+                c.generation += 1;
+                c.nodes = cut_off;
+            });
+        }
         let lasted = sleep_or_halt(lasts, &mut halt).await;
+        if stop == Action::StopPartition {
+            shared.cut.send_modify(|c| c.nodes.clear());
+        }
         shared.apply(&stop).await;
         {
             let mut down = shared.down.lock().unwrap_or_else(|e| e.into_inner());
@@ -371,6 +414,29 @@ async fn timeline(shared: Arc<Shared>, schedule: Arc<Schedule>, index: usize, mu
             return;
         }
     }
+}
+
+/// Waits up to `within` for a partition started after `seen` that cuts
+/// some node off; returns those nodes. None if none started in time, or
+/// halted.
+async fn next_cut(
+    cuts: &mut watch::Receiver<Cut>,
+    seen: &mut u64,
+    within: Duration,
+    halt: &mut watch::Receiver<bool>,
+) -> Option<Vec<String>> {
+    let after = *seen;
+    let fresh = |c: &Cut| c.generation > after && !c.nodes.is_empty();
+    let found = tokio::select! {
+        cut = tokio::time::timeout(within, cuts.wait_for(fresh)) => match cut {
+            Ok(Ok(cut)) => Some((cut.generation, cut.nodes.clone())),
+            _ => None,
+        },
+        _ = halt.wait_for(|h| *h) => None,
+    };
+    let (generation, nodes) = found?;
+    *seen = generation;
+    Some(nodes)
 }
 
 /// Runs `schedule` until `stop` turns true (or, with
@@ -405,6 +471,7 @@ pub async fn run(
         summary: Mutex::new(Summary::default()),
         options,
         halt,
+        cut: watch::channel(Cut::default()).0,
     });
     let schedule = Arc::new(schedule);
     let mut tasks = tokio::task::JoinSet::new();
@@ -444,6 +511,8 @@ pub(crate) mod fake {
         pub log: Mutex<Vec<Action>>,
         /// Actions whose `f` is listed here fail.
         pub failing: Vec<&'static str>,
+        /// Whether primaries exists at all ([`Faults::has_primaries`]).
+        pub leads: bool,
     }
 
     impl Recording {
@@ -454,6 +523,7 @@ pub(crate) mod fake {
                 voters: vec!["n2".to_string()],
                 log: Mutex::new(Vec::new()),
                 failing: Vec::new(),
+                leads: true,
             }
         }
 
@@ -471,6 +541,9 @@ pub(crate) mod fake {
         }
         fn voters(&self, _within: Duration) -> Result<Vec<String>, FaultError> {
             Ok(self.voters.clone())
+        }
+        fn has_primaries(&self) -> bool {
+            self.leads
         }
         fn apply(&self, action: &Action) -> Result<Value, FaultError> {
             self.log.lock().unwrap().push(action.clone());
@@ -627,6 +700,66 @@ mod tests {
             }
         }
         assert!(down.is_empty(), "every node is back at the end: {down:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_clock_on_the_cut_off_nodes_jumps_as_each_partition_starts() {
+        let text = "faults:\n  - partition: {shape: random-halves, duration: 3s, interval: 2s}\n  - clock: {targets: cut-off, offset_ms: 4000, duration: 1s, interval: 1s}\n";
+        let faults = Arc::new(Recording::new(5));
+        let (result, _) = run_for(text, faults.clone(), 6, 60_000, Options::default()).await;
+        assert!(result.unwrap().failures.is_empty());
+        let mut cut: Option<Vec<String>> = None;
+        let (mut partitions, mut bumps) = (0, 0);
+        for a in faults.actions() {
+            match a {
+                Action::StartPartition { grudge, .. } => {
+                    partitions += 1;
+                    cut = Some(partition::cut_off(&grudge, &faults.nodes));
+                }
+                Action::StopPartition => cut = None,
+                Action::BumpClock { offsets_ms } => {
+                    bumps += 1;
+                    let nodes: Vec<String> = offsets_ms.into_keys().collect();
+                    assert_eq!(Some(nodes), cut, "a jump off a partition's cut-off nodes");
+                }
+                _ => {}
+            }
+        }
+        // The clock lasts 1 s, the partition 3 s: every partition gets its
+        // jump, at once (paused time: nothing else moves the clock).
+        assert!(partitions >= 8, "{partitions} partitions");
+        assert_eq!(bumps, partitions, "one jump per partition");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn faults_on_the_primaries_of_a_leaderless_system_hit_one_node() {
+        let text = "faults:\n  - kill: {targets: primaries, duration: 1s, interval: 1s}\n  - partition: {shape: primaries, duration: 1s, interval: 1s}\n";
+        let mut leaderless = Recording::new(5);
+        leaderless.leads = false;
+        leaderless.primaries = Vec::new();
+        let faults = Arc::new(leaderless);
+        let (result, _) = run_for(text, faults.clone(), 2, 20_000, Options::default()).await;
+        assert!(result.unwrap().failures.is_empty(), "nothing unplanned");
+        let actions = faults.actions();
+        let kills: Vec<&Vec<String>> = actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Kill { nodes } => Some(nodes),
+                _ => None,
+            })
+            .collect();
+        assert!(
+            kills.len() >= 4 && kills.iter().all(|k| k.len() == 1),
+            "{kills:?}"
+        );
+        let shapes: BTreeSet<&str> = actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::StartPartition { shape, .. } => Some(shape.as_str()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(shapes, BTreeSet::from(["isolate"]));
     }
 
     #[tokio::test(start_paused = true)]

@@ -241,6 +241,19 @@ pub fn connected_pairs(grudge: &Grudge, nodes: &[String]) -> BTreeSet<(String, S
     pairs
 }
 
+/// The nodes that `grudge` leaves reaching fewer than a majority of `nodes`
+/// (themselves counted): a minority side, an isolated node. A majorities
+/// ring or a bridge cuts nobody off.
+pub fn cut_off(grudge: &Grudge, nodes: &[String]) -> Vec<String> {
+    let pairs = connected_pairs(grudge, nodes);
+    let majority = nodes.len() / 2 + 1;
+    nodes
+        .iter()
+        .filter(|n| 1 + pairs.iter().filter(|(a, _)| a == *n).count() < majority)
+        .cloned()
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -380,6 +393,20 @@ mod tests {
                 .unwrap_err()
                 .contains("primary")
         );
+    }
+
+    #[test]
+    fn cut_off_nodes_are_those_left_without_a_majority() {
+        let all = nodes(5);
+        let at = |shape: Shape, primaries: &[String]| {
+            cut_off(&grudge(&shape, &all, primaries, &mut rng()).unwrap(), &all)
+        };
+        assert_eq!(at(Shape::Halves, &[]), vec!["n1", "n2"]);
+        assert_eq!(at(Shape::Primaries, &["n4".into()]), vec!["n4"]);
+        assert_eq!(at(Shape::Isolate, &[]).len(), 1);
+        assert!(at(Shape::MajoritiesRing, &[]).is_empty());
+        assert!(at(Shape::Bridge, &[]).is_empty());
+        assert!(cut_off(&Grudge::new(), &all).is_empty());
     }
 
     #[test]

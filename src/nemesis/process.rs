@@ -1,6 +1,6 @@
 //! Which nodes a fault hits: one, a minority, a majority, all, the
-//! primaries, the voters of an election under way, or one of the first five
-//! at random. Random picks come from
+//! primaries, the voters of an election under way, the nodes a partition
+//! has just cut off, or one of the first five at random. Random picks come from
 //! the run's seeded generator.
 
 use rand::RngExt;
@@ -25,6 +25,11 @@ pub enum Targets {
     /// fault waits for an election to see them (see [`super::Faults::voters`]);
     /// with Raft this is when a lost vote lets a node vote twice in one term.
     Voters,
+    /// The nodes the partition that has just started cuts off from a
+    /// majority. The fault waits for a partition to start and strikes at
+    /// once: a clock that jumps while its node is cut off, before its lease
+    /// runs out, is what breaks a lease measured on the wall clock.
+    CutOff,
     /// Drawn anew at every start among one, minority, majority, all and the
     /// primaries (Jepsen's kill and pause targets); the primaries only when
     /// some node claims to lead.
@@ -49,6 +54,7 @@ impl Targets {
             Targets::All => "all",
             Targets::Primaries => "primaries",
             Targets::Voters => "voters",
+            Targets::CutOff => "cut-off",
             Targets::Random => "random",
         }
     }
@@ -85,11 +91,12 @@ impl Targets {
             Targets::Minority => ((n - 1) / 2).max(1),
             Targets::Majority => n / 2 + 1,
             Targets::All => n,
-            Targets::Primaries | Targets::Voters => {
+            Targets::Primaries | Targets::Voters | Targets::CutOff => {
                 let picked: Vec<String> = pool.into_iter().filter(|c| asked.contains(c)).collect();
                 if picked.is_empty() {
                     return Err(match self {
                         Targets::Primaries => "no available node claims to be a primary",
+                        Targets::CutOff => "no available node is cut off by the partition",
                         _ => "no available node voted in an election under way",
                     }
                     .to_string());

@@ -208,6 +208,19 @@ impl Schedule {
             }
             seen.push(fault.kind());
         }
+        let partitions = self.faults.iter().any(|f| f.kind() == "partition");
+        if let Some(i) = self
+            .faults
+            .iter()
+            .position(|f| f.asks() == Some(super::process::Targets::CutOff))
+            && !partitions
+        {
+            let fault = &self.faults[i];
+            return Err((
+                root.key("faults").index(i).key(fault.kind()).key("targets"),
+                "`targets: cut-off` needs a `partition` fault in the same file: it strikes the nodes each partition cuts off".to_string(),
+            ));
+        }
         Ok(())
     }
 
@@ -384,6 +397,15 @@ mod tests {
         let text = "faults:\n  - kill: {targets: primaries}\n  - kill: {targets: voters}\n";
         let s = Schedule::from_yaml(text, "ok.yaml").unwrap();
         assert_eq!(s.faults.len(), 2);
+    }
+
+    #[test]
+    fn cut_off_targets_need_a_partition_in_the_file() {
+        let e = error_of("faults:\n  - clock: {targets: cut-off, offset_ms: 100}\n");
+        assert!(e.starts_with("bad.yaml:2:"), "{e}");
+        assert!(e.contains("needs a `partition` fault"), "{e}");
+        let text = "faults:\n  - clock: {targets: cut-off, offset_ms: 100}\n  - partition: {shape: halves}\n";
+        assert!(Schedule::from_yaml(text, "ok.yaml").is_ok());
     }
 
     #[test]

@@ -55,6 +55,13 @@ impl System {
 }
 
 impl System {
+    /// Whether one node leads the others (Raft's leader, Paxos's
+    /// distinguished proposer); in 2PC and 3PC every node coordinates its
+    /// own transactions.
+    pub fn has_leaders(self) -> bool {
+        matches!(self, System::Raft | System::Paxos)
+    }
+
     /// Every system's name, as `faultline node <name>` takes it.
     pub const NAMES: [&str; 4] = ["raft", "paxos", "twopc", "threepc"];
 }

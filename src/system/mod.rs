@@ -294,6 +294,10 @@ pub trait Db: Send + Sync {
     fn primaries(&self) -> Result<Vec<String>, String> {
         Err(format!("{} has no leaders to target", self.system()))
     }
+    /// Whether some node may lead: [`Db::primaries`] can name one.
+    fn has_primaries(&self) -> bool {
+        false
+    }
     /// The nodes that just voted in an election under way, watched for up
     /// to `within`.
     fn voters(&self, _within: Duration) -> Result<Vec<String>, String> {

@@ -216,6 +216,10 @@ impl Db for BundledDb {
         voters::voters(self.endpoints(), within)
     }
 
+    fn has_primaries(&self) -> bool {
+        self.node.has_leaders()
+    }
+
     /// Starts `node` if it is not running.
     fn start(&self, node: &str) -> Result<(), DbError> {
         let i = host_index(&self.cluster, node)?;

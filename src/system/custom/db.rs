@@ -343,6 +343,10 @@ impl Db for CustomDb {
         None
     }
 
+    fn has_primaries(&self) -> bool {
+        self.spec.leader.is_some()
+    }
+
     /// The nodes whose `leader` command exits 0, asked all at once.
     fn primaries(&self) -> Result<Vec<String>, String> {
         let Some(leader) = &self.spec.leader else {

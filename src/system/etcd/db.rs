@@ -357,6 +357,10 @@ impl Db for EtcdDb {
         None
     }
 
+    fn has_primaries(&self) -> bool {
+        true
+    }
+
     /// The members whose status names themselves as leader. A member cut
     /// off in a minority may still say so (its term is old): it claims to.
     fn primaries(&self) -> Result<Vec<String>, String> {

@@ -411,6 +411,10 @@ impl Db for PostgresDb {
         self.options.faketime.then(|| self.layout.faketime_file())
     }
 
+    fn has_primaries(&self) -> bool {
+        true
+    }
+
     /// The first host: the instance the transactional workloads' clients
     /// all use (the instances are independent; none leads the others).
     fn primaries(&self) -> Result<Vec<String>, String> {

@@ -266,6 +266,10 @@ impl Db for RedisDb {
         self.options.faketime.then(|| self.layout.faketime_file())
     }
 
+    fn has_primaries(&self) -> bool {
+        true
+    }
+
     /// The primary a majority of the Sentinels name, asked now. Without a
     /// majority (Sentinels cut off, or disagreeing during a failover) there
     /// is no answer: the error says what each said.

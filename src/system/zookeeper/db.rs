@@ -394,6 +394,10 @@ impl Db for ZkDb {
         self.options.faketime.then(|| self.layout.faketime_file())
     }
 
+    fn has_primaries(&self) -> bool {
+        true
+    }
+
     /// The servers whose `srvr` says `leader` (or `standalone`). A leader
     /// cut off in a minority says so until it notices (`SYNC_LIMIT` ticks).
     fn primaries(&self) -> Result<Vec<String>, String> {
