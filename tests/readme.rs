@@ -615,6 +615,7 @@ fn every_sh_command_is_run_somewhere() {
         [
             "setup_and_reports",
             "test_files_and_suites",
+            "suites_on_a_fleet",
             "checking_histories",
             "hosts_and_faults",
             "bundled_nodes",
