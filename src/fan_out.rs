@@ -40,12 +40,15 @@ where
     F: Fn(&T) -> R + Sync,
 {
     let work = &work;
+    let log = crate::logging::current();
     std::thread::scope(|scope| {
         let handles: Vec<_> = items
             .iter()
             .map(|item| {
+                let log = log.clone();
                 scope.spawn(move || {
                     WORKER.with(|w| w.set(true));
+                    crate::logging::adopt(log);
                     work(item)
                 })
             })

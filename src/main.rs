@@ -26,6 +26,9 @@ enum Command {
     Run(faultline::runner::args::RunArgs),
     /// Run a suite (a matrix of tests) for nightly CI; writes junit.xml.
     Suite(faultline::runner::suite::SuiteArgs),
+    /// Work on results folders: merge the shards of a suite.
+    #[command(subcommand)]
+    Results(ResultsCommand),
     /// Check history files for linearizability; writes results.json.
     Check(faultline::runner::check::CheckArgs),
     /// Run a bundled system-under-test node (what the harness deploys).
@@ -58,6 +61,14 @@ enum Command {
     /// or the real clock with clock_settime).
     #[command(subcommand)]
     Clock(cli::clock::ClockCmd),
+}
+
+#[derive(Subcommand)]
+enum ResultsCommand {
+    /// Merge the results folders of a suite's shards (or machines) into one:
+    /// junit.xml, summary.md, summary.json and index.html over every run;
+    /// exits with the worst outcome.
+    Merge(faultline::runner::merge::MergeArgs),
 }
 
 #[derive(Subcommand)]
@@ -113,6 +124,9 @@ fn main() -> ExitCode {
         Command::Suite(args) => {
             logging::init(Setup::Runs);
             exit_with(faultline::runner::suite::suite_command(&args).map(Outcome::exit_code))
+        }
+        Command::Results(ResultsCommand::Merge(args)) => {
+            exit_with(faultline::runner::merge::merge_command(&args).map(Outcome::exit_code))
         }
         Command::Check(args) => {
             exit_with(faultline::runner::check::run(&args).map(Outcome::exit_code))

@@ -15,7 +15,10 @@ use std::fmt;
 /// Unlike [`Verdict::combine`] (one history: an anomaly found is certain, so
 /// invalid beats unknown), outcomes of several files or tests rank unknown
 /// above invalid, as DESIGN.md's exit codes do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "kebab-case")]
 #[repr(u8)]
 pub enum Outcome {
     /// Exit 0.

@@ -131,11 +131,18 @@ impl Store {
 }
 
 /// Points the symlink `at` to `target`, replacing it atomically.
+/// Points the link `at` to `target` in one rename. The temporary is this
+/// call's own (process and counter): runs that start at once, in one
+/// process or several, each rename a link of their own.
 fn link(at: &Path, target: &Path) -> io::Result<()> {
-    let tmp = at.with_extension("tmp-link");
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = at.with_extension(format!("tmp-link-{}-{n}", std::process::id()));
     let _ = std::fs::remove_file(&tmp);
     std::os::unix::fs::symlink(target, &tmp)?;
-    std::fs::rename(&tmp, at)
+    std::fs::rename(&tmp, at).inspect_err(|_| {
+        let _ = std::fs::remove_file(&tmp);
+    })
 }
 
 /// `20261124T121503.042Z`: UTC, sortable, safe in file names.

@@ -48,6 +48,10 @@ const BLOCKS: &[(&str, &str)] = &[
     ("faultline report results/", "setup_and_reports"),
     ("faultline run my-test.yaml", "test_files_and_suites"),
     (
+        "faultline suite suites/smoke.yaml --jobs 2",
+        "suites_on_a_fleet",
+    ),
+    (
         "faultline check ../shared/corpus/porcupine-etcd",
         "checking_histories",
     ),
@@ -611,6 +615,7 @@ fn every_sh_command_is_run_somewhere() {
         [
             "setup_and_reports",
             "test_files_and_suites",
+            "suites_on_a_fleet",
             "checking_histories",
             "hosts_and_faults",
             "bundled_nodes",
@@ -643,7 +648,7 @@ fn every_sh_command_is_run_somewhere() {
 fn subcommand(synopsis: &str) -> Vec<&str> {
     let words: Vec<&str> = synopsis.split_whitespace().skip(1).collect();
     match words.first() {
-        Some(w @ (&"bench" | &"cluster" | &"clock")) => vec![w, words[1]],
+        Some(w @ (&"bench" | &"cluster" | &"clock" | &"results")) => vec![w, words[1]],
         Some(w) => vec![w],
         None => vec![],
     }
@@ -880,6 +885,33 @@ fn test_files_and_suites() {
         ["seed: 7", "seed: 7"],
         "the flag overrode the file; the replay kept it"
     );
+}
+
+/// "Suites for nightly CI": the smoke suite in two shards, two tests at
+/// once, merged: every test once, in suite order, however often a shard is given.
+#[test]
+fn suites_on_a_fleet() {
+    let w = workdir("suites_on_a_fleet");
+    run_group(&w, "suites_on_a_fleet", None);
+    let names = |xml: &str| -> Vec<String> {
+        xml.split("<testcase name=\"")
+            .skip(1)
+            .map(|s| s.split('"').next().unwrap().to_string())
+            .collect()
+    };
+    let merged = std::fs::read_to_string(w.work.join("merged/junit.xml")).unwrap();
+    let shard1 = std::fs::read_to_string(w.work.join("shard1/junit.xml")).unwrap();
+    let shard2 = std::fs::read_to_string(w.work.join("shard2/junit.xml")).unwrap();
+    let (one, two) = (names(&shard1), names(&shard2));
+    assert_eq!((one.len(), two.len()), (2, 2), "{shard1}\n{shard2}");
+    assert_eq!(
+        names(&merged),
+        [&one[0], &two[0], &one[1], &two[1]].map(|n| n.to_string()),
+        "{merged}"
+    );
+    let index = std::fs::read_to_string(w.work.join("merged/index.html")).unwrap();
+    assert!(index.contains(r#"id="totals">4 runs"#), "{index}");
+    assert!(w.work.join("merged/summary.md").is_file());
 }
 
 /// "Checking a history" and "Transactional histories": the corpora, Elle,

@@ -13,6 +13,7 @@ use serde_json::Value;
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use thiserror::Error;
 use tokio::sync::mpsc;
 
@@ -122,14 +123,76 @@ pub async fn guarded<T>(
     }
 }
 
-/// Resolves on the first SIGINT or SIGTERM, naming it.
-async fn interrupted() -> &'static str {
+/// The signal that interrupted this process, once one did (0: none yet;
+/// else an index into [`SIGNALS`] plus one). Every running test of a suite
+/// sees it, also one that was setting up when the signal came.
+static INTERRUPTED: AtomicUsize = AtomicUsize::new(0);
+const SIGNALS: [&str; 2] = ["SIGINT", "SIGTERM"];
+
+/// The signal that interrupted this process, if one did (seen by
+/// [`interrupted`] or [`watch_signals`]).
+pub fn interrupted_by() -> Option<&'static str> {
+    SIGNALS
+        .get(INTERRUPTED.load(Ordering::SeqCst).checked_sub(1)?)
+        .copied()
+}
+
+/// Resolves on the first SIGINT or SIGTERM, naming it; at once when the
+/// process was interrupted already.
+pub async fn interrupted() -> &'static str {
     use tokio::signal::unix::{SignalKind, signal};
     let (Ok(mut int), Ok(mut term)) = (
         signal(SignalKind::interrupt()),
         signal(SignalKind::terminate()),
     ) else {
         tracing::warn!("cannot listen for signals; heal on Ctrl-C is off");
+        return std::future::pending().await;
+    };
+    // Listening first, then looking: a signal between the two is not lost.
+    if let Some(signal) = interrupted_by() {
+        return signal;
+    }
+    let index = tokio::select! {
+        _ = int.recv() => 0,
+        _ = term.recv() => 1,
+    };
+    let _ = INTERRUPTED.compare_exchange(0, index + 1, Ordering::SeqCst, Ordering::SeqCst);
+    SIGNALS[index]
+}
+
+/// Listens for SIGINT and SIGTERM on a thread of its own for the rest of
+/// the process, so a signal that comes while no run is in its main phase
+/// (a cluster being made, a system deployed, results checked) is seen too:
+/// [`interrupted_by`] says so from then on, and `on_first` is called once.
+/// A second signal ends the process at once with exit code 3 (what is
+/// still running is left as it is: `faultline cluster down` removes it).
+pub fn watch_signals(on_first: impl Fn(&'static str) + Send + 'static) -> std::io::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            runtime.block_on(async {
+                let signal = interrupted().await;
+                on_first(signal);
+                let second = second_signal().await;
+                eprintln!(
+                    "{second} again: exiting now; what is still running stays (faultline cluster down removes it)"
+                );
+                std::process::exit(3);
+            })
+        })?;
+    Ok(())
+}
+
+/// Resolves on the next SIGINT or SIGTERM from now on.
+async fn second_signal() -> &'static str {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut int), Ok(mut term)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
         return std::future::pending().await;
     };
     tokio::select! {

@@ -76,6 +76,9 @@ pub struct RunRow {
     pub what: Option<String>,
     pub seed: Option<u64>,
     pub has_report: bool,
+    /// The run folder's URL from the index, ending in `/`: `<test>/<timestamp>/`
+    /// under the results root; a merged index may point elsewhere (`../`).
+    pub href: String,
 }
 
 /// The time of the last complete op of a JSONL history, read from its end.
@@ -134,6 +137,7 @@ pub fn row(run: RunDir) -> RunRow {
             .map(|t| format!("{} / {} / {}", t.db.name(), t.workload_name, t.nemesis_name)),
         seed: test.as_ref().map(|t| t.seed),
         has_report: run.report_html().exists(),
+        href: format!("{}/", rel_url(&[&run.test, &run.timestamp])),
         run,
     }
 }
@@ -173,8 +177,8 @@ pub fn render(rows: &[RunRow]) -> String {
         totals(rows)
     );
     for r in rows {
-        let report = rel_url(&[&r.run.test, &r.run.timestamp, super::REPORT_FILE]);
-        let folder = format!("{}/", rel_url(&[&r.run.test, &r.run.timestamp]));
+        let folder = &r.href;
+        let report = format!("{folder}{}", rel_url(&[super::REPORT_FILE]));
         let why = match &r.ended {
             Ended::HarnessError(why) | Ended::Incomplete(why) => {
                 format!(r#"<span class="why">{}</span>"#, Esc(why))

@@ -176,14 +176,19 @@ fn execute(
     hosts_used: &mut Vec<String>,
 ) -> Result<Recorded, Failure> {
     let mut rng = ChaCha8Rng::seed_from_u64(test.seed);
+    if let Some(signal) = heal::interrupted_by() {
+        return Err(anyhow::anyhow!("interrupted by {signal} before the run started").into());
+    }
+    let made = Instant::now();
     let (cluster, guard) = hosts(test, opts)?;
+    let made_ms = made.elapsed().as_secs_f64() * 1e3;
     *hosts_used = cluster
         .hosts
         .iter()
         .map(|h| format!("{} {}", h.name, h.addr))
         .collect();
     opts.progress.line(&format!(
-        "hosts: {} ({}), {}",
+        "hosts: {} ({}, ready in {made_ms:.0} ms), {}",
         cluster.name,
         cluster.backend,
         hosts_line(&cluster)
@@ -222,6 +227,12 @@ fn execute(
             return Err(e.into());
         }
     };
+    // A signal that came while the cluster was made or the system deployed
+    // (a suite listens all along): no workload; the teardown removes it all.
+    if let Some(signal) = heal::interrupted_by() {
+        download_logs_and_teardown(test, Some(&db), &cluster, guard, opts, dir, problems);
+        return Err(anyhow::anyhow!("interrupted by {signal} before the workload started").into());
+    }
 
     let runtime = runtime()?;
     let recorded = runtime.block_on(workload_with_nemesis(
@@ -233,14 +244,22 @@ fn execute(
         &mut rng,
         problems,
     ));
+    let teardown = Instant::now();
     download_logs_and_teardown(test, Some(&db), &cluster, guard, opts, dir, problems);
+    opts.progress.line(&format!(
+        "node logs downloaded and cluster removed in {:.0} ms",
+        teardown.elapsed().as_secs_f64() * 1e3
+    ));
     recorded
 }
 
 /// The runtime the workers, the nemesis and the progress display share.
+/// Its threads log to the calling thread's run log.
 pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    let log = crate::logging::current();
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
+        .on_thread_start(move || crate::logging::adopt(log.clone()))
         .enable_all()
         .build()
 }
