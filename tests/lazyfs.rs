@@ -41,23 +41,29 @@ impl Mounted {
             .arg(&pidfile)
             .spawn()
             .unwrap();
-        let started = Instant::now();
-        while !pidfile.exists() {
-            assert!(
-                started.elapsed() < Duration::from_secs(10),
-                "the helper did not mount"
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        assert!(mounted(&mount), "{} is not a lazyfs mount", mount.display());
-        Mounted {
+        // Built first, so that a failed assertion below still stops the helper.
+        let m = Mounted {
             _dir: dir,
             backing,
             mount,
             socket,
             pidfile,
             child,
+        };
+        let started = Instant::now();
+        while !m.pidfile.exists() {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "the helper did not mount"
+            );
+            std::thread::sleep(Duration::from_millis(10));
         }
+        assert!(
+            mounted(&m.mount),
+            "{} is not a lazyfs mount",
+            m.mount.display()
+        );
+        m
     }
 
     /// Runs `faultline lazyfs ctl SOCKET cmd` as a user would; its JSON answer.
