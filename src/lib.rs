@@ -9,6 +9,7 @@ pub mod cli;
 pub mod client;
 pub mod cluster;
 pub mod control;
+pub mod disk;
 pub mod fan_out;
 pub mod generator;
 pub mod history;

@@ -61,6 +61,10 @@ enum Command {
     /// or the real clock with clock_settime).
     #[command(subcommand)]
     Clock(cli::clock::ClockCmd),
+    /// Helper run on a host: a FUSE file system over a node's data directory that can lose
+    /// what was not fsync'd (disk faults), and its control command.
+    #[command(subcommand)]
+    Lazyfs(cli::lazyfs::LazyfsCmd),
 }
 
 #[derive(Subcommand)]
@@ -170,6 +174,10 @@ fn main() -> ExitCode {
             exit_with(cli::netdelay::run(cfg).map(|()| 0))
         }
         Command::Clock(cmd) => exit_with(cli::clock::run(cmd).map(|()| 0)),
+        Command::Lazyfs(cmd) => {
+            logging::init(Setup::Commands);
+            exit_with(cli::lazyfs::run(cmd).map(|()| 0))
+        }
     }
 }
 

@@ -44,6 +44,10 @@ pub struct BenchNodeArgs {
     /// Start the nodes with this named bug (e.g. no-fsync); repeatable.
     #[arg(long = "bug")]
     bugs: Vec<String>,
+    /// Put each node's data directory on `faultline lazyfs`, the file system of
+    /// disk faults (root and /dev/fuse), to compare with a plain directory.
+    #[arg(long)]
+    lazyfs: bool,
 }
 
 /// Starts the nodes on loopback, drives them for the duration and prints
@@ -70,6 +74,7 @@ pub fn node(args: BenchNodeArgs) -> ExitCode {
             .iter()
             .flat_map(|b| ["--bug".to_string(), b.clone()])
             .collect(),
+        lazyfs: args.lazyfs,
     };
     let report = tokio::runtime::Runtime::new()
         .map_err(anyhow::Error::from)

@@ -144,6 +144,7 @@ pub fn run(cmd: ClusterCmd) -> anyhow::Result<()> {
                 port,
                 bugs,
                 faketime,
+                lazyfs: false,
                 install: !no_install,
                 ready_timeout: std::time::Duration::from_secs(ready_timeout_s),
                 binary: current_exe(),

@@ -32,6 +32,7 @@ pub mod clock;
 pub mod cluster;
 pub mod gen_history;
 pub mod heal;
+pub mod lazyfs;
 pub mod nemesis;
 pub mod netdelay;
 pub mod node;

@@ -21,6 +21,8 @@ pub struct BenchConfig {
     pub reads_percent: u32,
     /// Extra node arguments (`--bug no-fsync`, ...).
     pub node_args: Vec<String>,
+    /// Each node's data directory on `faultline lazyfs` (disk faults' file system).
+    pub lazyfs: bool,
 }
 
 #[derive(Debug, Default)]
@@ -50,12 +52,13 @@ impl BenchReport {
     pub fn render(&self, config: &BenchConfig) -> String {
         let ms = |ns: u64| ns as f64 / 1e6;
         format!(
-            "{} nodes of {}, {} clients, {}% reads, {:.1} s\n\
+            "{} nodes of {}{}, {} clients, {}% reads, {:.1} s\n\
              ok {}  fail {}  info {}\n\
              throughput   {:.0} ops/s\n\
              latency ms   p50 {:.2}  p90 {:.2}  p99 {:.2}  max {:.2}\n",
             config.nodes,
             config.system,
+            if config.lazyfs { " on lazyfs" } else { "" },
             config.clients,
             config.reads_percent,
             self.elapsed.as_secs_f64(),
@@ -74,7 +77,11 @@ impl BenchReport {
 /// Runs the benchmark: start the cluster, wait for a leader, load it.
 pub async fn run(config: &BenchConfig) -> anyhow::Result<BenchReport> {
     let args: Vec<&str> = config.node_args.iter().map(String::as_str).collect();
-    let cluster = LocalCluster::start(&config.exe, config.system, config.nodes, &args)?;
+    let cluster = if config.lazyfs {
+        LocalCluster::start_on_lazyfs(&config.exe, config.system, config.nodes, &args)?
+    } else {
+        LocalCluster::start(&config.exe, config.system, config.nodes, &args)?
+    };
     if !cluster.wait_ready(Duration::from_secs(15)).await {
         anyhow::bail!("not serving after 15 s; node logs:\n{}", cluster.logs());
     }

@@ -39,12 +39,79 @@ pub struct LocalCluster {
     pub nodes: Vec<LocalNode>,
     /// Extra arguments for every node (`--bug ...`, timers).
     args: Vec<String>,
+    /// `faultline lazyfs` helpers under the nodes' data directories.
+    lazyfs: Vec<Child>,
 }
 
 impl LocalCluster {
     /// Starts `n` nodes of `system` (`raft`, `paxos`, `twopc`) from `exe`,
     /// with `args` added to each command line.
     pub fn start(
+        exe: &Path,
+        system: &'static str,
+        n: usize,
+        args: &[&str],
+    ) -> std::io::Result<LocalCluster> {
+        let mut cluster = LocalCluster::new(exe, system, n, args)?;
+        for i in 0..n {
+            cluster.start_node(i)?;
+        }
+        Ok(cluster)
+    }
+
+    /// As [`LocalCluster::start`], with each node's data directory on its
+    /// own `faultline lazyfs` (root and /dev/fuse): `bench node --lazyfs`.
+    pub fn start_on_lazyfs(
+        exe: &Path,
+        system: &'static str,
+        n: usize,
+        args: &[&str],
+    ) -> std::io::Result<LocalCluster> {
+        let mut cluster = LocalCluster::new(exe, system, n, args)?;
+        for i in 0..n {
+            cluster.mount_lazyfs(i)?;
+        }
+        for i in 0..n {
+            cluster.start_node(i)?;
+        }
+        Ok(cluster)
+    }
+
+    /// Mounts a lazy file system on node `i`'s data directory and waits
+    /// (at most 10 s) until it is mounted.
+    fn mount_lazyfs(&mut self, i: usize) -> std::io::Result<()> {
+        let data = &self.nodes[i].data_dir;
+        let with = |ext: &str| data.with_extension(ext);
+        std::fs::create_dir_all(with("backing"))?;
+        let child = Command::new(&self.exe)
+            .args(["lazyfs", "mount", "--backing"])
+            .arg(with("backing"))
+            .arg("--mount")
+            .arg(data)
+            .arg("--socket")
+            .arg(with("sock"))
+            .arg("--pidfile")
+            .arg(with("pid"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(File::create(with("lazyfs.log"))?)
+            .spawn()?;
+        self.lazyfs.push(child);
+        for _ in 0..1000 {
+            if with("pid").exists() {
+                return Ok(());
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        Err(std::io::Error::other(format!(
+            "faultline lazyfs did not mount on {}: {}",
+            data.display(),
+            std::fs::read_to_string(with("lazyfs.log")).unwrap_or_default()
+        )))
+    }
+
+    /// The cluster's nodes and folders, none started.
+    fn new(
         exe: &Path,
         system: &'static str,
         n: usize,
@@ -67,17 +134,14 @@ impl LocalCluster {
                 child: None,
             });
         }
-        let mut cluster = LocalCluster {
+        Ok(LocalCluster {
             exe: exe.into(),
             system,
             dir,
             nodes,
             args: args.iter().map(|a| a.to_string()).collect(),
-        };
-        for i in 0..n {
-            cluster.start_node(i)?;
-        }
-        Ok(cluster)
+            lazyfs: Vec::new(),
+        })
     }
 
     pub fn addrs(&self) -> Vec<String> {
@@ -228,6 +292,12 @@ impl Drop for LocalCluster {
         for i in 0..self.nodes.len() {
             self.pause(i, false);
             self.kill(i);
+        }
+        // The helpers unmount on SIGTERM.
+        for helper in &mut self.lazyfs {
+            // SAFETY: signalling our own child.
+            unsafe { libc::kill(helper.id() as i32, libc::SIGTERM) };
+            let _ = helper.wait();
         }
         let _ = std::fs::remove_dir_all(&self.dir);
     }

@@ -53,6 +53,16 @@ pub enum Action {
     Resume {
         nodes: Vec<String>,
     },
+    /// Kill the nodes, then make their disks lose what was not durable
+    /// (a power loss); they stay down until [`Action::StopDisk`].
+    LoseDisk {
+        nodes: Vec<String>,
+        mode: DiskMode,
+    },
+    /// Start the nodes a [`Action::LoseDisk`] took down.
+    StopDisk {
+        nodes: Vec<String>,
+    },
 }
 
 impl Action {
@@ -70,6 +80,8 @@ impl Action {
             Action::Start { .. } => "start",
             Action::Pause { .. } => "pause",
             Action::Resume { .. } => "resume",
+            Action::LoseDisk { .. } => "start-disk",
+            Action::StopDisk { .. } => "stop-disk",
         }
     }
 
@@ -90,7 +102,9 @@ impl Action {
             } => {
                 json!({"nodes": nodes, "delta_ms": delta_ms, "period_ms": period_ms, "duration_ms": duration_ms})
             }
+            Action::LoseDisk { nodes, mode } => json!({"nodes": nodes, "mode": mode}),
             Action::StopPacket { nodes }
+            | Action::StopDisk { nodes }
             | Action::ResetClock { nodes }
             | Action::Kill { nodes }
             | Action::Start { nodes }
@@ -255,6 +269,32 @@ pub struct ProcessSpec {
     pub interval: Option<Span>,
 }
 
+/// A disk fault on nodes whose data directory is on the lazy file system
+/// (`faultline lazyfs`, mounted at deploy when a test has disk faults).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DiskSpec {
+    #[serde(default = "one")]
+    pub targets: Targets,
+    pub mode: DiskMode,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration: Option<Lasting>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval: Option<Span>,
+}
+
+/// What a disk fault does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DiskMode {
+    /// Kill the node and drop every write it had not made durable (a
+    /// power loss); it is started again when the fault ends.
+    LoseUnfsynced,
+    /// As `lose-unfsynced`, but a strict prefix of the last un-synced write
+    /// to each file survives.
+    Torn,
+}
+
 /// One entry of a nemesis file's `faults:` list.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -264,6 +304,7 @@ pub enum FaultSpec {
     Clock(ClockSpec),
     Kill(ProcessSpec),
     Pause(ProcessSpec),
+    Disk(DiskSpec),
 }
 
 /// What a fault's start needs to know about the cluster right now.
@@ -285,6 +326,7 @@ impl FaultSpec {
             FaultSpec::Clock(_) => "clock",
             FaultSpec::Kill(_) => "kill",
             FaultSpec::Pause(_) => "pause",
+            FaultSpec::Disk(_) => "disk",
         }
     }
 
@@ -295,6 +337,7 @@ impl FaultSpec {
             FaultSpec::Packet(s) => (s.duration, s.interval),
             FaultSpec::Clock(s) => (s.duration, s.interval),
             FaultSpec::Kill(s) | FaultSpec::Pause(s) => (s.duration, s.interval),
+            FaultSpec::Disk(s) => (s.duration, s.interval),
         }
     }
 
@@ -309,7 +352,8 @@ impl FaultSpec {
             FaultSpec::Packet(PacketSpec { targets, .. })
             | FaultSpec::Clock(ClockSpec { targets, .. })
             | FaultSpec::Kill(ProcessSpec { targets, .. })
-            | FaultSpec::Pause(ProcessSpec { targets, .. }) => match targets {
+            | FaultSpec::Pause(ProcessSpec { targets, .. })
+            | FaultSpec::Disk(DiskSpec { targets, .. }) => match targets {
                 Targets::Primaries | Targets::Voters | Targets::CutOff => Some(*targets),
                 Targets::Random => Some(Targets::Primaries),
                 _ => None,
@@ -332,7 +376,8 @@ impl FaultSpec {
             FaultSpec::Packet(PacketSpec { targets, .. })
             | FaultSpec::Clock(ClockSpec { targets, .. })
             | FaultSpec::Kill(ProcessSpec { targets, .. })
-            | FaultSpec::Pause(ProcessSpec { targets, .. }) => Some(*targets),
+            | FaultSpec::Pause(ProcessSpec { targets, .. })
+            | FaultSpec::Disk(DiskSpec { targets, .. }) => Some(*targets),
         }
     }
 
@@ -347,7 +392,8 @@ impl FaultSpec {
             FaultSpec::Packet(PacketSpec { targets, .. })
             | FaultSpec::Clock(ClockSpec { targets, .. })
             | FaultSpec::Kill(ProcessSpec { targets, .. })
-            | FaultSpec::Pause(ProcessSpec { targets, .. }) => {
+            | FaultSpec::Pause(ProcessSpec { targets, .. })
+            | FaultSpec::Disk(DiskSpec { targets, .. }) => {
                 if *targets == Targets::Primaries {
                     *targets = Targets::One;
                 }
@@ -358,7 +404,10 @@ impl FaultSpec {
 
     /// Process faults take nodes out; others must not pick them twice.
     pub fn takes_nodes_down(&self) -> bool {
-        matches!(self, FaultSpec::Kill(_) | FaultSpec::Pause(_))
+        matches!(
+            self,
+            FaultSpec::Kill(_) | FaultSpec::Pause(_) | FaultSpec::Disk(_)
+        )
     }
 
     /// The action that starts this fault now, and the one that will end it.
@@ -440,6 +489,16 @@ impl FaultSpec {
                         nodes: nodes.clone(),
                     },
                     Action::Resume { nodes },
+                )
+            }
+            FaultSpec::Disk(s) => {
+                let nodes = s.targets.pick(at.available, at.asked, rng)?;
+                (
+                    Action::LoseDisk {
+                        nodes: nodes.clone(),
+                        mode: s.mode,
+                    },
+                    Action::StopDisk { nodes },
                 )
             }
         })

@@ -5,7 +5,7 @@
 //! builds one from `db`): a node's pid, how to start it again after a kill,
 //! who claims leadership, and who just voted in an election.
 
-use super::fault::Action;
+use super::fault::{Action, DiskMode};
 use super::{FaultError, Faults};
 use crate::net::HostNet;
 use crate::system::{Db, Layout};
@@ -41,6 +41,9 @@ pub struct HostFaults {
     hosts: Vec<HostNet>,
     control: Arc<dyn NodeControl>,
     killed: Arc<Killed>,
+    /// Where each node's lazy file system is (the same on every host), for
+    /// disk faults.
+    disk: Option<crate::disk::host::Paths>,
 }
 
 /// The nodes the nemesis killed and has not started again. A watcher reads
@@ -76,7 +79,14 @@ impl HostFaults {
             hosts,
             control,
             killed: Arc::default(),
+            disk: None,
         }
+    }
+
+    /// Disk faults act on the lazy file systems at `paths`.
+    pub fn with_disk(mut self, paths: crate::disk::host::Paths) -> HostFaults {
+        self.disk = Some(paths);
+        self
     }
 
     /// Which nodes this nemesis has killed and not yet started again.
@@ -220,7 +230,25 @@ impl Faults for HostFaults {
                 })?;
                 json!({ "signal": "SIGKILL", "pids": pids })
             }
-            Action::Start { nodes } => {
+            Action::LoseDisk { nodes, mode } => {
+                let paths = self.disk.as_ref().ok_or_else(|| {
+                    FaultError("disk faults need the lazy file system, which these hosts were not deployed with".into())
+                })?;
+                let loss = match mode {
+                    DiskMode::LoseUnfsynced => crate::disk::Loss::Clear,
+                    DiskMode::Torn => crate::disk::Loss::Torn,
+                };
+                self.killed.change(nodes, true);
+                let done = self.each(nodes, |h| {
+                    let pid = self.pid(h.name())?;
+                    h.kill(pid, self.control.signals_children(h.name()))?;
+                    let lost = crate::disk::host::lose(h.remote.as_ref(), paths, loss)
+                        .map_err(|e| FaultError(format!("{}: {e}", h.name())))?;
+                    Ok(json!({ "pid": pid, "lost": lost["lost"] }))
+                })?;
+                json!({ "signal": "SIGKILL", "mechanism": "lazyfs", "hosts": done })
+            }
+            Action::Start { nodes } | Action::StopDisk { nodes } => {
                 let started = self.each(nodes, |h| {
                     self.control
                         .start(h.name())
@@ -298,7 +326,7 @@ impl HostFaults {
                     .with_controller(cluster.controller_addr)
             })
             .collect();
-        HostFaults::new(hosts, Arc::new(DbNodes { db }))
+        HostFaults::new(hosts, Arc::new(DbNodes { db })).with_disk(layout.lazyfs())
     }
 }
 

@@ -376,7 +376,12 @@ async fn timeline(shared: Arc<Shared>, schedule: Arc<Schedule>, index: usize, mu
                 .start(&situation, lasts.as_millis() as u64, &mut rng)
                 .map(|(start, stop)| {
                     let taken: Vec<String> = match (&start, fault.takes_nodes_down()) {
-                        (Action::Kill { nodes } | Action::Pause { nodes }, true) => nodes.clone(),
+                        (
+                            Action::Kill { nodes }
+                            | Action::Pause { nodes }
+                            | Action::LoseDisk { nodes, .. },
+                            true,
+                        ) => nodes.clone(),
                         _ => Vec::new(),
                     };
                     down.extend(taken.iter().cloned());
@@ -760,6 +765,50 @@ mod tests {
             })
             .collect();
         assert_eq!(shapes, BTreeSet::from(["isolate"]));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_disk_fault_takes_its_nodes_down_and_restarts_the_same_ones() {
+        let text = "description: t\nduration: 2s\ninterval: 1s\nfaults:\n  - disk: {targets: majority, mode: torn}\n  - kill: {targets: majority}\n";
+        let faults = Arc::new(Recording::new(5));
+        let (result, events) = run_for(text, faults.clone(), 4, 30_000, Options::default()).await;
+        assert!(result.unwrap().failures.is_empty());
+        let mut down = BTreeSet::new();
+        let mut losses = 0;
+        for a in faults.actions() {
+            match a {
+                Action::LoseDisk { nodes, mode } => {
+                    assert_eq!(mode, fault::DiskMode::Torn);
+                    losses += 1;
+                    for n in nodes {
+                        assert!(down.insert(n.clone()), "{n} hit while already down");
+                    }
+                }
+                Action::Kill { nodes } => {
+                    for n in nodes {
+                        assert!(down.insert(n.clone()), "{n} hit while already down");
+                    }
+                }
+                Action::StopDisk { nodes } | Action::Start { nodes } => {
+                    for n in nodes {
+                        assert!(down.remove(&n), "{n} started but not down");
+                    }
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        assert!(losses > 0);
+        assert!(down.is_empty(), "every node is back at the end: {down:?}");
+        let ops: Vec<&str> = events.iter().map(|e| e.f.as_str()).collect();
+        assert!(
+            ops.contains(&"start-disk") && ops.contains(&"stop-disk"),
+            "{ops:?}"
+        );
+        let lost = events
+            .iter()
+            .find(|e| e.f == "start-disk" && e.kind == OpType::Info)
+            .unwrap();
+        assert_eq!(lost.value["mode"], "torn", "{}", lost.value);
     }
 
     #[tokio::test(start_paused = true)]

@@ -67,6 +67,10 @@ pub const PRESETS: &[(&str, &str)] = &[
         "kill-voters",
         include_str!("../../nemeses/kill-voters.yaml"),
     ),
+    (
+        "lose-unfsynced",
+        include_str!("../../nemeses/lose-unfsynced.yaml"),
+    ),
 ];
 
 /// A parsed nemesis file.

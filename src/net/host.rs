@@ -424,10 +424,12 @@ impl HostNet {
         Ok(())
     }
 
-    /// Undoes everything the journal lists, newest first, then removes it.
-    /// Returns the entries undone. Idempotent.
+    /// Undoes every fault the journal lists, newest first, and removes them
+    /// from it; what outlives faults (a lazy file system under the running
+    /// nodes, [`Entry::outlives_faults`]) stays until teardown. Returns the
+    /// entries undone. Idempotent.
     pub fn heal(&self) -> Result<Vec<String>, NetError> {
-        heal_remote(self.remote.as_ref(), &self.state_dir).inspect(|_| {
+        heal_journal(self.remote.as_ref(), &self.state_dir, false).inspect(|_| {
             self.hooked.store(false, Ordering::Relaxed);
         })
     }
@@ -450,9 +452,15 @@ fn controller_boot_id() -> Option<String> {
         .then(|| id.to_string())
 }
 
-/// Heals one host by its journal alone: what `faultline heal` does after a
-/// crash, when nothing else about the run is known.
+/// Heals one host by its journal alone, everything in it: what `faultline
+/// heal` does after a crash, when nothing else about the run is known, and
+/// what teardown does once the nodes are stopped.
 pub fn heal_remote(remote: &dyn Remote, state_dir: &str) -> Result<Vec<String>, NetError> {
+    heal_journal(remote, state_dir, true)
+}
+
+/// Undoes the journal's entries; those that outlive faults only if `all`.
+fn heal_journal(remote: &dyn Remote, state_dir: &str, all: bool) -> Result<Vec<String>, NetError> {
     let j = shell_quote(&journal::path(state_dir));
     let text = remote.run(&format!("cat {j} 2>/dev/null || true"), COMMAND_TIMEOUT)?;
     let (entries, unknown) = journal::parse(&text);
@@ -463,12 +471,20 @@ pub fn heal_remote(remote: &dyn Remote, state_dir: &str) -> Result<Vec<String>, 
             "heal journal lines this version does not know"
         );
     }
-    if entries.is_empty() {
-        remote.run(&format!("rm -f {j}"), COMMAND_TIMEOUT)?;
+    let (kept, undone): (Vec<Entry>, Vec<Entry>) = entries
+        .into_iter()
+        .partition(|e| !all && e.outlives_faults());
+    if undone.is_empty() {
+        if kept.is_empty() {
+            remote.run(&format!("rm -f {j}"), COMMAND_TIMEOUT)?;
+        }
         return Ok(Vec::new());
     }
-    remote.run(&journal::heal_script(state_dir, &entries), COMMAND_TIMEOUT)?;
-    Ok(entries.iter().map(Entry::to_line).collect())
+    remote.run(
+        &journal::heal_script(state_dir, &undone, &kept),
+        COMMAND_TIMEOUT,
+    )?;
+    Ok(undone.iter().map(Entry::to_line).collect())
 }
 
 /// One journal entry and what is in place for it now.

@@ -31,6 +31,11 @@ pub enum Entry {
     Clock { helper: String, state_file: String },
     /// A time daemon (systemd unit) we stopped; healing starts it again.
     TimeDaemon(String),
+    /// A `faultline lazyfs` helper (pid in `pidfile`) with its file system
+    /// mounted on `mount`; healing stops it and unmounts. Not a fault but
+    /// where the node's data lives: a run's own heals keep it
+    /// ([`Entry::outlives_faults`]), teardown and `faultline heal` undo it.
+    Lazyfs { pidfile: String, mount: String },
 }
 
 impl Entry {
@@ -44,7 +49,14 @@ impl Entry {
             Entry::Paused(pid) => format!("paused {pid}"),
             Entry::Clock { helper, state_file } => format!("clock {helper} {state_file}"),
             Entry::TimeDaemon(unit) => format!("timedaemon {unit}"),
+            Entry::Lazyfs { pidfile, mount } => format!("lazyfs {pidfile} {mount}"),
         }
+    }
+
+    /// Whether a run's heal of its faults leaves this in place: the nodes
+    /// still run on it until teardown.
+    pub fn outlives_faults(&self) -> bool {
+        matches!(self, Entry::Lazyfs { .. })
     }
 
     /// Parses one journal line; `None` for a line this version does not know
@@ -68,6 +80,13 @@ impl Entry {
                 })
             }
             "timedaemon" => word(rest).map(Entry::TimeDaemon),
+            "lazyfs" => {
+                let (pidfile, mount) = rest.split_once(' ')?;
+                Some(Entry::Lazyfs {
+                    pidfile: word(pidfile)?,
+                    mount: word(mount)?,
+                })
+            }
             _ => None,
         }
     }
@@ -101,9 +120,29 @@ impl Entry {
             Entry::TimeDaemon(unit) => {
                 format!("systemctl start {} 2>/dev/null || true", shell_quote(unit))
             }
+            // The helper unmounts when stopped; a helper killed outright
+            // leaves a dead mount, detached here.
+            Entry::Lazyfs { pidfile, mount } => format!(
+                "{}; if {}; then umount -l {}; fi",
+                kill_helper_command(pidfile),
+                lazyfs_mounted(mount),
+                shell_quote(mount)
+            ),
         }
     }
 }
+
+/// A shell test: a faultline lazy file system is mounted on `mount`.
+pub fn lazyfs_mounted(mount: &str) -> String {
+    format!(
+        "awk -v m={} '$1 == \"{LAZYFS_SOURCE}\" && $2 == m {{ f = 1 }} END {{ exit !f }}' /proc/self/mounts",
+        shell_quote(mount)
+    )
+}
+
+/// The source `faultline lazyfs` mounts show in /proc/mounts (their type
+/// is plain `fuse`).
+pub const LAZYFS_SOURCE: &str = "faultline-lazyfs";
 
 impl Entry {
     /// A shell command that prints what is in place now for this entry
@@ -138,6 +177,9 @@ impl Entry {
                     unit,
                     q(unit)
                 )
+            }
+            Entry::Lazyfs { mount, .. } => {
+                format!("{} && echo \"mounted on {}\"", lazyfs_mounted(mount), mount)
             }
         };
         format!("{{ {cmd}\n}} 2>/dev/null; true")
@@ -191,17 +233,25 @@ pub fn parse(text: &str) -> (Vec<Entry>, Vec<String>) {
 }
 
 /// The script that undoes `entries` newest first and then removes the
-/// journal. Each undo runs even when an earlier one failed; the script
-/// fails (exit 1) if any did, and then keeps the journal for another try.
-pub fn heal_script(state_dir: &str, entries: &[Entry]) -> String {
+/// journal, or leaves only `kept` in it. Each undo runs even when an
+/// earlier one failed; the script fails (exit 1) if any did, and then keeps
+/// the journal for another try.
+pub fn heal_script(state_dir: &str, entries: &[Entry], kept: &[Entry]) -> String {
     let mut script = String::from("rc=0\n");
     for entry in entries.iter().rev() {
         script.push_str(&format!("{{ {}\n}} || rc=1\n", entry.undo_command()));
     }
-    script.push_str(&format!(
-        "[ $rc = 0 ] && rm -f {}\nexit $rc\n",
-        shell_quote(&path(state_dir))
-    ));
+    let j = shell_quote(&path(state_dir));
+    if kept.is_empty() {
+        script.push_str(&format!("[ $rc = 0 ] && rm -f {j}\n"));
+    } else {
+        let lines: String = kept.iter().map(|e| format!("{}\n", e.to_line())).collect();
+        script.push_str(&format!(
+            "[ $rc = 0 ] && printf %s {} > {j}.tmp && mv -f {j}.tmp {j}\n",
+            shell_quote(&lines)
+        ));
+    }
+    script.push_str("exit $rc\n");
     script
 }
 
@@ -221,6 +271,10 @@ mod tests {
                 state_file: "/run/faultline/clock".into(),
             },
             Entry::TimeDaemon("chrony.service".into()),
+            Entry::Lazyfs {
+                pidfile: "/run/faultline/lazyfs.pid".into(),
+                mount: "/opt/faultline/data".into(),
+            },
         ]
     }
 
@@ -244,7 +298,7 @@ mod tests {
 
     #[test]
     fn heal_script_undoes_newest_first_and_keeps_the_journal_on_failure() {
-        let script = heal_script("/run/ft", &[Entry::Chains, Entry::Paused(7)]);
+        let script = heal_script("/run/ft", &[Entry::Chains, Entry::Paused(7)], &[]);
         let cont = script.find("kill -CONT 7").unwrap();
         let chains = script.find("faultline-in").unwrap();
         assert!(
@@ -269,7 +323,7 @@ mod tests {
         for _ in 0..2 {
             let out = std::process::Command::new("sh")
                 .arg("-c")
-                .arg(heal_script(&state, &entries))
+                .arg(heal_script(&state, &entries, &[]))
                 .output()
                 .unwrap();
             assert!(
@@ -280,6 +334,38 @@ mod tests {
             assert_eq!(std::fs::read_to_string(&fake).unwrap(), "+0\n");
             assert!(!std::path::Path::new(&path(&state)).exists());
         }
+    }
+
+    #[test]
+    fn a_heal_that_keeps_entries_leaves_only_them_in_the_journal() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().to_str().unwrap().to_string();
+        let kept = Entry::Lazyfs {
+            pidfile: format!("{state}/lazyfs.pid"),
+            mount: format!("{state}/nothing-mounted"),
+        };
+        std::fs::write(path(&state), "faketime x\nlazyfs a b\n").unwrap();
+        let fake = format!("{state}/faketime");
+        let script = heal_script(
+            &state,
+            &[Entry::Faketime(fake)],
+            std::slice::from_ref(&kept),
+        );
+        let ok = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(&script)
+            .status()
+            .unwrap();
+        assert!(ok.success());
+        let (entries, _) = parse(&std::fs::read_to_string(path(&state)).unwrap());
+        assert_eq!(entries, vec![kept.clone()]);
+        // Its own undo is safe when nothing is mounted and no helper runs.
+        let ok = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(kept.undo_command())
+            .status()
+            .unwrap();
+        assert!(ok.success());
     }
 
     #[test]

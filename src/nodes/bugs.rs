@@ -38,7 +38,7 @@ pub const CATALOG: &[(Bug, &[System], &str, &str)] = &[
         Bug::NoFsync,
         &[System::Raft, System::Paxos],
         "no-fsync",
-        "acknowledges before the log is durable: records wait in a process buffer that kill -9 loses",
+        "acknowledges records written but never fsync'd: a power loss (the lose-unfsynced disk fault) loses them, kill -9 alone does not",
     ),
     (
         Bug::ForgetVote,

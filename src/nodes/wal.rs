@@ -9,12 +9,13 @@
 //! [`GroupCommit`] runs the file on its own thread: callers submit batches of
 //! records and learn, through a channel, up to which batch everything is on
 //! disk. Batches that arrive while an fsync runs share the next one.
+//! Under the `no-fsync` bug ([`SyncMode::Lazy`]) the same thread writes
+//! each batch at once and never syncs.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc as std_mpsc;
-use std::time::{Duration, Instant};
 use thiserror::Error;
 use tokio::sync::mpsc;
 
@@ -25,10 +26,6 @@ pub const MAX_RECORD_BYTES: usize = 16 << 20;
 const MAX_QUEUED_BATCHES: usize = 1024;
 /// How many queued batches one fsync may cover.
 const MAX_BATCHES_PER_SYNC: usize = 4096;
-/// Under the `no-fsync` bug: how long records may sit in the process buffer.
-const LAZY_FLUSH_INTERVAL: Duration = Duration::from_millis(200);
-/// Under the `no-fsync` bug: how many bytes the process buffer may hold.
-const LAZY_FLUSH_BYTES: usize = 1 << 20;
 
 #[derive(Debug, Error)]
 pub enum WalError {
@@ -41,11 +38,11 @@ pub enum WalError {
 pub enum SyncMode {
     /// Written and fdatasync'd before a batch is reported durable.
     Fsync,
-    /// The `no-fsync` bug: a batch is reported durable at once, while its
-    /// records wait in the process's own buffer, written out (never synced)
-    /// every [`LAZY_FLUSH_INTERVAL`] or so. kill -9 loses what the buffer held; a
-    /// mere missing fsync would only show after a power loss, which the
-    /// harness cannot cause.
+    /// The `no-fsync` bug: a batch is written (handed to the OS) and
+    /// reported durable at once, never fsync'd, and neither is the directory
+    /// that holds the new file. Nothing waits in the process: kill -9 loses
+    /// nothing, a power loss (the `lose-unfsynced` disk fault) loses what the
+    /// OS had not written back.
     Lazy,
 }
 
@@ -62,7 +59,6 @@ pub struct Wal {
     path: PathBuf,
     buf: Vec<u8>,
     mode: SyncMode,
-    last_flush: Instant,
 }
 
 impl Wal {
@@ -72,12 +68,21 @@ impl Wal {
             path: path.into(),
             source,
         };
+        let created = !path.exists();
         let mut file = OpenOptions::new()
             .read(true)
             .append(true)
             .create(true)
             .open(path)
             .map_err(io_err)?;
+        // A new file's name is durable only once its directory is synced:
+        // without this a power loss can take the whole log.
+        if created && mode == SyncMode::Fsync {
+            let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
+            File::open(dir.unwrap_or(Path::new(".")))
+                .and_then(|d| d.sync_all())
+                .map_err(io_err)?;
+        }
         let mut bytes = Vec::new();
         file.read_to_end(&mut bytes).map_err(io_err)?;
         let (records, good_len) = parse(&bytes);
@@ -93,7 +98,6 @@ impl Wal {
                 path: path.into(),
                 buf: Vec::new(),
                 mode,
-                last_flush: Instant::now(),
             },
             Recovered {
                 records,
@@ -108,6 +112,7 @@ impl Wal {
 
     /// Adds a record to the in-process buffer; [`Wal::commit`] writes it.
     pub fn append(&mut self, payload: &[u8]) {
+        debug_assert!(!payload.is_empty(), "an empty record reads as a hole");
         debug_assert!(
             payload.len() <= MAX_RECORD_BYTES,
             "record of {} bytes is too long",
@@ -119,33 +124,17 @@ impl Wal {
         self.buf.extend_from_slice(payload);
     }
 
-    /// Makes every appended record durable (under [`SyncMode::Lazy`]: does
-    /// nothing; see [`Wal::flush_unsynced`]).
+    /// Writes every appended record and makes it durable (under
+    /// [`SyncMode::Lazy`]: writes it, no fsync).
     pub fn commit(&mut self) -> io::Result<()> {
-        if self.mode == SyncMode::Lazy {
-            return Ok(());
-        }
-        self.flush_unsynced()?;
-        self.file.sync_data()
-    }
-
-    /// Hands the buffer to the OS without syncing.
-    pub fn flush_unsynced(&mut self) -> io::Result<()> {
         if !self.buf.is_empty() {
             self.file.write_all(&self.buf)?;
             self.buf.clear();
         }
-        self.last_flush = Instant::now();
-        Ok(())
-    }
-
-    /// Under [`SyncMode::Lazy`]: writes the buffer out once it is
-    /// [`LAZY_FLUSH_INTERVAL`] old or [`LAZY_FLUSH_BYTES`] long.
-    fn flush_lazy_if_due(&mut self) -> io::Result<()> {
-        if self.last_flush.elapsed() >= LAZY_FLUSH_INTERVAL || self.buf.len() >= LAZY_FLUSH_BYTES {
-            self.flush_unsynced()?;
+        match self.mode {
+            SyncMode::Fsync => self.file.sync_data(),
+            SyncMode::Lazy => Ok(()),
         }
-        Ok(())
     }
 }
 
@@ -157,9 +146,11 @@ fn parse(bytes: &[u8]) -> (Vec<Vec<u8>>, usize) {
     while let Some(header) = bytes.get(at..at + 8) {
         let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as usize;
         let crc = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
+        // No record is empty: a zero length is a hole of zeros that a
+        // power loss left (crc32 of nothing is 0, so it would pass).
         let Some(payload) = bytes
             .get(at + 8..at + 8 + len)
-            .filter(|_| len <= MAX_RECORD_BYTES)
+            .filter(|_| len > 0 && len <= MAX_RECORD_BYTES)
         else {
             break;
         };
@@ -197,33 +188,17 @@ impl GroupCommit {
     /// the process exits: a node that cannot trust its disk must not answer.
     pub fn spawn(mut wal: Wal, durable: mpsc::Sender<u64>) -> GroupCommit {
         let (tx, rx) = std_mpsc::sync_channel::<(u64, Vec<Vec<u8>>)>(MAX_QUEUED_BATCHES);
-        let lazy = wal.mode == SyncMode::Lazy;
         std::thread::Builder::new()
             .name("wal".into())
             .spawn(move || {
-                loop {
-                    let first = match rx.recv_timeout(LAZY_FLUSH_INTERVAL) {
-                        Ok(batch) => batch,
-                        Err(std_mpsc::RecvTimeoutError::Timeout) => {
-                            if lazy && let Err(e) = wal.flush_unsynced() {
-                                fatal(&wal, &e);
-                            }
-                            continue;
-                        }
-                        Err(std_mpsc::RecvTimeoutError::Disconnected) => return,
-                    };
-                    let mut last_seq = first.0;
-                    first.1.iter().for_each(|r| wal.append(r));
+                while let Ok((first_seq, first)) = rx.recv() {
+                    let mut last_seq = first_seq;
+                    first.iter().for_each(|r| wal.append(r));
                     for (seq, records) in rx.try_iter().take(MAX_BATCHES_PER_SYNC) {
                         records.iter().for_each(|r| wal.append(r));
                         last_seq = seq;
                     }
-                    let written = if lazy {
-                        wal.flush_lazy_if_due()
-                    } else {
-                        wal.commit()
-                    };
-                    if let Err(e) = written {
+                    if let Err(e) = wal.commit() {
                         fatal(&wal, &e);
                     }
                     if durable.blocking_send(last_seq).is_err() {
@@ -308,6 +283,24 @@ mod tests {
         std::fs::write(&path, bytes).unwrap();
         let (_, rec) = Wal::open(&path, SyncMode::Fsync).unwrap();
         assert_eq!(rec.records, vec![b"good".to_vec()]);
+    }
+
+    #[test]
+    fn a_hole_of_zeros_ends_the_replay() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log");
+        let (mut wal, _) = Wal::open(&path, SyncMode::Fsync).unwrap();
+        wal.append(b"good");
+        wal.commit().unwrap();
+        drop(wal);
+        // A torn power loss: a later write lost, a part of the one after it kept.
+        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+        f.write_all(&[0u8; 16]).unwrap();
+        f.write_all(&[4, 0, 0, 0]).unwrap();
+        drop(f);
+        let (_, rec) = Wal::open(&path, SyncMode::Fsync).unwrap();
+        assert_eq!(rec.records, vec![b"good".to_vec()]);
+        assert_eq!(rec.torn_bytes, 20);
     }
 
     #[tokio::test]

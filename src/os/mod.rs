@@ -60,6 +60,13 @@ pub fn requirements(dir: &str) -> Vec<Requirement> {
             ),
             package: Some("libfaketime".into()),
         },
+        // Disk faults: `faultline lazyfs` mounts with mount(2) as root and
+        // through fusermount3 otherwise (dropped by deploy without them).
+        Requirement {
+            what: "fuse3".into(),
+            check: "command -v fusermount3 >/dev/null && [ -c /dev/fuse ]".into(),
+            package: Some("fuse3".into()),
+        },
         Requirement::tool("sha256sum", "coreutils"),
         Requirement::tool("setsid", "util-linux"),
         Requirement {

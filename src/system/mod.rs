@@ -435,6 +435,9 @@ pub struct DeployOptions {
     pub workload: Option<Workload>,
     /// Start nodes under libfaketime with a per-node offset file.
     pub faketime: bool,
+    /// Put each node's data directory on the lazy file system (the test
+    /// has disk faults).
+    pub lazyfs: bool,
     /// Install missing packages (as root) instead of failing.
     pub install: bool,
     /// How long to wait for every node to answer.
@@ -456,6 +459,7 @@ impl Default for DeployOptions {
             db_options: DbOptions::new(),
             workload: None,
             faketime: false,
+            lazyfs: false,
             install: true,
             ready_timeout: Duration::from_secs(30),
             binary: std::env::current_exe().unwrap_or_default(),
@@ -480,6 +484,9 @@ pub fn deploy(
     if !options.faketime {
         reqs.retain(|r| r.what != "libfaketime");
     }
+    if !options.lazyfs {
+        reqs.retain(|r| r.what != "fuse3");
+    }
     reqs.extend(system.requirements());
     crate::os::prepare(&remotes, &reqs, options.install)?;
     timings.prepare_ms = ms(started);
@@ -487,6 +494,11 @@ pub fn deploy(
     let started = Instant::now();
     timings.uploaded = install(&remotes, &options.binary, &layout.binary())?;
     timings.install_ms = ms(started);
+
+    if options.lazyfs {
+        let paths = layout.lazyfs();
+        on_all(&remotes, |r| crate::disk::host::mount(r, &paths))?;
+    }
 
     let started = Instant::now();
     let db = system.start(cluster, options)?;
@@ -544,6 +556,17 @@ impl Layout {
     /// nemesis writes an offset (`+0`, `-3s`, ...) here.
     pub fn faketime_file(&self) -> String {
         format!("{}/run/faketime", self.dir)
+    }
+    /// Where the node's lazy file system (disk faults) lives: its backing
+    /// directory holds the data, and it is mounted on [`Layout::data`].
+    pub fn lazyfs(&self) -> crate::disk::host::Paths {
+        crate::disk::host::Paths {
+            helper: self.binary(),
+            backing: format!("{}/data.lazyfs", self.dir),
+            mount: self.data(),
+            socket: format!("{}/run/lazyfs.sock", self.dir),
+            state_dir: crate::net::DEFAULT_STATE_DIR.to_string(),
+        }
     }
 }
 

@@ -1,0 +1,742 @@
+//! [`LazyFs`]: a FUSE pass-through to a backing directory whose un-synced
+//! writes a power loss can drop, as Jepsen's LazyFS does. The file system
+//! passes every call through to the backing directory and keeps, in
+//! [`Unsynced`], what each write overwrote until an fsync (fsync, fdatasync,
+//! a file opened O_SYNC or O_DSYNC; for a create, an fsync of its directory)
+//! makes it durable.
+//!
+//! Inode numbers are the backing files' own (the root is 1, and whatever
+//! file had 1 gets the root's), and a node's path is rebuilt from the
+//! parent and name it was last found under. Attributes and entries are never
+//! cached by the kernel (a TTL of 0): a power loss changes sizes and removes
+//! files behind its back.
+
+use super::cache::{Loss, Lost, Unsynced};
+use fuser::{
+    Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo, LockOwner,
+    OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory, ReplyEmpty,
+    ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite, Request, TimeOrNow, WriteFlags,
+};
+use std::collections::HashMap;
+use std::ffi::{OsStr, OsString};
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::unix::fs::{DirEntryExt, FileExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+const TTL: Duration = Duration::ZERO;
+
+/// How deep a path may be rebuilt from parents (a cycle would be a bug).
+const MAX_DEPTH: usize = 4096;
+
+/// The file system's state; one lock, since the nodes write from one thread.
+#[derive(Default)]
+struct State {
+    /// Inode -> (parent inode, name), for every inode found so far.
+    nodes: HashMap<u64, (u64, OsString)>,
+    handles: HashMap<u64, Handle>,
+    next_fh: u64,
+    unsynced: Unsynced,
+}
+
+struct Handle {
+    file: File,
+    ino: u64,
+    /// Opened O_SYNC or O_DSYNC: every write is durable when it returns.
+    sync: bool,
+}
+
+/// The shared half of a mounted [`LazyFs`]: what the control socket acts on.
+#[derive(Clone)]
+pub struct Control {
+    backing: Arc<PathBuf>,
+    state: Arc<Mutex<State>>,
+}
+
+impl Control {
+    /// Drops every un-synced change (or keeps a prefix of each file's last
+    /// write), as a power loss would; returns what was lost.
+    pub fn lose(&self, loss: Loss) -> io::Result<Vec<Lost>> {
+        let mut state = lock(&self.state);
+        let State {
+            nodes, unsynced, ..
+        } = &mut *state;
+        let backing = self.backing.as_path();
+        unsynced.lose(loss, |ino| path_in(backing, nodes, ino).ok())
+    }
+
+    /// (files with un-synced writes, un-synced creates, bytes held, files written back).
+    pub fn pending(&self) -> (usize, usize, u64, u64) {
+        let state = lock(&self.state);
+        let (files, created, held) = state.unsynced.pending();
+        (files, created, held, state.unsynced.written_back)
+    }
+}
+
+pub struct LazyFs {
+    control: Control,
+    /// The backing directory's own inode number (shown as 1).
+    root_ino: u64,
+}
+
+fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
+    state.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The backing path of `ino`.
+fn path_in(backing: &Path, nodes: &HashMap<u64, (u64, OsString)>, ino: u64) -> io::Result<PathBuf> {
+    let mut names = Vec::new();
+    let mut at = ino;
+    while at != INodeNo::ROOT.0 {
+        let (parent, name) = nodes
+            .get(&at)
+            .ok_or_else(|| io::Error::from_raw_os_error(libc::ENOENT))?;
+        names.push(name.as_os_str());
+        at = *parent;
+        if names.len() > MAX_DEPTH {
+            return Err(io::Error::from_raw_os_error(libc::ELOOP));
+        }
+    }
+    let mut path = backing.to_path_buf();
+    path.extend(names.iter().rev());
+    Ok(path)
+}
+
+impl LazyFs {
+    pub fn new(backing: &Path) -> io::Result<(LazyFs, Control)> {
+        let root_ino = std::fs::metadata(backing)?.ino();
+        let control = Control {
+            backing: Arc::new(backing.to_path_buf()),
+            state: Arc::default(),
+        };
+        Ok((
+            LazyFs {
+                control: control.clone(),
+                root_ino,
+            },
+            control,
+        ))
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        lock(&self.control.state)
+    }
+
+    /// The inode number shown for a backing inode number (root and 1 swap).
+    fn shown(&self, backing_ino: u64) -> u64 {
+        if backing_ino == self.root_ino {
+            INodeNo::ROOT.0
+        } else if backing_ino == INodeNo::ROOT.0 {
+            self.root_ino
+        } else {
+            backing_ino
+        }
+    }
+
+    fn path(&self, ino: INodeNo) -> io::Result<PathBuf> {
+        path_in(&self.control.backing, &self.state().nodes, ino.0)
+    }
+
+    fn child(&self, parent: INodeNo, name: &OsStr) -> io::Result<PathBuf> {
+        Ok(self.path(parent)?.join(name))
+    }
+
+    fn attr(&self, meta: &std::fs::Metadata) -> FileAttr {
+        let time = |s: i64, ns: i64| {
+            if s >= 0 {
+                UNIX_EPOCH + Duration::new(s as u64, ns as u32)
+            } else {
+                UNIX_EPOCH
+            }
+        };
+        FileAttr {
+            ino: INodeNo(self.shown(meta.ino())),
+            size: meta.size(),
+            blocks: meta.blocks(),
+            atime: time(meta.atime(), meta.atime_nsec()),
+            mtime: time(meta.mtime(), meta.mtime_nsec()),
+            ctime: time(meta.ctime(), meta.ctime_nsec()),
+            crtime: UNIX_EPOCH,
+            kind: kind(meta.file_type()),
+            perm: (meta.mode() & 0o7777) as u16,
+            nlink: meta.nlink() as u32,
+            uid: meta.uid(),
+            gid: meta.gid(),
+            rdev: meta.rdev() as u32,
+            blksize: meta.blksize() as u32,
+            flags: 0,
+        }
+    }
+
+    /// Finds `name` in `parent`, remembers where it is, returns its attributes.
+    fn found(&self, parent: INodeNo, name: &OsStr) -> io::Result<FileAttr> {
+        let meta = std::fs::symlink_metadata(self.child(parent, name)?)?;
+        let attr = self.attr(&meta);
+        self.state()
+            .nodes
+            .insert(attr.ino.0, (parent.0, name.to_os_string()));
+        Ok(attr)
+    }
+
+    fn add_handle(&self, file: File, ino: u64, sync: bool) -> FileHandle {
+        let mut state = self.state();
+        state.next_fh += 1;
+        let fh = state.next_fh;
+        state.handles.insert(fh, Handle { file, ino, sync });
+        FileHandle(fh)
+    }
+
+    /// Runs `f` on the open file `fh`, under the lock.
+    fn with_handle<T>(
+        &self,
+        fh: FileHandle,
+        f: impl FnOnce(&Handle, &mut Unsynced) -> io::Result<T>,
+    ) -> io::Result<T> {
+        let mut state = self.state();
+        let State {
+            handles, unsynced, ..
+        } = &mut *state;
+        let handle = handles
+            .get(&fh.0)
+            .ok_or_else(|| io::Error::from_raw_os_error(libc::EBADF))?;
+        f(handle, unsynced)
+    }
+}
+
+fn kind(t: std::fs::FileType) -> FileType {
+    use std::os::unix::fs::FileTypeExt;
+    if t.is_dir() {
+        FileType::Directory
+    } else if t.is_symlink() {
+        FileType::Symlink
+    } else if t.is_fifo() {
+        FileType::NamedPipe
+    } else if t.is_socket() {
+        FileType::Socket
+    } else if t.is_block_device() {
+        FileType::BlockDevice
+    } else if t.is_char_device() {
+        FileType::CharDevice
+    } else {
+        FileType::RegularFile
+    }
+}
+
+/// Open options for the backing file from the flags the kernel passed: the
+/// access mode (a writer reads too: what a write overwrites is kept) and
+/// sync flags; never O_APPEND (the kernel gives each write its offset),
+/// O_TRUNC or O_CREAT (done as their own calls).
+fn open_options(flags: i32) -> (OpenOptions, bool) {
+    let mut o = OpenOptions::new();
+    match flags & libc::O_ACCMODE {
+        libc::O_WRONLY | libc::O_RDWR => o.read(true).write(true),
+        _ => o.read(true),
+    };
+    let sync = flags & (libc::O_SYNC | libc::O_DSYNC);
+    o.custom_flags(sync | (flags & libc::O_NOFOLLOW));
+    (o, sync != 0)
+}
+
+/// utimensat on the path itself (a directory or a read-only file too).
+fn set_times(path: &Path, atime: Option<TimeOrNow>, mtime: Option<TimeOrNow>) -> io::Result<()> {
+    let spec = |t: Option<TimeOrNow>| match t {
+        None => libc::timespec {
+            tv_sec: 0,
+            tv_nsec: libc::UTIME_OMIT,
+        },
+        Some(TimeOrNow::Now) => libc::timespec {
+            tv_sec: 0,
+            tv_nsec: libc::UTIME_NOW,
+        },
+        Some(TimeOrNow::SpecificTime(t)) => {
+            let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+            libc::timespec {
+                tv_sec: d.as_secs() as libc::time_t,
+                tv_nsec: libc::c_long::from(d.subsec_nanos() as i32),
+            }
+        }
+    };
+    let times = [spec(atime), spec(mtime)];
+    let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes())
+        .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    // SAFETY: a NUL-terminated path and two timespecs, as utimensat takes.
+    let rc = unsafe {
+        libc::utimensat(
+            libc::AT_FDCWD,
+            c.as_ptr(),
+            times.as_ptr(),
+            libc::AT_SYMLINK_NOFOLLOW,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+fn to_errno(e: io::Error) -> Errno {
+    Errno::from(e)
+}
+
+impl Filesystem for LazyFs {
+    fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+        match self.found(parent, name) {
+            Ok(attr) => reply.entry(&TTL, &attr, Generation(0)),
+            Err(e) => reply.error(to_errno(e)),
+        }
+    }
+
+    fn getattr(&self, _req: &Request, ino: INodeNo, fh: Option<FileHandle>, reply: ReplyAttr) {
+        let meta = match fh {
+            Some(fh) => self.with_handle(fh, |h, _| h.file.metadata()),
+            None => self.path(ino).and_then(std::fs::symlink_metadata),
+        };
+        match meta {
+            Ok(m) => reply.attr(&TTL, &self.attr(&m)),
+            Err(e) => reply.error(to_errno(e)),
+        }
+    }
+
+    fn setattr(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        mode: Option<u32>,
+        uid: Option<u32>,
+        gid: Option<u32>,
+        size: Option<u64>,
+        atime: Option<TimeOrNow>,
+        mtime: Option<TimeOrNow>,
+        _ctime: Option<SystemTime>,
+        fh: Option<FileHandle>,
+        _crtime: Option<SystemTime>,
+        _chgtime: Option<SystemTime>,
+        _bkuptime: Option<SystemTime>,
+        _flags: Option<fuser::BsdFileFlags>,
+        reply: ReplyAttr,
+    ) {
+        let result = (|| -> io::Result<std::fs::Metadata> {
+            let path = self.path(ino)?;
+            if let Some(mode) = mode {
+                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode & 0o7777))?;
+            }
+            if uid.is_some() || gid.is_some() {
+                std::os::unix::fs::lchown(&path, uid, gid)?;
+            }
+            if let Some(size) = size {
+                let file = OpenOptions::new().read(true).write(true).open(&path)?;
+                self.state().unsynced.before_truncate(ino.0, &file, size)?;
+                file.set_len(size)?;
+            }
+            if atime.is_some() || mtime.is_some() {
+                set_times(&path, atime, mtime)?;
+            }
+            let _ = fh;
+            std::fs::symlink_metadata(&path)
+        })();
+        match result {
+            Ok(m) => reply.attr(&TTL, &self.attr(&m)),
+            Err(e) => reply.error(to_errno(e)),
+        }
+    }
+
+    fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
+        match self.path(ino).and_then(std::fs::read_link) {
+            Ok(target) => reply.data(target.as_os_str().as_encoded_bytes()),
+            Err(e) => reply.error(to_errno(e)),
+        }
+    }
+
+    fn mkdir(
+        &self,
+        _req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        mode: u32,
+        umask: u32,
+        reply: ReplyEntry,
+    ) {
+        let result = (|| {
+            let path = self.child(parent, name)?;
+            std::fs::create_dir(&path)?;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode & !umask))?;
+            let attr = self.found(parent, name)?;
+            self.state().unsynced.created(attr.ino.0);
+            Ok(attr)
+        })();
+        match result {
+            Ok(attr) => reply.entry(&TTL, &attr, Generation(0)),
+            Err(e) => reply.error(to_errno(e)),
+        }
+    }
+
+    fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let result = (|| {
+            let path = self.child(parent, name)?;
+            let ino = self.shown(std::fs::symlink_metadata(&path)?.ino());
+            std::fs::remove_file(&path)?;
+            let mut state = self.state();
+            state.unsynced.forget(ino);
+            state.nodes.remove(&ino);
+            Ok(())
+        })();
+        match result {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(to_errno(e)),
+        }
+    }
+
+    fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let result = (|| {
+            let path = self.child(parent, name)?;
+            let ino = self.shown(std::fs::symlink_metadata(&path)?.ino());
+            std::fs::remove_dir(&path)?;
+            let mut state = self.state();
+            state.unsynced.forget(ino);
+            state.nodes.remove(&ino);
+            Ok(())
+        })();
+        match result {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(to_errno(e)),
+        }
+    }
+
+    fn symlink(
+        &self,
+        _req: &Request,
+        parent: INodeNo,
+        link_name: &OsStr,
+        target: &Path,
+        reply: ReplyEntry,
+    ) {
+        let result = (|| {
+            std::os::unix::fs::symlink(target, self.child(parent, link_name)?)?;
+            let attr = self.found(parent, link_name)?;
+            self.state().unsynced.created(attr.ino.0);
+            Ok(attr)
+        })();
+        match result {
+            Ok(attr) => reply.entry(&TTL, &attr, Generation(0)),
+            Err(e) => reply.error(to_errno(e)),
+        }
+    }
+
+    fn rename(
+        &self,
+        _req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        newparent: INodeNo,
+        newname: &OsStr,
+        flags: RenameFlags,
+        reply: ReplyEmpty,
+    ) {
+        if !flags.is_empty() {
+            return reply.error(Errno::EINVAL);
+        }
+        let result = (|| {
+            let from = self.child(parent, name)?;
+            let to = self.child(newparent, newname)?;
+            let moved = self.shown(std::fs::symlink_metadata(&from)?.ino());
+            let replaced = std::fs::symlink_metadata(&to)
+                .ok()
+                .map(|m| self.shown(m.ino()));
+            std::fs::rename(&from, &to)?;
+            let mut state = self.state();
+            if let Some(r) = replaced.filter(|&r| r != moved) {
+                state.unsynced.forget(r);
+                state.nodes.remove(&r);
+            }
+            state
+                .nodes
+                .insert(moved, (newparent.0, newname.to_os_string()));
+            Ok(())
+        })();
+        match result {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(to_errno(e)),
+        }
+    }
+
+    fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        let (options, sync) = open_options(flags.0);
+        match self.path(ino).and_then(|p| options.open(p)) {
+            Ok(file) => reply.opened(self.add_handle(file, ino.0, sync), FopenFlags::empty()),
+            Err(e) => reply.error(to_errno(e)),
+        }
+    }
+
+    fn create(
+        &self,
+        _req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        mode: u32,
+        umask: u32,
+        flags: i32,
+        reply: ReplyCreate,
+    ) {
+        let result = (|| {
+            let path = self.child(parent, name)?;
+            let (mut options, sync) = open_options(flags);
+            let existed = std::fs::symlink_metadata(&path).is_ok();
+            options
+                .write(true)
+                .create(true)
+                .create_new(flags & libc::O_EXCL != 0)
+                .mode(mode & !umask);
+            let file = options.open(&path)?;
+            let attr = self.found(parent, name)?;
+            if !existed {
+                self.state().unsynced.created(attr.ino.0);
+            } else if flags & libc::O_TRUNC != 0 {
+                self.state()
+                    .unsynced
+                    .before_truncate(attr.ino.0, &file, 0)?;
+                file.set_len(0)?;
+            }
+            let attr = self.attr(&file.metadata()?);
+            Ok((attr, self.add_handle(file, attr.ino.0, sync)))
+        })();
+        match result {
+            Ok((attr, fh)) => reply.created(&TTL, &attr, Generation(0), fh, FopenFlags::empty()),
+            Err(e) => reply.error(to_errno(e)),
+        }
+    }
+
+    fn read(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        size: u32,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        reply: ReplyData,
+    ) {
+        let result = self.with_handle(fh, |h, _| {
+            let mut buf = vec![0u8; size as usize];
+            let mut got = 0usize;
+            while got < buf.len() {
+                match h.file.read_at(&mut buf[got..], offset + got as u64)? {
+                    0 => break,
+                    n => got += n,
+                }
+            }
+            buf.truncate(got);
+            Ok(buf)
+        });
+        match result {
+            Ok(data) => reply.data(&data),
+            Err(e) => reply.error(to_errno(e)),
+        }
+    }
+
+    fn write(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        data: &[u8],
+        _write_flags: WriteFlags,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        reply: ReplyWrite,
+    ) {
+        let result = self.with_handle(fh, |h, unsynced| {
+            if h.sync {
+                h.file.write_all_at(data, offset)?;
+                h.file.sync_data()?;
+                unsynced.synced(h.ino);
+            } else {
+                unsynced.before_write(h.ino, &h.file, offset, data)?;
+                h.file.write_all_at(data, offset)?;
+            }
+            Ok(data.len() as u32)
+        });
+        match result {
+            Ok(n) => reply.written(n),
+            Err(e) => reply.error(to_errno(e)),
+        }
+    }
+
+    fn flush(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _lock_owner: LockOwner,
+        reply: ReplyEmpty,
+    ) {
+        reply.ok();
+    }
+
+    fn release(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        _flush: bool,
+        reply: ReplyEmpty,
+    ) {
+        self.state().handles.remove(&fh.0);
+        reply.ok();
+    }
+
+    fn fsync(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        datasync: bool,
+        reply: ReplyEmpty,
+    ) {
+        let result = self.with_handle(fh, |h, unsynced| {
+            if datasync {
+                h.file.sync_data()?;
+            } else {
+                h.file.sync_all()?;
+            }
+            unsynced.synced(h.ino);
+            Ok(())
+        });
+        match result {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(to_errno(e)),
+        }
+    }
+
+    fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        match self.path(ino).and_then(File::open) {
+            Ok(dir) => reply.opened(self.add_handle(dir, ino.0, false), FopenFlags::empty()),
+            Err(e) => reply.error(to_errno(e)),
+        }
+    }
+
+    fn readdir(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        offset: u64,
+        mut reply: ReplyDirectory,
+    ) {
+        let entries = (|| -> io::Result<Vec<(u64, FileType, OsString)>> {
+            let path = self.path(ino)?;
+            let parent = match ino.0 {
+                1 => 1,
+                _ => self.state().nodes.get(&ino.0).map_or(1, |n| n.0),
+            };
+            let mut out = vec![
+                (ino.0, FileType::Directory, ".".into()),
+                (parent, FileType::Directory, "..".into()),
+            ];
+            for entry in std::fs::read_dir(&path)? {
+                let entry = entry?;
+                out.push((
+                    self.shown(entry.ino()),
+                    kind(entry.file_type()?),
+                    entry.file_name(),
+                ));
+            }
+            Ok(out)
+        })();
+        match entries {
+            Ok(entries) => {
+                for (i, (ino, kind, name)) in entries.iter().enumerate().skip(offset as usize) {
+                    if reply.add(INodeNo(*ino), i as u64 + 1, *kind, name) {
+                        break;
+                    }
+                }
+                reply.ok();
+            }
+            Err(e) => reply.error(to_errno(e)),
+        }
+    }
+
+    fn releasedir(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        _flags: OpenFlags,
+        reply: ReplyEmpty,
+    ) {
+        self.state().handles.remove(&fh.0);
+        reply.ok();
+    }
+
+    fn fsyncdir(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        fh: FileHandle,
+        _datasync: bool,
+        reply: ReplyEmpty,
+    ) {
+        let result = self.with_handle(fh, |h, _| h.file.sync_all()).map(|()| {
+            let mut state = self.state();
+            let State {
+                nodes, unsynced, ..
+            } = &mut *state;
+            unsynced.dir_synced(ino.0, |child| nodes.get(&child).map(|n| n.0));
+        });
+        match result {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(to_errno(e)),
+        }
+    }
+
+    fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
+        let Ok(path) = std::ffi::CString::new(self.control.backing.as_os_str().as_encoded_bytes())
+        else {
+            return reply.error(Errno::EINVAL);
+        };
+        let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+        // SAFETY: a NUL-terminated path and a zeroed struct statvfs to fill.
+        if unsafe { libc::statvfs(path.as_ptr(), &mut st) } != 0 {
+            return reply.error(to_errno(io::Error::last_os_error()));
+        }
+        reply.statfs(
+            st.f_blocks,
+            st.f_bfree,
+            st.f_bavail,
+            st.f_files,
+            st.f_ffree,
+            st.f_bsize as u32,
+            st.f_namemax as u32,
+            st.f_frsize as u32,
+        );
+    }
+
+    /// No extended attributes: the kernel stops asking after this answer.
+    fn getxattr(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _name: &OsStr,
+        _size: u32,
+        reply: fuser::ReplyXattr,
+    ) {
+        reply.error(Errno::ENOSYS);
+    }
+
+    fn listxattr(&self, _req: &Request, _ino: INodeNo, _size: u32, reply: fuser::ReplyXattr) {
+        reply.error(Errno::ENOSYS);
+    }
+
+    fn access(&self, _req: &Request, ino: INodeNo, _mask: fuser::AccessFlags, reply: ReplyEmpty) {
+        match self.path(ino).and_then(std::fs::symlink_metadata) {
+            Ok(_) => reply.ok(),
+            Err(e) => reply.error(to_errno(e)),
+        }
+    }
+}
