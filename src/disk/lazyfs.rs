@@ -143,6 +143,29 @@ impl LazyFs {
         Ok(self.path(parent)?.join(name))
     }
 
+    /// unlink and rmdir: passed through, and the node forgotten.
+    fn remove(
+        &self,
+        parent: INodeNo,
+        name: &OsStr,
+        remove: fn(&std::path::Path) -> io::Result<()>,
+        reply: ReplyEmpty,
+    ) {
+        let result = (|| {
+            let path = self.child(parent, name)?;
+            let ino = self.shown(std::fs::symlink_metadata(&path)?.ino());
+            remove(&path)?;
+            let mut state = self.state();
+            state.unsynced.forget(ino);
+            state.nodes.remove(&ino);
+            Ok(())
+        })();
+        match result {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(to_errno(e)),
+        }
+    }
+
     fn attr(&self, meta: &std::fs::Metadata) -> FileAttr {
         let time = |s: i64, ns: i64| {
             if s >= 0 {
@@ -374,35 +397,11 @@ impl Filesystem for LazyFs {
     }
 
     fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        let result = (|| {
-            let path = self.child(parent, name)?;
-            let ino = self.shown(std::fs::symlink_metadata(&path)?.ino());
-            std::fs::remove_file(&path)?;
-            let mut state = self.state();
-            state.unsynced.forget(ino);
-            state.nodes.remove(&ino);
-            Ok(())
-        })();
-        match result {
-            Ok(()) => reply.ok(),
-            Err(e) => reply.error(to_errno(e)),
-        }
+        self.remove(parent, name, |p| std::fs::remove_file(p), reply);
     }
 
     fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        let result = (|| {
-            let path = self.child(parent, name)?;
-            let ino = self.shown(std::fs::symlink_metadata(&path)?.ino());
-            std::fs::remove_dir(&path)?;
-            let mut state = self.state();
-            state.unsynced.forget(ino);
-            state.nodes.remove(&ino);
-            Ok(())
-        })();
-        match result {
-            Ok(()) => reply.ok(),
-            Err(e) => reply.error(to_errno(e)),
-        }
+        self.remove(parent, name, |p| std::fs::remove_dir(p), reply);
     }
 
     fn symlink(
