@@ -648,7 +648,9 @@ fn every_sh_command_is_run_somewhere() {
 fn subcommand(synopsis: &str) -> Vec<&str> {
     let words: Vec<&str> = synopsis.split_whitespace().skip(1).collect();
     match words.first() {
-        Some(w @ (&"bench" | &"cluster" | &"clock" | &"results")) => vec![w, words[1]],
+        Some(w @ (&"bench" | &"cluster" | &"clock" | &"results" | &"lazyfs")) => {
+            vec![w, words[1]]
+        }
         Some(w) => vec![w],
         None => vec![],
     }

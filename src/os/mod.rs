@@ -45,6 +45,16 @@ impl Requirement {
     }
 }
 
+/// What disk faults need on every host: `faultline lazyfs` mounts with
+/// mount(2) as root and through fusermount3 otherwise, on /dev/fuse.
+pub fn fuse_requirement() -> Requirement {
+    Requirement {
+        what: "fuse3".into(),
+        check: "command -v fusermount3 >/dev/null && [ -c /dev/fuse ]".into(),
+        package: Some("fuse3".into()),
+    }
+}
+
 /// What faults and nodes need on every host, with `dir` as faultline's directory.
 pub fn requirements(dir: &str) -> Vec<Requirement> {
     let probe = shell_quote(&format!("{dir}/.write-test"));
@@ -59,13 +69,6 @@ pub fn requirements(dir: &str) -> Vec<Requirement> {
                 LIBFAKETIME_PATHS.join(" ")
             ),
             package: Some("libfaketime".into()),
-        },
-        // Disk faults: `faultline lazyfs` mounts with mount(2) as root and
-        // through fusermount3 otherwise (dropped by deploy without them).
-        Requirement {
-            what: "fuse3".into(),
-            check: "command -v fusermount3 >/dev/null && [ -c /dev/fuse ]".into(),
-            package: Some("fuse3".into()),
         },
         Requirement::tool("sha256sum", "coreutils"),
         Requirement::tool("setsid", "util-linux"),

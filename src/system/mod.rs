@@ -484,8 +484,8 @@ pub fn deploy(
     if !options.faketime {
         reqs.retain(|r| r.what != "libfaketime");
     }
-    if !options.lazyfs {
-        reqs.retain(|r| r.what != "fuse3");
+    if options.lazyfs {
+        reqs.push(crate::os::fuse_requirement());
     }
     reqs.extend(system.requirements());
     crate::os::prepare(&remotes, &reqs, options.install)?;
