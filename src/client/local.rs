@@ -52,11 +52,7 @@ impl LocalCluster {
         n: usize,
         args: &[&str],
     ) -> std::io::Result<LocalCluster> {
-        let mut cluster = LocalCluster::new(exe, system, n, args)?;
-        for i in 0..n {
-            cluster.start_node(i)?;
-        }
-        Ok(cluster)
+        LocalCluster::new(exe, system, n, args)?.started()
     }
 
     /// As [`LocalCluster::start`], with each node's data directory on its
@@ -71,10 +67,15 @@ impl LocalCluster {
         for i in 0..n {
             cluster.mount_lazyfs(i)?;
         }
-        for i in 0..n {
-            cluster.start_node(i)?;
+        cluster.started()
+    }
+
+    /// Starts every node.
+    fn started(mut self) -> std::io::Result<LocalCluster> {
+        for i in 0..self.nodes.len() {
+            self.start_node(i)?;
         }
-        Ok(cluster)
+        Ok(self)
     }
 
     /// Mounts a lazy file system on node `i`'s data directory and waits
