@@ -375,7 +375,7 @@ impl Filesystem for LazyFs {
 
     fn mkdir(
         &self,
-        _req: &Request,
+        req: &Request,
         parent: INodeNo,
         name: &OsStr,
         mode: u32,
@@ -386,6 +386,7 @@ impl Filesystem for LazyFs {
             let path = self.child(parent, name)?;
             std::fs::create_dir(&path)?;
             std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode & !umask))?;
+            owned_by_caller(&path, req)?;
             let attr = self.found(parent, name)?;
             self.state().unsynced.created(attr.ino.0);
             Ok(attr)
@@ -406,14 +407,16 @@ impl Filesystem for LazyFs {
 
     fn symlink(
         &self,
-        _req: &Request,
+        req: &Request,
         parent: INodeNo,
         link_name: &OsStr,
         target: &Path,
         reply: ReplyEntry,
     ) {
         let result = (|| {
-            std::os::unix::fs::symlink(target, self.child(parent, link_name)?)?;
+            let path = self.child(parent, link_name)?;
+            std::os::unix::fs::symlink(target, &path)?;
+            owned_by_caller(&path, req)?;
             let attr = self.found(parent, link_name)?;
             self.state().unsynced.created(attr.ino.0);
             Ok(attr)
@@ -471,7 +474,7 @@ impl Filesystem for LazyFs {
 
     fn create(
         &self,
-        _req: &Request,
+        req: &Request,
         parent: INodeNo,
         name: &OsStr,
         mode: u32,
@@ -489,6 +492,9 @@ impl Filesystem for LazyFs {
                 .create_new(flags & libc::O_EXCL != 0)
                 .mode(mode & !umask);
             let file = options.open(&path)?;
+            if !existed {
+                owned_by_caller(&path, req)?;
+            }
             let attr = self.found(parent, name)?;
             if !existed {
                 self.state().unsynced.created(attr.ino.0);
@@ -738,4 +744,15 @@ impl Filesystem for LazyFs {
             Err(e) => reply.error(to_errno(e)),
         }
     }
+}
+
+/// Gives what a caller just made to the caller, as a disk would: the
+/// helper runs as root, and a node running as its own user (PostgreSQL
+/// checks that it owns its data directory) must own its files.
+fn owned_by_caller(path: &Path, req: &Request) -> std::io::Result<()> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return Ok(());
+    }
+    std::os::unix::fs::lchown(path, Some(req.uid()), Some(req.gid()))
 }

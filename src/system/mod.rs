@@ -506,6 +506,18 @@ pub fn deploy(
 
     let started = Instant::now();
     db.wait_ready(options.ready_timeout)?;
+    if options.lazyfs {
+        // What the set-up wrote is made durable before the workload, as
+        // on a machine up for a while: a power loss then takes only what
+        // the run wrote since. (Redis 7.0, for one, never fsyncs the
+        // directory that holds the appendonlydir it makes at first start;
+        // PostgreSQL's initdb runs with --no-sync.)
+        let data = shell_quote(&layout.data());
+        on_all(&remotes, |r| {
+            r.run(&format!("find {data} -exec sync {{}} +"), CONTROL_TIMEOUT)
+                .map(drop)
+        })?;
+    }
     timings.ready_ms = ms(started);
     Ok((db, timings))
 }
@@ -623,12 +635,18 @@ pub fn download_node_logs(
 }
 
 /// Empties `dir` on `host` (its node must be stopped): a wiped node starts
-/// with no data.
+/// with no data. The directory itself stays: it may be a mount point (the
+/// lazy file system of disk faults).
 pub fn wipe_dir(host: &Host, dir: &str) -> Result<(), DbError> {
-    let dir = shell_quote(dir);
-    host.remote
-        .run(&format!("rm -rf {dir} && mkdir -p {dir}"), CONTROL_TIMEOUT)?;
+    host.remote.run(&empty_dir(&shell_quote(dir)), CONTROL_TIMEOUT)?;
     Ok(())
+}
+
+/// The shell command that makes `dir` (quoted) an empty directory, keeping
+/// the directory itself: it may be a mount point (the lazy file system of
+/// disk faults), which `rm -rf` cannot remove.
+pub fn empty_dir(dir: &str) -> String {
+    format!("mkdir -p {dir} && find {dir} -mindepth 1 -maxdepth 1 -exec rm -rf {{}} +")
 }
 
 /// Creates `host`'s libfaketime offset file ([`Layout::faketime_file`])
@@ -665,17 +683,24 @@ pub fn explain_not_ready(db: &dyn Db, node: &str, addr: &str, why: &str) -> Stri
     )
 }
 
-/// Checks `db_options:` for a system whose options are all booleans:
-/// each is one of `known` (name, what it does) and true or false; the
-/// error names the option at fault and, for an unknown one, those it has.
-pub fn check_bool_options(
+/// The values an option of `db_options:` takes.
+#[derive(Debug, Clone, Copy)]
+pub enum Values {
+    Bool,
+    OneOf(&'static [&'static str]),
+}
+
+/// Checks `db_options:` against the options a system has (`known`: name,
+/// what it does, its values); the error names the option at fault and,
+/// for an unknown one, those the system has.
+pub fn check_options_against(
     system: &str,
-    known: &[(&str, &str)],
+    known: &[(&str, &str, Values)],
     options: &DbOptions,
 ) -> Result<(), (String, String)> {
     for (name, value) in options {
-        if !known.iter().any(|(n, _)| n == name) {
-            let names: Vec<&str> = known.iter().map(|(n, _)| *n).collect();
+        let Some((_, _, values)) = known.iter().find(|(n, _, _)| n == name) else {
+            let names: Vec<&str> = known.iter().map(|(n, _, _)| *n).collect();
             return Err((
                 name.clone(),
                 format!(
@@ -684,9 +709,18 @@ pub fn check_bool_options(
                     names.join(", ")
                 ),
             ));
-        }
-        if !value.is_bool() {
-            return Err((name.clone(), format!("`{name}` is true or false")));
+        };
+        match values {
+            Values::Bool if !value.is_bool() => {
+                return Err((name.clone(), format!("`{name}` is true or false")));
+            }
+            Values::OneOf(words) if !value.as_str().is_some_and(|v| words.contains(&v)) => {
+                return Err((
+                    name.clone(),
+                    format!("`{name}` is one of: {}", words.join(", ")),
+                ));
+            }
+            _ => {}
         }
     }
     Ok(())

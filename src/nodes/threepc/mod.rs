@@ -20,7 +20,10 @@
 //! are, and commits if any committed or pre-committed, aborts if any aborted
 //! or never voted yes, and aborts if all are uncertain. With nobody
 //! answering, it decides by its own state: uncertain aborts, pre-committed
-//! commits. A restarted participant asks at once.
+//! commits. A restarted node asks at once about every transaction it was
+//! in doubt about, or had pre-decided as coordinator without deciding; it
+//! answers others `uncertain` meanwhile and waits for answers rather than
+//! decide blind, since they may have ended it without it while it was down.
 //!
 //! That last rule is 3PC's textbook weakness: it assumes that a node that
 //! does not answer has crashed. Under a network partition the side with
@@ -123,6 +126,10 @@ struct Active {
 struct Voted {
     participants: Vec<String>,
     pre_committed: bool,
+    /// Read back from the data file after a crash: others may have ended
+    /// the transaction while this node was down, so it answers
+    /// `Uncertain` and decides only on what it hears, never by timeout.
+    recovered: bool,
     /// When it entered its state (the timeout counts from here).
     since: Instant,
     /// The termination protocol under way: when it asked, and the answers.
@@ -388,7 +395,8 @@ impl Node {
 
     /// Rebuilds the participant's data and states from the data file. A
     /// transaction still in doubt asks the others at once (its timeout is
-    /// taken as passed); one this node pre-decided as coordinator commits.
+    /// taken as passed), and so does one this node pre-decided as
+    /// coordinator but had not decided.
     fn recover(&mut self, records: &[Record]) {
         let mut pre_decided: BTreeMap<TxnId, Vec<String>> = BTreeMap::new();
         for r in records {
@@ -410,6 +418,7 @@ impl Node {
                         Voted {
                             participants: participants.clone(),
                             pre_committed: false,
+                            recovered: true,
                             since: Instant::now(),
                             asked: None,
                         },
@@ -432,15 +441,32 @@ impl Node {
         for v in self.voted.values_mut() {
             v.since = long_ago;
         }
-        // Every participant voted yes to these: they commit.
-        for (txn, participants) in &pre_decided {
-            tracing::info!(%txn, "3pc recovered a pre-decision: committing");
-            self.record_commit(txn, participants);
+        // Every participant voted yes to these, but the participants may
+        // have ended them by the termination protocol while this node was
+        // down (all uncertain: abort). The coordinator asks them as a
+        // recovered participant would; with the bug, it commits alone.
+        let pre_decided_count = pre_decided.len();
+        for (txn, participants) in pre_decided {
+            if self.no_termination {
+                tracing::info!(%txn, "3pc recovered a pre-decision: committing alone");
+                self.record_commit(&txn, &participants);
+            } else if let Some(&commit) = self.outcomes.get(&txn) {
+                self.end_as_coordinator(&txn, &participants, commit);
+            } else {
+                tracing::info!(%txn, "3pc recovered a pre-decision: asking the participants");
+                self.voted.entry(txn).or_insert(Voted {
+                    participants,
+                    pre_committed: false,
+                    recovered: true,
+                    since: long_ago,
+                    asked: None,
+                });
+            }
         }
         tracing::info!(
             boot = self.boot,
             in_doubt = self.voted.len(),
-            pre_decided = pre_decided.len(),
+            pre_decided = pre_decided_count,
             decisions_pending = self.decided.len(),
             applied = self.participant.applied,
             "recovered"
@@ -517,6 +543,7 @@ impl Node {
                         Voted {
                             participants,
                             pre_committed: false,
+                            recovered: false,
                             since: Instant::now(),
                             asked: None,
                         },
@@ -719,7 +746,7 @@ impl Node {
             }
         }
         if let Some(v) = self.voted.get(txn) {
-            return if v.pre_committed {
+            return if v.pre_committed && !v.recovered {
                 TxnState::PreCommitted
             } else {
                 TxnState::Uncertain
@@ -770,13 +797,16 @@ impl Node {
         let mut others: BTreeSet<String> = v.participants.iter().cloned().collect();
         others.insert(txn.coord.clone());
         others.remove(&self.id);
-        let Some((commit, why)) = termination(
-            v.pre_committed,
-            &v.participants,
-            &others,
-            answers,
-            timed_out,
-        ) else {
+        let own = match (v.recovered, v.pre_committed) {
+            (true, _) => Own::Recovered,
+            (false, true) => Own::PreCommitted,
+            (false, false) => Own::Uncertain,
+        };
+        let Some((commit, why)) = termination(own, &v.participants, &others, answers, timed_out)
+        else {
+            if timed_out && own == Own::Recovered {
+                self.ask_again(txn, &others);
+            }
             return;
         };
         if why == Why::Timeout {
@@ -795,6 +825,12 @@ impl Node {
             );
         }
         tracing::info!(%txn, commit, why = ?why, "3pc termination");
+        if txn.coord == self.id && v.recovered {
+            let participants = v.participants.clone();
+            self.voted.remove(txn);
+            self.end_as_coordinator(txn, &participants, commit);
+            return;
+        }
         let tell: Vec<String> = v
             .participants
             .iter()
@@ -812,6 +848,56 @@ impl Node {
             );
         }
     }
+
+    /// A recovered node heard from not everyone: it asks the silent ones
+    /// again rather than decide blind (the answers so far are kept).
+    fn ask_again(&mut self, txn: &TxnId, others: &BTreeSet<String>) {
+        let Some(Voted {
+            asked: Some((at, answers)),
+            ..
+        }) = self.voted.get_mut(txn)
+        else {
+            return;
+        };
+        *at = Instant::now();
+        let silent: Vec<String> = others
+            .iter()
+            .filter(|o| !answers.contains_key(*o))
+            .cloned()
+            .collect();
+        tracing::debug!(%txn, ?silent, "3pc recovered: asking the silent ones again");
+        for to in silent {
+            self.send(&to, Msg::Query { txn: txn.clone() });
+        }
+    }
+
+    /// Ends a transaction this node coordinated and pre-decided before a
+    /// crash, as its participants' answers decided: a commit is recorded
+    /// and resent until every participant confirms; an abort is presumed
+    /// (nothing written) and told to each.
+    fn end_as_coordinator(&mut self, txn: &TxnId, participants: &[String], commit: bool) {
+        if commit {
+            self.record_commit(txn, participants);
+            return;
+        }
+        self.remember(txn, false);
+        for p in participants {
+            let msg = Msg::Decide {
+                txn: txn.clone(),
+                commit: false,
+            };
+            self.send(p, msg);
+        }
+    }
+}
+
+/// What the node running the termination protocol knows itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Own {
+    Uncertain,
+    PreCommitted,
+    /// Recovered after a crash (see [`Voted::recovered`]).
+    Recovered,
 }
 
 /// Why the termination protocol decided as it did.
@@ -830,12 +916,14 @@ enum Why {
     Timeout,
 }
 
-/// The termination protocol's rule, for a participant that is
-/// `pre_committed` or not, given the `answers` of `others` (the
-/// coordinator and the other participants): `Some((commit, why))` once
-/// they settle it, `None` while it must wait for more.
+/// The termination protocol's rule, for a node whose own state is `own`,
+/// given the `answers` of `others` (the coordinator and the other
+/// participants): `Some((commit, why))` once they settle it, `None` while
+/// it must wait for more. A recovered node's own pre-commit counts for
+/// nothing (others may have aborted without it), and it never decides by
+/// timeout.
 fn termination(
-    pre_committed: bool,
+    own: Own,
     participants: &[String],
     others: &BTreeSet<String>,
     answers: &BTreeMap<String, TxnState>,
@@ -850,12 +938,12 @@ fn termination(
         Some((true, Why::OtherCommitted))
     } else if heard(TxnState::Aborted) || participant_unknown {
         Some((false, Why::OtherAborted))
-    } else if heard(TxnState::PreCommitted) || pre_committed && all_answered {
+    } else if heard(TxnState::PreCommitted) || own == Own::PreCommitted && all_answered {
         Some((true, Why::PreCommitted))
     } else if all_answered {
         Some((false, Why::AllUncertain))
-    } else if timed_out {
-        Some((pre_committed, Why::Timeout))
+    } else if timed_out && own != Own::Recovered {
+        Some((own == Own::PreCommitted, Why::Timeout))
     } else {
         None
     }
@@ -871,9 +959,14 @@ mod tests {
 
     /// n2 asks; n1 coordinates; n2 and n3 participate.
     fn ask(pre: bool, of: &[(&str, TxnState)], timed_out: bool) -> Option<(bool, Why)> {
+        let own = if pre { Own::PreCommitted } else { Own::Uncertain };
+        ask_as(own, of, timed_out)
+    }
+
+    fn ask_as(own: Own, of: &[(&str, TxnState)], timed_out: bool) -> Option<(bool, Why)> {
         let participants = vec!["n2".to_string(), "n3".to_string()];
         let others = ["n1", "n3"].map(String::from).into_iter().collect();
-        termination(pre, &participants, &others, &answers(of), timed_out)
+        termination(own, &participants, &others, &answers(of), timed_out)
     }
 
     #[test]
@@ -918,6 +1011,33 @@ mod tests {
         assert_eq!(
             ask(true, &[("n3", Uncertain)], true),
             Some((true, Why::Timeout))
+        );
+    }
+
+    /// A node back from a crash: n3 and the coordinator may have aborted
+    /// by timeout while it was down (all uncertain), so its own pre-commit
+    /// must not make it commit, and silence must not make it decide.
+    #[test]
+    fn a_recovered_node_decides_only_on_what_it_hears() {
+        use TxnState::*;
+        let r = Own::Recovered;
+        assert_eq!(ask_as(r, &[], true), None);
+        assert_eq!(ask_as(r, &[("n3", Uncertain)], true), None);
+        assert_eq!(
+            ask_as(r, &[("n3", Uncertain), ("n1", Uncertain)], false),
+            Some((false, Why::AllUncertain))
+        );
+        assert_eq!(
+            ask_as(r, &[("n3", Aborted)], false),
+            Some((false, Why::OtherAborted))
+        );
+        assert_eq!(
+            ask_as(r, &[("n1", PreCommitted)], false),
+            Some((true, Why::PreCommitted))
+        );
+        assert_eq!(
+            ask_as(r, &[("n3", Committed)], false),
+            Some((true, Why::OtherCommitted))
         );
     }
 }

@@ -15,7 +15,7 @@ mod db;
 use crate::checker::logs::LogPatterns;
 use crate::cluster::Cluster;
 use crate::os::Requirement;
-use crate::system::{Clients, Db, DbError, DbOptions, DeployOptions, Endpoint, System};
+use crate::system::{Clients, Db, DbError, DbOptions, DeployOptions, Endpoint, System, Values};
 use crate::workload::Workload;
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,10 +24,11 @@ use std::time::Duration;
 pub struct Etcd;
 
 /// The options `db_options:` may set, and what each does.
-const OPTIONS: &[(&str, &str)] = &[(
+const OPTIONS: &[(&str, &str, Values)] = &[(
     "serializable_reads",
     "true: reads are served by the member asked, from its own state (possibly stale); \
      false (the default): linearizable reads",
+    Values::Bool,
 )];
 
 impl Etcd {
@@ -54,7 +55,7 @@ impl System for Etcd {
     }
 
     fn check_options(&self, options: &DbOptions) -> Result<(), (String, String)> {
-        crate::system::check_bool_options("etcd", OPTIONS, options)
+        crate::system::check_options_against("etcd", OPTIONS, options)
     }
 
     fn requirements(&self) -> Vec<Requirement> {

@@ -107,8 +107,9 @@ impl PostgresDb {
             "unix_socket_directories=".to_string(),
             format!("max_prepared_transactions={MAX_PREPARED_TRANSACTIONS}"),
             format!("max_connections={MAX_CONNECTIONS}"),
-            // Durable commits: a crash loses nothing acknowledged.
-            "fsync=on".to_string(),
+            // Durable commits: a crash loses nothing acknowledged (unless
+            // the test turns fsync off, to see a power loss lose commits).
+            format!("fsync={}", on_off(super::fsync(&self.options.db_options))),
             "synchronous_commit=on".to_string(),
             // Deadlocks found well within an operation's timeout (1 s, as
             // PostgreSQL's default wait before it looks): they then fail
@@ -424,4 +425,9 @@ impl Db for PostgresDb {
             .map(|h| vec![h.name.clone()])
             .ok_or_else(|| "a cluster without hosts".to_string())
     }
+}
+
+/// A boolean as PostgreSQL's settings write it.
+fn on_off(on: bool) -> &'static str {
+    if on { "on" } else { "off" }
 }

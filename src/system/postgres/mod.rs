@@ -4,13 +4,14 @@
 //! primary, over PostgreSQL's own protocol (tokio-postgres).
 //!
 //! What a run checks is PostgreSQL's isolation levels, as Jepsen's
-//! PostgreSQL analysis did: its one option, `db_options: {isolation:
-//! serializable | repeatable-read | read-committed}` (serializable by
-//! default), is the level every transaction of `list-append` and
-//! `rw-register` runs at. Faults on the primary (kill, pause, partitions,
-//! clock skew under libfaketime) test that committed transactions survive
-//! a crash and that the client tells a failed transaction from one whose
-//! commit went unanswered.
+//! PostgreSQL analysis did: `db_options: {isolation: serializable |
+//! repeatable-read | read-committed}` (serializable by default) is the
+//! level every transaction of `list-append` and `rw-register` runs at.
+//! Faults on the primary (kill, pause, partitions, clock skew under
+//! libfaketime, disk faults) test that committed transactions survive a
+//! crash and that the client tells a failed transaction from one whose
+//! commit went unanswered; `db_options: {fsync: false}` turns PostgreSQL's
+//! fsync off, which a power loss (`disk: {mode: lose-unfsynced}`) shows.
 //!
 //! The `bank` workload runs across all instances instead (`bank.rs`):
 //! accounts spread over them, a transfer between two instances one global
@@ -26,7 +27,7 @@ pub mod tm;
 use crate::checker::logs::LogPatterns;
 use crate::cluster::Cluster;
 use crate::os::Requirement;
-use crate::system::{Clients, Db, DbError, DbOptions, DeployOptions, Endpoint, System};
+use crate::system::{Clients, Db, DbError, DbOptions, DeployOptions, Endpoint, System, Values};
 use crate::workload::Workload;
 use std::sync::Arc;
 use std::time::Duration;
@@ -35,11 +36,28 @@ use std::time::Duration;
 pub struct Postgres;
 
 /// The options `db_options:` may set, and what each does.
-const OPTIONS: &[(&str, &str)] = &[(
-    "isolation",
-    "the isolation level of every transaction: serializable (the default), \
-     repeatable-read (PostgreSQL's snapshot isolation) or read-committed",
-)];
+const OPTIONS: &[(&str, &str, Values)] = &[
+    (
+        "isolation",
+        "the isolation level of every transaction: serializable (the default), \
+         repeatable-read (PostgreSQL's snapshot isolation) or read-committed",
+        Values::OneOf(&["serializable", "repeatable-read", "read-committed"]),
+    ),
+    (
+        "fsync",
+        "PostgreSQL's fsync setting: true (the default) or false, which \
+         acknowledges commits that a power loss (a lose-unfsynced disk fault) loses",
+        Values::Bool,
+    ),
+];
+
+/// The `fsync` option (checked already): true by default.
+pub fn fsync(options: &DbOptions) -> bool {
+    options
+        .get("fsync")
+        .and_then(serde_yaml_ng::Value::as_bool)
+        .unwrap_or(true)
+}
 
 /// A transaction isolation level PostgreSQL offers (read uncommitted is
 /// read committed there, so it is not offered).
@@ -100,30 +118,7 @@ impl System for Postgres {
     }
 
     fn check_options(&self, options: &DbOptions) -> Result<(), (String, String)> {
-        for (name, value) in options {
-            if !OPTIONS.iter().any(|(n, _)| n == name) {
-                let known: Vec<&str> = OPTIONS.iter().map(|(n, _)| *n).collect();
-                return Err((
-                    name.clone(),
-                    format!(
-                        "postgres has no option `{}`; it has: {}",
-                        crate::history::text::excerpt(name),
-                        known.join(", ")
-                    ),
-                ));
-            }
-            let levels: Vec<&str> = Isolation::ALL.iter().map(|i| i.name()).collect();
-            let known = value
-                .as_str()
-                .is_some_and(|s| Isolation::ALL.iter().any(|i| i.name() == s));
-            if !known {
-                return Err((
-                    name.clone(),
-                    format!("`{name}` is one of: {}", levels.join(", ")),
-                ));
-            }
-        }
-        Ok(())
+        crate::system::check_options_against("postgres", OPTIONS, options)
     }
 
     /// The server and initdb (Debian's postgresql-15, which the
@@ -210,7 +205,7 @@ mod tests {
     }
 
     #[test]
-    fn its_one_option_is_an_isolation_level_and_others_are_refused_by_name() {
+    fn isolation_is_a_level_and_unknown_options_are_refused_by_name() {
         for level in ["serializable", "repeatable-read", "read-committed"] {
             let o = options(&format!("isolation: {level}"));
             assert_eq!(Postgres.check_options(&o), Ok(()));
@@ -229,6 +224,18 @@ mod tests {
             .check_options(&options("isolaton: serializable"))
             .unwrap_err();
         assert_eq!(at, "isolaton");
-        assert!(why.contains("it has: isolation"), "{why}");
+        assert!(why.contains("it has: isolation, fsync"), "{why}");
+    }
+
+    #[test]
+    fn fsync_is_on_unless_turned_off() {
+        assert!(fsync(&DbOptions::new()));
+        let off = options("fsync: false");
+        assert_eq!(Postgres.check_options(&off), Ok(()));
+        assert!(!fsync(&off));
+        let (at, why) = Postgres
+            .check_options(&options("fsync: off"))
+            .unwrap_err();
+        assert_eq!((at.as_str(), why.as_str()), ("fsync", "`fsync` is true or false"));
     }
 }

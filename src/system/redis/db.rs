@@ -125,10 +125,11 @@ impl RedisDb {
         let mut server = format!(
             "# Written by faultline; Redis rewrites it when Sentinel changes its role.\n\
              bind {ip}\nport {port}\nprotected-mode no\ndaemonize no\nlogfile \"\"\n\
-             dir {data}\nappendonly yes\nappendfsync everysec\n",
+             dir {data}\nappendonly yes\nappendfsync {fsync}\n",
             ip = host.addr,
             port = self.options.port,
             data = conf_quote(&self.layout.data()),
+            fsync = super::appendfsync(&self.options.db_options),
         );
         if i != 0 {
             server.push_str(&format!("replicaof {} {}\n", primary.ip(), primary.port()));
@@ -151,7 +152,8 @@ impl RedisDb {
         let data = q(&self.layout.data());
         host.remote.run(
             &format!(
-                "rm -rf {data} && mkdir -p {data} {conf} && printf '%s' {server} > {sconf} && printf '%s' {sentinel} > {tconf}",
+                "{empty} && mkdir -p {conf} && printf '%s' {server} > {sconf} && printf '%s' {sentinel} > {tconf}",
+                empty = crate::system::empty_dir(&data),
                 conf = q(&self.conf_dir()),
                 server = q(&server),
                 sconf = q(&server_conf(&self.layout)),

@@ -21,7 +21,7 @@ pub mod resp;
 use crate::checker::logs::LogPatterns;
 use crate::cluster::Cluster;
 use crate::os::Requirement;
-use crate::system::{Clients, Db, DbError, DeployOptions, Endpoint, System};
+use crate::system::{Clients, Db, DbError, DbOptions, DeployOptions, Endpoint, System, Values};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -36,6 +36,23 @@ pub const FATAL_LOG_LINES: [&str; 3] = ["Guru Meditation", "=== REDIS BUG REPORT
 /// Redis with Sentinel.
 pub struct Redis;
 
+/// The options `db_options:` may set, and what each does.
+const OPTIONS: &[(&str, &str, Values)] = &[(
+    "appendfsync",
+    "when the append-only file is fsynced: always (before each reply), everysec \
+     (the default, as Redis ships) or no (left to the OS), which decides what a \
+     power loss (a lose-unfsynced disk fault) takes",
+    Values::OneOf(&["always", "everysec", "no"]),
+)];
+
+/// The `appendfsync` option (checked already): `everysec` by default.
+pub fn appendfsync(options: &DbOptions) -> &str {
+    options
+        .get("appendfsync")
+        .and_then(serde_yaml_ng::Value::as_str)
+        .unwrap_or("everysec")
+}
+
 impl System for Redis {
     fn name(&self) -> &'static str {
         "redis"
@@ -47,6 +64,10 @@ impl System for Redis {
 
     fn bugs(&self) -> Vec<(&'static str, &'static str)> {
         Vec::new()
+    }
+
+    fn check_options(&self, options: &DbOptions) -> Result<(), (String, String)> {
+        crate::system::check_options_against("redis", OPTIONS, options)
     }
 
     /// Sentinel logs failovers (`+switch-master`), but not as one winner
@@ -86,5 +107,29 @@ impl System for Redis {
             options.workload.as_ref(),
             connect_timeout,
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn appendfsync_is_one_of_redis_own_values() {
+        let options = |yaml: &str| -> DbOptions { serde_yaml_ng::from_str(yaml).unwrap() };
+        assert_eq!(appendfsync(&DbOptions::new()), "everysec");
+        for v in ["always", "everysec", "no"] {
+            let o = options(&format!("appendfsync: {v}"));
+            assert_eq!(Redis.check_options(&o), Ok(()));
+            assert_eq!(appendfsync(&o), v);
+        }
+        let (at, why) = Redis
+            .check_options(&options("appendfsync: sometimes"))
+            .unwrap_err();
+        assert_eq!(at, "appendfsync");
+        assert_eq!(why, "`appendfsync` is one of: always, everysec, no");
+        let (at, why) = Redis.check_options(&options("fsync: no")).unwrap_err();
+        assert_eq!(at, "fsync");
+        assert!(why.contains("it has: appendfsync"), "{why}");
     }
 }

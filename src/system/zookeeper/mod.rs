@@ -14,7 +14,7 @@ mod db;
 use crate::checker::logs::LogPatterns;
 use crate::cluster::Cluster;
 use crate::os::Requirement;
-use crate::system::{Clients, Db, DbError, DbOptions, DeployOptions, Endpoint, System};
+use crate::system::{Clients, Db, DbError, DbOptions, DeployOptions, Endpoint, System, Values};
 use crate::workload::Workload;
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,10 +23,11 @@ use std::time::Duration;
 pub struct ZooKeeper;
 
 /// The options `db_options:` may set, and what each does.
-const OPTIONS: &[(&str, &str)] = &[(
+const OPTIONS: &[(&str, &str, Values)] = &[(
     "sync_reads",
     "true (the default): every read is preceded by a `sync` of its path; \
      false: reads are served by the server asked, from its own state (possibly stale)",
+    Values::Bool,
 )];
 
 /// A worker's session timeout when the workload does not set one (the
@@ -58,23 +59,7 @@ impl System for ZooKeeper {
     }
 
     fn check_options(&self, options: &DbOptions) -> Result<(), (String, String)> {
-        for (name, value) in options {
-            if !OPTIONS.iter().any(|(n, _)| n == name) {
-                let known: Vec<&str> = OPTIONS.iter().map(|(n, _)| *n).collect();
-                return Err((
-                    name.clone(),
-                    format!(
-                        "zookeeper has no option `{}`; it has: {}",
-                        crate::history::text::excerpt(name),
-                        known.join(", ")
-                    ),
-                ));
-            }
-            if !value.is_bool() {
-                return Err((name.clone(), format!("`{name}` is true or false")));
-            }
-        }
-        Ok(())
+        crate::system::check_options_against("zookeeper", OPTIONS, options)
     }
 
     /// Java (the `zookeeper` package depends on a JRE) and the server's jar.
