@@ -12,6 +12,8 @@
 //!   intermediate reads): read committed still possible. Anomalies depend
 //!   on timing, so, as in `bug_matrix.rs`, a few seeds are tried and one
 //!   must catch them.
+//! - Under power losses (`lose-unfsynced`) `fsync: false` loses
+//!   acknowledged commits and fsync on does not.
 //! - The `Db` on its own: a killed instance comes back with what it
 //!   committed, a wiped one comes back empty, a paused one does not answer.
 //!
@@ -302,4 +304,13 @@ fn client_reset_and_read_nothing(rt: &tokio::runtime::Runtime, clients: &dyn sys
         matches!(&ended, Ended::Ok(v) if *v == json!([1, null])),
         "{ended:?}"
     );
+}
+
+/// Power losses on every instance (the lazy file system under each data
+/// directory): with `fsync: false` PostgreSQL acknowledges commits that a
+/// power loss then takes; with fsync on (the default) the register stays
+/// linearizable.
+#[test]
+fn fsync_off_loses_acknowledged_writes_in_a_power_loss_and_fsync_on_does_not() {
+    runs::durability("postgres", "fsync: false", "fsync: true");
 }

@@ -5,8 +5,9 @@
 //! still takes writes from the clients that follow its own Sentinel: the
 //! register is not linearizable and the lock is held by two clients at
 //! once. As in the bug matrix, a fault only sometimes lines up, so the
-//! faulty runs are tried with a few seeds and one must catch it.
-//! Runs are kept under cargo's target tmp dir (`redis/`).
+//! faulty runs are tried with a few seeds and one must catch it. Under
+//! power losses `appendfsync: no` loses acknowledged writes and `always`
+//! does not. Runs are kept under cargo's target tmp dir (`redis/`).
 
 mod common;
 
@@ -287,4 +288,14 @@ fn the_client_keeps_tokens_and_fails_only_what_certainly_did_not_happen() {
         refused.starts_with("fail ") && refused.contains("ROLE"),
         "{refused}"
     );
+}
+
+/// Power losses on every host (the lazy file system under each data
+/// directory): with `appendfsync: no` the append-only file is left to the
+/// OS and acknowledged writes are lost (the primary comes back without
+/// them, and its replicas resync from it); with `always` Redis fsyncs
+/// before it replies and the register stays linearizable.
+#[test]
+fn appendfsync_no_loses_acknowledged_writes_in_a_power_loss_and_always_does_not() {
+    runs::durability("redis", "appendfsync: no", "appendfsync: always");
 }

@@ -107,3 +107,43 @@ pub fn caught(group: &str, name: &str, yaml: &str, seeds: &[u64], anomaly: &str)
         tried.join("\n")
     );
 }
+
+/// A power loss on every node every few seconds (`lose-unfsynced`: the
+/// lazy file system under each data directory drops what was not
+/// fsync'd), for the systems' durability settings.
+const POWER_LOSS: &str =
+    "nemesis: {faults: [{disk: {targets: all, mode: lose-unfsynced, duration: 2s, interval: 5s}}]}\n";
+
+/// The register of `system` under power losses: with `lossy` (its
+/// `db_options:` that acknowledge writes before they are durable) it loses
+/// acknowledged writes on one of a few seeds (a read finds an older value,
+/// or none); with `durable` it is linearizable, and serves again after
+/// every loss.
+pub fn durability(system: &str, lossy: &str, durable: &str) {
+    let test = |options: &str| {
+        format!(
+            "db: {system}\nnodes: 3\ntime_limit: 20s\nrecovery: 3s\nconcurrency: 5\n\
+             db_options: {{{options}}}\nworkload: register\n{POWER_LOSS}"
+        )
+    };
+    caught(system, "power-loss-lossy", &test(lossy), &[1, 2, 3], "not-linearizable");
+    let o = run(system, "power-loss-durable", &test(durable), 1, &[]);
+    assert_eq!(o.exit, 0, "{durable}:\n{}", o.summary);
+    assert_eq!(o.checker("linearizable"), Value::Bool(true), "{}", o.summary);
+    let history = std::fs::read_to_string(o.dir.join("history.jsonl")).unwrap();
+    let ops: Vec<Value> = history
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let restarted = ops
+        .iter()
+        .position(|op| op["f"] == "stop-disk" && op["type"] == "info")
+        .unwrap_or_else(|| panic!("no power loss ended:\n{}", o.summary));
+    assert!(
+        ops[restarted..]
+            .iter()
+            .any(|op| op["process"] != "nemesis" && op["type"] == "ok"),
+        "nothing ok after the first power loss:\n{}",
+        o.summary
+    );
+}
