@@ -638,7 +638,8 @@ pub fn download_node_logs(
 /// with no data. The directory itself stays: it may be a mount point (the
 /// lazy file system of disk faults).
 pub fn wipe_dir(host: &Host, dir: &str) -> Result<(), DbError> {
-    host.remote.run(&empty_dir(&shell_quote(dir)), CONTROL_TIMEOUT)?;
+    host.remote
+        .run(&empty_dir(&shell_quote(dir)), CONTROL_TIMEOUT)?;
     Ok(())
 }
 

@@ -111,8 +111,7 @@ pub fn caught(group: &str, name: &str, yaml: &str, seeds: &[u64], anomaly: &str)
 /// A power loss on every node every few seconds (`lose-unfsynced`: the
 /// lazy file system under each data directory drops what was not
 /// fsync'd), for the systems' durability settings.
-const POWER_LOSS: &str =
-    "nemesis: {faults: [{disk: {targets: all, mode: lose-unfsynced, duration: 2s, interval: 5s}}]}\n";
+const POWER_LOSS: &str = "nemesis: {faults: [{disk: {targets: all, mode: lose-unfsynced, duration: 2s, interval: 5s}}]}\n";
 
 /// The register of `system` under power losses: with `lossy` (its
 /// `db_options:` that acknowledge writes before they are durable) it loses
@@ -126,10 +125,21 @@ pub fn durability(system: &str, lossy: &str, durable: &str) {
              db_options: {{{options}}}\nworkload: register\n{POWER_LOSS}"
         )
     };
-    caught(system, "power-loss-lossy", &test(lossy), &[1, 2, 3], "not-linearizable");
+    caught(
+        system,
+        "power-loss-lossy",
+        &test(lossy),
+        &[1, 2, 3],
+        "not-linearizable",
+    );
     let o = run(system, "power-loss-durable", &test(durable), 1, &[]);
     assert_eq!(o.exit, 0, "{durable}:\n{}", o.summary);
-    assert_eq!(o.checker("linearizable"), Value::Bool(true), "{}", o.summary);
+    assert_eq!(
+        o.checker("linearizable"),
+        Value::Bool(true),
+        "{}",
+        o.summary
+    );
     let history = std::fs::read_to_string(o.dir.join("history.jsonl")).unwrap();
     let ops: Vec<Value> = history
         .lines()

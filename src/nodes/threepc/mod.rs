@@ -959,7 +959,11 @@ mod tests {
 
     /// n2 asks; n1 coordinates; n2 and n3 participate.
     fn ask(pre: bool, of: &[(&str, TxnState)], timed_out: bool) -> Option<(bool, Why)> {
-        let own = if pre { Own::PreCommitted } else { Own::Uncertain };
+        let own = if pre {
+            Own::PreCommitted
+        } else {
+            Own::Uncertain
+        };
         ask_as(own, of, timed_out)
     }
 

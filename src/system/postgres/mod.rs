@@ -233,9 +233,10 @@ mod tests {
         let off = options("fsync: false");
         assert_eq!(Postgres.check_options(&off), Ok(()));
         assert!(!fsync(&off));
-        let (at, why) = Postgres
-            .check_options(&options("fsync: off"))
-            .unwrap_err();
-        assert_eq!((at.as_str(), why.as_str()), ("fsync", "`fsync` is true or false"));
+        let (at, why) = Postgres.check_options(&options("fsync: off")).unwrap_err();
+        assert_eq!(
+            (at.as_str(), why.as_str()),
+            ("fsync", "`fsync` is true or false")
+        );
     }
 }
