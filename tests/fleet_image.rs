@@ -22,7 +22,7 @@ const EXE: &str = env!("CARGO_BIN_EXE_faultline");
 const SUITE: &str = "name: tiny\n\
     defaults: {db: raft, workload: register, nodes: 3, time_limit: 6s, recovery: 1s, rate: 50}\n\
     tests:\n\
-    \x20 - {name: raft-partition, seed: 1, nemesis: {duration: 2s, interval: 1s, faults: [{partition: {shape: majorities-ring}}]}}\n";
+    \x20 - {name: raft-partition, seed: 1, nemesis: {duration: 2s, interval: 1s, faults: [{partition: {shape: halves}}]}}\n";
 
 fn text(o: &Output) -> String {
     format!(

@@ -34,6 +34,9 @@ const CONTROLLER_PROGRAMS: &[&str] = &[
     "/usr/bin/findmnt",
     "/usr/bin/mountpoint",
     "/usr/bin/flock",
+    // `cluster::netns` pins `unshare` to a CPU when the kernel refuses to
+    // bind a namespace made on another one (in containers, Linux 6.18).
+    "/usr/bin/taskset",
     "/usr/bin/fusermount3",
     "/usr/bin/awk",
     "/usr/bin/cut",
