@@ -151,9 +151,7 @@ fn main() -> ExitCode {
         Command::Results(ResultsCommand::Merge(args)) => {
             exit_with(faultline::runner::merge::merge_command(&args).map(Outcome::exit_code))
         }
-        Command::K8s(K8sCommand::Job(args)) => {
-            exit_with(faultline::fleet::k8s::job_command(&args))
-        }
+        Command::K8s(K8sCommand::Job(args)) => exit_with(faultline::fleet::k8s::job_command(&args)),
         Command::Image(ImageCommand::Build(args)) => {
             logging::init(Setup::Commands);
             exit_with(faultline::fleet::image::build_command(&args))

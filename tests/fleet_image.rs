@@ -57,10 +57,7 @@ fn docker_run(name: &str, args: &[String], image: &str, command: &[&str]) -> Out
 }
 
 fn build_image() -> String {
-    let out = Command::new(EXE)
-        .args(["image", "build"])
-        .output()
-        .unwrap();
+    let out = Command::new(EXE).args(["image", "build"]).output().unwrap();
     assert!(out.status.success(), "{}", text(&out));
     let tag = String::from_utf8_lossy(&out.stdout).trim().to_string();
     assert!(tag.starts_with("faultline:r"), "{tag}");
@@ -72,7 +69,11 @@ fn network_namespaces_in_a_container_take_sys_admin() {
     common::docker_ok();
     let image = build_image();
     let name = common::unique("fl-caps-");
-    let probe = ["sh", "-c", "ip netns add probe && ip -n probe link set lo up"];
+    let probe = [
+        "sh",
+        "-c",
+        "ip netns add probe && ip -n probe link set lo up",
+    ];
     let caps = |list: &[&str]| -> Vec<String> {
         list.iter()
             .flat_map(|c| ["--cap-add".to_string(), c.to_string()])
@@ -119,7 +120,10 @@ fn a_shard_runs_in_the_image_as_its_pod_would_and_merges() {
             .flat_map(|m| {
                 let source = if m.name == "results" { &claim } else { &config };
                 let ro = if m.read_only == Some(true) { ":ro" } else { "" };
-                ["-v".to_string(), format!("{}:{}{ro}", source.display(), m.mount_path)]
+                [
+                    "-v".to_string(),
+                    format!("{}:{}{ro}", source.display(), m.mount_path),
+                ]
             })
             .collect()
     };
@@ -128,11 +132,24 @@ fn a_shard_runs_in_the_image_as_its_pod_would_and_merges() {
             .as_ref()
             .unwrap()
             .iter()
-            .flat_map(|e| ["-e".to_string(), format!("{}={}", e.name, e.value.as_deref().unwrap())])
+            .flat_map(|e| {
+                [
+                    "-e".to_string(),
+                    format!("{}={}", e.name, e.value.as_deref().unwrap()),
+                ]
+            })
             .collect()
     };
     let container = |job: &Job| -> Container {
-        job.spec.as_ref().unwrap().template.spec.as_ref().unwrap().containers[0].clone()
+        job.spec
+            .as_ref()
+            .unwrap()
+            .template
+            .spec
+            .as_ref()
+            .unwrap()
+            .containers[0]
+            .clone()
     };
 
     let shard = container(&shards);
@@ -150,7 +167,13 @@ fn a_shard_runs_in_the_image_as_its_pod_would_and_merges() {
     args.extend(["-e".to_string(), "JOB_COMPLETION_INDEX=0".to_string()]);
     args.extend(env(&shard));
     args.extend(volumes(&shard));
-    let command: Vec<&str> = shard.command.as_ref().unwrap().iter().map(String::as_str).collect();
+    let command: Vec<&str> = shard
+        .command
+        .as_ref()
+        .unwrap()
+        .iter()
+        .map(String::as_str)
+        .collect();
     let name = common::unique("fl-shard-");
     let ran = docker_run(&name, &args, &image, &command);
     assert_eq!(ran.status.code(), Some(0), "{}", text(&ran));
@@ -174,7 +197,13 @@ fn a_shard_runs_in_the_image_as_its_pod_would_and_merges() {
     assert_eq!(merger.security_context, None);
     let mut args = env(&merger);
     args.extend(volumes(&merger));
-    let command: Vec<&str> = merger.command.as_ref().unwrap().iter().map(String::as_str).collect();
+    let command: Vec<&str> = merger
+        .command
+        .as_ref()
+        .unwrap()
+        .iter()
+        .map(String::as_str)
+        .collect();
     let name = common::unique("fl-merge-");
     let merged = docker_run(&name, &args, &image, &command);
     assert_eq!(merged.status.code(), Some(0), "{}", text(&merged));

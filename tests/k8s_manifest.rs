@@ -49,13 +49,7 @@ fn manifest(args: &[&str]) -> (String, ConfigMap, Job, Job) {
 }
 
 fn pod(job: &Job) -> &PodSpec {
-    job.spec
-        .as_ref()
-        .unwrap()
-        .template
-        .spec
-        .as_ref()
-        .unwrap()
+    job.spec.as_ref().unwrap().template.spec.as_ref().unwrap()
 }
 
 fn only_container(job: &Job) -> &Container {
@@ -136,16 +130,16 @@ fn the_shards_are_an_indexed_job_with_the_capabilities_namespaces_need() {
         c.image.as_deref(),
         Some("registry.example.com/faultline:nightly")
     );
-    let script = script(c);
+    let shard_script = script(c);
     assert!(
-        script.contains("shard=$((JOB_COMPLETION_INDEX + 1))"),
-        "{script}"
+        shard_script.contains("shard=$((JOB_COMPLETION_INDEX + 1))"),
+        "{shard_script}"
     );
     assert!(
-        script.contains(
+        shard_script.contains(
             r#"faultline suite /etc/faultline/suite.yaml --shard "$shard/3" --jobs 1 --results-dir "$out""#
         ),
-        "{script}"
+        "{shard_script}"
     );
     assert_eq!(env(c, "FAULTLINE_RESULTS"), "/results/faultline-smoke");
 
@@ -187,7 +181,10 @@ fn the_shards_are_an_indexed_job_with_the_capabilities_namespaces_need() {
 
     // The merge waits, suspended, and reads every shard's folder once.
     let merge_spec = merge.spec.as_ref().unwrap();
-    assert_eq!(merge.metadata.name.as_deref(), Some("faultline-smoke-merge"));
+    assert_eq!(
+        merge.metadata.name.as_deref(),
+        Some("faultline-smoke-merge")
+    );
     assert_eq!(merge_spec.suspend, Some(true));
     assert_eq!(merge_spec.backoff_limit, Some(0));
     assert_eq!(merge_spec.completion_mode, None);
@@ -313,8 +310,7 @@ fn each_index_runs_its_own_shard_into_its_own_folder() {
             )
         );
         assert!(
-            String::from_utf8_lossy(&out.stdout)
-                .contains(&format!("shard {m} of 4: exit 1")),
+            String::from_utf8_lossy(&out.stdout).contains(&format!("shard {m} of 4: exit 1")),
             "the exit code is logged"
         );
     }
@@ -348,11 +344,30 @@ fn bad_input_exits_3_and_writes_nothing() {
             &["--shards", "2", "--parallelism", "3", "--image", "i"],
             "--parallelism 3: expected 1 to the number of shards, 2",
         ),
-        (&["--shards", "2", "--parallelism", "0", "--image", "i"], "--parallelism 0"),
-        (&["--shards", "5", "--image", "i"], "has 4 tests, so some shards would run none"),
-        (&["--shards", "2", "--image", "i", "--name", "Night_Ly"], "--name \"Night_Ly\""),
+        (
+            &["--shards", "2", "--parallelism", "0", "--image", "i"],
+            "--parallelism 0",
+        ),
+        (
+            &["--shards", "5", "--image", "i"],
+            "has 4 tests, so some shards would run none",
+        ),
+        (
+            &["--shards", "2", "--image", "i", "--name", "Night_Ly"],
+            "--name \"Night_Ly\"",
+        ),
         (&["--shards", "2", "--image", "a b"], "--image \"a b\""),
-        (&["--shards", "2", "--image", "i", "--results-claim", "-x"], "--results-claim"),
+        (
+            &[
+                "--shards",
+                "2",
+                "--image",
+                "i",
+                "--results-claim",
+                "Bad_Claim",
+            ],
+            "--results-claim \"Bad_Claim\"",
+        ),
     ];
     for (flags, says) in cases {
         let mut args = vec![s];
@@ -374,10 +389,19 @@ fn bad_input_exits_3_and_writes_nothing() {
     );
     assert!(!out.exists(), "no manifest written");
 
-    // And a good one written with -o is the one printed.
+    // And a good one written with -o is the one printed, its name in the
+    // kubectl steps.
     let printed = faultline(&["k8s", "job", s, "--shards", "2", "--image", "i"]);
     let written = faultline(&["k8s", "job", s, "--shards", "2", "--image", "i", "-o", o]);
     assert_eq!(written.status.code(), Some(0), "{}", stderr(&written));
     assert!(written.stdout.is_empty());
-    assert_eq!(std::fs::read(&out).unwrap(), printed.stdout);
+    let file = std::fs::read_to_string(&out).unwrap();
+    assert!(
+        file.contains(&format!("#   kubectl apply -f {o}\n")),
+        "{file}"
+    );
+    assert_eq!(
+        file.replace(o, "THIS_FILE"),
+        String::from_utf8(printed.stdout).unwrap()
+    );
 }

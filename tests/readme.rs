@@ -649,7 +649,9 @@ fn every_sh_command_is_run_somewhere() {
 fn subcommand(synopsis: &str) -> Vec<&str> {
     let words: Vec<&str> = synopsis.split_whitespace().skip(1).collect();
     match words.first() {
-        Some(w @ (&"bench" | &"cluster" | &"clock" | &"results" | &"lazyfs" | &"k8s" | &"image")) => {
+        Some(
+            w @ (&"bench" | &"cluster" | &"clock" | &"results" | &"lazyfs" | &"k8s" | &"image"),
+        ) => {
             vec![w, words[1]]
         }
         Some(w) => vec![w],
@@ -942,7 +944,10 @@ fn suites_on_a_fleet() {
         .filter(|b| b.lang == "text" && b.lines.first().is_some_and(|l| l.starts_with("kubectl")))
         .flat_map(|b| b.lines)
         .collect();
-    assert_eq!(readme_steps, said, "the README's kubectl steps are the manifest's");
+    assert_eq!(
+        readme_steps, said,
+        "the README's kubectl steps are the manifest's"
+    );
 }
 
 /// "Checking a history" and "Transactional histories": the corpora, Elle,

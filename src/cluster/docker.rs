@@ -199,5 +199,3 @@ pub(super) fn down(state: &State) -> Result<(), ClusterError> {
     }
     first_error.map_or(Ok(()), Err)
 }
-
-

@@ -214,7 +214,10 @@ fn unshare_pinned_if_refused(args: &[&str]) -> Result<String, RemoteError> {
     };
     for cpu in usable_cpus() {
         let cpu = cpu.to_string();
-        let pinned: Vec<&str> = ["-c", cpu.as_str()].into_iter().chain(args.iter().copied()).collect();
+        let pinned: Vec<&str> = ["-c", cpu.as_str()]
+            .into_iter()
+            .chain(args.iter().copied())
+            .collect();
         match run_local("taskset", &pinned, None, STEP_TIMEOUT) {
             Err(e) if refused(&e) => last = e,
             other => return other,

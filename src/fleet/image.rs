@@ -109,7 +109,12 @@ mod tests {
             .iter()
             .flat_map(|l| l.iter().copied())
             .collect();
-        for p in ["/sbin/ip", "/usr/sbin/iptables", "/usr/bin/nsenter", "/usr/bin/unshare"] {
+        for p in [
+            "/sbin/ip",
+            "/usr/sbin/iptables",
+            "/usr/bin/nsenter",
+            "/usr/bin/unshare",
+        ] {
             assert!(programs.contains(&p), "{p}");
         }
     }

@@ -158,7 +158,11 @@ pub fn plan(args: &K8sJobArgs) -> anyhow::Result<Plan> {
     };
     check_label("--name", &name, NAME_CHARS_MAX)?;
     check_subdomain("--results-claim", &args.results_claim)?;
-    if args.image.is_empty() || args.image.chars().any(|c| c.is_whitespace() || c.is_control())
+    if args.image.is_empty()
+        || args
+            .image
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control())
     {
         bail!(
             "--image \"{}\": expected an image name such as registry.example.com/faultline:nightly",
@@ -263,7 +267,10 @@ echo "faultline results merge: exit $? (0 valid, 1 invalid, 2 unknown, 3 harness
 /// The objects of `plan`.
 pub fn manifest(plan: &Plan) -> Manifest {
     let labels = BTreeMap::from([
-        ("app.kubernetes.io/name".to_string(), "faultline".to_string()),
+        (
+            "app.kubernetes.io/name".to_string(),
+            "faultline".to_string(),
+        ),
         ("app.kubernetes.io/instance".to_string(), plan.name.clone()),
     ]);
     let meta = |name: String| ObjectMeta {
