@@ -140,6 +140,20 @@ fn a_shard_runs_in_the_image_as_its_pod_would_and_merges() {
             })
             .collect()
     };
+    // The container as its pod runs it: `extra` docker flags, its
+    // environment and volumes, its command.
+    let run_pod = |c: &Container, mut args: Vec<String>, prefix: &str| -> Output {
+        args.extend(env(c));
+        args.extend(volumes(c));
+        let command: Vec<&str> = c
+            .command
+            .as_ref()
+            .unwrap()
+            .iter()
+            .map(String::as_str)
+            .collect();
+        docker_run(&common::unique(prefix), &args, &image, &command)
+    };
     let container = |job: &Job| -> Container {
         job.spec
             .as_ref()
@@ -165,17 +179,7 @@ fn a_shard_runs_in_the_image_as_its_pod_would_and_merges() {
         .collect();
     // Kubernetes sets the index of an Indexed Job's pod.
     args.extend(["-e".to_string(), "JOB_COMPLETION_INDEX=0".to_string()]);
-    args.extend(env(&shard));
-    args.extend(volumes(&shard));
-    let command: Vec<&str> = shard
-        .command
-        .as_ref()
-        .unwrap()
-        .iter()
-        .map(String::as_str)
-        .collect();
-    let name = common::unique("fl-shard-");
-    let ran = docker_run(&name, &args, &image, &command);
+    let ran = run_pod(&shard, args, "fl-shard-");
     assert_eq!(ran.status.code(), Some(0), "{}", text(&ran));
 
     let folder = claim.join("faultline-tiny/shard-1");
@@ -195,17 +199,7 @@ fn a_shard_runs_in_the_image_as_its_pod_would_and_merges() {
 
     let merger = container(&merge);
     assert_eq!(merger.security_context, None);
-    let mut args = env(&merger);
-    args.extend(volumes(&merger));
-    let command: Vec<&str> = merger
-        .command
-        .as_ref()
-        .unwrap()
-        .iter()
-        .map(String::as_str)
-        .collect();
-    let name = common::unique("fl-merge-");
-    let merged = docker_run(&name, &args, &image, &command);
+    let merged = run_pod(&merger, vec![], "fl-merge-");
     assert_eq!(merged.status.code(), Some(0), "{}", text(&merged));
     assert!(
         String::from_utf8_lossy(&merged.stdout).contains("faultline results merge: exit 0"),
