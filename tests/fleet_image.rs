@@ -6,17 +6,24 @@
 //!
 //! What local clusters need in a container, found here: NET_ADMIN alone
 //! cannot make a network namespace (`ip netns add` bind-mounts it, which
-//! takes SYS_ADMIN); NET_ADMIN and SYS_ADMIN run a whole suite.
+//! takes SYS_ADMIN), nor SYS_ADMIN alone (veths, addresses); NET_ADMIN and
+//! SYS_ADMIN run a whole suite; disk faults also need the device /dev/fuse.
 
 mod common;
 
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ConfigMap, Container};
 use serde::Deserialize;
-use std::path::Path;
+use std::path::PathBuf;
 use std::process::{Command, Output};
 
 const EXE: &str = env!("CARGO_BIN_EXE_faultline");
+
+/// One short test of the bundled Raft under power losses (lazyfs): valid.
+const POWER_SUITE: &str = "name: power\n\
+    defaults: {db: raft, workload: register, nodes: 3, time_limit: 6s, recovery: 1s, rate: 50}\n\
+    tests:\n\
+    \x20 - {name: raft-power, seed: 1, nemesis: {duration: 2s, interval: 1s, faults: [{disk: {targets: all, mode: lose-unfsynced}}]}}\n";
 
 /// One short test of the bundled Raft under partitions: valid.
 const SUITE: &str = "name: tiny\n\
@@ -85,77 +92,53 @@ fn network_namespaces_in_a_container_take_sys_admin() {
     assert!(both.status.success(), "{}", text(&both));
 }
 
-#[test]
-fn a_shard_runs_in_the_image_as_its_pod_would_and_merges() {
-    common::docker_ok();
-    let image = build_image();
-    let dir = tempfile::tempdir().unwrap();
-    let suite_path = dir.path().join("tiny.yaml");
-    std::fs::write(&suite_path, SUITE).unwrap();
-    let out = Command::new(EXE)
-        .args(["k8s", "job", suite_path.to_str().unwrap()])
-        .args(["--shards", "1", "--image", &image])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", text(&out));
-    let yaml = String::from_utf8(out.stdout).unwrap();
-    let mut docs = serde_yaml_ng::Deserializer::from_str(&yaml);
-    let map = ConfigMap::deserialize(docs.next().unwrap()).unwrap();
-    let shards = Job::deserialize(docs.next().unwrap()).unwrap();
-    let merge = Job::deserialize(docs.next().unwrap()).unwrap();
+/// A suite's manifest and the folders that stand in for its volumes: the
+/// results claim, and the ConfigMap's files.
+struct Pods {
+    image: String,
+    _dir: tempfile::TempDir,
+    claim: PathBuf,
+    config: PathBuf,
+    shards: Job,
+    merge: Job,
+}
 
-    // The volumes: the results claim a folder here, the ConfigMap's files another.
-    let claim = dir.path().join("claim");
-    let config = dir.path().join("config");
-    std::fs::create_dir_all(&claim).unwrap();
-    std::fs::create_dir_all(&config).unwrap();
-    for (file, content) in map.data.as_ref().unwrap() {
-        std::fs::write(config.join(file), content).unwrap();
+impl Pods {
+    /// `faultline k8s job` of `suite` in one shard, for `image`.
+    fn of(suite: &str, image: &str) -> Pods {
+        let dir = tempfile::tempdir().unwrap();
+        let suite_path = dir.path().join("suite.yaml");
+        std::fs::write(&suite_path, suite).unwrap();
+        let out = Command::new(EXE)
+            .args(["k8s", "job", suite_path.to_str().unwrap()])
+            .args(["--shards", "1", "--image", image])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", text(&out));
+        let yaml = String::from_utf8(out.stdout).unwrap();
+        let mut docs = serde_yaml_ng::Deserializer::from_str(&yaml);
+        let map = ConfigMap::deserialize(docs.next().unwrap()).unwrap();
+        let shards = Job::deserialize(docs.next().unwrap()).unwrap();
+        let merge = Job::deserialize(docs.next().unwrap()).unwrap();
+        let claim = dir.path().join("claim");
+        let config = dir.path().join("config");
+        std::fs::create_dir_all(&claim).unwrap();
+        std::fs::create_dir_all(&config).unwrap();
+        for (file, content) in map.data.as_ref().unwrap() {
+            std::fs::write(config.join(file), content).unwrap();
+        }
+        Pods {
+            image: image.to_string(),
+            _dir: dir,
+            claim,
+            config,
+            shards,
+            merge,
+        }
     }
-    let volumes = |c: &Container| -> Vec<String> {
-        c.volume_mounts
-            .as_ref()
-            .unwrap()
-            .iter()
-            .flat_map(|m| {
-                let source = if m.name == "results" { &claim } else { &config };
-                let ro = if m.read_only == Some(true) { ":ro" } else { "" };
-                [
-                    "-v".to_string(),
-                    format!("{}:{}{ro}", source.display(), m.mount_path),
-                ]
-            })
-            .collect()
-    };
-    let env = |c: &Container| -> Vec<String> {
-        c.env
-            .as_ref()
-            .unwrap()
-            .iter()
-            .flat_map(|e| {
-                [
-                    "-e".to_string(),
-                    format!("{}={}", e.name, e.value.as_deref().unwrap()),
-                ]
-            })
-            .collect()
-    };
-    // The container as its pod runs it: `extra` docker flags, its
-    // environment and volumes, its command.
-    let run_pod = |c: &Container, mut args: Vec<String>, prefix: &str| -> Output {
-        args.extend(env(c));
-        args.extend(volumes(c));
-        let command: Vec<&str> = c
-            .command
-            .as_ref()
-            .unwrap()
-            .iter()
-            .map(String::as_str)
-            .collect();
-        docker_run(&common::unique(prefix), &args, &image, &command)
-    };
-    let container = |job: &Job| -> Container {
-        job.spec
+
+    fn container(job: &Job) -> &Container {
+        &job.spec
             .as_ref()
             .unwrap()
             .template
@@ -163,50 +146,129 @@ fn a_shard_runs_in_the_image_as_its_pod_would_and_merges() {
             .as_ref()
             .unwrap()
             .containers[0]
-            .clone()
-    };
+    }
 
-    let shard = container(&shards);
-    let security = shard.security_context.clone().unwrap();
+    /// Runs the container of `job` as its pod would: `args` (docker flags
+    /// for its privileges), its environment, its volumes, its command.
+    fn run(&self, job: &Job, mut args: Vec<String>, prefix: &str) -> Output {
+        let c = Self::container(job);
+        for e in c.env.as_ref().unwrap() {
+            let value = e.value.as_deref().unwrap();
+            args.extend(["-e".to_string(), format!("{}={value}", e.name)]);
+        }
+        for m in c.volume_mounts.as_ref().unwrap() {
+            let source = if m.name == "results" {
+                &self.claim
+            } else {
+                &self.config
+            };
+            let ro = if m.read_only == Some(true) { ":ro" } else { "" };
+            args.extend([
+                "-v".to_string(),
+                format!("{}:{}{ro}", source.display(), m.mount_path),
+            ]);
+        }
+        let command: Vec<&str> = c
+            .command
+            .as_ref()
+            .unwrap()
+            .iter()
+            .map(String::as_str)
+            .collect();
+        docker_run(&common::unique(prefix), &args, &self.image, &command)
+    }
+
+    /// Runs shard 1 (index 0) with `privileges`; its suite.json.
+    fn run_shard(&self, privileges: Vec<String>, results: &str) -> serde_json::Value {
+        let mut args = privileges;
+        // Kubernetes sets the index of an Indexed Job's pod.
+        args.extend(["-e".to_string(), "JOB_COMPLETION_INDEX=0".to_string()]);
+        let ran = self.run(&self.shards, args, "fl-shard-");
+        assert_eq!(ran.status.code(), Some(0), "{}", text(&ran));
+        let folder = self.claim.join(results).join("shard-1");
+        assert!(folder.join("junit.xml").is_file(), "{}", text(&ran));
+        let json = std::fs::read_to_string(folder.join("suite.json")).unwrap();
+        serde_json::from_str(&json).unwrap()
+    }
+
+    /// The history of the suite's only run.
+    fn history(&self, results: &str, suite_json: &serde_json::Value) -> String {
+        let runs = suite_json["runs"].as_array().unwrap();
+        assert_eq!(runs.len(), 1, "{suite_json:#}");
+        let run = runs[0]["folder"].as_str().unwrap();
+        let path = self.claim.join(results).join("shard-1").join(run);
+        std::fs::read_to_string(path.join("history.jsonl")).unwrap()
+    }
+}
+
+/// `--cap-add` for each capability the shard's securityContext adds.
+fn capabilities(job: &Job) -> Vec<String> {
+    let security = Pods::container(job).security_context.clone().unwrap();
     assert_eq!(security.privileged, None, "no disk faults in this suite");
-    let mut args: Vec<String> = security
+    security
         .capabilities
         .unwrap()
         .add
         .unwrap()
         .into_iter()
         .flat_map(|c| ["--cap-add".to_string(), c])
-        .collect();
-    // Kubernetes sets the index of an Indexed Job's pod.
-    args.extend(["-e".to_string(), "JOB_COMPLETION_INDEX=0".to_string()]);
-    let ran = run_pod(&shard, args, "fl-shard-");
-    assert_eq!(ran.status.code(), Some(0), "{}", text(&ran));
+        .collect()
+}
 
-    let folder = claim.join("faultline-tiny/shard-1");
-    assert!(folder.join("junit.xml").is_file(), "{}", text(&ran));
-    let suite_json: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(folder.join("suite.json")).unwrap()).unwrap();
+#[test]
+fn a_shard_runs_in_the_image_as_its_pod_would_and_merges() {
+    common::docker_ok();
+    let pods = Pods::of(SUITE, &build_image());
+    let suite_json = pods.run_shard(capabilities(&pods.shards), "faultline-tiny");
     assert_eq!(suite_json["outcome"], "valid", "{suite_json:#}");
-    let runs = suite_json["runs"].as_array().unwrap();
-    assert_eq!(runs.len(), 1, "{suite_json:#}");
-    assert_eq!(runs[0]["name"], "raft-partition");
-    let run_dir = folder.join(runs[0]["folder"].as_str().unwrap());
-    let history = std::fs::read_to_string(run_dir.join("history.jsonl")).unwrap();
+    assert_eq!(suite_json["runs"][0]["name"], "raft-partition");
     assert!(
-        history.contains("start-partition"),
+        pods.history("faultline-tiny", &suite_json)
+            .contains("start-partition"),
         "a partition was made inside the container"
     );
 
-    let merger = container(&merge);
-    assert_eq!(merger.security_context, None);
-    let merged = run_pod(&merger, vec![], "fl-merge-");
+    assert_eq!(Pods::container(&pods.merge).security_context, None);
+    let merged = pods.run(&pods.merge, vec![], "fl-merge-");
     assert_eq!(merged.status.code(), Some(0), "{}", text(&merged));
     assert!(
         String::from_utf8_lossy(&merged.stdout).contains("faultline results merge: exit 0"),
         "{}",
         text(&merged)
     );
-    let junit = std::fs::read_to_string(claim.join("faultline-tiny/merged/junit.xml")).unwrap();
+    let merged = pods.claim.join("faultline-tiny/merged");
+    let junit = std::fs::read_to_string(merged.join("junit.xml")).unwrap();
     assert!(junit.contains("raft-partition"), "{junit}");
-    assert!(Path::new(&claim.join("faultline-tiny/merged/index.html")).is_file());
+    assert!(merged.join("index.html").is_file());
+}
+
+/// Disk faults: the manifest makes the pod privileged, for /dev/fuse. This
+/// Docker engine (itself in a sandbox) cannot start a privileged container
+/// ("unable to apply caps"), so the shard gets what privileged gives it
+/// here: NET_ADMIN, SYS_ADMIN and the device /dev/fuse.
+#[test]
+fn a_shard_with_disk_faults_runs_with_dev_fuse() {
+    common::docker_ok();
+    let pods = Pods::of(POWER_SUITE, &build_image());
+    let security = Pods::container(&pods.shards)
+        .security_context
+        .clone()
+        .unwrap();
+    assert_eq!(security.privileged, Some(true));
+    let privileges = [
+        "--cap-add",
+        "NET_ADMIN",
+        "--cap-add",
+        "SYS_ADMIN",
+        "--device",
+        "/dev/fuse",
+    ];
+    let suite_json = pods.run_shard(privileges.map(String::from).to_vec(), "faultline-power");
+    assert_eq!(suite_json["outcome"], "valid", "{suite_json:#}");
+    let history = pods.history("faultline-power", &suite_json);
+    assert!(
+        history.contains(r#""f":"start-disk","value":{"elapsed_ms""#)
+            && history.contains(r#""mechanism":"lazyfs""#),
+        "a power loss on the lazy file system, inside the container:\n{history}"
+    );
 }
