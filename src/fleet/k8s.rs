@@ -127,18 +127,17 @@ pub fn plan(args: &K8sJobArgs) -> anyhow::Result<Plan> {
     let tests = suite.resolve(&args.suite, &text)?;
     let shown = args.suite.display();
     for test in &tests {
-        let why = match &test.hosts {
+        let (hosts, why) = match &test.hosts {
             Hosts::Local => continue,
-            Hosts::Docker => "a pod has no Docker engine",
-            Hosts::Inventory(_) => "a pod has neither the inventory nor its keys",
+            Hosts::Docker => ("docker", "a pod has no Docker engine"),
+            Hosts::Inventory(_) => (
+                "from an inventory",
+                "a pod has neither the inventory nor its keys",
+            ),
         };
         bail!(
-            "{shown}: test {}: hosts {}: {why}; shards on Kubernetes make local (network-namespace) clusters",
-            test.name,
-            match test.hosts {
-                Hosts::Docker => "docker",
-                _ => "from an inventory",
-            }
+            "{shown}: test {}: hosts {hosts}: {why}; shards on Kubernetes make local (network-namespace) clusters",
+            test.name
         );
     }
     let shards = args.shards;
