@@ -11,6 +11,7 @@ pub mod cluster;
 pub mod control;
 pub mod disk;
 pub mod fan_out;
+pub mod fleet;
 pub mod generator;
 pub mod history;
 pub mod logging;

@@ -29,6 +29,12 @@ enum Command {
     /// Work on results folders: merge the shards of a suite.
     #[command(subcommand)]
     Results(ResultsCommand),
+    /// Run a suite's shards on Kubernetes: write the manifest.
+    #[command(subcommand)]
+    K8s(K8sCommand),
+    /// Build the container image that runs suites (for Kubernetes, docker run).
+    #[command(subcommand)]
+    Image(ImageCommand),
     /// Check history files for linearizability; writes results.json.
     Check(faultline::runner::check::CheckArgs),
     /// Run a bundled system-under-test node (what the harness deploys).
@@ -73,6 +79,19 @@ enum ResultsCommand {
     /// junit.xml, summary.md, summary.json and index.html over every run;
     /// exits with the worst outcome.
     Merge(faultline::runner::merge::MergeArgs),
+}
+
+#[derive(Subcommand)]
+enum K8sCommand {
+    /// Write the manifest of an Indexed Job whose pod i runs shard i+1 of N
+    /// of a suite, and of the suspended Job that merges their results.
+    Job(faultline::fleet::k8s::K8sJobArgs),
+}
+
+#[derive(Subcommand)]
+enum ImageCommand {
+    /// Build the image from this machine's files (no registry needed); print its tag.
+    Build(faultline::fleet::image::ImageBuildArgs),
 }
 
 #[derive(Subcommand)]
@@ -131,6 +150,11 @@ fn main() -> ExitCode {
         }
         Command::Results(ResultsCommand::Merge(args)) => {
             exit_with(faultline::runner::merge::merge_command(&args).map(Outcome::exit_code))
+        }
+        Command::K8s(K8sCommand::Job(args)) => exit_with(faultline::fleet::k8s::job_command(&args)),
+        Command::Image(ImageCommand::Build(args)) => {
+            logging::init(Setup::Commands);
+            exit_with(faultline::fleet::image::build_command(&args))
         }
         Command::Check(args) => {
             exit_with(faultline::runner::check::run(&args).map(Outcome::exit_code))

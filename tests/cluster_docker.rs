@@ -11,17 +11,6 @@ use std::time::Duration;
 
 const T: Duration = Duration::from_secs(30);
 
-fn docker_ok() {
-    let ok = std::process::Command::new("docker")
-        .args(["info", "--format", "{{.ServerVersion}}"])
-        .output()
-        .map(|o| o.status.success());
-    assert!(
-        matches!(ok, Ok(true)),
-        "this test needs a running Docker engine (docker info failed)"
-    );
-}
-
 fn docker_names(kind: &str, name: &str) -> String {
     let args: &[&str] = if kind == "network" {
         &["network", "ls", "--format", "{{.Name}}"]
@@ -41,7 +30,7 @@ fn docker_names(kind: &str, name: &str) -> String {
 
 #[test]
 fn docker_hosts_have_the_tools_and_go_away_on_down() {
-    docker_ok();
+    common::docker_ok();
     let name = common::unique("tdock");
     let guard = ClusterGuard { name: name.clone() };
     let binary = common::BINARY;

@@ -51,6 +51,7 @@ const BLOCKS: &[(&str, &str)] = &[
         "faultline suite suites/smoke.yaml --jobs 2",
         "suites_on_a_fleet",
     ),
+    ("faultline image build", "suites_on_a_fleet"),
     (
         "faultline check ../shared/corpus/porcupine-etcd",
         "checking_histories",
@@ -300,7 +301,7 @@ fn is_server(cmd: &str) -> bool {
 }
 
 fn needs_docker(cmd: &str) -> bool {
-    cmd.contains("--backend docker")
+    cmd.contains("--backend docker") || cmd.starts_with("faultline image build")
 }
 
 fn docker_running() -> bool {
@@ -648,7 +649,9 @@ fn every_sh_command_is_run_somewhere() {
 fn subcommand(synopsis: &str) -> Vec<&str> {
     let words: Vec<&str> = synopsis.split_whitespace().skip(1).collect();
     match words.first() {
-        Some(w @ (&"bench" | &"cluster" | &"clock" | &"results" | &"lazyfs")) => {
+        Some(
+            w @ (&"bench" | &"cluster" | &"clock" | &"results" | &"lazyfs" | &"k8s" | &"image"),
+        ) => {
             vec![w, words[1]]
         }
         Some(w) => vec![w],
@@ -890,7 +893,8 @@ fn test_files_and_suites() {
 }
 
 /// "Suites for nightly CI": the smoke suite in two shards, two tests at
-/// once, merged: every test once, in suite order, however often a shard is given.
+/// once, merged: every test once, in suite order, however often a shard is
+/// given. "Suites on Kubernetes": the image, and the manifest of its shards.
 #[test]
 fn suites_on_a_fleet() {
     let w = workdir("suites_on_a_fleet");
@@ -914,6 +918,36 @@ fn suites_on_a_fleet() {
     let index = std::fs::read_to_string(w.work.join("merged/index.html")).unwrap();
     assert!(index.contains(r#"id="totals">4 runs"#), "{index}");
     assert!(w.work.join("merged/summary.md").is_file());
+
+    // "Suites on Kubernetes": the manifest is two Jobs Kubernetes reads, and
+    // the kubectl steps the README gives are the ones it says, names and all.
+    let manifest = std::fs::read_to_string(w.work.join("smoke-k8s.yaml")).unwrap();
+    let mut docs = serde_yaml_ng::Deserializer::from_str(&manifest);
+    use serde::Deserialize;
+    let jobs: Vec<String> = docs
+        .by_ref()
+        .skip(1)
+        .map(|d| {
+            let job = k8s_openapi::api::batch::v1::Job::deserialize(d).unwrap();
+            job.metadata.name.unwrap()
+        })
+        .collect();
+    assert_eq!(jobs, ["faultline-smoke", "faultline-smoke-merge"]);
+    let said: Vec<String> = manifest
+        .lines()
+        .filter_map(|l| l.strip_prefix("#   "))
+        .map(String::from)
+        .collect();
+    let text = readme();
+    let readme_steps: Vec<String> = blocks(&text)
+        .into_iter()
+        .filter(|b| b.lang == "text" && b.lines.first().is_some_and(|l| l.starts_with("kubectl")))
+        .flat_map(|b| b.lines)
+        .collect();
+    assert_eq!(
+        readme_steps, said,
+        "the README's kubectl steps are the manifest's"
+    );
 }
 
 /// "Checking a history" and "Transactional histories": the corpora, Elle,

@@ -14,6 +14,7 @@
 
 pub mod bench;
 pub mod docker;
+pub mod image;
 pub mod inventory;
 pub mod netns;
 mod owner;

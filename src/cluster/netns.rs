@@ -176,24 +176,68 @@ fn make_host(state: &State, host: &HostState) -> Result<(), ClusterError> {
         format!("--mount={}", mnt.display()),
         format!("--uts={}", uts.display()),
     );
-    run_local(
+    let args = [
         "nsenter",
-        &[
-            &netns,
-            "unshare",
-            &mnt_arg,
-            &uts_arg,
-            "--propagation",
-            "private",
-            "sh",
-            "-c",
-            &script,
-        ],
-        None,
-        STEP_TIMEOUT,
-    )
-    .map_err(|e| ClusterError::Setup(format!("host {}: {e}", host.name)))?;
+        &netns,
+        "unshare",
+        &mnt_arg,
+        &uts_arg,
+        "--propagation",
+        "private",
+        "sh",
+        "-c",
+        &script,
+    ];
+    unshare_pinned_if_refused(&args)
+        .map_err(|e| ClusterError::Setup(format!("host {}: {e}", host.name)))?;
     Ok(())
+}
+
+/// Runs `args` (nsenter ... unshare --mount=FILE ...), and again pinned to
+/// each CPU this process may use in turn while binding the new mount
+/// namespace to FILE is refused with EINVAL. The kernel refuses to bind a
+/// mount namespace that is not newer than the binder's own (`mnt_ns_loop`,
+/// which compares namespace ids); since Linux 6.18 those ids come from
+/// per-CPU batches, so a namespace made on another CPU than the
+/// container's own may look older. On a machine's initial namespace (id 1)
+/// the first try succeeds; in a container (a pod), the CPU its namespace
+/// was made on does. At most one try per CPU.
+fn unshare_pinned_if_refused(args: &[&str]) -> Result<String, RemoteError> {
+    let refused = |e: &RemoteError| {
+        matches!(e, RemoteError::Failed { stderr, .. }
+            if stderr.contains("/ns/mnt on") && stderr.contains("Invalid argument"))
+    };
+    let first = run_local(args[0], &args[1..], None, STEP_TIMEOUT);
+    let mut last = match first {
+        Err(e) if refused(&e) => e,
+        other => return other,
+    };
+    for cpu in usable_cpus() {
+        let cpu = cpu.to_string();
+        let pinned: Vec<&str> = ["-c", cpu.as_str()]
+            .into_iter()
+            .chain(args.iter().copied())
+            .collect();
+        match run_local("taskset", &pinned, None, STEP_TIMEOUT) {
+            Err(e) if refused(&e) => last = e,
+            other => return other,
+        }
+    }
+    Err(last)
+}
+
+/// The CPUs this process may run on (its affinity mask).
+fn usable_cpus() -> Vec<usize> {
+    // SAFETY: a zeroed cpu_set_t is a valid empty set; sched_getaffinity
+    // fills at most its size.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    let size = std::mem::size_of::<libc::cpu_set_t>();
+    if unsafe { libc::sched_getaffinity(0, size, &mut set) } != 0 {
+        return Vec::new();
+    }
+    (0..libc::CPU_SETSIZE as usize)
+        .filter(|&cpu| unsafe { libc::CPU_ISSET(cpu, &set) })
+        .collect()
 }
 
 /// Removes what `up` recorded: kills every process in the cluster's
@@ -298,11 +342,18 @@ fn remove_ns_dir(dir: &Path) -> Result<(), ClusterError> {
         .flatten()
     {
         let path = entry.path();
-        // SAFETY: umount2 with a NUL-terminated path; MNT_DETACH because a
-        // dying process may still hold the namespace.
         let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes())
             .map_err(|e| file_err(&path, e))?;
-        unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
+        // A file may hold a namespace bound twice (an unshare tried again
+        // after its mount namespace was refused had bound the UTS one):
+        // unmount until nothing is left, a few times at most.
+        // SAFETY: umount2 with a NUL-terminated path; MNT_DETACH because a
+        // dying process may still hold the namespace.
+        for _ in 0..8 {
+            if unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) } != 0 {
+                break;
+            }
+        }
         let _ = std::fs::remove_file(&path);
     }
     let c =

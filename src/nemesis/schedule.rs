@@ -115,6 +115,12 @@ pub enum ScheduleError {
 }
 
 impl Schedule {
+    /// Whether it has disk faults: the nodes' data directories are then on
+    /// the lazy file system (FUSE), which the hosts must be able to mount.
+    pub fn has_disk_faults(&self) -> bool {
+        self.faults.iter().any(|f| matches!(f, FaultSpec::Disk(_)))
+    }
+
     /// Parses YAML text; `origin` names it in errors (a path or `preset NAME`).
     pub fn from_yaml(text: &str, origin: &str) -> Result<Schedule, ScheduleError> {
         let schedule: Schedule = yaml::from_str(text).map_err(|e| match e.position {

@@ -200,7 +200,9 @@ fn execute(
         .iter()
         .any(|f| matches!(f, FaultSpec::Clock(_)));
     let options = DeployOptions {
-        lazyfs: has_disk_faults(test),
+        // The nodes' data directories on the lazy file system, mounted at
+        // deploy, unmounted at teardown.
+        lazyfs: test.nemesis.has_disk_faults(),
         port: NODE_PORT,
         bugs: test.bugs.clone(),
         db_options: test.db_options.clone(),
@@ -252,15 +254,6 @@ fn execute(
         teardown.elapsed().as_secs_f64() * 1e3
     ));
     recorded
-}
-
-/// Whether the test's nemesis has disk faults: the nodes' data directories
-/// are then on the lazy file system, mounted at deploy, unmounted at teardown.
-fn has_disk_faults(test: &Test) -> bool {
-    test.nemesis
-        .faults
-        .iter()
-        .any(|f| matches!(f, FaultSpec::Disk(_)))
 }
 
 /// The runtime the workers, the nemesis and the progress display share.
@@ -592,7 +585,7 @@ fn download_logs_and_teardown(
     }
     // The nodes are stopped: what outlived the faults (the lazy file
     // system under their data) goes too, as the journal says.
-    if has_disk_faults(test) {
+    if test.nemesis.has_disk_faults() {
         let healed = heal::heal_hosts(&cluster.remotes(), crate::net::DEFAULT_STATE_DIR);
         if let Err(e) = healed {
             problems.push(format!("unmounting the lazy file systems: {e}"));

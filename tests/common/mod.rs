@@ -65,6 +65,18 @@ pub fn keygen(path: &Path) {
     assert!(status.success(), "ssh-keygen {}", path.display());
 }
 
+/// Fails the test unless a Docker engine answers (CI has one).
+pub fn docker_ok() {
+    let ok = std::process::Command::new("docker")
+        .args(["info", "--format", "{{.ServerVersion}}"])
+        .output()
+        .map(|o| o.status.success());
+    assert!(
+        matches!(ok, Ok(true)),
+        "this test needs a running Docker engine (docker info failed)"
+    );
+}
+
 /// Whether this runs under CI (`CI` set, and not to `false`): there, what a
 /// test needs must be present, and a missing piece fails the test.
 pub fn ci() -> bool {
