@@ -317,38 +317,27 @@ impl DiskSpec {
     /// A field that does not fit the mode, or is out of range: the field's
     /// name and why.
     pub fn problem(&self) -> Option<(&'static str, String)> {
+        let only_for = |field: &'static str, mode: DiskMode, what: &str| {
+            let (mode, this) = (mode.name(), self.mode.name());
+            let why = format!("`{field}` is only for `mode: {mode}` ({what}), not `mode: {this}`");
+            Some((field, why))
+        };
         if let Some(delay) = self.delay {
             if self.mode != DiskMode::Slow {
-                return Some((
-                    "delay",
-                    format!(
-                        "`delay` is only for `mode: slow` (how much longer each fsync takes), not `mode: {}`",
-                        self.mode.name()
-                    ),
-                ));
+                return only_for("delay", DiskMode::Slow, "how much longer each fsync takes");
             }
             if delay.0 < std::time::Duration::from_millis(1) || delay > SLOW_DELAY_MAX {
-                return Some((
-                    "delay",
-                    format!("`delay` must be from 1ms to {SLOW_DELAY_MAX}, not {delay}"),
-                ));
+                let why = format!("`delay` must be from 1ms to {SLOW_DELAY_MAX}, not {delay}");
+                return Some(("delay", why));
             }
         }
         if let Some(bits) = self.bits {
             if self.mode != DiskMode::Corrupt {
-                return Some((
-                    "bits",
-                    format!(
-                        "`bits` is only for `mode: corrupt` (how many bits to flip), not `mode: {}`",
-                        self.mode.name()
-                    ),
-                ));
+                return only_for("bits", DiskMode::Corrupt, "how many bits to flip");
             }
             if !(1..=CORRUPT_BITS_MAX).contains(&bits) {
-                return Some((
-                    "bits",
-                    format!("`bits` must be from 1 to {CORRUPT_BITS_MAX}, not {bits}"),
-                ));
+                let why = format!("`bits` must be from 1 to {CORRUPT_BITS_MAX}, not {bits}");
+                return Some(("bits", why));
             }
         }
         None

@@ -71,6 +71,10 @@ pub const PRESETS: &[(&str, &str)] = &[
         "lose-unfsynced",
         include_str!("../../nemeses/lose-unfsynced.yaml"),
     ),
+    (
+        "lose-unfsynced-slow",
+        include_str!("../../nemeses/lose-unfsynced-slow.yaml"),
+    ),
 ];
 
 /// A parsed nemesis file.
