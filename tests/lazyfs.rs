@@ -2,7 +2,11 @@
 //! through to the backing directory and are read back; a `clear` (power
 //! loss) takes away what was not fsync'd and nothing that was; `torn` keeps
 //! a strict prefix of the last write; a create survives only an fsync of its
-//! directory; the heal journal's undo stops the helper and unmounts.
+//! directory; the heal journal's undo stops the helper and unmounts. The
+//! disk faults under a running program: `slow` (every fsync takes at least
+//! the delay), `full` (ENOSPC for writes that allocate, nothing else), and
+//! `corrupt` (bits of durable data flipped exactly where the answer says);
+//! bad control lines get an error, never a dead helper.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -66,14 +70,9 @@ impl Mounted {
         m
     }
 
-    /// Runs `faultline lazyfs ctl SOCKET cmd` as a user would; its JSON answer.
+    /// Runs `faultline lazyfs ctl SOCKET cmd...` as a user would; its JSON answer.
     fn ctl(&self, cmd: &str) -> serde_json::Value {
-        let out = Command::new(EXE)
-            .args(["lazyfs", "ctl"])
-            .arg(&self.socket)
-            .arg(cmd)
-            .output()
-            .unwrap();
+        let out = self.ctl_output(cmd);
         assert!(
             out.status.success(),
             "{}",
@@ -81,6 +80,34 @@ impl Mounted {
         );
         serde_json::from_slice(&out.stdout).unwrap()
     }
+
+    fn ctl_output(&self, cmd: &str) -> std::process::Output {
+        Command::new(EXE)
+            .args(["lazyfs", "ctl"])
+            .arg(&self.socket)
+            .args(cmd.split_whitespace())
+            .output()
+            .unwrap()
+    }
+
+    /// One raw line on the control socket, as any client may send; the
+    /// helper's answer.
+    fn raw(&self, line: &[u8]) -> serde_json::Value {
+        use std::io::{BufRead, BufReader};
+        let mut conn = std::os::unix::net::UnixStream::connect(&self.socket).unwrap();
+        conn.write_all(line).unwrap();
+        conn.shutdown(std::net::Shutdown::Write).unwrap();
+        let mut answer = String::new();
+        BufReader::new(conn).read_line(&mut answer).unwrap();
+        serde_json::from_str(&answer).unwrap()
+    }
+}
+
+/// How long `f` took.
+fn timed(f: impl FnOnce()) -> Duration {
+    let started = Instant::now();
+    f();
+    started.elapsed()
 }
 
 impl Drop for Mounted {
@@ -234,4 +261,181 @@ fn the_heal_journal_undo_stops_the_helper_and_unmounts() {
     );
     assert!(!mounted(&m.mount));
     assert!(!m.pidfile.exists());
+}
+
+#[test]
+fn a_slow_disk_makes_every_fsync_wait_until_it_is_fast_again() {
+    let m = Mounted::new();
+    let path = m.mount.join("log");
+    let f = append(&path, b"x");
+    let delay = Duration::from_millis(400);
+    assert_eq!(m.ctl("slow 400")["slow_ms"], 400);
+    assert_eq!(m.ctl("status")["slow_ms"], 400);
+    let fsync = timed(|| f.sync_all().unwrap());
+    assert!(
+        fsync >= delay,
+        "an fsync took {fsync:?} under a 400 ms slow disk"
+    );
+    let fdatasync = timed(|| f.sync_data().unwrap());
+    assert!(fdatasync >= delay, "an fdatasync took {fdatasync:?}");
+    let dir = timed(|| sync_dir(&m.mount));
+    assert!(dir >= delay, "a directory fsync took {dir:?}");
+    let mut dsync = OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_DSYNC)
+        .open(&path)
+        .unwrap();
+    let write = timed(|| dsync.write_all(b"y").unwrap());
+    assert!(write >= delay, "an O_DSYNC write took {write:?}");
+    // Plain writes and reads do not wait.
+    drop(append(&path, b"z"));
+    assert_eq!(std::fs::read(&path).unwrap(), b"yz");
+    assert_eq!(m.ctl("slow 0")["slow_ms"], 0);
+    assert_eq!(m.ctl("status")["slow_ms"], 0, "fast again");
+    f.sync_all().unwrap();
+}
+
+#[test]
+fn a_full_disk_refuses_what_allocates_and_nothing_else() {
+    let m = Mounted::new();
+    let path = m.mount.join("log");
+    let f = append(&path, b"0123456789");
+    f.sync_all().unwrap();
+    std::fs::write(m.mount.join("doomed"), b"d").unwrap();
+    assert_eq!(m.ctl("full on")["full"], true);
+    let enospc = |r: std::io::Result<()>, what: &str| {
+        let e = r.expect_err(what);
+        assert_eq!(e.raw_os_error(), Some(libc::ENOSPC), "{what}: {e}");
+    };
+    let mut log = OpenOptions::new().append(true).open(&path).unwrap();
+    enospc(log.write_all(b"more"), "an append");
+    enospc(std::fs::write(m.mount.join("new"), b"n"), "creating a file");
+    assert!(!m.mount.join("new").exists());
+    enospc(std::fs::create_dir(m.mount.join("dir")), "mkdir");
+    enospc(f.set_len(100), "growing a file");
+    // Overwriting allocated bytes, reading, fsync, shrinking and unlinking
+    // work (through a descriptor without O_APPEND: pwrite on one appends).
+    let rw = OpenOptions::new().write(true).open(&path).unwrap();
+    std::os::unix::fs::FileExt::write_all_at(&rw, b"AB", 0).unwrap();
+    f.sync_all().unwrap();
+    assert_eq!(std::fs::read(&path).unwrap(), b"AB23456789");
+    f.set_len(8).unwrap();
+    std::fs::remove_file(m.mount.join("doomed")).unwrap();
+    // statfs says it is full, for those who ask before writing.
+    let c = std::ffi::CString::new(m.mount.to_str().unwrap()).unwrap();
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: a NUL-terminated path and a zeroed struct statvfs to fill.
+    assert_eq!(unsafe { libc::statvfs(c.as_ptr(), &mut st) }, 0);
+    assert_eq!(st.f_bavail, 0);
+    assert_eq!(m.ctl("full off")["full"], false);
+    log.write_all(b"more").unwrap();
+    std::fs::write(m.mount.join("new"), b"n").unwrap();
+    assert_eq!(std::fs::read(&path).unwrap(), b"AB234567more");
+}
+
+#[test]
+fn corrupt_flips_exactly_the_bits_it_names_in_durable_data_only() {
+    let m = Mounted::new();
+    let path = m.mount.join("log");
+    let durable: Vec<u8> = (0..4096u32).map(|i| (i * 7) as u8).collect();
+    append(&path, &durable).sync_all().unwrap();
+    sync_dir(&m.mount);
+    // Neither an un-synced tail nor a file whose create is not durable is
+    // durable data: no bit of them may flip.
+    drop(append(&path, &[0xAA; 512]));
+    std::fs::write(m.mount.join("new"), [0x55; 4096]).unwrap();
+    let before = std::fs::read(&path).unwrap();
+    let answer = m.ctl("corrupt 16 42");
+    let flipped = answer["flipped"].as_array().unwrap();
+    assert_eq!(flipped.len(), 16, "{answer}");
+    let mut expected = before.clone();
+    let mut positions = std::collections::BTreeSet::new();
+    for f in flipped {
+        assert_eq!(
+            f["path"],
+            m.backing.join("log").to_str().unwrap(),
+            "{answer}"
+        );
+        let (offset, bit) = (f["offset"].as_u64().unwrap(), f["bit"].as_u64().unwrap());
+        assert!(offset < durable.len() as u64, "{f} is not durable data");
+        assert!(positions.insert((offset, bit)), "{f} twice");
+        let o = offset as usize;
+        assert_eq!(f["byte_before"], before[o], "{f}");
+        expected[o] ^= 1 << bit;
+        assert_eq!(f["byte_after"], expected[o], "{f}");
+    }
+    let after = std::fs::read(&path).unwrap();
+    assert_eq!(
+        after, expected,
+        "the file differs exactly at the named bits"
+    );
+    assert_eq!(std::fs::read(m.mount.join("new")).unwrap(), [0x55; 4096]);
+    // The seed decides: the same seed flips the same bits back.
+    let again = m.ctl("corrupt 16 42");
+    assert_eq!(again["flipped"].as_array().unwrap().len(), 16);
+    assert_eq!(std::fs::read(&path).unwrap(), before);
+    let other = m.ctl("corrupt 16 43");
+    assert_ne!(other["flipped"], answer["flipped"]);
+    // A power loss afterwards still undoes only the un-synced tail.
+    m.ctl("clear");
+    assert_eq!(std::fs::read(&path).unwrap().len(), durable.len());
+}
+
+#[test]
+fn bad_control_lines_get_an_error_and_the_helper_goes_on() {
+    let m = Mounted::new();
+    for (line, says) in [
+        (
+            &b"slow fast\n"[..],
+            "slow's delay (ms) must be a whole number from 0 to 10000",
+        ),
+        (b"slow 10001\n", "from 0 to 10000"),
+        (b"slow\n", "slow takes a delay in milliseconds"),
+        (b"full maybe\n", "full takes on or off"),
+        (b"corrupt 0 1\n", "at least 1"),
+        (b"corrupt 1\n", "a bit count and a seed"),
+        (b"explode\n", "unknown command"),
+        (b"\xff\xfe\n", "unknown command"),
+        (b"", "unknown command"),
+    ] {
+        let answer = m.raw(line);
+        let error = answer["error"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{answer}"));
+        assert!(error.contains(says), "{line:?}: {error}");
+    }
+    // The command line says the same and exits 3, as bad input does.
+    let out = m.ctl_output("full maybe");
+    assert_eq!(out.status.code(), Some(3));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("full takes on or off"), "{stderr}");
+    assert_eq!(m.ctl("status")["full"], false, "the helper still answers");
+}
+
+#[test]
+fn the_heal_journal_makes_a_slow_full_disk_fast_with_space_again() {
+    let m = Mounted::new();
+    m.ctl("slow 500");
+    m.ctl("full on");
+    let entry = faultline::net::journal::Entry::LazyfsFault {
+        helper: EXE.to_string(),
+        socket: m.socket.to_str().unwrap().to_string(),
+    };
+    let inspect = |cmd: String| {
+        let out = Command::new("sh").arg("-c").arg(cmd).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    assert!(inspect(entry.inspect_command()).contains("\"slow_ms\":500"));
+    inspect(entry.undo_command());
+    let status = m.ctl("status");
+    assert_eq!(
+        (status["slow_ms"].clone(), status["full"].clone()),
+        (0.into(), false.into())
+    );
+    assert_eq!(inspect(entry.inspect_command()), "", "nothing left to show");
 }

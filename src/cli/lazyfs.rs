@@ -1,6 +1,6 @@
 //! `faultline lazyfs`: the disk-fault helper run on a host (mount a lazy
 //! file system over a node's data directory) and its control command (make
-//! it lose what was not fsync'd). The file system itself is `disk/`.
+//! it lose what was not fsync'd, slow, full or corrupt). The file system itself is `disk/`.
 
 use clap::{Args, Subcommand};
 use std::path::PathBuf;
@@ -11,13 +11,16 @@ pub enum LazyfsCmd {
     /// runs until SIGTERM, then unmounts.
     Mount(MountArgs),
     /// Tell the helper on SOCKET to clear (lose every un-fsynced write), tear (lose them but a
-    /// prefix of each file's last one) or say what it holds; prints its JSON answer.
+    /// prefix of each file's last one), slow every fsync by MS milliseconds (`slow 0`: fast
+    /// again), make writes that allocate fail with ENOSPC (`full on`, `full off`), flip BITS
+    /// bits of durable data drawn from SEED (`corrupt BITS SEED`; the node must be down), or
+    /// say what it holds (`status`); prints its JSON answer.
     Ctl {
         /// The helper's control socket.
         socket: PathBuf,
-        /// clear, torn or status.
-        #[arg(value_parser = ["clear", "torn", "status"])]
-        command: String,
+        /// clear | torn | status | slow MS | full on|off | corrupt BITS SEED
+        #[arg(required = true, num_args = 1..)]
+        command: Vec<String>,
     },
 }
 
@@ -43,8 +46,8 @@ pub fn run(cmd: LazyfsCmd) -> anyhow::Result<()> {
             crate::disk::serve(&a.backing, &a.mount, &a.socket, a.pidfile.as_deref())
         }
         LazyfsCmd::Ctl { socket, command } => {
-            let cmd = crate::disk::Command::parse(&command)
-                .ok_or_else(|| anyhow::anyhow!("unknown lazyfs command {command:?}"))?;
+            let cmd = crate::disk::Command::parse(&command.join(" "))
+                .map_err(|e| anyhow::anyhow!("lazyfs ctl: {e}"))?;
             let answer = crate::disk::ctl(&socket, cmd)?;
             sayln!("{answer}");
             Ok(())

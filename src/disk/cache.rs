@@ -171,6 +171,20 @@ impl Unsynced {
         self.created.remove(&ino);
     }
 
+    /// How many of a file's first bytes are as they were at its last fsync
+    /// (`len` is its length now): the prefix no un-synced write or truncate
+    /// touched. None of a file whose creation is not durable.
+    pub fn durable_len(&self, ino: u64, len: u64) -> u64 {
+        if self.created.contains(&ino) {
+            return 0;
+        }
+        self.files.get(&ino).map_or(len, |log| {
+            log.undo
+                .iter()
+                .fold(len, |end, u| end.min(u.offset).min(u.old_len))
+        })
+    }
+
     /// How many files have un-synced changes, and how many bytes are held.
     pub fn pending(&self) -> (usize, usize, u64) {
         (self.files.len(), self.created.len(), self.held)
@@ -353,6 +367,24 @@ mod tests {
         assert!(kept.exists());
         assert!(!lost_file.exists());
         assert!(lost[0].removed);
+    }
+
+    #[test]
+    fn the_durable_prefix_ends_where_the_first_unsynced_change_starts() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log");
+        std::fs::write(&path, b"0123456789").unwrap();
+        let mut cache = Unsynced::default();
+        let i = ino(&path);
+        assert_eq!(cache.durable_len(i, 10), 10, "nothing un-synced");
+        write(&mut cache, &path, 10, b"appended");
+        assert_eq!(cache.durable_len(i, 18), 10, "an append");
+        write(&mut cache, &path, 4, b"x");
+        assert_eq!(cache.durable_len(i, 18), 4, "an overwrite further in");
+        cache.synced(i);
+        assert_eq!(cache.durable_len(i, 18), 18);
+        cache.created(i);
+        assert_eq!(cache.durable_len(i, 18), 0, "a create not yet durable");
     }
 
     #[test]

@@ -1,10 +1,11 @@
 //! The lazy file system on one host, each step one shell command through
 //! its [`Remote`]: mount it over the node's data directory (recorded in the
-//! heal journal first, in the same command), and make it lose what was not
-//! fsync'd. The helper runs in the host's own mount namespace (netns hosts
-//! are entered with nsenter into theirs), so the nodes started there see it.
+//! heal journal first, in the same command), and send it control commands
+//! (lose what was not fsync'd, slow, full, corrupt). The helper runs in the
+//! host's own mount namespace (netns hosts are entered with nsenter into
+//! theirs), so the nodes started there see it.
 
-use super::Loss;
+use super::Command;
 use crate::control::{Remote, shell_quote};
 use crate::net::journal::{self, Entry};
 use serde_json::Value;
@@ -36,6 +37,13 @@ impl Paths {
         Entry::Lazyfs {
             pidfile: self.pidfile(),
             mount: self.mount.clone(),
+        }
+    }
+
+    fn fault_entry(&self) -> Entry {
+        Entry::LazyfsFault {
+            helper: self.helper.clone(),
+            socket: self.socket.clone(),
         }
     }
 }
@@ -71,20 +79,27 @@ pub fn mount(remote: &dyn Remote, p: &Paths) -> Result<(), crate::control::Remot
     remote.run(&mount_script(p), TIMEOUT).map(|_| ())
 }
 
-/// Makes the file system lose what was not fsync'd (the node must be
-/// down); returns the helper's account of what was lost.
-pub fn lose(remote: &dyn Remote, p: &Paths, loss: Loss) -> Result<Value, String> {
-    let word = match loss {
-        Loss::Clear => super::Command::Clear,
-        Loss::Torn => super::Command::Torn,
-    }
-    .word();
+/// Sends one control command to the host's helper; returns its answer. A
+/// command that makes the disk slow or full is journaled first, in the same
+/// shell command (heal makes it fast and gives it space again); `clear`,
+/// `torn` and `corrupt` change data, which no heal brings back.
+pub fn ctl(remote: &dyn Remote, p: &Paths, cmd: Command) -> Result<Value, String> {
+    let record = match cmd {
+        Command::Slow { .. } | Command::Full(_) => {
+            format!(
+                "{} && ",
+                journal::record_command(&p.state_dir, &p.fault_entry())
+            )
+        }
+        _ => String::new(),
+    };
     let out = remote
         .run(
             &format!(
-                "{} lazyfs ctl {} {word}",
+                "{record}{} lazyfs ctl {} {}",
                 shell_quote(&p.helper),
-                shell_quote(&p.socket)
+                shell_quote(&p.socket),
+                cmd.line()
             ),
             TIMEOUT,
         )

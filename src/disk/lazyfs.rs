@@ -5,6 +5,11 @@
 //! a file opened O_SYNC or O_DSYNC; for a create, an fsync of its directory)
 //! makes it durable.
 //!
+//! Beside the power loss, [`Control`] makes the disk slow (every fsync and
+//! O_SYNC/O_DSYNC write takes longer, slept on the file system's thread
+//! before it starts, outside the lock), full (writes that would allocate
+//! fail with ENOSPC) and corrupt (bits flipped at rest in durable data).
+//!
 //! Inode numbers are the backing files' own (the root is 1, and whatever
 //! file had 1 gets the root's), and a node's path is rebuilt from the
 //! parent and name it was last found under. Attributes and entries are never
@@ -23,6 +28,7 @@ use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::{DirEntryExt, FileExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -30,6 +36,10 @@ const TTL: Duration = Duration::ZERO;
 
 /// How deep a path may be rebuilt from parents (a cycle would be a bug).
 const MAX_DEPTH: usize = 4096;
+/// How many files `corrupt` looks at, at most (a node's data is a few).
+const MAX_CORRUPT_FILES: usize = 100_000;
+/// How deep `corrupt` walks into the backing directory.
+const MAX_CORRUPT_DEPTH: usize = 64;
 
 /// The file system's state; one lock, since the nodes write from one thread.
 #[derive(Default)]
@@ -52,7 +62,25 @@ struct Handle {
 #[derive(Clone)]
 pub struct Control {
     backing: Arc<PathBuf>,
+    /// The backing directory's own inode number (shown as 1).
+    root_ino: u64,
     state: Arc<Mutex<State>>,
+    /// Extra milliseconds every fsync takes (0: none).
+    slow_ms: Arc<AtomicU64>,
+    /// Writes that would allocate fail with ENOSPC.
+    full: Arc<AtomicBool>,
+}
+
+/// One bit `corrupt` flipped.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Flipped {
+    /// The backing file.
+    pub path: String,
+    pub offset: u64,
+    /// 0 is the least significant bit.
+    pub bit: u8,
+    pub byte_before: u8,
+    pub byte_after: u8,
 }
 
 impl Control {
@@ -73,12 +101,139 @@ impl Control {
         let (files, created, held) = state.unsynced.pending();
         (files, created, held, state.unsynced.written_back)
     }
+
+    pub fn slow_ms(&self) -> u64 {
+        self.slow_ms.load(Ordering::SeqCst)
+    }
+
+    /// Every fsync from now on takes `ms` more milliseconds (0: none).
+    pub fn set_slow_ms(&self, ms: u64) {
+        debug_assert!(ms <= super::SLOW_MS_MAX, "{ms} ms");
+        self.slow_ms.store(ms, Ordering::SeqCst);
+    }
+
+    pub fn full(&self) -> bool {
+        self.full.load(Ordering::SeqCst)
+    }
+
+    /// From now on, writes that would allocate fail with ENOSPC (or no longer).
+    pub fn set_full(&self, full: bool) {
+        self.full.store(full, Ordering::SeqCst);
+    }
+
+    /// Bit rot at rest: flips `bits` distinct bits of durable data (bytes
+    /// no un-synced change touched, in files whose creation is durable),
+    /// drawn uniformly over all of it from `seed`, so bigger files take
+    /// more; writes them to the backing files and fsyncs. Fewer if there
+    /// are fewer durable bits. The node must be down: a running one may
+    /// hold the old bytes in memory.
+    pub fn corrupt(&self, bits: u32, seed: u64) -> io::Result<Vec<Flipped>> {
+        use rand::SeedableRng;
+        let state = lock(&self.state);
+        let mut files = Vec::new();
+        regular_files(&self.backing, 0, &mut files)?;
+        // (path, durable bytes), in path order so a seed picks the same bits.
+        let durable: Vec<(PathBuf, u64)> = files
+            .into_iter()
+            .map(|(path, ino, len)| {
+                let ino = shown(self.root_ino, ino);
+                (path, state.unsynced.durable_len(ino, len))
+            })
+            .filter(|(_, len)| *len > 0)
+            .collect();
+        let total_bits: u64 = durable.iter().map(|(_, len)| len * 8).sum();
+        let amount = u64::from(bits).min(total_bits) as usize;
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        let mut picked = rand::seq::index::sample(&mut rng, total_bits as usize, amount).into_vec();
+        picked.sort_unstable();
+        let mut flipped = Vec::with_capacity(picked.len());
+        let (mut file_at, mut file_start_bit) = (0usize, 0u64);
+        let mut open: Option<(usize, File)> = None;
+        for at in picked {
+            let at = at as u64;
+            while at >= file_start_bit + durable[file_at].1 * 8 {
+                file_start_bit += durable[file_at].1 * 8;
+                file_at += 1;
+            }
+            if open.as_ref().is_none_or(|(i, _)| *i != file_at) {
+                if let Some((_, f)) = open.take() {
+                    f.sync_all()?;
+                }
+                let f = OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .open(&durable[file_at].0)?;
+                open = Some((file_at, f));
+            }
+            let Some((_, file)) = &open else {
+                unreachable!("opened above")
+            };
+            let (offset, bit) = ((at - file_start_bit) / 8, ((at - file_start_bit) % 8) as u8);
+            debug_assert!(
+                offset < durable[file_at].1,
+                "only durable bytes are flipped"
+            );
+            let mut byte = [0u8];
+            file.read_exact_at(&mut byte, offset)?;
+            let after = byte[0] ^ (1 << bit);
+            file.write_all_at(&[after], offset)?;
+            flipped.push(Flipped {
+                path: durable[file_at].0.display().to_string(),
+                offset,
+                bit,
+                byte_before: byte[0],
+                byte_after: after,
+            });
+        }
+        if let Some((_, f)) = open {
+            f.sync_all()?;
+        }
+        Ok(flipped)
+    }
+}
+
+/// Every regular file under `dir` as (path, backing inode, length), in
+/// name order; at most [`MAX_CORRUPT_FILES`], [`MAX_CORRUPT_DEPTH`] deep.
+fn regular_files(dir: &Path, depth: usize, out: &mut Vec<(PathBuf, u64, u64)>) -> io::Result<()> {
+    if depth > MAX_CORRUPT_DEPTH {
+        return Ok(());
+    }
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .map(|e| e.map(|e| e.path()))
+        .collect::<io::Result<_>>()?;
+    entries.sort();
+    for path in entries {
+        if out.len() >= MAX_CORRUPT_FILES {
+            break;
+        }
+        let meta = std::fs::symlink_metadata(&path)?;
+        if meta.is_dir() {
+            regular_files(&path, depth + 1, out)?;
+        } else if meta.is_file() {
+            out.push((path, meta.ino(), meta.len()));
+        }
+    }
+    Ok(())
+}
+
+/// The inode number shown for a backing inode number (root and 1 swap).
+fn shown(root_ino: u64, backing_ino: u64) -> u64 {
+    if backing_ino == root_ino {
+        INodeNo::ROOT.0
+    } else if backing_ino == INodeNo::ROOT.0 {
+        root_ino
+    } else {
+        backing_ino
+    }
+}
+
+/// ENOSPC, as a full disk answers.
+fn no_space() -> io::Error {
+    io::Error::from_raw_os_error(libc::ENOSPC)
 }
 
 pub struct LazyFs {
     control: Control,
-    /// The backing directory's own inode number (shown as 1).
-    root_ino: u64,
 }
 
 fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
@@ -109,15 +264,36 @@ impl LazyFs {
         let root_ino = std::fs::metadata(backing)?.ino();
         let control = Control {
             backing: Arc::new(backing.to_path_buf()),
+            root_ino,
             state: Arc::default(),
+            slow_ms: Arc::default(),
+            full: Arc::default(),
         };
         Ok((
             LazyFs {
                 control: control.clone(),
-                root_ino,
             },
             control,
         ))
+    }
+
+    /// A slow disk: sleeps the extra time an fsync takes now, on the file
+    /// system's thread (the caller waits, as on a slow device) and outside
+    /// the lock.
+    fn stall(&self) {
+        let ms = self.control.slow_ms();
+        if ms > 0 {
+            std::thread::sleep(Duration::from_millis(ms));
+        }
+    }
+
+    /// ENOSPC if the disk is full: for calls that would allocate.
+    fn space(&self) -> io::Result<()> {
+        if self.control.full() {
+            Err(no_space())
+        } else {
+            Ok(())
+        }
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
@@ -126,13 +302,7 @@ impl LazyFs {
 
     /// The inode number shown for a backing inode number (root and 1 swap).
     fn shown(&self, backing_ino: u64) -> u64 {
-        if backing_ino == self.root_ino {
-            INodeNo::ROOT.0
-        } else if backing_ino == INodeNo::ROOT.0 {
-            self.root_ino
-        } else {
-            backing_ino
-        }
+        shown(self.control.root_ino, backing_ino)
     }
 
     fn path(&self, ino: INodeNo) -> io::Result<PathBuf> {
@@ -351,6 +521,9 @@ impl Filesystem for LazyFs {
             }
             if let Some(size) = size {
                 let file = OpenOptions::new().read(true).write(true).open(&path)?;
+                if size > file.metadata()?.len() {
+                    self.space()?;
+                }
                 self.state().unsynced.before_truncate(ino.0, &file, size)?;
                 file.set_len(size)?;
             }
@@ -383,6 +556,7 @@ impl Filesystem for LazyFs {
         reply: ReplyEntry,
     ) {
         let result = (|| {
+            self.space()?;
             let path = self.child(parent, name)?;
             std::fs::create_dir(&path)?;
             std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode & !umask))?;
@@ -414,6 +588,7 @@ impl Filesystem for LazyFs {
         reply: ReplyEntry,
     ) {
         let result = (|| {
+            self.space()?;
             let path = self.child(parent, link_name)?;
             std::os::unix::fs::symlink(target, &path)?;
             owned_by_caller(&path, req)?;
@@ -486,6 +661,9 @@ impl Filesystem for LazyFs {
             let path = self.child(parent, name)?;
             let (mut options, sync) = open_options(flags);
             let existed = std::fs::symlink_metadata(&path).is_ok();
+            if !existed {
+                self.space()?;
+            }
             options
                 .write(true)
                 .create(true)
@@ -554,7 +732,14 @@ impl Filesystem for LazyFs {
         _lock_owner: Option<LockOwner>,
         reply: ReplyWrite,
     ) {
+        // A sync write waits as an fsync does (before the lock is taken).
+        if self.with_handle(fh, |h, _| Ok(h.sync)).unwrap_or(false) {
+            self.stall();
+        }
         let result = self.with_handle(fh, |h, unsynced| {
+            if self.control.full() && offset + data.len() as u64 > h.file.metadata()?.len() {
+                return Err(no_space());
+            }
             if h.sync {
                 h.file.write_all_at(data, offset)?;
                 h.file.sync_data()?;
@@ -604,6 +789,7 @@ impl Filesystem for LazyFs {
         datasync: bool,
         reply: ReplyEmpty,
     ) {
+        self.stall();
         let result = self.with_handle(fh, |h, unsynced| {
             if datasync {
                 h.file.sync_data()?;
@@ -687,6 +873,7 @@ impl Filesystem for LazyFs {
         _datasync: bool,
         reply: ReplyEmpty,
     ) {
+        self.stall();
         let result = self.with_handle(fh, |h, _| h.file.sync_all()).map(|()| {
             let mut state = self.state();
             let State {
@@ -710,10 +897,12 @@ impl Filesystem for LazyFs {
         if unsafe { libc::statvfs(path.as_ptr(), &mut st) } != 0 {
             return reply.error(to_errno(io::Error::last_os_error()));
         }
+        // A full disk says so to those who ask before writing.
+        let full = self.control.full();
         reply.statfs(
             st.f_blocks,
-            st.f_bfree,
-            st.f_bavail,
+            if full { 0 } else { st.f_bfree },
+            if full { 0 } else { st.f_bavail },
             st.f_files,
             st.f_ffree,
             st.f_bsize as u32,

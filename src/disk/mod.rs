@@ -8,7 +8,8 @@
 //! - [`host`]: mounting it on a host and making it lose, through `Remote`.
 //! - here: the helper's life ([`serve`]: mount, answer the control socket
 //!   until SIGTERM, unmount) and the control protocol ([`ctl`]): one line
-//!   in (`clear`, `torn`, `status`), one JSON line out.
+//!   in (`clear`, `torn`, `status`, `slow MS`, `full on|off`, `corrupt BITS
+//!   SEED`), one JSON line out (`{"error": ...}` for a bad line).
 //!
 //! Not here: when to lose what, on which hosts (that is `nemesis`).
 
@@ -33,32 +34,91 @@ const MAX_LINE: u64 = 256;
 /// How often the helper looks for a stop signal between requests.
 const POLL: Duration = Duration::from_millis(20);
 
-/// A control command.
+/// The longest extra time `slow` may give each fsync: a longer one is not a
+/// slow disk but a dead one (and would hold the file system's threads).
+pub const SLOW_MS_MAX: u64 = 10_000;
+/// The most bits one `corrupt` flips.
+pub const CORRUPT_BITS_MAX: u32 = 4096;
+
+/// A control command: one line of words.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Command {
     /// Power loss: every write not made durable is gone.
     Clear,
     /// Power loss with a torn last write per file.
     Torn,
-    /// What is held: files, creates and bytes not yet durable.
+    /// What is held: files, creates and bytes not yet durable; the slow
+    /// delay and whether the disk is full.
     Status,
+    /// `slow MS`: every fsync, fdatasync, fsyncdir and O_SYNC/O_DSYNC write
+    /// takes MS more milliseconds (0: fast again).
+    Slow { delay_ms: u64 },
+    /// `full on|off`: writes that would allocate fail with ENOSPC.
+    Full(bool),
+    /// `corrupt BITS SEED`: flip BITS distinct bits of durable data, at
+    /// offsets drawn from SEED (the node must be down).
+    Corrupt { bits: u32, seed: u64 },
 }
 
+/// What the control protocol accepts, for error messages.
+const SYNTAX: &str = "clear, torn, status, slow MS, full on|off or corrupt BITS SEED";
+
 impl Command {
-    pub fn parse(word: &str) -> Option<Command> {
-        match word.trim() {
-            "clear" => Some(Command::Clear),
-            "torn" => Some(Command::Torn),
-            "status" => Some(Command::Status),
-            _ => None,
+    /// Parses one control line; the error says what was wrong.
+    pub fn parse(line: &str) -> Result<Command, String> {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let number = |what: &str, word: &str, max: u64| -> Result<u64, String> {
+            match word.parse::<u64>() {
+                Ok(n) if n <= max => Ok(n),
+                _ => Err(format!(
+                    "{what} must be a whole number from 0 to {max}, not {:?}",
+                    crate::history::text::excerpt(word)
+                )),
+            }
+        };
+        match words.as_slice() {
+            ["clear"] => Ok(Command::Clear),
+            ["torn"] => Ok(Command::Torn),
+            ["status"] => Ok(Command::Status),
+            ["slow", ms] => Ok(Command::Slow {
+                delay_ms: number("slow's delay (ms)", ms, SLOW_MS_MAX)?,
+            }),
+            ["full", "on"] => Ok(Command::Full(true)),
+            ["full", "off"] => Ok(Command::Full(false)),
+            ["corrupt", bits, seed] => {
+                let bits = number("corrupt's bit count", bits, u64::from(CORRUPT_BITS_MAX))?;
+                if bits == 0 {
+                    return Err("corrupt's bit count must be at least 1".into());
+                }
+                Ok(Command::Corrupt {
+                    bits: bits as u32,
+                    seed: number("corrupt's seed", seed, u64::MAX)?,
+                })
+            }
+            [word @ ("slow" | "full" | "corrupt"), ..] => Err(format!(
+                "{word} takes {}",
+                match *word {
+                    "slow" => "a delay in milliseconds: `slow 200` (`slow 0`: fast again)",
+                    "full" => "on or off: `full on`",
+                    _ => "a bit count and a seed: `corrupt 1 42`",
+                }
+            )),
+            _ => Err(format!(
+                "unknown command {:?}: expected {SYNTAX}",
+                crate::history::text::excerpt(line.trim())
+            )),
         }
     }
 
-    pub fn word(self) -> &'static str {
+    /// The command as its control line (without the newline).
+    pub fn line(self) -> String {
         match self {
-            Command::Clear => "clear",
-            Command::Torn => "torn",
-            Command::Status => "status",
+            Command::Clear => "clear".into(),
+            Command::Torn => "torn".into(),
+            Command::Status => "status".into(),
+            Command::Slow { delay_ms } => format!("slow {delay_ms}"),
+            Command::Full(on) => format!("full {}", if on { "on" } else { "off" }),
+            Command::Corrupt { bits, seed } => format!("corrupt {bits} {seed}"),
         }
     }
 }
@@ -118,30 +178,48 @@ fn answer(conn: UnixStream, control: &lazyfs::Control) -> anyhow::Result<()> {
     conn.set_nonblocking(false)?;
     conn.set_read_timeout(Some(CTL_TIMEOUT))?;
     conn.set_write_timeout(Some(CTL_TIMEOUT))?;
-    let mut line = String::new();
-    BufReader::new((&conn).take(MAX_LINE)).read_line(&mut line)?;
+    // Bytes, not a String: a line that is not UTF-8 gets an answer too.
+    let mut bytes = Vec::new();
+    BufReader::new((&conn).take(MAX_LINE)).read_until(b'\n', &mut bytes)?;
+    let line = String::from_utf8_lossy(&bytes);
     let reply = match Command::parse(&line) {
-        None => json!({"error": format!("unknown command {:?}: expected clear, torn or status",
-            crate::history::text::excerpt(line.trim()))}),
-        Some(Command::Status) => {
-            let (files, created, held, written_back) = control.pending();
-            json!({"files": files, "created": created, "held_bytes": held, "written_back": written_back})
-        }
-        Some(cmd) => {
-            let loss = if cmd == Command::Torn {
-                Loss::Torn
-            } else {
-                Loss::Clear
-            };
-            match control.lose(loss) {
-                Ok(lost) => json!({ "lost": lost }),
-                Err(e) => json!({"error": format!("cannot undo the un-synced writes: {e}")}),
-            }
-        }
+        Err(e) => json!({ "error": e }),
+        Ok(cmd) => carry_out(cmd, control),
     };
     let mut conn = conn;
     writeln!(conn, "{reply}")?;
     Ok(())
+}
+
+/// Carries out one command; the JSON line to answer.
+fn carry_out(cmd: Command, control: &lazyfs::Control) -> Value {
+    let lose = |loss| match control.lose(loss) {
+        Ok(lost) => json!({ "lost": lost }),
+        Err(e) => json!({"error": format!("cannot undo the un-synced writes: {e}")}),
+    };
+    match cmd {
+        Command::Status => {
+            let (files, created, held, written_back) = control.pending();
+            json!({
+                "files": files, "created": created, "held_bytes": held,
+                "written_back": written_back, "slow_ms": control.slow_ms(), "full": control.full(),
+            })
+        }
+        Command::Clear => lose(Loss::Clear),
+        Command::Torn => lose(Loss::Torn),
+        Command::Slow { delay_ms } => {
+            control.set_slow_ms(delay_ms);
+            json!({ "slow_ms": delay_ms })
+        }
+        Command::Full(on) => {
+            control.set_full(on);
+            json!({ "full": on })
+        }
+        Command::Corrupt { bits, seed } => match control.corrupt(bits, seed) {
+            Ok(flipped) => json!({ "flipped": flipped }),
+            Err(e) => json!({"error": format!("cannot flip bits: {e}")}),
+        },
+    }
 }
 
 /// Sends `cmd` to the helper listening on `socket`; returns its answer.
@@ -150,7 +228,7 @@ pub fn ctl(socket: &Path, cmd: Command) -> anyhow::Result<Value> {
         .with_context(|| format!("no lazyfs helper answers on {}", socket.display()))?;
     conn.set_read_timeout(Some(CTL_TIMEOUT))?;
     conn.set_write_timeout(Some(CTL_TIMEOUT))?;
-    writeln!(conn, "{}", cmd.word())?;
+    writeln!(conn, "{}", cmd.line())?;
     let mut line = String::new();
     BufReader::new((&conn).take(16 << 20)).read_line(&mut line)?;
     let reply: Value = serde_json::from_str(&line).with_context(|| {
@@ -160,7 +238,7 @@ pub fn ctl(socket: &Path, cmd: Command) -> anyhow::Result<Value> {
         )
     })?;
     if let Some(e) = reply.get("error").and_then(Value::as_str) {
-        anyhow::bail!("lazyfs {}: {e}", cmd.word());
+        anyhow::bail!("lazyfs {}: {e}", cmd.line());
     }
     Ok(reply)
 }

@@ -53,15 +53,18 @@ pub enum Action {
     Resume {
         nodes: Vec<String>,
     },
-    /// Kill the nodes, then make their disks lose what was not durable
-    /// (a power loss); they stay down until [`Action::StopDisk`].
-    LoseDisk {
+    /// A disk fault on the nodes' lazy file systems: a power loss or bit
+    /// flips (the nodes are killed first and stay down until
+    /// [`Action::StopDisk`]), or a slow or full disk under running nodes.
+    StartDisk {
         nodes: Vec<String>,
-        mode: DiskMode,
+        fault: DiskFault,
     },
-    /// Start the nodes a [`Action::LoseDisk`] took down.
+    /// Ends a [`Action::StartDisk`] of `mode`: starts the nodes it took
+    /// down, or makes their disks fast or gives them space again.
     StopDisk {
         nodes: Vec<String>,
+        mode: DiskMode,
     },
 }
 
@@ -80,7 +83,7 @@ impl Action {
             Action::Start { .. } => "start",
             Action::Pause { .. } => "pause",
             Action::Resume { .. } => "resume",
-            Action::LoseDisk { .. } => "start-disk",
+            Action::StartDisk { .. } => "start-disk",
             Action::StopDisk { .. } => "stop-disk",
         }
     }
@@ -102,9 +105,17 @@ impl Action {
             } => {
                 json!({"nodes": nodes, "delta_ms": delta_ms, "period_ms": period_ms, "duration_ms": duration_ms})
             }
-            Action::LoseDisk { nodes, mode } => json!({"nodes": nodes, "mode": mode}),
+            Action::StartDisk { nodes, fault } => {
+                let mut value = json!({ "nodes": nodes });
+                if let (Value::Object(v), Ok(Value::Object(f))) =
+                    (&mut value, serde_json::to_value(fault))
+                {
+                    v.extend(f);
+                }
+                value
+            }
+            Action::StopDisk { nodes, mode } => json!({"nodes": nodes, "mode": mode}),
             Action::StopPacket { nodes }
-            | Action::StopDisk { nodes }
             | Action::ResetClock { nodes }
             | Action::Kill { nodes }
             | Action::Start { nodes }
@@ -277,10 +288,60 @@ pub struct DiskSpec {
     #[serde(default = "one")]
     pub targets: Targets,
     pub mode: DiskMode,
+    /// `slow` only: how much longer each fsync takes
+    /// ([`DEFAULT_SLOW_DELAY`] if not written).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delay: Option<Span>,
+    /// `corrupt` only: how many bits to flip on each target
+    /// ([`DEFAULT_CORRUPT_BITS`] if not written).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bits: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub duration: Option<Lasting>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub interval: Option<Span>,
+}
+
+/// How much longer an fsync takes under `mode: slow` unless `delay` says:
+/// a disk an order of magnitude or two slower than an SSD's fsync.
+pub const DEFAULT_SLOW_DELAY: Span = Span(std::time::Duration::from_millis(100));
+/// The longest `delay` (the helper's limit, `disk::SLOW_MS_MAX`).
+pub const SLOW_DELAY_MAX: Span = Span(std::time::Duration::from_secs(10));
+/// How many bits `mode: corrupt` flips per target unless `bits` says: one
+/// is enough to show whether checksums are read.
+pub const DEFAULT_CORRUPT_BITS: u32 = 1;
+/// The most bits one corrupt flips (the helper's `disk::CORRUPT_BITS_MAX`).
+pub const CORRUPT_BITS_MAX: u32 = 4096;
+
+impl DiskSpec {
+    /// A field that does not fit the mode, or is out of range: the field's
+    /// name and why.
+    pub fn problem(&self) -> Option<(&'static str, String)> {
+        let only_for = |field: &'static str, mode: DiskMode, what: &str| {
+            let (mode, this) = (mode.name(), self.mode.name());
+            let why = format!("`{field}` is only for `mode: {mode}` ({what}), not `mode: {this}`");
+            Some((field, why))
+        };
+        if let Some(delay) = self.delay {
+            if self.mode != DiskMode::Slow {
+                return only_for("delay", DiskMode::Slow, "how much longer each fsync takes");
+            }
+            if delay.0 < std::time::Duration::from_millis(1) || delay > SLOW_DELAY_MAX {
+                let why = format!("`delay` must be from 1ms to {SLOW_DELAY_MAX}, not {delay}");
+                return Some(("delay", why));
+            }
+        }
+        if let Some(bits) = self.bits {
+            if self.mode != DiskMode::Corrupt {
+                return only_for("bits", DiskMode::Corrupt, "how many bits to flip");
+            }
+            if !(1..=CORRUPT_BITS_MAX).contains(&bits) {
+                let why = format!("`bits` must be from 1 to {CORRUPT_BITS_MAX}, not {bits}");
+                return Some(("bits", why));
+            }
+        }
+        None
+    }
 }
 
 /// What a disk fault does.
@@ -293,6 +354,67 @@ pub enum DiskMode {
     /// As `lose-unfsynced`, but a strict prefix of the last un-synced write
     /// to each file survives.
     Torn,
+    /// Every fsync (and O_SYNC/O_DSYNC write) takes `delay` longer while
+    /// the fault lasts; the node keeps running.
+    Slow,
+    /// Writes that would allocate fail with ENOSPC while the fault lasts;
+    /// the node keeps running.
+    Full,
+    /// Kill the node, flip `bits` bits of its durable data at rest (at
+    /// offsets drawn from the run's seed); it is started again when the
+    /// fault ends.
+    Corrupt,
+}
+
+impl DiskMode {
+    /// Whether the fault kills its nodes (and starts them when it ends);
+    /// the others change the disk under running nodes.
+    pub fn kills(self) -> bool {
+        matches!(
+            self,
+            DiskMode::LoseUnfsynced | DiskMode::Torn | DiskMode::Corrupt
+        )
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            DiskMode::LoseUnfsynced => "lose-unfsynced",
+            DiskMode::Torn => "torn",
+            DiskMode::Slow => "slow",
+            DiskMode::Full => "full",
+            DiskMode::Corrupt => "corrupt",
+        }
+    }
+}
+
+/// What one `start-disk` does, with what was drawn for it; its fields go
+/// into the op's value beside `nodes` (`mode`, `delay_ms`, `bits`, `seed`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "mode", rename_all = "kebab-case")]
+pub enum DiskFault {
+    LoseUnfsynced,
+    Torn,
+    Slow {
+        delay_ms: u64,
+    },
+    Full,
+    /// Each host draws its bits from `seed` plus its place among the nodes.
+    Corrupt {
+        bits: u32,
+        seed: u64,
+    },
+}
+
+impl DiskFault {
+    pub fn mode(&self) -> DiskMode {
+        match self {
+            DiskFault::LoseUnfsynced => DiskMode::LoseUnfsynced,
+            DiskFault::Torn => DiskMode::Torn,
+            DiskFault::Slow { .. } => DiskMode::Slow,
+            DiskFault::Full => DiskMode::Full,
+            DiskFault::Corrupt { .. } => DiskMode::Corrupt,
+        }
+    }
 }
 
 /// One entry of a nemesis file's `faults:` list.
@@ -402,12 +524,24 @@ impl FaultSpec {
         fault
     }
 
-    /// Process faults take nodes out; others must not pick them twice.
+    /// Process faults (and disk faults that kill) take nodes out; others
+    /// must not pick them twice.
     pub fn takes_nodes_down(&self) -> bool {
-        matches!(
-            self,
-            FaultSpec::Kill(_) | FaultSpec::Pause(_) | FaultSpec::Disk(_)
-        )
+        match self {
+            FaultSpec::Kill(_) | FaultSpec::Pause(_) => true,
+            FaultSpec::Disk(s) => s.mode.kills(),
+            _ => false,
+        }
+    }
+
+    /// What a fault that does not take nodes down is, for the rule that
+    /// each appears once: its kind, and a disk fault's mode (a slow and a
+    /// full disk are set and healed apart).
+    pub fn family(&self) -> String {
+        match self {
+            FaultSpec::Disk(s) => format!("disk (mode: {})", s.mode.name()),
+            _ => self.kind().to_string(),
+        }
     }
 
     /// The action that starts this fault now, and the one that will end it.
@@ -492,13 +626,34 @@ impl FaultSpec {
                 )
             }
             FaultSpec::Disk(s) => {
-                let nodes = s.targets.pick(at.available, at.asked, rng)?;
+                // A slow or full disk is under a node whether it runs or not.
+                let pool = if s.mode.kills() {
+                    at.available
+                } else {
+                    at.nodes
+                };
+                let nodes = s.targets.pick(pool, at.asked, rng)?;
+                let fault = match s.mode {
+                    DiskMode::LoseUnfsynced => DiskFault::LoseUnfsynced,
+                    DiskMode::Torn => DiskFault::Torn,
+                    DiskMode::Slow => DiskFault::Slow {
+                        delay_ms: s.delay.unwrap_or(DEFAULT_SLOW_DELAY).0.as_millis() as u64,
+                    },
+                    DiskMode::Full => DiskFault::Full,
+                    DiskMode::Corrupt => DiskFault::Corrupt {
+                        bits: s.bits.unwrap_or(DEFAULT_CORRUPT_BITS),
+                        seed: rng.random(),
+                    },
+                };
                 (
-                    Action::LoseDisk {
+                    Action::StartDisk {
                         nodes: nodes.clone(),
+                        fault,
+                    },
+                    Action::StopDisk {
+                        nodes,
                         mode: s.mode,
                     },
-                    Action::StopDisk { nodes },
                 )
             }
         })
@@ -509,6 +664,7 @@ impl FaultSpec {
 mod tests {
     use super::*;
     use rand::SeedableRng;
+    use std::collections::BTreeSet;
 
     fn nodes() -> Vec<String> {
         (1..=5).map(|i| format!("n{i}")).collect()
@@ -589,6 +745,100 @@ mod tests {
             Action::Start {
                 nodes: nodes.clone()
             }
+        );
+    }
+
+    fn disk(mode: DiskMode) -> FaultSpec {
+        FaultSpec::Disk(DiskSpec {
+            targets: Targets::Minority,
+            mode,
+            delay: None,
+            bits: None,
+            duration: None,
+            interval: None,
+        })
+    }
+
+    #[test]
+    fn disk_faults_draw_their_nodes_and_say_what_they_do() {
+        let all = nodes();
+        let available: Vec<String> = all[..2].to_vec();
+        let at = Situation {
+            nodes: &all,
+            available: &available,
+            asked: &[],
+        };
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        // A slow or full disk is under nodes that are down too; the modes
+        // that kill pick among the nodes still up.
+        let mut slowed = BTreeSet::new();
+        for _ in 0..30 {
+            let (start, stop) = disk(DiskMode::Slow).start(&at, 0, &mut rng).unwrap();
+            let Action::StartDisk { nodes, fault } = &start else {
+                panic!("{start:?}")
+            };
+            assert_eq!(
+                *fault,
+                DiskFault::Slow { delay_ms: 100 },
+                "the default delay"
+            );
+            slowed.extend(nodes.iter().cloned());
+            assert_eq!(
+                stop,
+                Action::StopDisk {
+                    nodes: nodes.clone(),
+                    mode: DiskMode::Slow
+                }
+            );
+            let (Action::StartDisk { nodes, .. }, _) =
+                disk(DiskMode::Corrupt).start(&at, 0, &mut rng).unwrap()
+            else {
+                panic!()
+            };
+            assert!(nodes.iter().all(|n| available.contains(n)), "{nodes:?}");
+        }
+        assert!(slowed.iter().any(|n| !available.contains(n)), "{slowed:?}");
+        assert!(!disk(DiskMode::Slow).takes_nodes_down());
+        assert!(!disk(DiskMode::Full).takes_nodes_down());
+        assert!(disk(DiskMode::Corrupt).takes_nodes_down());
+
+        // The bits to flip come from the run's generator: a seed replays them.
+        let draw = |seed| {
+            let (start, _) = disk(DiskMode::Corrupt)
+                .start(&at, 0, &mut ChaCha8Rng::seed_from_u64(seed))
+                .unwrap();
+            start
+        };
+        assert_eq!(draw(9), draw(9));
+        assert_ne!(draw(9), draw(10));
+        let Action::StartDisk { nodes, fault } = draw(9) else {
+            panic!()
+        };
+        let DiskFault::Corrupt { bits: 1, seed } = fault else {
+            panic!("{fault:?}")
+        };
+        assert_eq!(
+            draw(9).value(),
+            json!({"nodes": nodes, "mode": "corrupt", "bits": 1, "seed": seed})
+        );
+        let slow = Action::StartDisk {
+            nodes: vec!["n1".into()],
+            fault: DiskFault::Slow { delay_ms: 250 },
+        };
+        assert_eq!(
+            (slow.f(), slow.value()),
+            (
+                "start-disk",
+                json!({"nodes": ["n1"], "mode": "slow", "delay_ms": 250})
+            )
+        );
+        let stop = Action::StopDisk {
+            nodes: vec!["n1".into()],
+            mode: DiskMode::Full,
+        };
+        assert_eq!(
+            (stop.f(), stop.value()),
+            ("stop-disk", json!({"nodes": ["n1"], "mode": "full"}))
         );
     }
 

@@ -5,7 +5,7 @@
 //! builds one from `db`): a node's pid, how to start it again after a kill,
 //! who claims leadership, and who just voted in an election.
 
-use super::fault::{Action, DiskMode};
+use super::fault::{Action, DiskFault, DiskMode};
 use super::{FaultError, Faults};
 use crate::net::HostNet;
 use crate::system::{Db, Layout};
@@ -230,25 +230,43 @@ impl Faults for HostFaults {
                 })?;
                 json!({ "signal": "SIGKILL", "pids": pids })
             }
-            Action::LoseDisk { nodes, mode } => {
-                let paths = self.disk.as_ref().ok_or_else(|| {
-                    FaultError("disk faults need the lazy file system, which these hosts were not deployed with".into())
-                })?;
-                let loss = match mode {
-                    DiskMode::LoseUnfsynced => crate::disk::Loss::Clear,
-                    DiskMode::Torn => crate::disk::Loss::Torn,
-                };
-                self.killed.change(nodes, true);
+            Action::StartDisk { nodes, fault } => {
+                let paths = self.disk_paths()?;
+                let kills = fault.mode().kills();
+                if kills {
+                    self.killed.change(nodes, true);
+                }
                 let done = self.each(nodes, |h| {
-                    let pid = self.pid(h.name())?;
-                    h.kill(pid, self.control.signals_children(h.name()))?;
-                    let lost = crate::disk::host::lose(h.remote.as_ref(), paths, loss)
-                        .map_err(|e| FaultError(format!("{}: {e}", h.name())))?;
-                    Ok(json!({ "pid": pid, "lost": lost["lost"] }))
+                    let mut done = serde_json::Map::new();
+                    if kills {
+                        let pid = self.pid(h.name())?;
+                        h.kill(pid, self.control.signals_children(h.name()))?;
+                        done.insert("pid".into(), json!(pid));
+                    }
+                    // One seed per host, derived from the action's, so hosts differ.
+                    let i = nodes.iter().position(|n| n == h.name()).unwrap_or(0) as u64;
+                    let answer = disk_ctl(h, paths, disk_command(fault, i))?;
+                    if let Value::Object(answer) = answer {
+                        done.extend(answer);
+                    }
+                    Ok(Value::Object(done))
                 })?;
-                json!({ "signal": "SIGKILL", "mechanism": "lazyfs", "hosts": done })
+                let mut out = json!({ "mechanism": "lazyfs", "hosts": done });
+                if kills {
+                    out["signal"] = json!("SIGKILL");
+                }
+                out
             }
-            Action::Start { nodes } | Action::StopDisk { nodes } => {
+            Action::StopDisk { nodes, mode } if !mode.kills() => {
+                let paths = self.disk_paths()?;
+                let command = match mode {
+                    DiskMode::Slow => crate::disk::Command::Slow { delay_ms: 0 },
+                    _ => crate::disk::Command::Full(false),
+                };
+                let done = self.each(nodes, |h| disk_ctl(h, paths, command))?;
+                json!({ "mechanism": "lazyfs", "hosts": done })
+            }
+            Action::Start { nodes } | Action::StopDisk { nodes, .. } => {
                 let started = self.each(nodes, |h| {
                     self.control
                         .start(h.name())
@@ -291,7 +309,41 @@ impl Faults for HostFaults {
     }
 }
 
+/// The helper's command that starts `fault` on the `i`th of its hosts.
+fn disk_command(fault: &DiskFault, i: u64) -> crate::disk::Command {
+    use crate::disk::Command;
+    match *fault {
+        DiskFault::LoseUnfsynced => Command::Clear,
+        DiskFault::Torn => Command::Torn,
+        DiskFault::Slow { delay_ms } => Command::Slow { delay_ms },
+        DiskFault::Full => Command::Full(true),
+        DiskFault::Corrupt { bits, seed } => Command::Corrupt {
+            bits,
+            seed: seed.wrapping_add(i),
+        },
+    }
+}
+
+/// Sends `command` to the lazyfs helper on `h`; its answer.
+fn disk_ctl(
+    h: &HostNet,
+    paths: &crate::disk::host::Paths,
+    command: crate::disk::Command,
+) -> Result<Value, FaultError> {
+    crate::disk::host::ctl(h.remote.as_ref(), paths, command)
+        .map_err(|e| FaultError(format!("{}: {e}", h.name())))
+}
+
 impl HostFaults {
+    fn disk_paths(&self) -> Result<&crate::disk::host::Paths, FaultError> {
+        self.disk.as_ref().ok_or_else(|| {
+            FaultError(
+                "disk faults need the lazy file system, which these hosts were not deployed with"
+                    .into(),
+            )
+        })
+    }
+
     fn clock_mechanism(&self, nodes: &[String]) -> BTreeMap<String, &'static str> {
         nodes
             .iter()

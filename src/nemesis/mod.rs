@@ -379,7 +379,7 @@ async fn timeline(shared: Arc<Shared>, schedule: Arc<Schedule>, index: usize, mu
                         (
                             Action::Kill { nodes }
                             | Action::Pause { nodes }
-                            | Action::LoseDisk { nodes, .. },
+                            | Action::StartDisk { nodes, .. },
                             true,
                         ) => nodes.clone(),
                         _ => Vec::new(),
@@ -777,8 +777,8 @@ mod tests {
         let mut losses = 0;
         for a in faults.actions() {
             match a {
-                Action::LoseDisk { nodes, mode } => {
-                    assert_eq!(mode, fault::DiskMode::Torn);
+                Action::StartDisk { nodes, fault } => {
+                    assert_eq!(fault, fault::DiskFault::Torn);
                     losses += 1;
                     for n in nodes {
                         assert!(down.insert(n.clone()), "{n} hit while already down");
@@ -789,7 +789,7 @@ mod tests {
                         assert!(down.insert(n.clone()), "{n} hit while already down");
                     }
                 }
-                Action::StopDisk { nodes } | Action::Start { nodes } => {
+                Action::StopDisk { nodes, .. } | Action::Start { nodes } => {
                     for n in nodes {
                         assert!(down.remove(&n), "{n} started but not down");
                     }
@@ -809,6 +809,56 @@ mod tests {
             .find(|e| e.f == "start-disk" && e.kind == OpType::Info)
             .unwrap();
         assert_eq!(lost.value["mode"], "torn", "{}", lost.value);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_slow_or_full_disk_leaves_its_nodes_up_for_other_faults() {
+        let text = "description: t\nduration: 2s\ninterval: 1s\nfaults:\n  - disk: {targets: all, mode: slow, delay: 300ms}\n  - disk: {targets: all, mode: full}\n  - kill: {targets: all}\n";
+        let faults = Arc::new(Recording::new(3));
+        let (result, events) = run_for(text, faults.clone(), 5, 30_000, Options::default()).await;
+        assert!(result.unwrap().failures.is_empty());
+        let (mut slow, mut full, mut killed_under_slow) = (0, 0, 0);
+        let mut slowed = false;
+        for a in faults.actions() {
+            match a {
+                Action::StartDisk { nodes, fault } => {
+                    assert_eq!(nodes.len(), 3, "all, whether killed or not");
+                    match fault {
+                        fault::DiskFault::Slow { delay_ms: 300 } => {
+                            slow += 1;
+                            slowed = true;
+                        }
+                        fault::DiskFault::Full => full += 1,
+                        other => panic!("{other:?}"),
+                    }
+                }
+                Action::StopDisk {
+                    mode: fault::DiskMode::Slow,
+                    ..
+                } => slowed = false,
+                Action::Kill { .. } if slowed => killed_under_slow += 1,
+                _ => {}
+            }
+        }
+        assert!(slow > 3 && full > 3, "{slow} slow, {full} full");
+        assert!(
+            killed_under_slow > 0,
+            "a kill never came while the disk was slow"
+        );
+        let stop = events
+            .iter()
+            .find(|e| e.f == "stop-disk" && e.kind == OpType::Invoke)
+            .unwrap();
+        assert!(
+            ["slow", "full"].contains(&stop.value["mode"].as_str().unwrap()),
+            "{}",
+            stop.value
+        );
+        let start = events
+            .iter()
+            .find(|e| e.f == "start-disk" && e.value["mode"] == "slow")
+            .unwrap();
+        assert_eq!(start.value["delay_ms"], 300, "{}", start.value);
     }
 
     #[tokio::test(start_paused = true)]

@@ -71,6 +71,10 @@ pub const PRESETS: &[(&str, &str)] = &[
         "lose-unfsynced",
         include_str!("../../nemeses/lose-unfsynced.yaml"),
     ),
+    (
+        "lose-unfsynced-slow",
+        include_str!("../../nemeses/lose-unfsynced-slow.yaml"),
+    ),
 ];
 
 /// A parsed nemesis file.
@@ -175,10 +179,12 @@ impl Schedule {
     }
 
     /// Checks what a single field cannot: each network or clock fault kind
-    /// at most once, and no duration or interval of zero. Kills and pauses
-    /// may repeat (say, of the primaries and of the voters): each restarts or
-    /// resumes only the nodes it took, and no node is taken twice. The error
-    /// says where in the schedule: `faults[2]`, `duration`.
+    /// (and a slow or a full disk) at most once, no duration or interval of
+    /// zero, and a disk fault's `delay` and `bits` only with the mode that
+    /// takes them. Kills, pauses and the disk faults that kill may repeat
+    /// (say, of the primaries and of the voters): each restarts or resumes
+    /// only the nodes it took, and no node is taken twice. The error says
+    /// where in the schedule: `faults[2]`, `duration`.
     pub fn validate(&self) -> Result<(), (KeyPath, String)> {
         let zero = "must be more than 0s";
         let root = KeyPath::root();
@@ -188,7 +194,7 @@ impl Schedule {
         if self.interval.0.is_zero() {
             return Err((root.key("interval"), format!("`interval` {zero}")));
         }
-        let mut seen: Vec<&str> = Vec::new();
+        let mut seen: Vec<String> = Vec::new();
         for (i, fault) in self.faults.iter().enumerate() {
             let at = root.key("faults").index(i);
             let (duration, interval) = fault.timing();
@@ -204,19 +210,24 @@ impl Schedule {
                     format!("`interval` {zero}"),
                 ));
             }
+            if let FaultSpec::Disk(disk) = fault
+                && let Some((field, why)) = disk.problem()
+            {
+                return Err((at.key("disk").key(field), why));
+            }
             if fault.takes_nodes_down() {
                 continue;
             }
-            if seen.contains(&fault.kind()) {
+            let family = fault.family();
+            if seen.contains(&family) {
                 return Err((
                     at,
                     format!(
-                        "the fault `{}` appears twice; each kind may appear once (two would heal each other's changes)",
-                        fault.kind()
+                        "the fault `{family}` appears twice; each kind may appear once (two would heal each other's changes)"
                     ),
                 ));
             }
-            seen.push(fault.kind());
+            seen.push(family);
         }
         let partitions = self.faults.iter().any(|f| f.kind() == "partition");
         if let Some(i) = self
@@ -407,6 +418,56 @@ mod tests {
         let text = "faults:\n  - kill: {targets: primaries}\n  - kill: {targets: voters}\n";
         let s = Schedule::from_yaml(text, "ok.yaml").unwrap();
         assert_eq!(s.faults.len(), 2);
+    }
+
+    #[test]
+    fn disk_faults_take_delay_and_bits_only_with_their_modes() {
+        use crate::nemesis::fault::{DiskMode, DiskSpec};
+        let text = "faults:\n  - disk: {mode: slow, delay: 250ms, targets: all}\n  - disk: {mode: full}\n  - disk: {mode: corrupt, bits: 3}\n  - disk: {mode: corrupt}\n";
+        let s = Schedule::from_yaml(text, "ok.yaml").unwrap();
+        assert_eq!(
+            s.faults[0],
+            FaultSpec::Disk(DiskSpec {
+                targets: Targets::All,
+                mode: DiskMode::Slow,
+                delay: Some(Span(Duration::from_millis(250))),
+                bits: None,
+                duration: None,
+                interval: None,
+            })
+        );
+        let FaultSpec::Disk(corrupt) = &s.faults[2] else {
+            panic!()
+        };
+        assert_eq!((corrupt.mode, corrupt.bits), (DiskMode::Corrupt, Some(3)));
+        let again = serde_yaml_ng::to_string(&s).unwrap();
+        assert_eq!(Schedule::from_yaml(&again, "again").unwrap(), s, "{again}");
+
+        let e = error_of("faults:\n  - disk:\n      mode: torn\n      delay: 200ms\n");
+        assert!(
+            e.starts_with("bad.yaml:4:14: faults[0].disk.delay: `delay` is only for `mode: slow`"),
+            "{e}"
+        );
+        let e = error_of("faults:\n  - disk: {mode: slow, bits: 2}\n");
+        assert!(e.starts_with("bad.yaml:2:"), "{e}");
+        assert!(e.contains("`bits` is only for `mode: corrupt`"), "{e}");
+        let e = error_of("faults:\n  - disk: {mode: slow, delay: 0s}\n");
+        assert!(e.contains("`delay` must be from 1ms to 10s, not 0s"), "{e}");
+        let e = error_of("faults:\n  - disk: {mode: slow, delay: 1m}\n");
+        assert!(e.contains("not 1m"), "{e}");
+        let e = error_of("faults:\n  - disk: {mode: corrupt, bits: 0}\n");
+        assert!(e.contains("`bits` must be from 1 to 4096, not 0"), "{e}");
+        let e = error_of("faults:\n  - disk: {mode: melt}\n");
+        assert!(e.starts_with("bad.yaml:2:"), "{e}");
+        assert!(e.contains("slow") && e.contains("corrupt"), "{e}");
+        // A slow disk and a full one are each set and healed once.
+        let e = error_of(
+            "faults:\n  - disk: {mode: slow}\n  - disk: {mode: full}\n  - disk: {mode: slow, delay: 5ms}\n",
+        );
+        assert!(
+            e.starts_with("bad.yaml:4:5: faults[2]: the fault `disk (mode: slow)` appears twice"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -36,6 +36,10 @@ pub enum Entry {
     /// where the node's data lives: a run's own heals keep it
     /// ([`Entry::outlives_faults`]), teardown and `faultline heal` undo it.
     Lazyfs { pidfile: String, mount: String },
+    /// A `faultline lazyfs` helper (`helper` is the faultline executable,
+    /// `socket` its control socket) was made slow or full; healing makes it
+    /// fast and gives it space again (if it still runs).
+    LazyfsFault { helper: String, socket: String },
 }
 
 impl Entry {
@@ -50,6 +54,7 @@ impl Entry {
             Entry::Clock { helper, state_file } => format!("clock {helper} {state_file}"),
             Entry::TimeDaemon(unit) => format!("timedaemon {unit}"),
             Entry::Lazyfs { pidfile, mount } => format!("lazyfs {pidfile} {mount}"),
+            Entry::LazyfsFault { helper, socket } => format!("lazyfs-fault {helper} {socket}"),
         }
     }
 
@@ -85,6 +90,13 @@ impl Entry {
                 Some(Entry::Lazyfs {
                     pidfile: word(pidfile)?,
                     mount: word(mount)?,
+                })
+            }
+            "lazyfs-fault" => {
+                let (helper, socket) = rest.split_once(' ')?;
+                Some(Entry::LazyfsFault {
+                    helper: word(helper)?,
+                    socket: word(socket)?,
                 })
             }
             _ => None,
@@ -128,6 +140,12 @@ impl Entry {
                 lazyfs_mounted(mount),
                 shell_quote(mount)
             ),
+            Entry::LazyfsFault { helper, socket } => {
+                let (h, s) = (shell_quote(helper), shell_quote(socket));
+                format!(
+                    "if [ -S {s} ]; then {h} lazyfs ctl {s} slow 0 >/dev/null 2>&1; {h} lazyfs ctl {s} full off >/dev/null 2>&1; fi; true"
+                )
+            }
         }
     }
 }
@@ -181,6 +199,12 @@ impl Entry {
             Entry::Lazyfs { mount, .. } => {
                 format!("{} && echo \"mounted on {}\"", lazyfs_mounted(mount), mount)
             }
+            // The helper's status, only while it is slow or full.
+            Entry::LazyfsFault { helper, socket } => format!(
+                "{} lazyfs ctl {} status | grep -E '\"full\":true|\"slow_ms\":[1-9]'",
+                q(helper),
+                q(socket)
+            ),
         };
         format!("{{ {cmd}\n}} 2>/dev/null; true")
     }
@@ -274,6 +298,10 @@ mod tests {
             Entry::Lazyfs {
                 pidfile: "/run/faultline/lazyfs.pid".into(),
                 mount: "/opt/faultline/data".into(),
+            },
+            Entry::LazyfsFault {
+                helper: "/opt/faultline/faultline".into(),
+                socket: "/opt/faultline/run/lazyfs.sock".into(),
             },
         ]
     }

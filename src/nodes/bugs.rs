@@ -18,6 +18,7 @@ pub enum Bug {
     CommitWithoutAllVotes,
     ReadUncommitted,
     NoTermination,
+    VoteBeforeFsync,
 }
 
 /// Every bug: the systems it exists in, its name and what it does.
@@ -69,6 +70,12 @@ pub const CATALOG: &[(Bug, &[System], &str, &str)] = &[
         &[System::Threepc],
         "no-termination",
         "a participant whose coordinator is silent decides alone by its timeout (and a restarted one at once) instead of asking the other participants",
+    ),
+    (
+        Bug::VoteBeforeFsync,
+        &[System::Twopc],
+        "vote-before-fsync",
+        "a participant votes yes once its prepare record is written, before it is fsync'd: a power loss (the lose-unfsynced disk fault) forgets a transaction its coordinator committed; kill -9 alone does not",
     ),
 ];
 

@@ -38,6 +38,14 @@ impl<A> Durable<A> {
         self.records.push(payload);
     }
 
+    /// The `vote-before-fsync` bug: submits what was recorded so far, then
+    /// `payload` alone in a batch that is written but not fsync'd; an
+    /// action queued next waits only until it is written.
+    pub fn record_unsynced(&mut self, payload: Vec<u8>) {
+        self.flush();
+        self.wal.submit_unsynced(vec![payload]);
+    }
+
     /// Queues `action` until every record appended so far is durable.
     pub fn after(&mut self, action: A) {
         let seq = self.wal.last_submitted() + u64::from(!self.records.is_empty());

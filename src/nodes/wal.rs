@@ -10,7 +10,9 @@
 //! records and learn, through a channel, up to which batch everything is on
 //! disk. Batches that arrive while an fsync runs share the next one.
 //! Under the `no-fsync` bug ([`SyncMode::Lazy`]) the same thread writes
-//! each batch at once and never syncs.
+//! each batch at once and never syncs. A batch submitted unsynced
+//! ([`GroupCommit::submit_unsynced`], the `vote-before-fsync` bug) is
+//! reported once written; it is durable only when a later fsync covers it.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
@@ -127,14 +129,20 @@ impl Wal {
     /// Writes every appended record and makes it durable (under
     /// [`SyncMode::Lazy`]: writes it, no fsync).
     pub fn commit(&mut self) -> io::Result<()> {
-        if !self.buf.is_empty() {
-            self.file.write_all(&self.buf)?;
-            self.buf.clear();
-        }
+        self.write_out()?;
         match self.mode {
             SyncMode::Fsync => self.file.sync_data(),
             SyncMode::Lazy => Ok(()),
         }
+    }
+
+    /// Writes every appended record (hands it to the OS) without an fsync.
+    fn write_out(&mut self) -> io::Result<()> {
+        if !self.buf.is_empty() {
+            self.file.write_all(&self.buf)?;
+            self.buf.clear();
+        }
+        Ok(())
     }
 }
 
@@ -176,9 +184,12 @@ pub fn crc32(data: &[u8]) -> u32 {
     !crc
 }
 
+/// A batch for the writer thread: (sequence number, records, fsync it).
+type Batch = (u64, Vec<Vec<u8>>, bool);
+
 /// A [`Wal`] on its own thread with group commit.
 pub struct GroupCommit {
-    tx: std_mpsc::SyncSender<(u64, Vec<Vec<u8>>)>,
+    tx: std_mpsc::SyncSender<Batch>,
     next_seq: u64,
 }
 
@@ -187,22 +198,35 @@ impl GroupCommit {
     /// durable batch on `durable` after each fsync. On a write or fsync error
     /// the process exits: a node that cannot trust its disk must not answer.
     pub fn spawn(mut wal: Wal, durable: mpsc::Sender<u64>) -> GroupCommit {
-        let (tx, rx) = std_mpsc::sync_channel::<(u64, Vec<Vec<u8>>)>(MAX_QUEUED_BATCHES);
+        let (tx, rx) = std_mpsc::sync_channel::<Batch>(MAX_QUEUED_BATCHES);
         std::thread::Builder::new()
             .name("wal".into())
             .spawn(move || {
-                while let Ok((first_seq, first)) = rx.recv() {
-                    let mut last_seq = first_seq;
-                    first.iter().for_each(|r| wal.append(r));
-                    for (seq, records) in rx.try_iter().take(MAX_BATCHES_PER_SYNC) {
-                        records.iter().for_each(|r| wal.append(r));
-                        last_seq = seq;
-                    }
-                    if let Err(e) = wal.commit() {
-                        fatal(&wal, &e);
-                    }
-                    if durable.blocking_send(last_seq).is_err() {
-                        return;
+                while let Ok(first) = rx.recv() {
+                    let group: Vec<Batch> = std::iter::once(first)
+                        .chain(rx.try_iter().take(MAX_BATCHES_PER_SYNC))
+                        .collect();
+                    // Runs of alike batches, in order: a synced run is
+                    // fsync'd (once) before it is reported; an unsynced one
+                    // (the vote-before-fsync bug) once written, before the
+                    // fsync of any run after it. Without the bug every
+                    // batch is synced: one run, one fsync.
+                    for run in group.chunk_by(|a, b| a.2 == b.2) {
+                        for (_, records, _) in run {
+                            records.iter().for_each(|r| wal.append(r));
+                        }
+                        let done = if run[0].2 {
+                            wal.commit()
+                        } else {
+                            wal.write_out()
+                        };
+                        if let Err(e) = done {
+                            fatal(&wal, &e);
+                        }
+                        let last_seq = run[run.len() - 1].0;
+                        if durable.blocking_send(last_seq).is_err() {
+                            return;
+                        }
                     }
                 }
             })
@@ -214,9 +238,20 @@ impl GroupCommit {
     /// number (from 1, increasing). Blocks only when the writer is
     /// [`MAX_QUEUED_BATCHES`] behind.
     pub fn submit(&mut self, records: Vec<Vec<u8>>) -> u64 {
+        self.send(records, true)
+    }
+
+    /// As [`GroupCommit::submit`], but the batch is reported once written
+    /// (handed to the OS), not fsync'd: the `vote-before-fsync` bug. A later
+    /// synced batch makes it durable.
+    pub fn submit_unsynced(&mut self, records: Vec<Vec<u8>>) -> u64 {
+        self.send(records, false)
+    }
+
+    fn send(&mut self, records: Vec<Vec<u8>>, sync: bool) -> u64 {
         let seq = self.next_seq;
         self.next_seq += 1;
-        if self.tx.send((seq, records)).is_err() {
+        if self.tx.send((seq, records, sync)).is_err() {
             // The writer thread only stops after exiting the process.
             tracing::error!("wal writer is gone");
         }

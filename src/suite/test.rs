@@ -1382,7 +1382,7 @@ mod tests {
                 // `combined` has no disk faults (they need a FUSE mount under
                 // every node): a bug only a power loss shows is not under it,
                 // and its run under kills alone must stay valid.
-                let power_loss = preset[0].nemesis_name == "lose-unfsynced";
+                let power_loss = preset[0].nemesis_name.starts_with("lose-unfsynced");
                 assert_eq!(
                     combined.len(),
                     if power_loss { 0 } else { seeds },

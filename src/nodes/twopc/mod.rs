@@ -123,6 +123,9 @@ struct Node {
     net: PeerSender<Msg>,
     /// The `commit-without-all-votes` bug.
     commit_on_timeout: bool,
+    /// The `vote-before-fsync` bug: a yes vote leaves once the prepare
+    /// record is written, before it is durable.
+    vote_before_fsync: bool,
 }
 
 impl Handler for Node {
@@ -184,8 +187,12 @@ impl Handler for Node {
             Msg::Prepare { txn, ops } => {
                 let vote = match self.participant.prepare(&txn, &ops) {
                     Ok((record, results)) => {
-                        if let Some(r) = record {
-                            self.storage.record(r.encode());
+                        match record {
+                            Some(r) if self.vote_before_fsync => {
+                                self.storage.record_unsynced(r.encode())
+                            }
+                            Some(r) => self.storage.record(r.encode()),
+                            None => {}
                         }
                         Ok(results)
                     }
@@ -325,6 +332,7 @@ impl Node {
             storage,
             net,
             commit_on_timeout: config.bugs.has(Bug::CommitWithoutAllVotes),
+            vote_before_fsync: config.bugs.has(Bug::VoteBeforeFsync),
         }
     }
 
