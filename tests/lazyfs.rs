@@ -165,6 +165,24 @@ fn a_clear_loses_exactly_what_was_not_fsynced() {
     assert_eq!(std::fs::read(&log).unwrap(), b"durable;");
 }
 
+/// What deploy does once the system is up: the set-up's writes and
+/// creates, never fsync'd, become durable, and a later loss takes only
+/// what came after.
+#[test]
+fn a_checkpoint_makes_everything_durable_as_it_is() {
+    let m = Mounted::new();
+    let dir = m.mount.join("made-by-setup");
+    std::fs::create_dir(&dir).unwrap();
+    let log = dir.join("log");
+    drop(append(&log, b"setup;"));
+    let answer = m.ctl("checkpoint");
+    assert_eq!(answer["made_durable"]["files"], 1, "{answer}");
+    assert_eq!(answer["made_durable"]["created"], 2, "{answer}");
+    drop(append(&log, b"lost"));
+    m.ctl("clear");
+    assert_eq!(std::fs::read(&log).unwrap(), b"setup;");
+}
+
 #[test]
 fn writes_through_o_dsync_and_fsync_survive() {
     let m = Mounted::new();

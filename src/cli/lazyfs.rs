@@ -11,14 +11,14 @@ pub enum LazyfsCmd {
     /// runs until SIGTERM, then unmounts.
     Mount(MountArgs),
     /// Tell the helper on SOCKET to clear (lose every un-fsynced write), tear (lose them but a
-    /// prefix of each file's last one), slow every fsync by MS milliseconds (`slow 0`: fast
+    /// prefix of each file's last one), make everything durable as it is (`checkpoint`), slow every fsync by MS milliseconds (`slow 0`: fast
     /// again), make writes that allocate fail with ENOSPC (`full on`, `full off`), flip BITS
     /// bits of durable data drawn from SEED (`corrupt BITS SEED`; the node must be down), or
     /// say what it holds (`status`); prints its JSON answer.
     Ctl {
         /// The helper's control socket.
         socket: PathBuf,
-        /// clear | torn | status | slow MS | full on|off | corrupt BITS SEED
+        /// clear | torn | checkpoint | status | slow MS | full on|off | corrupt BITS SEED
         #[arg(required = true, num_args = 1..)]
         command: Vec<String>,
     },

@@ -165,6 +165,14 @@ impl Unsynced {
         self.created.retain(|&ino| parent_of(ino) != Some(dir));
     }
 
+    /// Everything is durable as it is now (a sync of the whole disk): no
+    /// change is left to undo.
+    pub fn checkpoint(&mut self) {
+        self.files.clear();
+        self.created.clear();
+        self.held = 0;
+    }
+
     /// `ino` was removed: nothing of it is left to undo.
     pub fn forget(&mut self, ino: u64) {
         self.synced(ino);

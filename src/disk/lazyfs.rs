@@ -95,6 +95,11 @@ impl Control {
         unsynced.lose(loss, |ino| path_in(backing, nodes, ino).ok())
     }
 
+    /// Makes everything durable as it is now, as a sync of the whole disk.
+    pub fn checkpoint(&self) {
+        lock(&self.state).unsynced.checkpoint();
+    }
+
     /// (files with un-synced writes, un-synced creates, bytes held, files written back).
     pub fn pending(&self) -> (usize, usize, u64, u64) {
         let state = lock(&self.state);

@@ -47,6 +47,8 @@ pub enum Command {
     Clear,
     /// Power loss with a torn last write per file.
     Torn,
+    /// Everything is durable as it is now (`sync` of the whole disk).
+    Checkpoint,
     /// What is held: files, creates and bytes not yet durable; the slow
     /// delay and whether the disk is full.
     Status,
@@ -61,7 +63,7 @@ pub enum Command {
 }
 
 /// What the control protocol accepts, for error messages.
-const SYNTAX: &str = "clear, torn, status, slow MS, full on|off or corrupt BITS SEED";
+const SYNTAX: &str = "clear, torn, checkpoint, status, slow MS, full on|off or corrupt BITS SEED";
 
 impl Command {
     /// Parses one control line; the error says what was wrong.
@@ -79,6 +81,7 @@ impl Command {
         match words.as_slice() {
             ["clear"] => Ok(Command::Clear),
             ["torn"] => Ok(Command::Torn),
+            ["checkpoint"] => Ok(Command::Checkpoint),
             ["status"] => Ok(Command::Status),
             ["slow", ms] => Ok(Command::Slow {
                 delay_ms: number("slow's delay (ms)", ms, SLOW_MS_MAX)?,
@@ -115,6 +118,7 @@ impl Command {
         match self {
             Command::Clear => "clear".into(),
             Command::Torn => "torn".into(),
+            Command::Checkpoint => "checkpoint".into(),
             Command::Status => "status".into(),
             Command::Slow { delay_ms } => format!("slow {delay_ms}"),
             Command::Full(on) => format!("full {}", if on { "on" } else { "off" }),
@@ -207,6 +211,11 @@ fn carry_out(cmd: Command, control: &lazyfs::Control) -> Value {
         }
         Command::Clear => lose(Loss::Clear),
         Command::Torn => lose(Loss::Torn),
+        Command::Checkpoint => {
+            let (files, created, held, _) = control.pending();
+            control.checkpoint();
+            json!({ "made_durable": { "files": files, "created": created, "bytes": held } })
+        }
         Command::Slow { delay_ms } => {
             control.set_slow_ms(delay_ms);
             json!({ "slow_ms": delay_ms })

@@ -507,15 +507,19 @@ pub fn deploy(
     let started = Instant::now();
     db.wait_ready(options.ready_timeout)?;
     if options.lazyfs {
-        // What the set-up wrote is made durable before the workload, as
-        // on a machine up for a while: a power loss then takes only what
+        // What the set-up wrote is made durable before the workload (the
+        // helper's `checkpoint`), as on a machine up for a while: a power loss then takes only what
         // the run wrote since. (Redis 7.0, for one, never fsyncs the
         // directory that holds the appendonlydir it makes at first start;
         // PostgreSQL's initdb runs with --no-sync.)
-        let data = shell_quote(&layout.data());
+        let paths = layout.lazyfs();
         on_all(&remotes, |r| {
-            r.run(&format!("find {data} -exec sync {{}} +"), CONTROL_TIMEOUT)
+            crate::disk::host::ctl(r, &paths, crate::disk::Command::Checkpoint)
                 .map(drop)
+                .map_err(|detail| RemoteError::Other {
+                    host: r.name().to_string(),
+                    detail: format!("lazyfs checkpoint: {detail}"),
+                })
         })?;
     }
     timings.ready_ms = ms(started);
