@@ -508,10 +508,10 @@ pub fn deploy(
     db.wait_ready(options.ready_timeout)?;
     if options.lazyfs {
         // What the set-up wrote is made durable before the workload (the
-        // helper's `checkpoint`), as on a machine up for a while: a power loss then takes only what
-        // the run wrote since. (Redis 7.0, for one, never fsyncs the
-        // directory that holds the appendonlydir it makes at first start;
-        // PostgreSQL's initdb runs with --no-sync.)
+        // helper's `checkpoint`), as on a machine up for a while: a power
+        // loss then takes only what the run wrote since. (Redis 7.0, for
+        // one, never fsyncs the directory that holds the appendonlydir it
+        // makes at first start; PostgreSQL's initdb runs with --no-sync.)
         let paths = layout.lazyfs();
         on_all(&remotes, |r| {
             crate::disk::host::ctl(r, &paths, crate::disk::Command::Checkpoint)
@@ -645,6 +645,14 @@ pub fn wipe_dir(host: &Host, dir: &str) -> Result<(), DbError> {
     host.remote
         .run(&empty_dir(&shell_quote(dir)), CONTROL_TIMEOUT)?;
     Ok(())
+}
+
+/// The boolean option `name` of `options` (checked already), or `default`.
+pub fn bool_option(options: &DbOptions, name: &str, default: bool) -> bool {
+    options
+        .get(name)
+        .and_then(serde_yaml_ng::Value::as_bool)
+        .unwrap_or(default)
 }
 
 /// The shell command that makes `dir` (quoted) an empty directory, keeping

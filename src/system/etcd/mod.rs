@@ -34,10 +34,7 @@ const OPTIONS: &[(&str, &str, Values)] = &[(
 impl Etcd {
     /// Whether `options` ask for serializable reads (checked already).
     fn serializable_reads(options: &DbOptions) -> bool {
-        options
-            .get("serializable_reads")
-            .and_then(serde_yaml_ng::Value::as_bool)
-            .unwrap_or(false)
+        crate::system::bool_option(options, "serializable_reads", false)
     }
 }
 

@@ -41,7 +41,7 @@ const OPTIONS: &[(&str, &str, Values)] = &[
         "isolation",
         "the isolation level of every transaction: serializable (the default), \
          repeatable-read (PostgreSQL's snapshot isolation) or read-committed",
-        Values::OneOf(&["serializable", "repeatable-read", "read-committed"]),
+        Values::OneOf(&Isolation::NAMES),
     ),
     (
         "fsync",
@@ -53,10 +53,7 @@ const OPTIONS: &[(&str, &str, Values)] = &[
 
 /// The `fsync` option (checked already): true by default.
 pub fn fsync(options: &DbOptions) -> bool {
-    options
-        .get("fsync")
-        .and_then(serde_yaml_ng::Value::as_bool)
-        .unwrap_or(true)
+    crate::system::bool_option(options, "fsync", true)
 }
 
 /// A transaction isolation level PostgreSQL offers (read uncommitted is
@@ -75,13 +72,12 @@ impl Isolation {
         Isolation::ReadCommitted,
     ];
 
+    /// Each of [`Isolation::ALL`] as a test writes it.
+    const NAMES: [&'static str; 3] = ["serializable", "repeatable-read", "read-committed"];
+
     /// As a test writes it.
     pub fn name(self) -> &'static str {
-        match self {
-            Isolation::Serializable => "serializable",
-            Isolation::RepeatableRead => "repeatable-read",
-            Isolation::ReadCommitted => "read-committed",
-        }
+        Self::NAMES[self as usize]
     }
 
     /// As SQL writes it (`BEGIN ISOLATION LEVEL ...`).
@@ -212,6 +208,12 @@ mod tests {
             assert_eq!(Isolation::of(&o).name(), level);
         }
         assert_eq!(Isolation::of(&DbOptions::new()), Isolation::Serializable);
+        assert_eq!(Isolation::RepeatableRead.name(), "repeatable-read");
+        assert_eq!(Isolation::ReadCommitted.sql(), "READ COMMITTED");
+        assert_eq!(
+            Isolation::of(&options("isolation: read-committed")),
+            Isolation::ReadCommitted
+        );
         let (at, why) = Postgres
             .check_options(&options("isolation: snapshot"))
             .unwrap_err();

@@ -38,10 +38,7 @@ const SESSION_TIMEOUT: Duration = Duration::from_secs(4);
 impl ZooKeeper {
     /// Whether `options` ask for a `sync` before each read (checked already).
     fn sync_reads(options: &DbOptions) -> bool {
-        options
-            .get("sync_reads")
-            .and_then(serde_yaml_ng::Value::as_bool)
-            .unwrap_or(true)
+        crate::system::bool_option(options, "sync_reads", true)
     }
 }
 
