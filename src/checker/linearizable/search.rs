@@ -266,7 +266,7 @@ impl<'a, M: Model> Search<'a, M> {
             class_placed: vec![0; class_size.len()],
             dominator_start,
             dominators,
-            cache: Cache::new(words),
+            cache: Cache::new(),
             memory,
             reserved_bytes: 0,
             node: 1,
@@ -383,7 +383,10 @@ impl<'a, M: Model> Search<'a, M> {
                     let b = self.bit_to_set(e);
                     let z = self.bits_zobrist ^ self.zobrist[b];
                     self.bits[b / 64] |= 1 << (b % 64);
-                    if self.cache.insert(z, &self.bits, &after) {
+                    let Some(inserted) = self.cache.insert(z, &self.bits, &after) else {
+                        return Some(Outcome::Unknown(StopReason::MemoryLimit));
+                    };
+                    if inserted {
                         if !self.charge() {
                             return Some(Outcome::Unknown(StopReason::MemoryLimit));
                         }
@@ -518,26 +521,36 @@ fn dominators<O: Eq + Hash>(entries: &[Entry<O>]) -> (Vec<u32>, Vec<u32>) {
 }
 
 /// The set of configurations seen: (linearized bitset, state), chained by hash.
+///
+/// Bitsets are kept run-length encoded ([`encode_runs`]): a linearized set
+/// is almost all ones below the earliest unlinearized op and almost all
+/// zeros above the latest op invoked, with a few words of mixed bits between
+/// (about as many bits as there are clients) and the crashed classes' bits.
+/// With 5,000 ops that is some 8 words instead of 79.
 struct Cache<S> {
     heads: HashMap<u64, u32, BuildHasherDefault<PreHashed>>,
-    words: usize,
-    /// Entry k's bitset is `bits[k * words..(k + 1) * words]`.
-    bits: Vec<u64>,
+    /// Entry k's encoded bitset is `runs[run_start[k]..run_start[k + 1]]`
+    /// (the last one's ends at `runs.len()`).
+    runs: Vec<u64>,
+    run_start: Vec<u32>,
     states: Vec<S>,
     /// The next entry with the same hash, or NONE.
     chain: Vec<u32>,
+    /// The bitset being looked up, encoded.
+    scratch: Vec<u64>,
     /// Approximate heap bytes held, for the memory budget.
     bytes: usize,
 }
 
 impl<S: Eq + Hash + Clone> Cache<S> {
-    fn new(words: usize) -> Self {
+    fn new() -> Self {
         Cache {
             heads: HashMap::default(),
-            words,
-            bits: Vec::new(),
+            runs: Vec::new(),
+            run_start: Vec::new(),
             states: Vec::new(),
             chain: Vec::new(),
+            scratch: Vec::new(),
             bytes: 0,
         }
     }
@@ -546,11 +559,21 @@ impl<S: Eq + Hash + Clone> Cache<S> {
         self.states.len()
     }
 
-    /// Adds the configuration; false if it was already there.
-    fn insert(&mut self, zobrist: u64, bits: &[u64], state: &S) -> bool {
+    /// Entry k's encoded bitset (a function of the fields, for split borrows).
+    fn runs_of<'r>(runs: &'r [u64], run_start: &[u32], k: usize) -> &'r [u64] {
+        let end = run_start.get(k + 1).map_or(runs.len(), |&e| e as usize);
+        &runs[run_start[k] as usize..end]
+    }
+
+    /// Adds the configuration; false if it was already there. `None` when
+    /// the encoded bitsets outgrow the cache's 32-bit offsets (the budget
+    /// normally stops the search long before).
+    fn insert(&mut self, zobrist: u64, bits: &[u64], state: &S) -> Option<bool> {
         let mut h = FxHasher::default();
         state.hash(&mut h);
         let key = mix(zobrist ^ h.finish());
+        let mut scratch = std::mem::take(&mut self.scratch);
+        encode_runs(bits, &mut scratch);
         let new = self.states.len() as u32;
         let first = match self.heads.entry(key) {
             std::collections::hash_map::Entry::Vacant(v) => {
@@ -562,21 +585,85 @@ impl<S: Eq + Hash + Clone> Cache<S> {
                 while k != NONE {
                     let at = k as usize;
                     if self.states[at] == *state
-                        && self.bits[at * self.words..(at + 1) * self.words] == *bits
+                        && Self::runs_of(&self.runs, &self.run_start, at) == scratch
                     {
-                        return false;
+                        self.scratch = scratch;
+                        return Some(false);
                     }
                     k = self.chain[at];
                 }
                 std::mem::replace(o.get_mut(), new)
             }
         };
-        self.bytes += self.words * 8 + size_of::<S>() + 4 + HASH_SLOT_BYTES;
+        let Ok(start) = u32::try_from(self.runs.len()) else {
+            self.scratch = scratch;
+            return None;
+        };
+        self.bytes += scratch.len() * 8 + 4 + size_of::<S>() + 4 + HASH_SLOT_BYTES;
+        self.run_start.push(start);
+        self.runs.extend_from_slice(&scratch);
         self.chain.push(first);
         self.states.push(state.clone());
-        self.bits.extend_from_slice(bits);
-        true
+        self.scratch = scratch;
+        debug_assert_eq!(
+            decode_runs(
+                Self::runs_of(&self.runs, &self.run_start, new as usize),
+                bits.len()
+            ),
+            bits
+        );
+        Some(true)
     }
+}
+
+/// The kinds of run in [`encode_runs`], in a header word's top two bits.
+const RUN_ZEROS: u64 = 0;
+const RUN_ONES: u64 = 1;
+const RUN_LITERAL: u64 = 2;
+const RUN_COUNT_MASK: u64 = (1 << 62) - 1;
+
+/// Encodes a bitset as maximal runs of all-zero words, all-one words and
+/// other words (a header word, kind and count, and for other words the words
+/// themselves), leaving out trailing zeros. The encoding is canonical: two
+/// bitsets of one length are equal exactly when their encodings are.
+fn encode_runs(bits: &[u64], out: &mut Vec<u64>) {
+    out.clear();
+    let kind = |w: u64| match w {
+        0 => RUN_ZEROS,
+        u64::MAX => RUN_ONES,
+        _ => RUN_LITERAL,
+    };
+    let len = bits.len() - bits.iter().rev().take_while(|&&w| w == 0).count();
+    let mut i = 0;
+    while i < len {
+        let k = kind(bits[i]);
+        let run = bits[i..len].iter().take_while(|&&w| kind(w) == k).count();
+        out.push(k << 62 | run as u64);
+        if k == RUN_LITERAL {
+            out.extend_from_slice(&bits[i..i + run]);
+        }
+        i += run;
+    }
+}
+
+/// The bitset of `words` words that [`encode_runs`] encoded (for assertions).
+fn decode_runs(runs: &[u64], words: usize) -> Vec<u64> {
+    let mut bits = Vec::with_capacity(words);
+    let mut i = 0;
+    while i < runs.len() {
+        let (k, n) = (runs[i] >> 62, (runs[i] & RUN_COUNT_MASK) as usize);
+        i += 1;
+        match k {
+            RUN_ZEROS => bits.extend(std::iter::repeat_n(0, n)),
+            RUN_ONES => bits.extend(std::iter::repeat_n(u64::MAX, n)),
+            _ => {
+                bits.extend_from_slice(&runs[i..i + n]);
+                i += n;
+            }
+        }
+    }
+    bits.resize(words, 0);
+    bits
 }
 
 /// A hasher for keys that are already well mixed hashes.
@@ -610,4 +697,54 @@ fn splitmix64(state: &mut u64) -> u64 {
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     z ^ (z >> 31)
+}
+
+#[cfg(test)]
+mod run_tests {
+    use super::*;
+
+    /// Bitsets shaped like the search's (ones, a mixed window, zeros, a few
+    /// class bits), and random ones: each decodes to itself, and two encode
+    /// alike exactly when they are equal.
+    #[test]
+    fn run_encoding_is_canonical_and_lossless() {
+        let mut seed = 7u64;
+        let mut sets: Vec<Vec<u64>> = vec![vec![0; 3], vec![u64::MAX; 3], vec![0; 1]];
+        for _ in 0..300 {
+            let words = 1 + (splitmix64(&mut seed) % 12) as usize;
+            let mut bits = vec![0u64; words];
+            let ones = (splitmix64(&mut seed) % words as u64) as usize;
+            bits[..ones].fill(u64::MAX);
+            for w in bits.iter_mut().skip(ones).take(2) {
+                *w = splitmix64(&mut seed) & splitmix64(&mut seed);
+            }
+            if splitmix64(&mut seed) % 3 == 0 {
+                bits[words - 1] |= splitmix64(&mut seed) % 16;
+            }
+            sets.push(bits);
+        }
+        let mut enc = Vec::new();
+        let encoded: Vec<(usize, Vec<u64>)> = sets
+            .iter()
+            .map(|b| {
+                encode_runs(b, &mut enc);
+                assert_eq!(decode_runs(&enc, b.len()), *b);
+                (b.len(), enc.clone())
+            })
+            .collect();
+        for (i, a) in sets.iter().enumerate() {
+            for (j, b) in sets.iter().enumerate() {
+                if a.len() == b.len() {
+                    assert_eq!(a == b, encoded[i] == encoded[j], "{a:x?} vs {b:x?}");
+                }
+            }
+        }
+        // The search's typical shape is much shorter than the bitset.
+        let mut typical = vec![u64::MAX; 60];
+        typical.extend([0x0f0f, 0x3]);
+        typical.extend(vec![0; 15]);
+        typical.extend([0x7, 0]);
+        encode_runs(&typical, &mut enc);
+        assert_eq!(enc.len(), 7, "{enc:x?}");
+    }
 }
