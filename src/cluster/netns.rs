@@ -44,6 +44,7 @@ pub(super) fn remote(state: &State, host: &HostState, netns: &str) -> CommandRem
         netns,
         &dir.join(format!("{}.mnt", host.name)),
         &dir.join(format!("{}.uts", host.name)),
+        &host_dir(state, &host.name).join("opt"),
     )
 }
 

@@ -18,8 +18,9 @@ pub fn plain(name: &str, netns: &str) -> CommandRemote {
 }
 
 /// A host made of a network namespace plus persistent mount and UTS
-/// namespaces bound at `mnt_ns` and `uts_ns`.
-pub fn host(name: &str, netns: &str, mnt_ns: &Path, uts_ns: &Path) -> CommandRemote {
+/// namespaces bound at `mnt_ns` and `uts_ns`, whose /opt is this machine's
+/// `opt` (bound there), so uploads to it are local.
+pub fn host(name: &str, netns: &str, mnt_ns: &Path, uts_ns: &Path, opt: &Path) -> CommandRemote {
     let prefix = vec![
         "nsenter".to_string(),
         format!("--net=/run/netns/{netns}"),
@@ -27,5 +28,7 @@ pub fn host(name: &str, netns: &str, mnt_ns: &Path, uts_ns: &Path) -> CommandRem
         format!("--uts={}", uts_ns.display()),
         "--".to_string(),
     ];
-    CommandRemote::new(name, prefix).with_packages(Packages::ThisMachine)
+    CommandRemote::new(name, prefix)
+        .with_packages(Packages::ThisMachine)
+        .with_shared_dir("/opt/", opt.to_path_buf())
 }

@@ -10,7 +10,7 @@ use super::{
     ExecOutput, Packages, Remote, RemoteError, local_mode, shell_quote, write_file_command,
 };
 use std::io::{Read, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -151,6 +151,9 @@ pub struct CommandRemote {
     prefix: Vec<String>,
     /// See [`Remote::packages`].
     packages: Packages,
+    /// A directory of the host that is a directory of this machine too
+    /// (remote prefix, local path): uploads into it are local links or copies.
+    shared_dir: Option<(String, PathBuf)>,
 }
 
 impl CommandRemote {
@@ -163,7 +166,23 @@ impl CommandRemote {
             name: name.into(),
             prefix,
             packages: Packages::Own,
+            shared_dir: None,
         }
+    }
+
+    /// The host's `remote` directory is this machine's `local` (a bind
+    /// mount): uploads below it skip the pipe into the host.
+    pub fn with_shared_dir(mut self, remote: &str, local: PathBuf) -> Self {
+        debug_assert!(remote.starts_with('/') && remote.ends_with('/'));
+        self.shared_dir = Some((remote.to_string(), local));
+        self
+    }
+
+    /// Where `remote` is on this machine, when it is in the shared directory.
+    fn local_path(&self, remote: &str) -> Option<PathBuf> {
+        let (prefix, local) = self.shared_dir.as_ref()?;
+        let rest = remote.strip_prefix(prefix.as_str())?;
+        (!rest.split('/').any(|c| c == ".." || c.is_empty())).then(|| local.join(rest))
     }
 
     /// Where the host's packages come from (see [`Remote::packages`]).
@@ -196,6 +215,30 @@ impl CommandRemote {
     }
 }
 
+/// Puts `local` at `target` on this machine, whole or not at all. An
+/// executable is hard linked when both are on one file system (no data
+/// moves: a 130 MB debug build on five hosts took 1.7 s through the pipe;
+/// nothing writes a program in place, the kernel refuses while it runs);
+/// anything else is copied, since a host may rewrite its copy (a config
+/// file). A link shares the file's mode, which is the mode asked for.
+fn put_locally(local: &Path, target: &Path, mode: u32) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    if let Some(dir) = target.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut tmp = target.as_os_str().to_owned();
+    tmp.push(format!(".part{}", std::process::id()));
+    let tmp = PathBuf::from(tmp);
+    let _ = std::fs::remove_file(&tmp);
+    if mode & 0o111 == 0 || std::fs::hard_link(local, &tmp).is_err() {
+        std::fs::copy(local, &tmp)?;
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(mode))?;
+    }
+    std::fs::rename(&tmp, target).inspect_err(|_| {
+        let _ = std::fs::remove_file(&tmp);
+    })
+}
+
 /// Files move at disk speed locally; this bounds a stuck copy, not a slow one.
 pub(crate) const COPY_TIMEOUT: Duration = Duration::from_secs(300);
 
@@ -218,8 +261,22 @@ impl Remote for CommandRemote {
         self.exec_with(command, input, Output::Capture, timeout)
     }
 
+    fn uploads_locally(&self, remote: &str) -> bool {
+        self.local_path(remote).is_some()
+    }
+
     fn upload(&self, local: &Path, remote: &str) -> Result<(), RemoteError> {
         let mode = local_mode(&self.name, local)?;
+        if let Some(target) = self.local_path(remote) {
+            return put_locally(local, &target, mode).map_err(|e| RemoteError::Other {
+                host: self.name.clone(),
+                detail: format!(
+                    "cannot put {} at {}: {e}",
+                    local.display(),
+                    target.display()
+                ),
+            });
+        }
         let file = std::fs::File::open(local).map_err(|e| RemoteError::Other {
             host: self.name.clone(),
             detail: format!("cannot open {}: {e}", local.display()),
@@ -290,6 +347,47 @@ mod tests {
             .unwrap_err();
         assert!(matches!(e, RemoteError::Timeout { .. }), "{e}");
         assert!(started.elapsed() < Duration::from_secs(10));
+    }
+
+    /// Uploads into a shared directory stay on this machine: an executable
+    /// is the same file (a link), anything else a copy the host may change
+    /// without touching ours; paths outside it or climbing out go the pipe.
+    #[test]
+    fn uploads_into_a_shared_directory_link_programs_and_copy_the_rest() {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        let dir = tempfile::tempdir().unwrap();
+        let shared = dir.path().join("hostopt");
+        let host = local_host().with_shared_dir("/opt/", shared.clone());
+        assert!(host.uploads_locally("/opt/faultline/faultline"));
+        assert!(!host.uploads_locally("/opt/../etc/passwd"));
+        assert!(!host.uploads_locally("/srv/x"));
+        let program = dir.path().join("program");
+        std::fs::write(&program, b"#!/bin/sh\n").unwrap();
+        std::fs::set_permissions(&program, std::fs::Permissions::from_mode(0o755)).unwrap();
+        host.upload(&program, "/opt/faultline/bin/program").unwrap();
+        let linked = shared.join("faultline/bin/program");
+        assert_eq!(
+            std::fs::metadata(&linked).unwrap().ino(),
+            std::fs::metadata(&program).unwrap().ino()
+        );
+        // Uploading again replaces it whole.
+        host.upload(&program, "/opt/faultline/bin/program").unwrap();
+        let config = dir.path().join("config");
+        std::fs::write(&config, b"a = 1\n").unwrap();
+        std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o640)).unwrap();
+        host.upload(&config, "/opt/faultline/config").unwrap();
+        let copied = shared.join("faultline/config");
+        let meta = std::fs::metadata(&copied).unwrap();
+        assert_ne!(meta.ino(), std::fs::metadata(&config).unwrap().ino());
+        assert_eq!(meta.permissions().mode() & 0o777, 0o640);
+        std::fs::write(&copied, b"a = 2\n").unwrap();
+        assert_eq!(std::fs::read(&config).unwrap(), b"a = 1\n");
+        let leftovers: Vec<_> = std::fs::read_dir(shared.join("faultline"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .filter(|n| n.to_string_lossy().contains(".part"))
+            .collect();
+        assert!(leftovers.is_empty(), "{leftovers:?}");
     }
 
     #[test]
