@@ -16,7 +16,7 @@
 //! cached by the kernel (a TTL of 0): a power loss changes sizes and removes
 //! files behind its back.
 
-use super::cache::{Loss, Lost, Unsynced};
+use super::cache::{self, Loss, Lost, Nodes, Pending, Unsynced};
 use fuser::{
     Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo, LockOwner,
     OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory, ReplyEmpty,
@@ -34,18 +34,15 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 const TTL: Duration = Duration::ZERO;
 
-/// How deep a path may be rebuilt from parents (a cycle would be a bug).
-const MAX_DEPTH: usize = 4096;
 /// How many files `corrupt` looks at, at most (a node's data is a few).
 const MAX_CORRUPT_FILES: usize = 100_000;
 /// How deep `corrupt` walks into the backing directory.
 const MAX_CORRUPT_DEPTH: usize = 64;
 
 /// The file system's state; one lock, since the nodes write from one thread.
-#[derive(Default)]
 struct State {
-    /// Inode -> (parent inode, name), for every inode found so far.
-    nodes: HashMap<u64, (u64, OsString)>,
+    /// Where every inode found so far is.
+    nodes: Nodes,
     handles: HashMap<u64, Handle>,
     next_fh: u64,
     unsynced: Unsynced,
@@ -91,8 +88,7 @@ impl Control {
         let State {
             nodes, unsynced, ..
         } = &mut *state;
-        let backing = self.backing.as_path();
-        unsynced.lose(loss, |ino| path_in(backing, nodes, ino).ok())
+        unsynced.lose(loss, &self.backing, nodes)
     }
 
     /// Makes everything durable as it is now, as a sync of the whole disk.
@@ -100,11 +96,16 @@ impl Control {
         lock(&self.state).unsynced.checkpoint();
     }
 
-    /// (files with un-synced writes, un-synced creates, bytes held, files written back).
-    pub fn pending(&self) -> (usize, usize, u64, u64) {
+    /// At unmount: everything durable, the stash deleted.
+    pub fn close(&self) -> io::Result<()> {
+        lock(&self.state).unsynced.close()
+    }
+
+    /// What is not durable, and how many files and name changes were
+    /// written back past the bounds.
+    pub fn pending(&self) -> (Pending, u64) {
         let state = lock(&self.state);
-        let (files, created, held) = state.unsynced.pending();
-        (files, created, held, state.unsynced.written_back)
+        (state.unsynced.pending(), state.unsynced.written_back)
     }
 
     pub fn slow_ms(&self) -> u64 {
@@ -137,6 +138,8 @@ impl Control {
         let state = lock(&self.state);
         let mut files = Vec::new();
         regular_files(&self.backing, 0, &mut files)?;
+        let stash = self.backing.join(cache::STASH_NAME);
+        files.retain(|(path, _, _)| !path.starts_with(&stash));
         // (path, durable bytes), in path order so a seed picks the same bits.
         let durable: Vec<(PathBuf, u64)> = files
             .into_iter()
@@ -245,32 +248,26 @@ fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
     state.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// The backing path of `ino`.
-fn path_in(backing: &Path, nodes: &HashMap<u64, (u64, OsString)>, ino: u64) -> io::Result<PathBuf> {
-    let mut names = Vec::new();
-    let mut at = ino;
-    while at != INodeNo::ROOT.0 {
-        let (parent, name) = nodes
-            .get(&at)
-            .ok_or_else(|| io::Error::from_raw_os_error(libc::ENOENT))?;
-        names.push(name.as_os_str());
-        at = *parent;
-        if names.len() > MAX_DEPTH {
-            return Err(io::Error::from_raw_os_error(libc::ELOOP));
-        }
-    }
-    let mut path = backing.to_path_buf();
-    path.extend(names.iter().rev());
-    Ok(path)
-}
-
 impl LazyFs {
     pub fn new(backing: &Path) -> io::Result<(LazyFs, Control)> {
         let root_ino = std::fs::metadata(backing)?.ino();
+        // A stash an earlier helper left holds removals it never undid:
+        // they happened.
+        let stash = backing.join(cache::STASH_NAME);
+        match std::fs::remove_dir_all(&stash) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+        let state = State {
+            nodes: Nodes::new(),
+            handles: HashMap::new(),
+            next_fh: 0,
+            unsynced: Unsynced::new(backing),
+        };
         let control = Control {
             backing: Arc::new(backing.to_path_buf()),
             root_ino,
-            state: Arc::default(),
+            state: Arc::new(Mutex::new(state)),
             slow_ms: Arc::default(),
             full: Arc::default(),
         };
@@ -311,27 +308,27 @@ impl LazyFs {
     }
 
     fn path(&self, ino: INodeNo) -> io::Result<PathBuf> {
-        path_in(&self.control.backing, &self.state().nodes, ino.0)
+        cache::path_in(&self.control.backing, &self.state().nodes, ino.0)
     }
 
+    /// The backing path of `name` in `parent`; the stash is not there.
     fn child(&self, parent: INodeNo, name: &OsStr) -> io::Result<PathBuf> {
+        if cache::is_stash(parent.0, name) {
+            return Err(io::Error::from_raw_os_error(libc::ENOENT));
+        }
         Ok(self.path(parent)?.join(name))
     }
 
-    /// unlink and rmdir: passed through, and the node forgotten.
-    fn remove(
-        &self,
-        parent: INodeNo,
-        name: &OsStr,
-        remove: fn(&std::path::Path) -> io::Result<()>,
-        reply: ReplyEmpty,
-    ) {
+    /// unlink and rmdir: the file moved to the stash (a power loss before
+    /// the directory's fsync brings it back), the node forgotten. Under the
+    /// lock, so the name changes are recorded in the order they were made.
+    fn remove(&self, parent: INodeNo, name: &OsStr, dir: bool, reply: ReplyEmpty) {
         let result = (|| {
             let path = self.child(parent, name)?;
             let ino = self.shown(std::fs::symlink_metadata(&path)?.ino());
-            remove(&path)?;
             let mut state = self.state();
-            state.unsynced.forget(ino);
+            let entry = (parent.0, name.to_os_string());
+            state.unsynced.unlink(ino, entry, &path, dir)?;
             state.nodes.remove(&ino);
             Ok(())
         })();
@@ -567,7 +564,8 @@ impl Filesystem for LazyFs {
             std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode & !umask))?;
             owned_by_caller(&path, req)?;
             let attr = self.found(parent, name)?;
-            self.state().unsynced.created(attr.ino.0);
+            let entry = (parent.0, name.to_os_string());
+            self.state().unsynced.created(attr.ino.0, entry);
             Ok(attr)
         })();
         match result {
@@ -577,11 +575,11 @@ impl Filesystem for LazyFs {
     }
 
     fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        self.remove(parent, name, |p| std::fs::remove_file(p), reply);
+        self.remove(parent, name, false, reply);
     }
 
     fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        self.remove(parent, name, |p| std::fs::remove_dir(p), reply);
+        self.remove(parent, name, true, reply);
     }
 
     fn symlink(
@@ -598,7 +596,8 @@ impl Filesystem for LazyFs {
             std::os::unix::fs::symlink(target, &path)?;
             owned_by_caller(&path, req)?;
             let attr = self.found(parent, link_name)?;
-            self.state().unsynced.created(attr.ino.0);
+            let entry = (parent.0, link_name.to_os_string());
+            self.state().unsynced.created(attr.ino.0, entry);
             Ok(attr)
         })();
         match result {
@@ -627,10 +626,19 @@ impl Filesystem for LazyFs {
             let replaced = std::fs::symlink_metadata(&to)
                 .ok()
                 .map(|m| self.shown(m.ino()));
-            std::fs::rename(&from, &to)?;
+            if replaced == Some(moved) {
+                // Two links to one file: rename(2) does nothing.
+                return Ok(());
+            }
             let mut state = self.state();
-            if let Some(r) = replaced.filter(|&r| r != moved) {
-                state.unsynced.forget(r);
+            let (old, new) = (
+                (parent.0, name.to_os_string()),
+                (newparent.0, newname.to_os_string()),
+            );
+            state
+                .unsynced
+                .rename(moved, (old, &from), (new, &to), replaced)?;
+            if let Some(r) = replaced {
                 state.nodes.remove(&r);
             }
             state
@@ -680,7 +688,8 @@ impl Filesystem for LazyFs {
             }
             let attr = self.found(parent, name)?;
             if !existed {
-                self.state().unsynced.created(attr.ino.0);
+                let entry = (parent.0, name.to_os_string());
+                self.state().unsynced.created(attr.ino.0, entry);
             } else if flags & libc::O_TRUNC != 0 {
                 self.state()
                     .unsynced
@@ -837,6 +846,9 @@ impl Filesystem for LazyFs {
             ];
             for entry in std::fs::read_dir(&path)? {
                 let entry = entry?;
+                if cache::is_stash(ino.0, &entry.file_name()) {
+                    continue;
+                }
                 out.push((
                     self.shown(entry.ino()),
                     kind(entry.file_type()?),
@@ -881,10 +893,7 @@ impl Filesystem for LazyFs {
         self.stall();
         let result = self.with_handle(fh, |h, _| h.file.sync_all()).map(|()| {
             let mut state = self.state();
-            let State {
-                nodes, unsynced, ..
-            } = &mut *state;
-            unsynced.dir_synced(ino.0, |child| nodes.get(&child).map(|n| n.0));
+            state.unsynced.dir_synced(ino.0);
         });
         match result {
             Ok(()) => reply.ok(),

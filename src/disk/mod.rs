@@ -174,6 +174,8 @@ pub fn serve(
     }
     let _ = std::fs::remove_file(socket);
     session.umount_and_join().context("cannot unmount")?;
+    // An unmount syncs: the removals the stash kept are durable.
+    control.close().context("cannot delete the stash")?;
     Ok(())
 }
 
@@ -203,18 +205,19 @@ fn carry_out(cmd: Command, control: &lazyfs::Control) -> Value {
     };
     match cmd {
         Command::Status => {
-            let (files, created, held, written_back) = control.pending();
-            json!({
-                "files": files, "created": created, "held_bytes": held,
-                "written_back": written_back, "slow_ms": control.slow_ms(), "full": control.full(),
-            })
+            let (pending, written_back) = control.pending();
+            let mut status = json!(pending);
+            status["written_back"] = json!(written_back);
+            status["slow_ms"] = json!(control.slow_ms());
+            status["full"] = json!(control.full());
+            status
         }
         Command::Clear => lose(Loss::Clear),
         Command::Torn => lose(Loss::Torn),
         Command::Checkpoint => {
-            let (files, created, held, _) = control.pending();
+            let (pending, _) = control.pending();
             control.checkpoint();
-            json!({ "made_durable": { "files": files, "created": created, "bytes": held } })
+            json!({ "made_durable": pending })
         }
         Command::Slow { delay_ms } => {
             control.set_slow_ms(delay_ms);
