@@ -22,7 +22,7 @@ use fuser::{
     OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory, ReplyEmpty,
     ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite, Request, TimeOrNow, WriteFlags,
 };
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::ffi::{OsStr, OsString};
 use std::fs::{File, OpenOptions};
 use std::io;
@@ -66,6 +66,21 @@ pub struct Control {
     slow_ms: Arc<AtomicU64>,
     /// Writes that would allocate fail with ENOSPC.
     full: Arc<AtomicBool>,
+    /// `corrupt-read`: shown inode -> offset -> the bits each read of
+    /// that byte returns flipped (XOR mask). Locked after `state`, never
+    /// before.
+    read_flips: Arc<Mutex<ReadFlips>>,
+}
+
+type ReadFlips = HashMap<u64, BTreeMap<u64, u8>>;
+
+/// One durable bit drawn for `corrupt` or `corrupt-read`.
+struct Drawn {
+    path: PathBuf,
+    /// The inode number shown.
+    ino: u64,
+    offset: u64,
+    bit: u8,
 }
 
 /// One bit `corrupt` flipped.
@@ -134,61 +149,29 @@ impl Control {
     /// are fewer durable bits. The node must be down: a running one may
     /// hold the old bytes in memory.
     pub fn corrupt(&self, bits: u32, seed: u64) -> io::Result<Vec<Flipped>> {
-        use rand::SeedableRng;
         let state = lock(&self.state);
-        let mut files = Vec::new();
-        regular_files(&self.backing, 0, &mut files)?;
-        let stash = self.backing.join(cache::STASH_NAME);
-        files.retain(|(path, _, _)| !path.starts_with(&stash));
-        // (path, durable bytes), in path order so a seed picks the same bits.
-        let durable: Vec<(PathBuf, u64)> = files
-            .into_iter()
-            .map(|(path, ino, len)| {
-                let ino = shown(self.root_ino, ino);
-                (path, state.unsynced.durable_len(ino, len))
-            })
-            .filter(|(_, len)| *len > 0)
-            .collect();
-        let total_bits: u64 = durable.iter().map(|(_, len)| len * 8).sum();
-        let amount = u64::from(bits).min(total_bits) as usize;
-        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-        let mut picked = rand::seq::index::sample(&mut rng, total_bits as usize, amount).into_vec();
-        picked.sort_unstable();
-        let mut flipped = Vec::with_capacity(picked.len());
-        let (mut file_at, mut file_start_bit) = (0usize, 0u64);
-        let mut open: Option<(usize, File)> = None;
-        for at in picked {
-            let at = at as u64;
-            while at >= file_start_bit + durable[file_at].1 * 8 {
-                file_start_bit += durable[file_at].1 * 8;
-                file_at += 1;
-            }
-            if open.as_ref().is_none_or(|(i, _)| *i != file_at) {
+        let drawn = self.draw(&state.unsynced, bits, seed)?;
+        let mut flipped = Vec::with_capacity(drawn.len());
+        let mut open: Option<(PathBuf, File)> = None;
+        for d in drawn {
+            if open.as_ref().is_none_or(|(p, _)| *p != d.path) {
                 if let Some((_, f)) = open.take() {
                     f.sync_all()?;
                 }
-                let f = OpenOptions::new()
-                    .read(true)
-                    .write(true)
-                    .open(&durable[file_at].0)?;
-                open = Some((file_at, f));
+                let f = OpenOptions::new().read(true).write(true).open(&d.path)?;
+                open = Some((d.path.clone(), f));
             }
             let Some((_, file)) = &open else {
                 unreachable!("opened above")
             };
-            let (offset, bit) = ((at - file_start_bit) / 8, ((at - file_start_bit) % 8) as u8);
-            debug_assert!(
-                offset < durable[file_at].1,
-                "only durable bytes are flipped"
-            );
             let mut byte = [0u8];
-            file.read_exact_at(&mut byte, offset)?;
-            let after = byte[0] ^ (1 << bit);
-            file.write_all_at(&[after], offset)?;
+            file.read_exact_at(&mut byte, d.offset)?;
+            let after = byte[0] ^ (1 << d.bit);
+            file.write_all_at(&[after], d.offset)?;
             flipped.push(Flipped {
-                path: durable[file_at].0.display().to_string(),
-                offset,
-                bit,
+                path: d.path.display().to_string(),
+                offset: d.offset,
+                bit: d.bit,
                 byte_before: byte[0],
                 byte_after: after,
             });
@@ -198,6 +181,98 @@ impl Control {
         }
         Ok(flipped)
     }
+
+    /// A disk that reads wrong: from now on, reads of `bits` distinct bits
+    /// of durable data, drawn from `seed` as [`Control::corrupt`] draws
+    /// them, return them flipped (replacing an earlier draw); the backing
+    /// files are not changed. A write over a flipped byte ends its flip.
+    /// Files opened before are read through the kernel's cache, which may
+    /// hold the right bytes: the node should (re)open them after.
+    pub fn corrupt_reads(&self, bits: u32, seed: u64) -> io::Result<Vec<Flipped>> {
+        let state = lock(&self.state);
+        let drawn = self.draw(&state.unsynced, bits, seed)?;
+        let mut flips = ReadFlips::new();
+        let mut flipped = Vec::with_capacity(drawn.len());
+        for d in drawn {
+            let mut byte = [0u8];
+            File::open(&d.path)?.read_exact_at(&mut byte, d.offset)?;
+            let mask = flips.entry(d.ino).or_default().entry(d.offset).or_default();
+            *mask |= 1 << d.bit;
+            flipped.push(Flipped {
+                path: d.path.display().to_string(),
+                offset: d.offset,
+                bit: d.bit,
+                byte_before: byte[0],
+                byte_after: byte[0] ^ (1 << d.bit),
+            });
+        }
+        *lock(&self.read_flips) = flips;
+        Ok(flipped)
+    }
+
+    /// Reads are right again; how many flipped bits were healed.
+    pub fn heal_reads(&self) -> u32 {
+        let flips = std::mem::take(&mut *lock(&self.read_flips));
+        count_bits(&flips)
+    }
+
+    /// How many bits reads return flipped now.
+    pub fn read_flips(&self) -> u32 {
+        count_bits(&lock(&self.read_flips))
+    }
+
+    /// `bits` distinct bits of durable data (bytes no un-synced change
+    /// touched, in files whose creation is durable), drawn uniformly over
+    /// all of it from `seed`, so bigger files take more; in file and offset
+    /// order. Fewer if there are fewer durable bits.
+    fn draw(&self, unsynced: &Unsynced, bits: u32, seed: u64) -> io::Result<Vec<Drawn>> {
+        use rand::SeedableRng;
+        let mut files = Vec::new();
+        regular_files(&self.backing, 0, &mut files)?;
+        let stash = self.backing.join(cache::STASH_NAME);
+        files.retain(|(path, _, _)| !path.starts_with(&stash));
+        // (path, shown inode, durable bytes), in path order so a seed picks the same bits.
+        let durable: Vec<(PathBuf, u64, u64)> = files
+            .into_iter()
+            .map(|(path, ino, len)| {
+                let ino = shown(self.root_ino, ino);
+                (path, ino, unsynced.durable_len(ino, len))
+            })
+            .filter(|(_, _, len)| *len > 0)
+            .collect();
+        let total_bits: u64 = durable.iter().map(|(_, _, len)| len * 8).sum();
+        let amount = u64::from(bits).min(total_bits) as usize;
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        let mut picked = rand::seq::index::sample(&mut rng, total_bits as usize, amount).into_vec();
+        picked.sort_unstable();
+        let mut drawn = Vec::with_capacity(picked.len());
+        let (mut file_at, mut file_start_bit) = (0usize, 0u64);
+        for at in picked {
+            let at = at as u64;
+            while at >= file_start_bit + durable[file_at].2 * 8 {
+                file_start_bit += durable[file_at].2 * 8;
+                file_at += 1;
+            }
+            let (path, ino, len) = &durable[file_at];
+            let (offset, bit) = ((at - file_start_bit) / 8, ((at - file_start_bit) % 8) as u8);
+            debug_assert!(offset < *len, "only durable bytes are drawn");
+            drawn.push(Drawn {
+                path: path.clone(),
+                ino: *ino,
+                offset,
+                bit,
+            });
+        }
+        Ok(drawn)
+    }
+}
+
+fn count_bits(flips: &ReadFlips) -> u32 {
+    flips
+        .values()
+        .flat_map(|m| m.values())
+        .map(|mask| mask.count_ones())
+        .sum()
 }
 
 /// Every regular file under `dir` as (path, backing inode, length), in
@@ -244,8 +319,9 @@ pub struct LazyFs {
     control: Control,
 }
 
-fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
-    state.lock().unwrap_or_else(|e| e.into_inner())
+/// A lock whose holder panicked is still the state: nothing is left half-done under it.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl LazyFs {
@@ -270,6 +346,7 @@ impl LazyFs {
             state: Arc::new(Mutex::new(state)),
             slow_ms: Arc::default(),
             full: Arc::default(),
+            read_flips: Arc::default(),
         };
         Ok((
             LazyFs {
@@ -726,7 +803,16 @@ impl Filesystem for LazyFs {
                 }
             }
             buf.truncate(got);
-            Ok(buf)
+            Ok((buf, h.ino))
+        });
+        let result = result.map(|(mut buf, ino)| {
+            if let Some(flips) = lock(&self.control.read_flips).get(&ino) {
+                let end = offset + buf.len() as u64;
+                for (&at, &mask) in flips.range(offset..end) {
+                    buf[(at - offset) as usize] ^= mask;
+                }
+            }
+            buf
         });
         match result {
             Ok(data) => reply.data(&data),
@@ -761,6 +847,11 @@ impl Filesystem for LazyFs {
             } else {
                 unsynced.before_write(h.ino, &h.file, offset, data)?;
                 h.file.write_all_at(data, offset)?;
+            }
+            // What is written now reads right.
+            if let Some(flips) = lock(&self.control.read_flips).get_mut(&h.ino) {
+                let end = offset + data.len() as u64;
+                flips.retain(|at, _| !(offset..end).contains(at));
             }
             Ok(data.len() as u32)
         });
