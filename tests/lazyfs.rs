@@ -586,5 +586,9 @@ fn corrupt_read_flips_what_reads_return_and_never_the_file() {
     assert!(sh(entry.inspect_command()).contains("\"read_flips\":8"));
     sh(entry.undo_command());
     assert_eq!(m.ctl("status")["read_flips"], 0);
-    assert_eq!(std::fs::read(&path).unwrap(), durable, "right after the heal");
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        durable,
+        "right after the heal"
+    );
 }

@@ -376,9 +376,9 @@ impl Unsynced {
     /// Where the create of `ino` as `at` is in the list, if nothing after
     /// it touched that file or that name: removing the file now undoes it.
     fn undone_create(&self, ino: u64, at: &Entry) -> Option<usize> {
-        let i = self.names.iter().rposition(|c| {
-            matches!(&c.change, Change::Created { ino: i, at: a } if *i == ino && a == at)
-        })?;
+        let i = self.names.iter().rposition(
+            |c| matches!(&c.change, Change::Created { ino: i, at: a } if *i == ino && a == at),
+        )?;
         let keys = self.names[i].change.keys();
         let touched = self
             .names
@@ -902,7 +902,13 @@ mod tests {
                 // tmp's create: tmp is gone.
                 assert_eq!((&name[..], tmp), (&b"old"[..], None), "{lost:?}");
                 assert!(lost[0].restored && lost[0].path.ends_with("/name"));
-                assert_eq!(lost[1].renamed_from.as_deref().map(|p| p.ends_with("/name")), Some(true));
+                assert_eq!(
+                    lost[1]
+                        .renamed_from
+                        .as_deref()
+                        .map(|p| p.ends_with("/name")),
+                    Some(true)
+                );
                 assert!(lost[2].removed && lost[2].path.ends_with("/tmp"));
             }
             assert_eq!(d.stash_len(), 0);
@@ -1078,6 +1084,9 @@ mod tests {
         assert_eq!(d.stash_len(), 1);
         assert_eq!(d.cache.pending().unlinked, 1);
         d.lose(Loss::Clear);
-        assert_eq!((d.read("a").is_some(), d.read("b").is_some()), (false, true));
+        assert_eq!(
+            (d.read("a").is_some(), d.read("b").is_some()),
+            (false, true)
+        );
     }
 }

@@ -104,7 +104,10 @@ impl Command {
                 if bits == 0 {
                     return Err(format!("{word}'s bit count must be at least 1"));
                 }
-                let (bits, seed) = (bits as u32, number(&format!("{word}'s seed"), seed, u64::MAX)?);
+                let (bits, seed) = (
+                    bits as u32,
+                    number(&format!("{word}'s seed"), seed, u64::MAX)?,
+                );
                 Ok(if *word == "corrupt" {
                     Command::Corrupt { bits, seed }
                 } else {
