@@ -1,14 +1,16 @@
 //! [`LazyFs`]: a FUSE pass-through to a backing directory whose un-synced
-//! writes a power loss can drop, as Jepsen's LazyFS does. The file system
-//! passes every call through to the backing directory and keeps, in
-//! [`Unsynced`], what each write overwrote until an fsync (fsync, fdatasync,
-//! a file opened O_SYNC or O_DSYNC; for a create, an fsync of its directory)
-//! makes it durable.
+//! writes and name changes a power loss can drop, as Jepsen's LazyFS does.
+//! The file system passes every call through to the backing directory and
+//! keeps, in [`Unsynced`], what each write overwrote until an fsync (fsync,
+//! fdatasync, a file opened O_SYNC or O_DSYNC) makes it durable, and each
+//! create, rename, unlink and rmdir until an fsync of its directory does
+//! (removed files wait in a stash the file system never shows).
 //!
 //! Beside the power loss, [`Control`] makes the disk slow (every fsync and
 //! O_SYNC/O_DSYNC write takes longer, slept on the file system's thread
 //! before it starts, outside the lock), full (writes that would allocate
-//! fail with ENOSPC) and corrupt (bits flipped at rest in durable data).
+//! fail with ENOSPC) and corrupt (bits flipped at rest in durable data, or
+//! only in what reads of it return).
 //!
 //! Inode numbers are the backing files' own (the root is 1, and whatever
 //! file had 1 gets the root's), and a node's path is rebuilt from the
