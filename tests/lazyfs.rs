@@ -412,6 +412,12 @@ fn bad_control_lines_get_an_error_and_the_helper_goes_on() {
         (b"full maybe\n", "full takes on or off"),
         (b"corrupt 0 1\n", "at least 1"),
         (b"corrupt 1\n", "a bit count and a seed"),
+        (b"corrupt-read 1\n", "a bit count and a seed, or off"),
+        (
+            b"corrupt-read 0 9\n",
+            "corrupt-read's bit count must be at least 1",
+        ),
+        (b"corrupt-read on\n", "a bit count and a seed, or off"),
         (b"explode\n", "unknown command"),
         (b"\xff\xfe\n", "unknown command"),
         (b"", "unknown command"),
