@@ -412,6 +412,12 @@ fn bad_control_lines_get_an_error_and_the_helper_goes_on() {
         (b"full maybe\n", "full takes on or off"),
         (b"corrupt 0 1\n", "at least 1"),
         (b"corrupt 1\n", "a bit count and a seed"),
+        (b"corrupt-read 1\n", "a bit count and a seed, or off"),
+        (
+            b"corrupt-read 0 9\n",
+            "corrupt-read's bit count must be at least 1",
+        ),
+        (b"corrupt-read on\n", "a bit count and a seed, or off"),
         (b"explode\n", "unknown command"),
         (b"\xff\xfe\n", "unknown command"),
         (b"", "unknown command"),
@@ -456,4 +462,139 @@ fn the_heal_journal_makes_a_slow_full_disk_fast_with_space_again() {
         (0.into(), false.into())
     );
     assert_eq!(inspect(entry.inspect_command()), "", "nothing left to show");
+}
+
+fn names(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    names
+}
+
+/// Writes `data` to `dir/tmp`, fsyncs it and renames it over `dir/name`,
+/// as every careful program replaces a file.
+fn replace(dir: &Path, name: &str, data: &[u8]) {
+    let tmp = dir.join("tmp");
+    let mut f = File::create(&tmp).unwrap();
+    f.write_all(data).unwrap();
+    f.sync_all().unwrap();
+    std::fs::rename(&tmp, dir.join(name)).unwrap();
+}
+
+#[test]
+fn a_rename_over_a_file_survives_a_power_loss_only_after_a_directory_fsync() {
+    let m = Mounted::new();
+    let name = m.mount.join("name");
+    append(&name, b"old").sync_all().unwrap();
+    sync_dir(&m.mount);
+    replace(&m.mount, "name", b"new");
+    sync_dir(&m.mount);
+    m.ctl("clear");
+    assert_eq!(std::fs::read(&name).unwrap(), b"new");
+    assert_eq!(names(&m.mount), ["name"]);
+    // Without the directory fsync the rename is undone: the old file is
+    // back, and the temporary, never made durable, is gone.
+    replace(&m.mount, "name", b"newer");
+    assert_eq!(m.ctl("status")["renamed"], 1);
+    let answer = m.ctl("clear");
+    assert_eq!(std::fs::read(&name).unwrap(), b"new", "{answer}");
+    assert_eq!(names(&m.mount), ["name"], "{answer}");
+    let lost = answer["lost"].as_array().unwrap();
+    let backing_name = m.backing.join("name").to_str().unwrap().to_string();
+    let backing_tmp = m.backing.join("tmp").to_str().unwrap().to_string();
+    assert_eq!(lost[0]["path"], backing_name.as_str(), "{answer}");
+    assert_eq!(lost[0]["restored"], true, "{answer}");
+    assert_eq!(lost[1]["path"], backing_tmp.as_str(), "{answer}");
+    assert_eq!(lost[1]["renamed_from"], backing_name.as_str(), "{answer}");
+    assert_eq!(lost[2]["removed"], true, "{answer}");
+    // A new name that no directory fsync made durable is not there at all.
+    replace(&m.mount, "fresh", b"f");
+    m.ctl("clear");
+    assert!(!m.mount.join("fresh").exists());
+    let stash = m.backing.join(".faultline-lazyfs-stash");
+    assert_eq!(names(&stash), Vec::<String>::new(), "the stash is empty");
+    assert_eq!(names(&m.backing), [".faultline-lazyfs-stash", "name"]);
+}
+
+#[test]
+fn an_unlinked_file_comes_back_unless_its_directory_was_fsynced() {
+    let m = Mounted::new();
+    std::fs::create_dir(m.mount.join("d")).unwrap();
+    sync_dir(&m.mount);
+    let (kept, gone) = (m.mount.join("d/kept"), m.mount.join("d/gone"));
+    append(&kept, b"k").sync_all().unwrap();
+    append(&gone, b"g").sync_all().unwrap();
+    sync_dir(&m.mount.join("d"));
+    std::fs::remove_file(&kept).unwrap();
+    // The stash is never shown, nor found by name.
+    assert_eq!(names(&m.mount), ["d"]);
+    assert!(names(&m.backing).contains(&".faultline-lazyfs-stash".to_string()));
+    assert!(
+        std::fs::metadata(m.mount.join(".faultline-lazyfs-stash")).is_err(),
+        "the stash is found by name"
+    );
+    let answer = m.ctl("clear");
+    assert_eq!(answer["lost"][0]["restored"], true, "{answer}");
+    assert_eq!(std::fs::read(&kept).unwrap(), b"k");
+    std::fs::remove_file(&gone).unwrap();
+    sync_dir(&m.mount.join("d"));
+    assert_eq!(m.ctl("status")["stashed_bytes"], 0);
+    m.ctl("clear");
+    assert!(!gone.exists());
+    // A checkpoint makes an unlink durable too.
+    std::fs::remove_file(&kept).unwrap();
+    assert_eq!(m.ctl("checkpoint")["made_durable"]["unlinked"], 1);
+    m.ctl("clear");
+    assert!(!kept.exists());
+}
+
+/// A disk that reads wrong: reads return the named bits flipped while the
+/// file at rest stays as written, and the fault's end (the heal journal's
+/// undo) makes reads right again.
+#[test]
+fn corrupt_read_flips_what_reads_return_and_never_the_file() {
+    let m = Mounted::new();
+    let path = m.mount.join("log");
+    let durable: Vec<u8> = (0..4096u32).map(|i| (i * 13) as u8).collect();
+    append(&path, &durable).sync_all().unwrap();
+    sync_dir(&m.mount);
+    let answer = m.ctl("corrupt-read 8 7");
+    let flipped = answer["read_flipped"].as_array().unwrap();
+    assert_eq!(flipped.len(), 8, "{answer}");
+    assert_eq!(m.ctl("status")["read_flips"], 8);
+    let mut expected = durable.clone();
+    for f in flipped {
+        let (offset, bit) = (f["offset"].as_u64().unwrap(), f["bit"].as_u64().unwrap());
+        let o = offset as usize;
+        assert_eq!(f["byte_before"], durable[o], "{f}");
+        assert_eq!(f["byte_after"], durable[o] ^ (1 << bit), "{f}");
+        expected[o] ^= 1 << bit;
+    }
+    let read = std::fs::read(&path).unwrap();
+    assert_ne!(read, durable);
+    assert_eq!(read, expected, "reads differ exactly at the named bits");
+    assert_eq!(
+        std::fs::read(m.backing.join("log")).unwrap(),
+        durable,
+        "the file at rest is unchanged"
+    );
+    let entry = faultline::net::journal::Entry::LazyfsFault {
+        helper: EXE.to_string(),
+        socket: m.socket.to_str().unwrap().to_string(),
+    };
+    let sh = |cmd: String| {
+        let out = Command::new("sh").arg("-c").arg(cmd).output().unwrap();
+        assert!(out.status.success());
+        String::from_utf8(out.stdout).unwrap()
+    };
+    assert!(sh(entry.inspect_command()).contains("\"read_flips\":8"));
+    sh(entry.undo_command());
+    assert_eq!(m.ctl("status")["read_flips"], 0);
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        durable,
+        "right after the heal"
+    );
 }

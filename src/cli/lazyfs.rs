@@ -1,6 +1,6 @@
 //! `faultline lazyfs`: the disk-fault helper run on a host (mount a lazy
 //! file system over a node's data directory) and its control command (make
-//! it lose what was not fsync'd, slow, full or corrupt). The file system itself is `disk/`.
+//! it lose what was not fsync'd, slow, full, corrupt or read wrong). The file system itself is `disk/`.
 
 use clap::{Args, Subcommand};
 use std::path::PathBuf;
@@ -13,12 +13,14 @@ pub enum LazyfsCmd {
     /// Tell the helper on SOCKET to clear (lose every un-fsynced write), tear (lose them but a
     /// prefix of each file's last one), make everything durable as it is (`checkpoint`), slow every fsync by MS milliseconds (`slow 0`: fast
     /// again), make writes that allocate fail with ENOSPC (`full on`, `full off`), flip BITS
-    /// bits of durable data drawn from SEED (`corrupt BITS SEED`; the node must be down), or
-    /// say what it holds (`status`); prints its JSON answer.
+    /// bits of durable data drawn from SEED (`corrupt BITS SEED`; the node must be down), make
+    /// reads of BITS such bits return them flipped (`corrupt-read BITS SEED`, `corrupt-read
+    /// off`), or say what it holds (`status`); prints its JSON answer.
     Ctl {
         /// The helper's control socket.
         socket: PathBuf,
-        /// clear | torn | checkpoint | status | slow MS | full on|off | corrupt BITS SEED
+        /// clear | torn | checkpoint | status | slow MS | full on|off | corrupt BITS SEED |
+        /// corrupt-read BITS SEED|off
         #[arg(required = true, num_args = 1..)]
         command: Vec<String>,
     },

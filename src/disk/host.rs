@@ -80,12 +80,13 @@ pub fn mount(remote: &dyn Remote, p: &Paths) -> Result<(), crate::control::Remot
 }
 
 /// Sends one control command to the host's helper; returns its answer. A
-/// command that makes the disk slow or full is journaled first, in the same
-/// shell command (heal makes it fast and gives it space again); `clear`,
+/// command that makes the disk slow, full or read wrong is journaled first,
+/// in the same shell command (heal makes it fast, gives it space and reads
+/// it right again); `clear`,
 /// `torn` and `corrupt` change data, which no heal brings back.
 pub fn ctl(remote: &dyn Remote, p: &Paths, cmd: Command) -> Result<Value, String> {
     let record = match cmd {
-        Command::Slow { .. } | Command::Full(_) => {
+        Command::Slow { .. } | Command::Full(_) | Command::CorruptRead(Some(_)) => {
             format!(
                 "{} && ",
                 journal::record_command(&p.state_dir, &p.fault_entry())

@@ -1,14 +1,16 @@
 //! [`LazyFs`]: a FUSE pass-through to a backing directory whose un-synced
-//! writes a power loss can drop, as Jepsen's LazyFS does. The file system
-//! passes every call through to the backing directory and keeps, in
-//! [`Unsynced`], what each write overwrote until an fsync (fsync, fdatasync,
-//! a file opened O_SYNC or O_DSYNC; for a create, an fsync of its directory)
-//! makes it durable.
+//! writes and name changes a power loss can drop, as Jepsen's LazyFS does.
+//! The file system passes every call through to the backing directory and
+//! keeps, in [`Unsynced`], what each write overwrote until an fsync (fsync,
+//! fdatasync, a file opened O_SYNC or O_DSYNC) makes it durable, and each
+//! create, rename, unlink and rmdir until an fsync of its directory does
+//! (removed files wait in a stash the file system never shows).
 //!
 //! Beside the power loss, [`Control`] makes the disk slow (every fsync and
 //! O_SYNC/O_DSYNC write takes longer, slept on the file system's thread
 //! before it starts, outside the lock), full (writes that would allocate
-//! fail with ENOSPC) and corrupt (bits flipped at rest in durable data).
+//! fail with ENOSPC) and corrupt (bits flipped at rest in durable data, or
+//! only in what reads of it return).
 //!
 //! Inode numbers are the backing files' own (the root is 1, and whatever
 //! file had 1 gets the root's), and a node's path is rebuilt from the
@@ -16,13 +18,13 @@
 //! cached by the kernel (a TTL of 0): a power loss changes sizes and removes
 //! files behind its back.
 
-use super::cache::{Loss, Lost, Unsynced};
+use super::cache::{self, Loss, Lost, Nodes, Pending, Unsynced};
 use fuser::{
     Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo, LockOwner,
     OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory, ReplyEmpty,
     ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite, Request, TimeOrNow, WriteFlags,
 };
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::ffi::{OsStr, OsString};
 use std::fs::{File, OpenOptions};
 use std::io;
@@ -34,18 +36,15 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 const TTL: Duration = Duration::ZERO;
 
-/// How deep a path may be rebuilt from parents (a cycle would be a bug).
-const MAX_DEPTH: usize = 4096;
 /// How many files `corrupt` looks at, at most (a node's data is a few).
 const MAX_CORRUPT_FILES: usize = 100_000;
 /// How deep `corrupt` walks into the backing directory.
 const MAX_CORRUPT_DEPTH: usize = 64;
 
 /// The file system's state; one lock, since the nodes write from one thread.
-#[derive(Default)]
 struct State {
-    /// Inode -> (parent inode, name), for every inode found so far.
-    nodes: HashMap<u64, (u64, OsString)>,
+    /// Where every inode found so far is.
+    nodes: Nodes,
     handles: HashMap<u64, Handle>,
     next_fh: u64,
     unsynced: Unsynced,
@@ -69,6 +68,21 @@ pub struct Control {
     slow_ms: Arc<AtomicU64>,
     /// Writes that would allocate fail with ENOSPC.
     full: Arc<AtomicBool>,
+    /// `corrupt-read`: shown inode -> offset -> the bits each read of
+    /// that byte returns flipped (XOR mask). Locked after `state`, never
+    /// before.
+    read_flips: Arc<Mutex<ReadFlips>>,
+}
+
+type ReadFlips = HashMap<u64, BTreeMap<u64, u8>>;
+
+/// One durable bit drawn for `corrupt` or `corrupt-read`.
+struct Drawn {
+    path: PathBuf,
+    /// The inode number shown.
+    ino: u64,
+    offset: u64,
+    bit: u8,
 }
 
 /// One bit `corrupt` flipped.
@@ -91,8 +105,7 @@ impl Control {
         let State {
             nodes, unsynced, ..
         } = &mut *state;
-        let backing = self.backing.as_path();
-        unsynced.lose(loss, |ino| path_in(backing, nodes, ino).ok())
+        unsynced.lose(loss, &self.backing, nodes)
     }
 
     /// Makes everything durable as it is now, as a sync of the whole disk.
@@ -100,11 +113,16 @@ impl Control {
         lock(&self.state).unsynced.checkpoint();
     }
 
-    /// (files with un-synced writes, un-synced creates, bytes held, files written back).
-    pub fn pending(&self) -> (usize, usize, u64, u64) {
+    /// At unmount: everything durable, the stash deleted.
+    pub fn close(&self) -> io::Result<()> {
+        lock(&self.state).unsynced.close()
+    }
+
+    /// What is not durable, and how many files and name changes were
+    /// written back past the bounds.
+    pub fn pending(&self) -> (Pending, u64) {
         let state = lock(&self.state);
-        let (files, created, held) = state.unsynced.pending();
-        (files, created, held, state.unsynced.written_back)
+        (state.unsynced.pending(), state.unsynced.written_back)
     }
 
     pub fn slow_ms(&self) -> u64 {
@@ -133,59 +151,29 @@ impl Control {
     /// are fewer durable bits. The node must be down: a running one may
     /// hold the old bytes in memory.
     pub fn corrupt(&self, bits: u32, seed: u64) -> io::Result<Vec<Flipped>> {
-        use rand::SeedableRng;
         let state = lock(&self.state);
-        let mut files = Vec::new();
-        regular_files(&self.backing, 0, &mut files)?;
-        // (path, durable bytes), in path order so a seed picks the same bits.
-        let durable: Vec<(PathBuf, u64)> = files
-            .into_iter()
-            .map(|(path, ino, len)| {
-                let ino = shown(self.root_ino, ino);
-                (path, state.unsynced.durable_len(ino, len))
-            })
-            .filter(|(_, len)| *len > 0)
-            .collect();
-        let total_bits: u64 = durable.iter().map(|(_, len)| len * 8).sum();
-        let amount = u64::from(bits).min(total_bits) as usize;
-        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-        let mut picked = rand::seq::index::sample(&mut rng, total_bits as usize, amount).into_vec();
-        picked.sort_unstable();
-        let mut flipped = Vec::with_capacity(picked.len());
-        let (mut file_at, mut file_start_bit) = (0usize, 0u64);
-        let mut open: Option<(usize, File)> = None;
-        for at in picked {
-            let at = at as u64;
-            while at >= file_start_bit + durable[file_at].1 * 8 {
-                file_start_bit += durable[file_at].1 * 8;
-                file_at += 1;
-            }
-            if open.as_ref().is_none_or(|(i, _)| *i != file_at) {
+        let drawn = self.draw(&state.unsynced, bits, seed)?;
+        let mut flipped = Vec::with_capacity(drawn.len());
+        let mut open: Option<(PathBuf, File)> = None;
+        for d in drawn {
+            if open.as_ref().is_none_or(|(p, _)| *p != d.path) {
                 if let Some((_, f)) = open.take() {
                     f.sync_all()?;
                 }
-                let f = OpenOptions::new()
-                    .read(true)
-                    .write(true)
-                    .open(&durable[file_at].0)?;
-                open = Some((file_at, f));
+                let f = OpenOptions::new().read(true).write(true).open(&d.path)?;
+                open = Some((d.path.clone(), f));
             }
             let Some((_, file)) = &open else {
                 unreachable!("opened above")
             };
-            let (offset, bit) = ((at - file_start_bit) / 8, ((at - file_start_bit) % 8) as u8);
-            debug_assert!(
-                offset < durable[file_at].1,
-                "only durable bytes are flipped"
-            );
             let mut byte = [0u8];
-            file.read_exact_at(&mut byte, offset)?;
-            let after = byte[0] ^ (1 << bit);
-            file.write_all_at(&[after], offset)?;
+            file.read_exact_at(&mut byte, d.offset)?;
+            let after = byte[0] ^ (1 << d.bit);
+            file.write_all_at(&[after], d.offset)?;
             flipped.push(Flipped {
-                path: durable[file_at].0.display().to_string(),
-                offset,
-                bit,
+                path: d.path.display().to_string(),
+                offset: d.offset,
+                bit: d.bit,
                 byte_before: byte[0],
                 byte_after: after,
             });
@@ -195,6 +183,98 @@ impl Control {
         }
         Ok(flipped)
     }
+
+    /// A disk that reads wrong: from now on, reads of `bits` distinct bits
+    /// of durable data, drawn from `seed` as [`Control::corrupt`] draws
+    /// them, return them flipped (replacing an earlier draw); the backing
+    /// files are not changed. A write over a flipped byte ends its flip.
+    /// Files opened before are read through the kernel's cache, which may
+    /// hold the right bytes: the node should (re)open them after.
+    pub fn corrupt_reads(&self, bits: u32, seed: u64) -> io::Result<Vec<Flipped>> {
+        let state = lock(&self.state);
+        let drawn = self.draw(&state.unsynced, bits, seed)?;
+        let mut flips = ReadFlips::new();
+        let mut flipped = Vec::with_capacity(drawn.len());
+        for d in drawn {
+            let mut byte = [0u8];
+            File::open(&d.path)?.read_exact_at(&mut byte, d.offset)?;
+            let mask = flips.entry(d.ino).or_default().entry(d.offset).or_default();
+            *mask |= 1 << d.bit;
+            flipped.push(Flipped {
+                path: d.path.display().to_string(),
+                offset: d.offset,
+                bit: d.bit,
+                byte_before: byte[0],
+                byte_after: byte[0] ^ (1 << d.bit),
+            });
+        }
+        *lock(&self.read_flips) = flips;
+        Ok(flipped)
+    }
+
+    /// Reads are right again; how many flipped bits were healed.
+    pub fn heal_reads(&self) -> u32 {
+        let flips = std::mem::take(&mut *lock(&self.read_flips));
+        count_bits(&flips)
+    }
+
+    /// How many bits reads return flipped now.
+    pub fn read_flips(&self) -> u32 {
+        count_bits(&lock(&self.read_flips))
+    }
+
+    /// `bits` distinct bits of durable data (bytes no un-synced change
+    /// touched, in files whose creation is durable), drawn uniformly over
+    /// all of it from `seed`, so bigger files take more; in file and offset
+    /// order. Fewer if there are fewer durable bits.
+    fn draw(&self, unsynced: &Unsynced, bits: u32, seed: u64) -> io::Result<Vec<Drawn>> {
+        use rand::SeedableRng;
+        let mut files = Vec::new();
+        regular_files(&self.backing, 0, &mut files)?;
+        let stash = self.backing.join(cache::STASH_NAME);
+        files.retain(|(path, _, _)| !path.starts_with(&stash));
+        // (path, shown inode, durable bytes), in path order so a seed picks the same bits.
+        let durable: Vec<(PathBuf, u64, u64)> = files
+            .into_iter()
+            .map(|(path, ino, len)| {
+                let ino = shown(self.root_ino, ino);
+                (path, ino, unsynced.durable_len(ino, len))
+            })
+            .filter(|(_, _, len)| *len > 0)
+            .collect();
+        let total_bits: u64 = durable.iter().map(|(_, _, len)| len * 8).sum();
+        let amount = u64::from(bits).min(total_bits) as usize;
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        let mut picked = rand::seq::index::sample(&mut rng, total_bits as usize, amount).into_vec();
+        picked.sort_unstable();
+        let mut drawn = Vec::with_capacity(picked.len());
+        let (mut file_at, mut file_start_bit) = (0usize, 0u64);
+        for at in picked {
+            let at = at as u64;
+            while at >= file_start_bit + durable[file_at].2 * 8 {
+                file_start_bit += durable[file_at].2 * 8;
+                file_at += 1;
+            }
+            let (path, ino, len) = &durable[file_at];
+            let (offset, bit) = ((at - file_start_bit) / 8, ((at - file_start_bit) % 8) as u8);
+            debug_assert!(offset < *len, "only durable bytes are drawn");
+            drawn.push(Drawn {
+                path: path.clone(),
+                ino: *ino,
+                offset,
+                bit,
+            });
+        }
+        Ok(drawn)
+    }
+}
+
+fn count_bits(flips: &ReadFlips) -> u32 {
+    flips
+        .values()
+        .flat_map(|m| m.values())
+        .map(|mask| mask.count_ones())
+        .sum()
 }
 
 /// Every regular file under `dir` as (path, backing inode, length), in
@@ -241,38 +321,34 @@ pub struct LazyFs {
     control: Control,
 }
 
-fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
-    state.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// The backing path of `ino`.
-fn path_in(backing: &Path, nodes: &HashMap<u64, (u64, OsString)>, ino: u64) -> io::Result<PathBuf> {
-    let mut names = Vec::new();
-    let mut at = ino;
-    while at != INodeNo::ROOT.0 {
-        let (parent, name) = nodes
-            .get(&at)
-            .ok_or_else(|| io::Error::from_raw_os_error(libc::ENOENT))?;
-        names.push(name.as_os_str());
-        at = *parent;
-        if names.len() > MAX_DEPTH {
-            return Err(io::Error::from_raw_os_error(libc::ELOOP));
-        }
-    }
-    let mut path = backing.to_path_buf();
-    path.extend(names.iter().rev());
-    Ok(path)
+/// A lock whose holder panicked is still the state: nothing is left half-done under it.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl LazyFs {
     pub fn new(backing: &Path) -> io::Result<(LazyFs, Control)> {
         let root_ino = std::fs::metadata(backing)?.ino();
+        // A stash an earlier helper left holds removals it never undid:
+        // they happened.
+        let stash = backing.join(cache::STASH_NAME);
+        match std::fs::remove_dir_all(&stash) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+        let state = State {
+            nodes: Nodes::new(),
+            handles: HashMap::new(),
+            next_fh: 0,
+            unsynced: Unsynced::new(backing),
+        };
         let control = Control {
             backing: Arc::new(backing.to_path_buf()),
             root_ino,
-            state: Arc::default(),
+            state: Arc::new(Mutex::new(state)),
             slow_ms: Arc::default(),
             full: Arc::default(),
+            read_flips: Arc::default(),
         };
         Ok((
             LazyFs {
@@ -311,27 +387,27 @@ impl LazyFs {
     }
 
     fn path(&self, ino: INodeNo) -> io::Result<PathBuf> {
-        path_in(&self.control.backing, &self.state().nodes, ino.0)
+        cache::path_in(&self.control.backing, &self.state().nodes, ino.0)
     }
 
+    /// The backing path of `name` in `parent`; the stash is not there.
     fn child(&self, parent: INodeNo, name: &OsStr) -> io::Result<PathBuf> {
+        if cache::is_stash(parent.0, name) {
+            return Err(io::Error::from_raw_os_error(libc::ENOENT));
+        }
         Ok(self.path(parent)?.join(name))
     }
 
-    /// unlink and rmdir: passed through, and the node forgotten.
-    fn remove(
-        &self,
-        parent: INodeNo,
-        name: &OsStr,
-        remove: fn(&std::path::Path) -> io::Result<()>,
-        reply: ReplyEmpty,
-    ) {
+    /// unlink and rmdir: the file moved to the stash (a power loss before
+    /// the directory's fsync brings it back), the node forgotten. Under the
+    /// lock, so the name changes are recorded in the order they were made.
+    fn remove(&self, parent: INodeNo, name: &OsStr, dir: bool, reply: ReplyEmpty) {
         let result = (|| {
             let path = self.child(parent, name)?;
             let ino = self.shown(std::fs::symlink_metadata(&path)?.ino());
-            remove(&path)?;
             let mut state = self.state();
-            state.unsynced.forget(ino);
+            let entry = (parent.0, name.to_os_string());
+            state.unsynced.unlink(ino, entry, &path, dir)?;
             state.nodes.remove(&ino);
             Ok(())
         })();
@@ -567,7 +643,8 @@ impl Filesystem for LazyFs {
             std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode & !umask))?;
             owned_by_caller(&path, req)?;
             let attr = self.found(parent, name)?;
-            self.state().unsynced.created(attr.ino.0);
+            let entry = (parent.0, name.to_os_string());
+            self.state().unsynced.created(attr.ino.0, entry);
             Ok(attr)
         })();
         match result {
@@ -577,11 +654,11 @@ impl Filesystem for LazyFs {
     }
 
     fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        self.remove(parent, name, |p| std::fs::remove_file(p), reply);
+        self.remove(parent, name, false, reply);
     }
 
     fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        self.remove(parent, name, |p| std::fs::remove_dir(p), reply);
+        self.remove(parent, name, true, reply);
     }
 
     fn symlink(
@@ -598,7 +675,8 @@ impl Filesystem for LazyFs {
             std::os::unix::fs::symlink(target, &path)?;
             owned_by_caller(&path, req)?;
             let attr = self.found(parent, link_name)?;
-            self.state().unsynced.created(attr.ino.0);
+            let entry = (parent.0, link_name.to_os_string());
+            self.state().unsynced.created(attr.ino.0, entry);
             Ok(attr)
         })();
         match result {
@@ -627,10 +705,19 @@ impl Filesystem for LazyFs {
             let replaced = std::fs::symlink_metadata(&to)
                 .ok()
                 .map(|m| self.shown(m.ino()));
-            std::fs::rename(&from, &to)?;
+            if replaced == Some(moved) {
+                // Two links to one file: rename(2) does nothing.
+                return Ok(());
+            }
             let mut state = self.state();
-            if let Some(r) = replaced.filter(|&r| r != moved) {
-                state.unsynced.forget(r);
+            let (old, new) = (
+                (parent.0, name.to_os_string()),
+                (newparent.0, newname.to_os_string()),
+            );
+            state
+                .unsynced
+                .rename(moved, (old, &from), (new, &to), replaced)?;
+            if let Some(r) = replaced {
                 state.nodes.remove(&r);
             }
             state
@@ -680,7 +767,8 @@ impl Filesystem for LazyFs {
             }
             let attr = self.found(parent, name)?;
             if !existed {
-                self.state().unsynced.created(attr.ino.0);
+                let entry = (parent.0, name.to_os_string());
+                self.state().unsynced.created(attr.ino.0, entry);
             } else if flags & libc::O_TRUNC != 0 {
                 self.state()
                     .unsynced
@@ -717,7 +805,16 @@ impl Filesystem for LazyFs {
                 }
             }
             buf.truncate(got);
-            Ok(buf)
+            Ok((buf, h.ino))
+        });
+        let result = result.map(|(mut buf, ino)| {
+            if let Some(flips) = lock(&self.control.read_flips).get(&ino) {
+                let end = offset + buf.len() as u64;
+                for (&at, &mask) in flips.range(offset..end) {
+                    buf[(at - offset) as usize] ^= mask;
+                }
+            }
+            buf
         });
         match result {
             Ok(data) => reply.data(&data),
@@ -752,6 +849,11 @@ impl Filesystem for LazyFs {
             } else {
                 unsynced.before_write(h.ino, &h.file, offset, data)?;
                 h.file.write_all_at(data, offset)?;
+            }
+            // What is written now reads right.
+            if let Some(flips) = lock(&self.control.read_flips).get_mut(&h.ino) {
+                let end = offset + data.len() as u64;
+                flips.retain(|at, _| !(offset..end).contains(at));
             }
             Ok(data.len() as u32)
         });
@@ -837,6 +939,9 @@ impl Filesystem for LazyFs {
             ];
             for entry in std::fs::read_dir(&path)? {
                 let entry = entry?;
+                if cache::is_stash(ino.0, &entry.file_name()) {
+                    continue;
+                }
                 out.push((
                     self.shown(entry.ino()),
                     kind(entry.file_type()?),
@@ -881,10 +986,7 @@ impl Filesystem for LazyFs {
         self.stall();
         let result = self.with_handle(fh, |h, _| h.file.sync_all()).map(|()| {
             let mut state = self.state();
-            let State {
-                nodes, unsynced, ..
-            } = &mut *state;
-            unsynced.dir_synced(ino.0, |child| nodes.get(&child).map(|n| n.0));
+            state.unsynced.dir_synced(ino.0);
         });
         match result {
             Ok(()) => reply.ok(),

@@ -8,8 +8,9 @@
 //! - [`host`]: mounting it on a host and making it lose, through `Remote`.
 //! - here: the helper's life ([`serve`]: mount, answer the control socket
 //!   until SIGTERM, unmount) and the control protocol ([`ctl`]): one line
-//!   in (`clear`, `torn`, `status`, `slow MS`, `full on|off`, `corrupt BITS
-//!   SEED`), one JSON line out (`{"error": ...}` for a bad line).
+//!   in (`clear`, `torn`, `checkpoint`, `status`, `slow MS`, `full on|off`,
+//!   `corrupt BITS SEED`, `corrupt-read BITS SEED|off`), one JSON line out
+//!   (`{"error": ...}` for a bad line).
 //!
 //! Not here: when to lose what, on which hosts (that is `nemesis`).
 
@@ -60,10 +61,15 @@ pub enum Command {
     /// `corrupt BITS SEED`: flip BITS distinct bits of durable data, at
     /// offsets drawn from SEED (the node must be down).
     Corrupt { bits: u32, seed: u64 },
+    /// `corrupt-read BITS SEED`: reads of BITS distinct bits of durable
+    /// data, drawn from SEED as `corrupt` draws them, return them flipped;
+    /// the backing files are not changed. `corrupt-read off` (`None`):
+    /// reads are right again.
+    CorruptRead(Option<(u32, u64)>),
 }
 
 /// What the control protocol accepts, for error messages.
-const SYNTAX: &str = "clear, torn, checkpoint, status, slow MS, full on|off or corrupt BITS SEED";
+const SYNTAX: &str = "clear, torn, checkpoint, status, slow MS, full on|off, corrupt BITS SEED or corrupt-read BITS SEED|off";
 
 impl Command {
     /// Parses one control line; the error says what was wrong.
@@ -88,22 +94,33 @@ impl Command {
             }),
             ["full", "on"] => Ok(Command::Full(true)),
             ["full", "off"] => Ok(Command::Full(false)),
-            ["corrupt", bits, seed] => {
-                let bits = number("corrupt's bit count", bits, u64::from(CORRUPT_BITS_MAX))?;
+            ["corrupt-read", "off"] => Ok(Command::CorruptRead(None)),
+            [word @ ("corrupt" | "corrupt-read"), bits, seed] => {
+                let bits = number(
+                    &format!("{word}'s bit count"),
+                    bits,
+                    u64::from(CORRUPT_BITS_MAX),
+                )?;
                 if bits == 0 {
-                    return Err("corrupt's bit count must be at least 1".into());
+                    return Err(format!("{word}'s bit count must be at least 1"));
                 }
-                Ok(Command::Corrupt {
-                    bits: bits as u32,
-                    seed: number("corrupt's seed", seed, u64::MAX)?,
+                let (bits, seed) = (
+                    bits as u32,
+                    number(&format!("{word}'s seed"), seed, u64::MAX)?,
+                );
+                Ok(if *word == "corrupt" {
+                    Command::Corrupt { bits, seed }
+                } else {
+                    Command::CorruptRead(Some((bits, seed)))
                 })
             }
-            [word @ ("slow" | "full" | "corrupt"), ..] => Err(format!(
+            [word @ ("slow" | "full" | "corrupt" | "corrupt-read"), ..] => Err(format!(
                 "{word} takes {}",
                 match *word {
                     "slow" => "a delay in milliseconds: `slow 200` (`slow 0`: fast again)",
                     "full" => "on or off: `full on`",
-                    _ => "a bit count and a seed: `corrupt 1 42`",
+                    "corrupt" => "a bit count and a seed: `corrupt 1 42`",
+                    _ => "a bit count and a seed, or off: `corrupt-read 1 42`",
                 }
             )),
             _ => Err(format!(
@@ -123,6 +140,8 @@ impl Command {
             Command::Slow { delay_ms } => format!("slow {delay_ms}"),
             Command::Full(on) => format!("full {}", if on { "on" } else { "off" }),
             Command::Corrupt { bits, seed } => format!("corrupt {bits} {seed}"),
+            Command::CorruptRead(Some((bits, seed))) => format!("corrupt-read {bits} {seed}"),
+            Command::CorruptRead(None) => "corrupt-read off".into(),
         }
     }
 }
@@ -174,6 +193,8 @@ pub fn serve(
     }
     let _ = std::fs::remove_file(socket);
     session.umount_and_join().context("cannot unmount")?;
+    // An unmount syncs: the removals the stash kept are durable.
+    control.close().context("cannot delete the stash")?;
     Ok(())
 }
 
@@ -203,18 +224,20 @@ fn carry_out(cmd: Command, control: &lazyfs::Control) -> Value {
     };
     match cmd {
         Command::Status => {
-            let (files, created, held, written_back) = control.pending();
-            json!({
-                "files": files, "created": created, "held_bytes": held,
-                "written_back": written_back, "slow_ms": control.slow_ms(), "full": control.full(),
-            })
+            let (pending, written_back) = control.pending();
+            let mut status = json!(pending);
+            status["written_back"] = json!(written_back);
+            status["slow_ms"] = json!(control.slow_ms());
+            status["full"] = json!(control.full());
+            status["read_flips"] = json!(control.read_flips());
+            status
         }
         Command::Clear => lose(Loss::Clear),
         Command::Torn => lose(Loss::Torn),
         Command::Checkpoint => {
-            let (files, created, held, _) = control.pending();
+            let (pending, _) = control.pending();
             control.checkpoint();
-            json!({ "made_durable": { "files": files, "created": created, "bytes": held } })
+            json!({ "made_durable": pending })
         }
         Command::Slow { delay_ms } => {
             control.set_slow_ms(delay_ms);
@@ -228,6 +251,11 @@ fn carry_out(cmd: Command, control: &lazyfs::Control) -> Value {
             Ok(flipped) => json!({ "flipped": flipped }),
             Err(e) => json!({"error": format!("cannot flip bits: {e}")}),
         },
+        Command::CorruptRead(Some((bits, seed))) => match control.corrupt_reads(bits, seed) {
+            Ok(flipped) => json!({ "read_flipped": flipped }),
+            Err(e) => json!({"error": format!("cannot pick bits to flip: {e}")}),
+        },
+        Command::CorruptRead(None) => json!({ "read_flips_healed": control.heal_reads() }),
     }
 }
 

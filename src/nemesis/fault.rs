@@ -292,7 +292,7 @@ pub struct DiskSpec {
     /// ([`DEFAULT_SLOW_DELAY`] if not written).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delay: Option<Span>,
-    /// `corrupt` only: how many bits to flip on each target
+    /// `corrupt` and `corrupt-read` only: how many bits to flip on each target
     /// ([`DEFAULT_CORRUPT_BITS`] if not written).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bits: Option<u32>,
@@ -332,8 +332,12 @@ impl DiskSpec {
             }
         }
         if let Some(bits) = self.bits {
-            if self.mode != DiskMode::Corrupt {
-                return only_for("bits", DiskMode::Corrupt, "how many bits to flip");
+            if !matches!(self.mode, DiskMode::Corrupt | DiskMode::CorruptRead) {
+                let why = format!(
+                    "`bits` is only for `mode: corrupt` or `mode: corrupt-read` (how many bits to flip), not `mode: {}`",
+                    self.mode.name()
+                );
+                return Some(("bits", why));
             }
             if !(1..=CORRUPT_BITS_MAX).contains(&bits) {
                 let why = format!("`bits` must be from 1 to {CORRUPT_BITS_MAX}, not {bits}");
@@ -364,6 +368,11 @@ pub enum DiskMode {
     /// offsets drawn from the run's seed); it is started again when the
     /// fault ends.
     Corrupt,
+    /// Reads of `bits` bits of durable data (drawn from the run's seed)
+    /// return them flipped while the fault lasts, the data at rest
+    /// unchanged: a disk or controller that reads wrong. The node keeps
+    /// running.
+    CorruptRead,
 }
 
 impl DiskMode {
@@ -383,6 +392,7 @@ impl DiskMode {
             DiskMode::Slow => "slow",
             DiskMode::Full => "full",
             DiskMode::Corrupt => "corrupt",
+            DiskMode::CorruptRead => "corrupt-read",
         }
     }
 }
@@ -403,6 +413,11 @@ pub enum DiskFault {
         bits: u32,
         seed: u64,
     },
+    /// Drawn as `Corrupt`'s.
+    CorruptRead {
+        bits: u32,
+        seed: u64,
+    },
 }
 
 impl DiskFault {
@@ -413,6 +428,7 @@ impl DiskFault {
             DiskFault::Slow { .. } => DiskMode::Slow,
             DiskFault::Full => DiskMode::Full,
             DiskFault::Corrupt { .. } => DiskMode::Corrupt,
+            DiskFault::CorruptRead { .. } => DiskMode::CorruptRead,
         }
     }
 }
@@ -641,6 +657,10 @@ impl FaultSpec {
                     },
                     DiskMode::Full => DiskFault::Full,
                     DiskMode::Corrupt => DiskFault::Corrupt {
+                        bits: s.bits.unwrap_or(DEFAULT_CORRUPT_BITS),
+                        seed: rng.random(),
+                    },
+                    DiskMode::CorruptRead => DiskFault::CorruptRead {
                         bits: s.bits.unwrap_or(DEFAULT_CORRUPT_BITS),
                         seed: rng.random(),
                     },

@@ -261,6 +261,7 @@ impl Faults for HostFaults {
                 let paths = self.disk_paths()?;
                 let command = match mode {
                     DiskMode::Slow => crate::disk::Command::Slow { delay_ms: 0 },
+                    DiskMode::CorruptRead => crate::disk::Command::CorruptRead(None),
                     _ => crate::disk::Command::Full(false),
                 };
                 let done = self.each(nodes, |h| disk_ctl(h, paths, command))?;
@@ -321,6 +322,9 @@ fn disk_command(fault: &DiskFault, i: u64) -> crate::disk::Command {
             bits,
             seed: seed.wrapping_add(i),
         },
+        DiskFault::CorruptRead { bits, seed } => {
+            Command::CorruptRead(Some((bits, seed.wrapping_add(i))))
+        }
     }
 }
 

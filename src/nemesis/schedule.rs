@@ -423,7 +423,7 @@ mod tests {
     #[test]
     fn disk_faults_take_delay_and_bits_only_with_their_modes() {
         use crate::nemesis::fault::{DiskMode, DiskSpec};
-        let text = "faults:\n  - disk: {mode: slow, delay: 250ms, targets: all}\n  - disk: {mode: full}\n  - disk: {mode: corrupt, bits: 3}\n  - disk: {mode: corrupt}\n";
+        let text = "faults:\n  - disk: {mode: slow, delay: 250ms, targets: all}\n  - disk: {mode: full}\n  - disk: {mode: corrupt, bits: 3}\n  - disk: {mode: corrupt}\n  - disk: {mode: corrupt-read, bits: 5, duration: 2s}\n";
         let s = Schedule::from_yaml(text, "ok.yaml").unwrap();
         assert_eq!(
             s.faults[0],
@@ -440,6 +440,11 @@ mod tests {
             panic!()
         };
         assert_eq!((corrupt.mode, corrupt.bits), (DiskMode::Corrupt, Some(3)));
+        let FaultSpec::Disk(read) = &s.faults[4] else {
+            panic!()
+        };
+        assert_eq!((read.mode, read.bits), (DiskMode::CorruptRead, Some(5)));
+        assert!(!s.faults[4].takes_nodes_down(), "the node reads on");
         let again = serde_yaml_ng::to_string(&s).unwrap();
         assert_eq!(Schedule::from_yaml(&again, "again").unwrap(), s, "{again}");
 
@@ -450,7 +455,14 @@ mod tests {
         );
         let e = error_of("faults:\n  - disk: {mode: slow, bits: 2}\n");
         assert!(e.starts_with("bad.yaml:2:"), "{e}");
-        assert!(e.contains("`bits` is only for `mode: corrupt`"), "{e}");
+        assert!(
+            e.contains("`bits` is only for `mode: corrupt` or `mode: corrupt-read`"),
+            "{e}"
+        );
+        let e = error_of("faults:\n  - disk: {mode: corrupt-read, bits: 5000}\n");
+        assert!(e.contains("`bits` must be from 1 to 4096, not 5000"), "{e}");
+        let e = error_of("faults:\n  - disk: {mode: corrupt-read, delay: 5ms}\n");
+        assert!(e.contains("`delay` is only for `mode: slow`"), "{e}");
         let e = error_of("faults:\n  - disk: {mode: slow, delay: 0s}\n");
         assert!(e.contains("`delay` must be from 1ms to 10s, not 0s"), "{e}");
         let e = error_of("faults:\n  - disk: {mode: slow, delay: 1m}\n");

@@ -143,7 +143,7 @@ impl Entry {
             Entry::LazyfsFault { helper, socket } => {
                 let (h, s) = (shell_quote(helper), shell_quote(socket));
                 format!(
-                    "if [ -S {s} ]; then {h} lazyfs ctl {s} slow 0 >/dev/null 2>&1; {h} lazyfs ctl {s} full off >/dev/null 2>&1; fi; true"
+                    "if [ -S {s} ]; then {h} lazyfs ctl {s} slow 0 >/dev/null 2>&1; {h} lazyfs ctl {s} full off >/dev/null 2>&1; {h} lazyfs ctl {s} corrupt-read off >/dev/null 2>&1; fi; true"
                 )
             }
         }
@@ -199,9 +199,9 @@ impl Entry {
             Entry::Lazyfs { mount, .. } => {
                 format!("{} && echo \"mounted on {}\"", lazyfs_mounted(mount), mount)
             }
-            // The helper's status, only while it is slow or full.
+            // The helper's status, only while it is slow, full or reads wrong.
             Entry::LazyfsFault { helper, socket } => format!(
-                "{} lazyfs ctl {} status | grep -E '\"full\":true|\"slow_ms\":[1-9]'",
+                "{} lazyfs ctl {} status | grep -E '\"full\":true|\"slow_ms\":[1-9]|\"read_flips\":[1-9]'",
                 q(helper),
                 q(socket)
             ),
