@@ -93,7 +93,7 @@ pub fn table(rows: &[ElleRow]) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{:>9} {:>9} {:>8} {:>9} {:>8} {:>8} {:>8} {:>8} {:>8} {:>9} {:>9} {:>10} {:>9} {:>8}",
+        "{:>9} {:>9} {:>8} {:>9} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>9} {:>9} {:>10} {:>9} {:>8}",
         "txns",
         "ops",
         "MB",
@@ -103,6 +103,7 @@ pub fn table(rows: &[ElleRow]) -> String {
         "graph",
         "scc",
         "cycles",
+        "weak",
         "total ms",
         "parse cpu",
         "check cpu",
@@ -113,7 +114,7 @@ pub fn table(rows: &[ElleRow]) -> String {
         let t = &r.timings;
         let _ = writeln!(
             out,
-            "{:>9} {:>9} {:>8.1} {:>9} {:>8} {:>8} {:>8} {:>8} {:>8} {:>9} {:>9} {:>10} {:>9} {:>8}",
+            "{:>9} {:>9} {:>8.1} {:>9} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>9} {:>9} {:>10} {:>9} {:>8}",
             r.txns,
             r.ops,
             r.file_bytes as f64 / 1e6,
@@ -123,6 +124,7 @@ pub fn table(rows: &[ElleRow]) -> String {
             ms(t.graph),
             ms(t.scc),
             ms(t.cycles),
+            ms(t.weak),
             ms(r.total),
             r.parse_cpu.map_or("?".into(), ms),
             r.check_cpu.map_or("?".into(), ms),
