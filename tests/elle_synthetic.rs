@@ -381,7 +381,11 @@ proptest! {
 #[test]
 fn weak_isolation_scenes_break_only_their_level() {
     let cases = [
-        (Inject::FracturedRead, Model::StrongSessionReadCommitted, Model::ReadAtomic),
+        (
+            Inject::FracturedRead,
+            Model::StrongSessionReadCommitted,
+            Model::ReadAtomic,
+        ),
         (Inject::CausalityViolation, Model::ReadAtomic, Model::Causal),
     ];
     for w in [TxnWorkload::ListAppend, TxnWorkload::RwRegister] {
@@ -395,7 +399,12 @@ fn weak_isolation_scenes_break_only_their_level() {
                 (o.clients, o.keys, o.anomaly) = (5, 8, Some(inject));
                 let ops = history(&o);
                 let ok = elle::check(&ops, &ElleOptions::new(workload, holds)).expect("checks");
-                assert_eq!(ok.verdict, Verdict::Valid, "{inject:?} {w:?} {seed}\n{}", ok.render_text());
+                assert_eq!(
+                    ok.verdict,
+                    Verdict::Valid,
+                    "{inject:?} {w:?} {seed}\n{}",
+                    ok.render_text()
+                );
                 let bad = elle::check(&ops, &ElleOptions::new(workload, broken)).expect("checks");
                 assert_eq!(bad.verdict, Verdict::Invalid, "{inject:?} {w:?} {seed}");
                 assert!(

@@ -217,7 +217,11 @@ fn external_reads(txns: &[Txn], list: bool) -> Vec<(usize, usize, Vec<usize>, Op
             }
             let observed: Vec<usize> = r.iter().filter_map(|&v| writer(txns, k, v)).collect();
             let from = r.last().and_then(|&v| writer(txns, k, v));
-            let observed = if list { observed } else { from.into_iter().collect() };
+            let observed = if list {
+                observed
+            } else {
+                from.into_iter().collect()
+            };
             out.push((i, k, observed, from));
         }
     }
@@ -369,12 +373,19 @@ fn the_random_histories_are_mixed() {
     for list in [false, true] {
         let (mut ra, mut tcc, mut total) = (0, 0, 0);
         for seed in 0..400 {
-            let txns = if list { lists(seed, 5) } else { registers(seed, 5) };
+            let txns = if list {
+                lists(seed, 5)
+            } else {
+                registers(seed, 5)
+            };
             total += 1;
             ra += oracle(&txns, list, false) as u32;
             tcc += oracle(&txns, list, true) as u32;
         }
-        assert!(ra > total / 10 && ra < total * 9 / 10, "RA valid {ra} of {total}");
+        assert!(
+            ra > total / 10 && ra < total * 9 / 10,
+            "RA valid {ra} of {total}"
+        );
         assert!(tcc < ra, "TCC valid {tcc}, RA valid {ra}");
         assert!(tcc > total / 20, "TCC valid {tcc} of {total}");
     }

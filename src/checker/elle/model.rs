@@ -261,7 +261,9 @@ impl Model {
             // Snapshot isolation with sessions is causal (Cerone et al.:
             // SI ⇒ PSI ⇒ CC). Plain SI and serializability ignore sessions,
             // so they imply neither RA nor TCC as Plume defines them.
-            StrongSessionSnapshotIsolation => &[SnapshotIsolation, StrongSessionReadCommitted, Causal],
+            StrongSessionSnapshotIsolation => {
+                &[SnapshotIsolation, StrongSessionReadCommitted, Causal]
+            }
             StrongSessionSerializable => &[Serializable, StrongSessionSnapshotIsolation],
             StrongReadUncommitted => &[StrongSessionReadUncommitted],
             StrongReadCommitted => &[StrongSessionReadCommitted, StrongReadUncommitted],
@@ -523,7 +525,11 @@ mod tests {
         assert!(b.possible.contains(&Model::Causal));
         assert!(b.also_not.contains(&Model::StrongSessionSnapshotIsolation));
         // G1c-process rules both out; they need the process order.
-        let b = boundary(&BTreeSet::from([Cycle(Shape::G1c, Variant::Process)]), true, false);
+        let b = boundary(
+            &BTreeSet::from([Cycle(Shape::G1c, Variant::Process)]),
+            true,
+            false,
+        );
         assert!(b.also_not.contains(&Model::ReadAtomic));
         assert_eq!(Model::Causal.needs_orders(), (true, false));
         assert_eq!("TCC".parse::<Model>(), Ok(Model::Causal));

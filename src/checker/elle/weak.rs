@@ -140,7 +140,8 @@ impl Ctx<'_> {
     }
 
     fn writes(&self, t: u32, k: KeyId) -> bool {
-        self.writes[self.write_start[t as usize] as usize..self.write_start[t as usize + 1] as usize]
+        self.writes
+            [self.write_start[t as usize] as usize..self.write_start[t as usize + 1] as usize]
             .binary_search(&k)
             .is_ok()
     }
@@ -785,7 +786,12 @@ fn explain_scc(
         local[u as usize] = NONE;
     }
     let Some(mut cycle) = path else {
-        return Found::new(anomaly, vec![g2.node_txn[scc[0] as usize]], None, String::new());
+        return Found::new(
+            anomaly,
+            vec![g2.node_txn[scc[0] as usize]],
+            None,
+            String::new(),
+        );
     };
     // cycle = b … a; close with a → b.
     cycle.push(cycle[0]);
@@ -809,11 +815,7 @@ fn explain_scc(
                         readers.push(r.t3);
                         reason_text(cx, &r)
                     }
-                    Err(_) => format!(
-                        "{} <co {}",
-                        tname(cx.txn(u)),
-                        tname(cx.txn(v))
-                    ),
+                    Err(_) => format!("{} <co {}", tname(cx.txn(u)), tname(cx.txn(v))),
                 };
                 edges.push(EdgeText {
                     from: cx.g.node_txn[u as usize],
@@ -941,10 +943,20 @@ mod tests {
     fn a_fractured_list_read_is_read_committed_not_read_atomic() {
         // T2 sees T1's append to x, not its append to y.
         let h = History::list().ok(1, "ax1 ay1").ok(2, "rx1 ry");
-        splits(&h, Model::ReadCommitted, Model::ReadAtomic, "fractured-read", &[0, 1]);
+        splits(
+            &h,
+            Model::ReadCommitted,
+            Model::ReadAtomic,
+            "fractured-read",
+            &[0, 1],
+        );
         let r = run(&h, Model::Causal);
         assert_eq!(r.verdict, Verdict::Invalid);
-        assert!(r.render_text().contains("T1 also wrote key y"), "{}", r.render_text());
+        assert!(
+            r.render_text().contains("T1 also wrote key y"),
+            "{}",
+            r.render_text()
+        );
     }
 
     #[test]
@@ -953,13 +965,25 @@ mod tests {
             .ok(1, "ax1 ay1")
             .ok(2, "ax2 ay2")
             .ok(3, "rx12 ry1");
-        splits(&h, Model::ReadCommitted, Model::ReadAtomic, "fractured-read", &[1, 2]);
+        splits(
+            &h,
+            Model::ReadCommitted,
+            Model::ReadAtomic,
+            "fractured-read",
+            &[1, 2],
+        );
     }
 
     #[test]
     fn a_fractured_register_read() {
         let h = History::register().ok(1, "wx1 wy2").ok(2, "rx1 ry");
-        splits(&h, Model::ReadCommitted, Model::ReadAtomic, "fractured-read", &[0, 1]);
+        splits(
+            &h,
+            Model::ReadCommitted,
+            Model::ReadAtomic,
+            "fractured-read",
+            &[0, 1],
+        );
     }
 
     #[test]
@@ -978,23 +1002,45 @@ mod tests {
     #[test]
     fn a_causality_violation_through_a_third_transaction_is_read_atomic() {
         for h in [
-            History::list().ok(1, "ax1").ok(2, "rx1 ay2").ok(3, "ry2 rx"),
+            History::list()
+                .ok(1, "ax1")
+                .ok(2, "rx1 ay2")
+                .ok(3, "ry2 rx"),
             History::register()
                 .ok(1, "rx wx1")
                 .ok(2, "rx1 wy2")
                 .ok(3, "ry2 rx"),
         ] {
-            splits(&h, Model::ReadAtomic, Model::Causal, "causality-violation", &[0, 2]);
+            splits(
+                &h,
+                Model::ReadAtomic,
+                Model::Causal,
+                "causality-violation",
+                &[0, 2],
+            );
             let r = run(&h, Model::Causal);
-            assert!(r.render_text().contains("causally before"), "{}", r.render_text());
+            assert!(
+                r.render_text().contains("causally before"),
+                "{}",
+                r.render_text()
+            );
         }
     }
 
     #[test]
     fn a_causality_violation_in_a_session_chain() {
         // T1 → T2 by read, T2 → T3 by session: T3 misses T1's x.
-        let h = History::list().ok(1, "ax1 ax2").ok(2, "rx12 ay3").ok(2, "rx");
-        splits(&h, Model::ReadAtomic, Model::Causal, "causality-violation", &[0, 2]);
+        let h = History::list()
+            .ok(1, "ax1 ax2")
+            .ok(2, "rx12 ay3")
+            .ok(2, "rx");
+        splits(
+            &h,
+            Model::ReadAtomic,
+            Model::Causal,
+            "causality-violation",
+            &[0, 2],
+        );
     }
 
     #[test]
@@ -1008,7 +1054,13 @@ mod tests {
             .ok(4, "ry1 rx2");
         let r = run(&h, Model::Serializable);
         assert!(!r.counts.keys().any(|a| matches!(a, Anomaly::Cycle(..))));
-        splits(&h, Model::ReadCommitted, Model::ReadAtomic, "fractured-read", &[0, 1]);
+        splits(
+            &h,
+            Model::ReadCommitted,
+            Model::ReadAtomic,
+            "fractured-read",
+            &[0, 1],
+        );
     }
 
     #[test]
@@ -1020,7 +1072,13 @@ mod tests {
             .ok(4, "ru3 rx1")
             .ok(5, "ry1 wv5")
             .ok(6, "rv5 rx2");
-        splits(&h, Model::ReadAtomic, Model::Causal, "causality-violation", &[0, 1]);
+        splits(
+            &h,
+            Model::ReadAtomic,
+            Model::Causal,
+            "causality-violation",
+            &[0, 1],
+        );
     }
 
     #[test]
@@ -1031,7 +1089,10 @@ mod tests {
             .ok(2, "wy1")
             .ok(3, "rx1 ry")
             .ok(4, "rx ry1");
-        let lost = History::list().ok(1, "rx ax1").ok(2, "rx ax2").ok(3, "rx12");
+        let lost = History::list()
+            .ok(1, "rx ax1")
+            .ok(2, "rx ax2")
+            .ok(3, "rx12");
         for h in [fork, lost] {
             let r = run(&h, Model::Causal);
             assert_eq!(r.verdict, Verdict::Valid, "{}", r.render_text());
@@ -1053,7 +1114,11 @@ mod tests {
         // The info transaction was seen: a later read that misses its y is fractured.
         let h = h.ok(6, "rx12 ry");
         let r = run(&h, Model::ReadAtomic);
-        assert!(names(&r).contains(&"fractured-read".to_string()), "{}", r.render_text());
+        assert!(
+            names(&r).contains(&"fractured-read".to_string()),
+            "{}",
+            r.render_text()
+        );
     }
 
     #[test]
