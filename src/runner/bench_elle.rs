@@ -22,6 +22,7 @@ pub struct ElleBench {
     pub keys: u32,
     pub seed: u64,
     pub model: Model,
+    pub info_percent: u32,
 }
 
 /// One measured size.
@@ -52,7 +53,7 @@ pub fn run_elle(
     for &n in &b.sizes {
         let path = dir.join(format!("list-append-{n}.jsonl"));
         let mut o = SynthOptions::new(TxnWorkload::ListAppend, n, b.seed);
-        (o.clients, o.keys) = (b.clients, b.keys);
+        (o.clients, o.keys, o.info_percent) = (b.clients, b.keys, b.info_percent);
         progress(&format!(
             "generating {n} transactions into {}",
             path.display()

@@ -513,7 +513,12 @@ impl ElleResult {
         if self.verdict != Verdict::Unknown {
             return None;
         }
-        Some(if !self.incomplete.is_empty() {
+        Some(if self.incomplete == [Anomaly::CausalityViolation] {
+            format!(
+                "the causal check needs more than {} vector-clock words (sessions × transactions)",
+                weak::MAX_CLOCK_WORDS
+            )
+        } else if !self.incomplete.is_empty() {
             let list: Vec<String> = self.incomplete.iter().map(|a| a.name()).collect();
             format!("cycle search cut short for {}", list.join(", "))
         } else if self.boundary.unchecked.contains(&self.model) {

@@ -129,6 +129,11 @@ struct Ctx<'a> {
     chains: u32,
     /// (key, chain, pos, node) for every node with a chain, sorted.
     writers: Vec<(KeyId, u32, u32, u32)>,
+    /// Where each (key, chain) run of `writers` starts (one past the end
+    /// last), and per key its first run: a read visits each session that
+    /// wrote its key once, not each write.
+    runs: Vec<u32>,
+    key_runs: Vec<u32>,
     /// `so ∪ wr` as CSR over graph nodes then prefix nodes.
     hb_start: Vec<u32>,
     hb: Vec<u32>,
@@ -396,6 +401,18 @@ fn context<'a>(txns: &'a Txns, g: &'a Graph, inf: &'a Inference) -> Ctx<'a> {
         }
     }
     writers.sort_unstable();
+    let mut runs = Vec::new();
+    let mut key_runs = vec![0u32; txns.key_count() + 1];
+    for (i, w) in writers.iter().enumerate() {
+        if i == 0 || (writers[i - 1].0, writers[i - 1].1) != (w.0, w.1) {
+            runs.push(i as u32);
+            key_runs[w.0 as usize + 1] += 1;
+        }
+    }
+    runs.push(writers.len() as u32);
+    for k in 0..txns.key_count() {
+        key_runs[k + 1] += key_runs[k];
+    }
     Ctx {
         txns,
         g,
@@ -409,6 +426,8 @@ fn context<'a>(txns: &'a Txns, g: &'a Graph, inf: &'a Inference) -> Ctx<'a> {
         pos,
         chains,
         writers,
+        runs,
+        key_runs,
         hb_start,
         hb,
     }
@@ -615,9 +634,12 @@ fn reads_against_clock(cx: &Ctx, t3: u32, clock: &[u32], out: &mut Vec<Reason>) 
             Src::Init => NONE,
             Src::Node(t) => t,
         };
-        let lo = cx.writers.partition_point(|w| w.0 < r.key);
-        let hi = lo + cx.writers[lo..].partition_point(|w| w.0 == r.key);
-        for run in cx.writers[lo..hi].chunk_by(|a, b| a.1 == b.1) {
+        let (ra, rb) = (
+            cx.key_runs[r.key as usize] as usize,
+            cx.key_runs[r.key as usize + 1] as usize,
+        );
+        for j in ra..rb {
+            let run = &cx.writers[cx.runs[j] as usize..cx.runs[j + 1] as usize];
             let ch = run[0].1;
             let mut bound = clock[ch as usize];
             if ch == own {
