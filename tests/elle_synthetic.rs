@@ -374,3 +374,45 @@ proptest! {
         }
     }
 }
+
+/// The two weak-isolation scenes break exactly their level: a fractured
+/// read is still (strong-session) read committed, a causality violation is
+/// still read atomic.
+#[test]
+fn weak_isolation_scenes_break_only_their_level() {
+    let cases = [
+        (
+            Inject::FracturedRead,
+            Model::StrongSessionReadCommitted,
+            Model::ReadAtomic,
+        ),
+        (Inject::CausalityViolation, Model::ReadAtomic, Model::Causal),
+    ];
+    for w in [TxnWorkload::ListAppend, TxnWorkload::RwRegister] {
+        let workload = match w {
+            TxnWorkload::ListAppend => Workload::ListAppend,
+            TxnWorkload::RwRegister => Workload::RwRegister,
+        };
+        for (inject, holds, broken) in cases {
+            for seed in 0..6 {
+                let mut o = SynthOptions::new(w, 400, seed);
+                (o.clients, o.keys, o.anomaly) = (5, 8, Some(inject));
+                let ops = history(&o);
+                let ok = elle::check(&ops, &ElleOptions::new(workload, holds)).expect("checks");
+                assert_eq!(
+                    ok.verdict,
+                    Verdict::Valid,
+                    "{inject:?} {w:?} {seed}\n{}",
+                    ok.render_text()
+                );
+                let bad = elle::check(&ops, &ElleOptions::new(workload, broken)).expect("checks");
+                assert_eq!(bad.verdict, Verdict::Invalid, "{inject:?} {w:?} {seed}");
+                assert!(
+                    bad.anomaly_names().iter().any(|n| n == inject.expected()),
+                    "{inject:?} {w:?} {seed}\n{}",
+                    bad.render_text()
+                );
+            }
+        }
+    }
+}

@@ -22,6 +22,10 @@ pub struct BenchElleArgs {
     /// The consistency model to check (it decides the orders built).
     #[arg(long, default_value = "strict-serializable")]
     consistency: String,
+    /// Percent of transactions that end `info` (each gives its client a
+    /// new process, so a new session for `causal`).
+    #[arg(long, default_value_t = 1)]
+    info_percent: u32,
     /// Where to write the generated histories (a temporary folder if absent).
     #[arg(long)]
     dir: Option<std::path::PathBuf>,
@@ -120,6 +124,7 @@ pub fn elle(args: BenchElleArgs) -> ExitCode {
         keys: args.keys,
         seed: args.seed,
         model,
+        info_percent: args.info_percent,
     };
     let result = run_elle(&b, dir, |m| eprintln!("{m}"));
     if args.dir.is_none() {

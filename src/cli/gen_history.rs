@@ -45,7 +45,8 @@ pub struct GenHistoryArgs {
     info_percent: u32,
     /// Inject an anomaly: g0, g1a, g1b, g1c, g-single, g-nonadjacent,
     /// g2-item, lost-update, internal, future-read, dirty-update,
-    /// duplicate-elements, incompatible-order, garbage-read, stale-read.
+    /// duplicate-elements, incompatible-order, garbage-read, stale-read,
+    /// fractured-read, causality-violation.
     #[arg(long)]
     anomaly: Option<String>,
     /// The seed (a random one is chosen and printed if absent).

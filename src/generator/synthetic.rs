@@ -57,9 +57,15 @@ pub enum Inject {
     GarbageRead,
     /// A read that misses a write committed before it began.
     StaleRead,
+    /// A transaction sees one of another's writes but an older version of
+    /// a key it also wrote: read committed, not read atomic.
+    FracturedRead,
+    /// A transaction misses a write causally before it (through a third
+    /// transaction), and no single step shows it: read atomic, not causal.
+    CausalityViolation,
 }
 
-pub const INJECTIONS: [Inject; 15] = [
+pub const INJECTIONS: [Inject; 17] = [
     Inject::G0,
     Inject::G1a,
     Inject::G1b,
@@ -75,6 +81,8 @@ pub const INJECTIONS: [Inject; 15] = [
     Inject::IncompatibleOrder,
     Inject::GarbageRead,
     Inject::StaleRead,
+    Inject::FracturedRead,
+    Inject::CausalityViolation,
 ];
 
 impl Inject {
@@ -96,6 +104,8 @@ impl Inject {
             Inject::IncompatibleOrder => "incompatible-order",
             Inject::GarbageRead => "garbage-read",
             Inject::StaleRead => "stale-read",
+            Inject::FracturedRead => "fractured-read",
+            Inject::CausalityViolation => "causality-violation",
         }
     }
 
@@ -499,7 +509,7 @@ fn scene(
         }
         (_, a) => {
             // The rest read and write as the list scenes do, with registers.
-            register_scene(a, db, e, [x, y], v, [p1, p2])
+            register_scene(a, db, e, [x, y], v, [p1, p2, p3])
         }
     }
 }
@@ -634,6 +644,28 @@ fn list_scene(
             e.emit(p1, OpType::Invoke, json!([rn(x)]))?;
             e.emit(p1, ok, json!([r(x, &with(sx, &[v(9)]))]))
         }
+        Inject::FracturedRead => {
+            // T2 sees T1's append to x but not its append to y.
+            e.emit(p1, OpType::Invoke, json!([ap(x, v(1)), ap(y, v(2))]))?;
+            db.append(x, v(1));
+            db.append(y, v(2));
+            e.emit(p1, ok, json!([ap(x, v(1)), ap(y, v(2))]))?;
+            e.emit(p2, OpType::Invoke, json!([rn(x), rn(y)]))?;
+            e.emit(p2, ok, json!([r(x, &db.list(x)), r(y, &sy)]))
+        }
+        Inject::CausalityViolation => {
+            // T1 appends to x; T2 sees it and appends to y; T3 sees T2's
+            // append but not T1's.
+            e.emit(p1, OpType::Invoke, json!([ap(x, v(1))]))?;
+            db.append(x, v(1));
+            e.emit(p1, ok, json!([ap(x, v(1))]))?;
+            e.emit(p2, OpType::Invoke, json!([rn(x), ap(y, v(2))]))?;
+            let seen = db.list(x);
+            db.append(y, v(2));
+            e.emit(p2, ok, json!([r(x, &seen), ap(y, v(2))]))?;
+            e.emit(p3, OpType::Invoke, json!([rn(y), rn(x)]))?;
+            e.emit(p3, ok, json!([r(y, &db.list(y)), r(x, &sx)]))
+        }
         Inject::StaleRead => {
             e.emit(p1, OpType::Invoke, json!([ap(x, v(1))]))?;
             db.append(x, v(1));
@@ -650,10 +682,10 @@ fn register_scene(
     e: &mut Emitter,
     k: [i64; 2],
     v: impl Fn(i64) -> i64,
-    p: [u64; 2],
+    p: [u64; 3],
 ) -> io::Result<()> {
     let [x, y] = k;
-    let [p1, p2] = p;
+    let [p1, p2, p3] = p;
     let ok = OpType::Ok;
     let wr = |k: i64, v: i64| json!(["w", k, v]);
     let rn = |k: i64| json!(["r", k, null]);
@@ -701,6 +733,31 @@ fn register_scene(
         Inject::GarbageRead => {
             e.emit(p1, OpType::Invoke, json!([rn(x)]))?;
             e.emit(p1, ok, json!([["r", x, v(9)]]))
+        }
+        Inject::FracturedRead => {
+            // T1 read both keys before writing them (so its versions follow
+            // the old ones); T2 sees its x but the old y.
+            let oy = db.read(y);
+            let t1 = json!([["r", x, old], ["r", y, oy], wr(x, v(1)), wr(y, v(2))]);
+            e.emit(p1, OpType::Invoke, invocation(&t1))?;
+            db.write(x, v(1));
+            db.write(y, v(2));
+            e.emit(p1, ok, t1)?;
+            e.emit(p2, OpType::Invoke, json!([rn(x), rn(y)]))?;
+            e.emit(p2, ok, json!([["r", x, v(1)], ["r", y, oy]]))
+        }
+        Inject::CausalityViolation => {
+            // T1 overwrites x; T2 sees it and writes y; T3 sees T2's y but
+            // the x before T1's.
+            let t1 = json!([["r", x, old], wr(x, v(1))]);
+            e.emit(p1, OpType::Invoke, invocation(&t1))?;
+            db.write(x, v(1));
+            e.emit(p1, ok, t1)?;
+            e.emit(p2, OpType::Invoke, json!([rn(x), wr(y, v(2))]))?;
+            db.write(y, v(2));
+            e.emit(p2, ok, json!([["r", x, v(1)], wr(y, v(2))]))?;
+            e.emit(p3, OpType::Invoke, json!([rn(y), rn(x)]))?;
+            e.emit(p3, ok, json!([["r", y, v(2)], ["r", x, old]]))
         }
         _ => unreachable!("handled by scene or rejected by supports()"),
     }

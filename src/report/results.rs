@@ -601,4 +601,7 @@ pub struct EllePhases {
     pub graph: f64,
     pub scc: f64,
     pub cycles: f64,
+    /// Read atomicity and causal consistency (0 when sessions were not checked).
+    #[serde(default)]
+    pub weak: f64,
 }

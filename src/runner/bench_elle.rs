@@ -22,6 +22,7 @@ pub struct ElleBench {
     pub keys: u32,
     pub seed: u64,
     pub model: Model,
+    pub info_percent: u32,
 }
 
 /// One measured size.
@@ -52,7 +53,7 @@ pub fn run_elle(
     for &n in &b.sizes {
         let path = dir.join(format!("list-append-{n}.jsonl"));
         let mut o = SynthOptions::new(TxnWorkload::ListAppend, n, b.seed);
-        (o.clients, o.keys) = (b.clients, b.keys);
+        (o.clients, o.keys, o.info_percent) = (b.clients, b.keys, b.info_percent);
         progress(&format!(
             "generating {n} transactions into {}",
             path.display()
@@ -93,7 +94,7 @@ pub fn table(rows: &[ElleRow]) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{:>9} {:>9} {:>8} {:>9} {:>8} {:>8} {:>8} {:>8} {:>8} {:>9} {:>9} {:>10} {:>9} {:>8}",
+        "{:>9} {:>9} {:>8} {:>9} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>9} {:>9} {:>10} {:>9} {:>8}",
         "txns",
         "ops",
         "MB",
@@ -103,6 +104,7 @@ pub fn table(rows: &[ElleRow]) -> String {
         "graph",
         "scc",
         "cycles",
+        "weak",
         "total ms",
         "parse cpu",
         "check cpu",
@@ -113,7 +115,7 @@ pub fn table(rows: &[ElleRow]) -> String {
         let t = &r.timings;
         let _ = writeln!(
             out,
-            "{:>9} {:>9} {:>8.1} {:>9} {:>8} {:>8} {:>8} {:>8} {:>8} {:>9} {:>9} {:>10} {:>9} {:>8}",
+            "{:>9} {:>9} {:>8.1} {:>9} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>9} {:>9} {:>10} {:>9} {:>8}",
             r.txns,
             r.ops,
             r.file_bytes as f64 / 1e6,
@@ -123,6 +125,7 @@ pub fn table(rows: &[ElleRow]) -> String {
             ms(t.graph),
             ms(t.scc),
             ms(t.cycles),
+            ms(t.weak),
             ms(r.total),
             r.parse_cpu.map_or("?".into(), ms),
             r.check_cpu.map_or("?".into(), ms),

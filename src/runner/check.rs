@@ -588,6 +588,7 @@ fn elle_result(c: &FileCheck, r: &ElleResult) -> results::Elle {
             graph: ms(r.timings.graph),
             scc: ms(r.timings.scc),
             cycles: ms(r.timings.cycles),
+            weak: ms(r.timings.weak),
         },
         text: r.render_text(),
     }

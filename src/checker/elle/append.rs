@@ -127,6 +127,22 @@ impl AppendIndex {
         }
     }
 
+    /// The committed-or-unknown appender of `v` to `k` (for `weak`).
+    pub(super) fn writer_of(&self, k: KeyId, v: i64) -> Option<u32> {
+        self.writer(k, v)
+    }
+
+    /// Where the append of `v` to `k` stands in the key's version order:
+    /// `NONE` if no read observed it; `None` if it failed or is unknown.
+    pub(super) fn position(&self, k: KeyId, v: i64) -> Option<u32> {
+        self.lookup(k, v).filter(|r| !r.failed).map(|r| r.pos)
+    }
+
+    /// The appender of the element at `pos` in `k`'s version order.
+    pub(super) fn writer_at(&self, k: KeyId, pos: usize) -> Option<u32> {
+        self.order(k).get(pos).and_then(|&v| self.writer(k, v))
+    }
+
     /// Why a → b holds for relation `rel`, in words; None if it does not.
     pub fn explain(&self, txns: &Txns, a: u32, b: u32, rel: u8) -> Option<(KeyId, String)> {
         let (ta, tb) = (&txns.txns[a as usize], &txns.txns[b as usize]);

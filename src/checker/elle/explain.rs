@@ -52,6 +52,7 @@ pub fn rel_name(rel: u8) -> &'static str {
         RW => "rw",
         PROCESS => "process",
         REALTIME => "realtime",
+        super::weak::ARB => "co",
         _ => "?",
     }
 }
@@ -71,51 +72,54 @@ pub struct EdgeText {
 pub fn cycle_edges(g: &Graph, txns: &Txns, inf: &Inference, c: &CycleFound) -> Vec<EdgeText> {
     c.steps
         .iter()
-        .map(|&Step { from, to, rel }| {
-            let (a, b) = (g.node_txn[from as usize], g.node_txn[to as usize]);
-            let (ta, tb) = (node_txn(g, txns, from), node_txn(g, txns, to));
-            let (key, text) = match rel {
-                PROCESS => (
-                    None,
-                    format!(
-                        "{} and {} were both issued by process {}, {} first and completed ok, so {} <process {}",
-                        tname(ta),
-                        tname(tb),
-                        ta.process,
-                        tname(ta),
-                        tname(ta),
-                        tname(tb)
-                    ),
-                ),
-                REALTIME => (
-                    None,
-                    format!(
-                        "{} completed (op {}) before {} was invoked (op {}), so {} <realtime {}",
-                        tname(ta),
-                        ta.complete_index.unwrap_or(ta.invoke_index),
-                        tname(tb),
-                        tb.invoke_index,
-                        tname(ta),
-                        tname(tb)
-                    ),
-                ),
-                _ => match inf.explain(txns, a, b, rel) {
-                    Some((k, t)) => (Some(k), t),
-                    None => (
-                        None,
-                        format!("{} <{} {}", tname(ta), rel_name(rel), tname(tb)),
-                    ),
-                },
-            };
-            EdgeText {
-                from: a,
-                to: b,
-                rel,
-                key,
-                text,
-            }
-        })
+        .map(|&Step { from, to, rel }| edge_text(g, txns, inf, from, to, rel))
         .collect()
+}
+
+/// One edge between graph nodes `from` → `to` of relation `rel`, in words.
+pub fn edge_text(g: &Graph, txns: &Txns, inf: &Inference, from: u32, to: u32, rel: u8) -> EdgeText {
+    let (a, b) = (g.node_txn[from as usize], g.node_txn[to as usize]);
+    let (ta, tb) = (node_txn(g, txns, from), node_txn(g, txns, to));
+    let (key, text) = match rel {
+        PROCESS => (
+            None,
+            format!(
+                "{} and {} were both issued by process {}, {} first and completed ok, so {} <process {}",
+                tname(ta),
+                tname(tb),
+                ta.process,
+                tname(ta),
+                tname(ta),
+                tname(tb)
+            ),
+        ),
+        REALTIME => (
+            None,
+            format!(
+                "{} completed (op {}) before {} was invoked (op {}), so {} <realtime {}",
+                tname(ta),
+                ta.complete_index.unwrap_or(ta.invoke_index),
+                tname(tb),
+                tb.invoke_index,
+                tname(ta),
+                tname(tb)
+            ),
+        ),
+        _ => match inf.explain(txns, a, b, rel) {
+            Some((k, t)) => (Some(k), t),
+            None => (
+                None,
+                format!("{} <{} {}", tname(ta), rel_name(rel), tname(tb)),
+            ),
+        },
+    };
+    EdgeText {
+        from: a,
+        to: b,
+        rel,
+        key,
+        text,
+    }
 }
 
 /// The cycle as a paragraph: every edge, then the contradiction.

@@ -10,7 +10,8 @@
 //! process and realtime orders (`graph`), strongly connected components,
 //! then a bounded search for the shortest cycle of each shape in each
 //! component (`cycle`), classified against the models (`model`) and put in
-//! words (`explain`).
+//! words (`explain`); with sessions, read atomicity and causal consistency
+//! are checked over the same edges (`weak`).
 //!
 //! Soundness with unknown outcomes: an `info` transaction may or may not
 //! have committed. It is a node, but nothing is ordered after it by process
@@ -28,6 +29,7 @@ pub mod graph;
 pub mod model;
 pub mod notation;
 pub mod register;
+pub mod weak;
 
 use crate::checker::Verdict;
 use crate::history::Op;
@@ -227,6 +229,9 @@ pub struct Timings {
     pub graph: Duration,
     pub scc: Duration,
     pub cycles: Duration,
+    /// Read atomicity and causal consistency (`weak`), when sessions are
+    /// checked.
+    pub weak: Duration,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -327,11 +332,23 @@ pub fn check_txns(txns: &Txns, opts: &ElleOptions) -> Result<ElleResult, ElleErr
         }
     }
     let t4 = Instant::now();
+    // RA and TCC order sessions: without process order they are unchecked.
+    if opts.process_order {
+        incomplete.extend(weak::check(
+            txns,
+            &g,
+            &inference,
+            opts.max_cases,
+            &mut found,
+        ));
+    }
+    let t5 = Instant::now();
     let timings = Timings {
         infer: t1 - t0,
         graph: t2 - t1,
         scc: t3 - t2,
         cycles: t4 - t3,
+        weak: t5 - t4,
     };
     Ok(assemble(
         txns, opts, &g, &inference, found, incomplete, &sccs, timings,
@@ -496,7 +513,12 @@ impl ElleResult {
         if self.verdict != Verdict::Unknown {
             return None;
         }
-        Some(if !self.incomplete.is_empty() {
+        Some(if self.incomplete == [Anomaly::CausalityViolation] {
+            format!(
+                "the causal check needs more than {} vector-clock words (sessions × transactions)",
+                weak::MAX_CLOCK_WORDS
+            )
+        } else if !self.incomplete.is_empty() {
             let list: Vec<String> = self.incomplete.iter().map(|a| a.name()).collect();
             format!("cycle search cut short for {}", list.join(", "))
         } else if self.boundary.unchecked.contains(&self.model) {

@@ -65,6 +65,13 @@ pub enum Anomaly {
     /// A read shows a transaction's appends to a key out of the order it
     /// made them, or not next to each other.
     AppendsOutOfOrder,
+    /// Read atomicity broken: a transaction saw another's write (or
+    /// follows it in its session) yet read an older version of a key that
+    /// one also wrote (Plume's fractured reads). See `weak.rs`.
+    FracturedRead,
+    /// Transactional causal consistency broken, read atomicity not: a
+    /// transaction read a version older than one causally before it.
+    CausalityViolation,
 }
 
 pub const SHAPES: [Shape; 5] = [
@@ -104,6 +111,8 @@ impl Anomaly {
             Anomaly::LostUpdate => "lost-update".into(),
             Anomaly::CyclicVersions => "cyclic-versions".into(),
             Anomaly::AppendsOutOfOrder => "appends-out-of-order".into(),
+            Anomaly::FracturedRead => "fractured-read".into(),
+            Anomaly::CausalityViolation => "causality-violation".into(),
         }
     }
 
@@ -169,6 +178,10 @@ pub enum Model {
     Serializable,
     StrongSessionReadUncommitted,
     StrongSessionReadCommitted,
+    /// Read atomicity with sessions (Plume's RA).
+    ReadAtomic,
+    /// Transactional causal consistency (Plume's TCC).
+    Causal,
     StrongSessionSnapshotIsolation,
     StrongSessionSerializable,
     StrongReadUncommitted,
@@ -177,7 +190,7 @@ pub enum Model {
     StrictSerializable,
 }
 
-pub const MODELS: [Model; 13] = [
+pub const MODELS: [Model; 15] = [
     Model::ReadUncommitted,
     Model::ReadCommitted,
     Model::RepeatableRead,
@@ -185,6 +198,8 @@ pub const MODELS: [Model; 13] = [
     Model::Serializable,
     Model::StrongSessionReadUncommitted,
     Model::StrongSessionReadCommitted,
+    Model::ReadAtomic,
+    Model::Causal,
     Model::StrongSessionSnapshotIsolation,
     Model::StrongSessionSerializable,
     Model::StrongReadUncommitted,
@@ -204,6 +219,8 @@ impl Model {
             Model::Serializable => "serializable",
             Model::StrongSessionReadUncommitted => "strong-session-read-uncommitted",
             Model::StrongSessionReadCommitted => "strong-session-read-committed",
+            Model::ReadAtomic => "read-atomic",
+            Model::Causal => "causal",
             Model::StrongSessionSnapshotIsolation => "strong-session-snapshot-isolation",
             Model::StrongSessionSerializable => "strong-session-serializable",
             Model::StrongReadUncommitted => "strong-read-uncommitted",
@@ -237,7 +254,16 @@ impl Model {
             RepeatableRead | SnapshotIsolation => &[ReadCommitted],
             Serializable => &[RepeatableRead, SnapshotIsolation],
             StrongSessionReadCommitted => &[ReadCommitted, StrongSessionReadUncommitted],
-            StrongSessionSnapshotIsolation => &[SnapshotIsolation, StrongSessionReadCommitted],
+            // Both order each session (Plume's so ⊆ co), so they forbid the
+            // session cycles strong-session read committed forbids.
+            ReadAtomic => &[StrongSessionReadCommitted],
+            Causal => &[ReadAtomic],
+            // Snapshot isolation with sessions is causal (Cerone et al.:
+            // SI ⇒ PSI ⇒ CC). Plain SI and serializability ignore sessions,
+            // so they imply neither RA nor TCC as Plume defines them.
+            StrongSessionSnapshotIsolation => {
+                &[SnapshotIsolation, StrongSessionReadCommitted, Causal]
+            }
             StrongSessionSerializable => &[Serializable, StrongSessionSnapshotIsolation],
             StrongReadUncommitted => &[StrongSessionReadUncommitted],
             StrongReadCommitted => &[StrongSessionReadCommitted, StrongReadUncommitted],
@@ -269,6 +295,10 @@ impl Model {
             Model::Serializable => vec![Internal, Cycle(G2Item, Data)],
             Model::StrongSessionReadUncommitted => vec![Cycle(G0, Process)],
             Model::StrongSessionReadCommitted => vec![Cycle(G1c, Process)],
+            // Every level of Plume's hierarchy reads a transaction's own
+            // writes (its INT axiom), hence internal.
+            Model::ReadAtomic => vec![Internal, FracturedRead],
+            Model::Causal => vec![CausalityViolation],
             Model::StrongSessionSnapshotIsolation => vec![Cycle(GNonadjacent, Process)],
             Model::StrongSessionSerializable => vec![Cycle(G2Item, Process)],
             Model::StrongReadUncommitted => vec![Cycle(G0, Realtime)],
@@ -335,6 +365,12 @@ impl FromStr for Model {
         let aliases = [
             ("strong-serializable", Model::StrictSerializable),
             ("conflict-serializable", Model::Serializable),
+            ("RA", Model::ReadAtomic),
+            ("read-atomicity", Model::ReadAtomic),
+            ("TCC", Model::Causal),
+            ("transactional-causal", Model::Causal),
+            ("transactional-causal-consistency", Model::Causal),
+            ("causal-consistency", Model::Causal),
         ];
         MODELS
             .iter()
@@ -464,6 +500,40 @@ mod tests {
             (true, false)
         );
         assert_eq!(Model::Serializable.needs_orders(), (false, false));
+    }
+
+    #[test]
+    fn read_atomic_and_causal_sit_between_session_read_committed_and_session_si() {
+        let b = boundary(&BTreeSet::from([FracturedRead]), true, false);
+        assert_eq!(names(&b.not), ["read-atomic"]);
+        for m in [
+            Model::Causal,
+            Model::StrongSessionSnapshotIsolation,
+            Model::StrictSerializable,
+        ] {
+            assert!(b.also_not.contains(&m), "{m}");
+        }
+        // Plain SI and serializability ignore sessions: still possible.
+        assert!(b.possible.contains(&Model::Serializable));
+        assert!(b.possible.contains(&Model::StrongSessionReadCommitted));
+        let b = boundary(&BTreeSet::from([CausalityViolation]), true, false);
+        assert_eq!(names(&b.not), ["causal"]);
+        assert!(b.possible.contains(&Model::ReadAtomic));
+        // A long fork (G-nonadjacent) and a lost update are causal.
+        let found = BTreeSet::from([Cycle(Shape::GNonadjacent, Variant::Data), LostUpdate]);
+        let b = boundary(&found, true, false);
+        assert!(b.possible.contains(&Model::Causal));
+        assert!(b.also_not.contains(&Model::StrongSessionSnapshotIsolation));
+        // G1c-process rules both out; they need the process order.
+        let b = boundary(
+            &BTreeSet::from([Cycle(Shape::G1c, Variant::Process)]),
+            true,
+            false,
+        );
+        assert!(b.also_not.contains(&Model::ReadAtomic));
+        assert_eq!(Model::Causal.needs_orders(), (true, false));
+        assert_eq!("TCC".parse::<Model>(), Ok(Model::Causal));
+        assert_eq!("read-atomic".parse::<Model>(), Ok(Model::ReadAtomic));
     }
 
     #[test]

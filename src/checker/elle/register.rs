@@ -56,12 +56,12 @@ fn read_value(txns: &Txns, m: &Mop) -> Option<i64> {
 }
 
 /// A transaction's external reads (ok only) and writes, per key.
-type Externals = (Vec<(KeyId, Option<i64>)>, Vec<(KeyId, i64)>);
+pub(super) type Externals = (Vec<(KeyId, Option<i64>)>, Vec<(KeyId, i64)>);
 
 /// A write: (key, value, txn, failed, intermediate).
 type WriteRec = (KeyId, i64, u32, bool, bool);
 
-fn externals(txns: &Txns, t: u32) -> Externals {
+pub(super) fn externals(txns: &Txns, t: u32) -> Externals {
     let txn = &txns.txns[t as usize];
     let mut reads: Vec<(KeyId, Option<i64>)> = Vec::new();
     let mut writes: Vec<(KeyId, i64)> = Vec::new();
@@ -84,6 +84,11 @@ fn externals(txns: &Txns, t: u32) -> Externals {
 }
 
 impl RegisterIndex {
+    /// The ok or info transaction whose external write of `k` is `v`.
+    pub(super) fn writer_of(&self, k: KeyId, v: i64) -> Option<u32> {
+        self.ext_writer(k, v)
+    }
+
     fn ext_writer(&self, k: KeyId, v: i64) -> Option<u32> {
         self.ext_writes
             .binary_search_by(|&(key, value, _)| (key, value).cmp(&(k, v)))
