@@ -820,7 +820,7 @@ pub fn local_sha256(path: &Path) -> Result<String, DbError> {
 /// unhashed. Returns how many hosts got it.
 pub fn install(remotes: &[Arc<dyn Remote>], binary: &Path, target: &str) -> Result<usize, DbError> {
     if remotes.iter().all(|r| r.uploads_locally(target)) {
-        on_all(remotes, |r| Ok(r.upload(binary, target)?))?;
+        on_all(remotes, |r| r.upload(binary, target))?;
         return Ok(remotes.len());
     }
     let sum = local_sha256(binary)?;

@@ -7,7 +7,7 @@
 
 use super::Inference;
 use super::cycle::{CycleFound, Step};
-use super::graph::{Graph, PROCESS, REALTIME, RW, WR, WW, node_txn};
+use super::graph::{ARB, Graph, PROCESS, REALTIME, RW, WR, WW, node_txn};
 use crate::history::txn::{KeyId, KeyName, Txn, Txns};
 
 /// `T12`.
@@ -52,7 +52,7 @@ pub fn rel_name(rel: u8) -> &'static str {
         RW => "rw",
         PROCESS => "process",
         REALTIME => "realtime",
-        super::weak::ARB => "co",
+        ARB => "co",
         _ => "?",
     }
 }

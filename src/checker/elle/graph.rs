@@ -24,6 +24,9 @@ pub const REALTIME: u8 = 16;
 /// Barrier to barrier, or barrier to an invoked transaction: the rest of a
 /// realtime edge, free in cycle length.
 pub const VIRTUAL: u8 = 32;
+/// A commit-order edge that read atomicity or causal consistency forces
+/// (`weak`, which keeps its own graph with these).
+pub const ARB: u8 = 64;
 pub const DATA: u8 = WW | WR | RW;
 
 /// No node: an absent entry in node maps.

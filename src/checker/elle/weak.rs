@@ -52,15 +52,13 @@
 //! `wr` and `ww` (`append`, `register`).
 
 use super::explain::{self, EdgeText, key_str, tname};
-use super::graph::{self, Graph, GraphBuilder, NONE, PROCESS, WR, WW};
+use super::graph::{self, ARB, Graph, GraphBuilder, NONE, PROCESS, WR, WW};
 use super::model::Anomaly;
 use super::{Found, Inference};
 use crate::history::Outcome;
 use crate::history::txn::{KeyId, Mop, Txns};
 use std::collections::{BTreeSet, HashMap, VecDeque};
 
-/// A forced commit-order edge (TCC's premise, or RA's).
-pub const ARB: u8 = 64;
 /// Set with [`ARB`] when the premise is one `so` or `wr` step (RA's).
 const ARB_RA: u8 = 128;
 /// The edges of `H`.

@@ -718,7 +718,7 @@ mod run_tests {
             for w in bits.iter_mut().skip(ones).take(2) {
                 *w = splitmix64(&mut seed) & splitmix64(&mut seed);
             }
-            if splitmix64(&mut seed) % 3 == 0 {
+            if splitmix64(&mut seed).is_multiple_of(3) {
                 bits[words - 1] |= splitmix64(&mut seed) % 16;
             }
             sets.push(bits);
