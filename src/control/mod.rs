@@ -118,10 +118,10 @@ pub trait Remote: Send + Sync {
     /// directory, keeping the local file's permission bits and replacing any
     /// existing file atomically (a running executable can be replaced).
     fn upload(&self, local: &Path, remote: &str) -> Result<(), RemoteError>;
-    /// True when uploading to `remote` stays on this machine (the host's
-    /// directory is one of ours), so it costs less than checking the copy.
-    fn uploads_locally(&self, _remote: &str) -> bool {
-        false
+    /// Where `remote` is on this machine, when the host's directory is one
+    /// of ours (a netns host's /opt): an upload there stays local.
+    fn local_path(&self, _remote: &str) -> Option<std::path::PathBuf> {
+        None
     }
     /// Copies the remote file `remote` to the local path `local` (replaced whole).
     fn download(&self, remote: &str, local: &Path) -> Result<(), RemoteError>;

@@ -178,13 +178,6 @@ impl CommandRemote {
         self
     }
 
-    /// Where `remote` is on this machine, when it is in the shared directory.
-    fn local_path(&self, remote: &str) -> Option<PathBuf> {
-        let (prefix, local) = self.shared_dir.as_ref()?;
-        let rest = remote.strip_prefix(prefix.as_str())?;
-        (!rest.split('/').any(|c| c == ".." || c.is_empty())).then(|| local.join(rest))
-    }
-
     /// Where the host's packages come from (see [`Remote::packages`]).
     pub fn with_packages(mut self, packages: Packages) -> Self {
         self.packages = packages;
@@ -261,8 +254,10 @@ impl Remote for CommandRemote {
         self.exec_with(command, input, Output::Capture, timeout)
     }
 
-    fn uploads_locally(&self, remote: &str) -> bool {
-        self.local_path(remote).is_some()
+    fn local_path(&self, remote: &str) -> Option<PathBuf> {
+        let (prefix, local) = self.shared_dir.as_ref()?;
+        let rest = remote.strip_prefix(prefix.as_str())?;
+        (!rest.split('/').any(|c| c == ".." || c.is_empty())).then(|| local.join(rest))
     }
 
     fn upload(&self, local: &Path, remote: &str) -> Result<(), RemoteError> {
@@ -358,9 +353,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let shared = dir.path().join("hostopt");
         let host = local_host().with_shared_dir("/opt/", shared.clone());
-        assert!(host.uploads_locally("/opt/faultline/faultline"));
-        assert!(!host.uploads_locally("/opt/../etc/passwd"));
-        assert!(!host.uploads_locally("/srv/x"));
+        assert_eq!(
+            host.local_path("/opt/faultline/faultline"),
+            Some(shared.join("faultline/faultline"))
+        );
+        assert_eq!(host.local_path("/opt/../etc/passwd"), None);
+        assert_eq!(host.local_path("/srv/x"), None);
         let program = dir.path().join("program");
         std::fs::write(&program, b"#!/bin/sh\n").unwrap();
         std::fs::set_permissions(&program, std::fs::Permissions::from_mode(0o755)).unwrap();

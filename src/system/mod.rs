@@ -816,12 +816,22 @@ pub fn local_sha256(path: &Path) -> Result<String, DbError> {
 /// records its sha256 beside it (`target.sha256`), so the next check reads
 /// a few bytes instead of hashing the executable on every host. A copy is
 /// the same when the recorded sum and the size both match. A host whose
-/// directory is this machine's (netns) gets it linked, unchecked and
-/// unhashed. Returns how many hosts got it.
+/// directory is this machine's (netns) gets it linked, unhashed, unless it
+/// has that very file already. Returns how many hosts got it.
 pub fn install(remotes: &[Arc<dyn Remote>], binary: &Path, target: &str) -> Result<usize, DbError> {
-    if remotes.iter().all(|r| r.uploads_locally(target)) {
-        on_all(remotes, |r| r.upload(binary, target))?;
-        return Ok(remotes.len());
+    if remotes.iter().all(|r| r.local_path(target).is_some()) {
+        use std::os::unix::fs::MetadataExt;
+        let id = |p: &Path| std::fs::metadata(p).ok().map(|m| (m.dev(), m.ino()));
+        let ours = id(binary);
+        let uploaded = on_all(remotes, |r| {
+            let there = r.local_path(target).and_then(|p| id(&p));
+            if ours.is_some() && there == ours {
+                return Ok(0usize);
+            }
+            r.upload(binary, target)?;
+            Ok(1)
+        })?;
+        return Ok(uploaded.iter().sum());
     }
     let sum = local_sha256(binary)?;
     let size = std::fs::metadata(binary)
