@@ -152,14 +152,17 @@ fn make_host(state: &State, host: &HostState) -> Result<(), ClusterError> {
     // Inside the new namespaces: unmount what /run held (other clusters'
     // namespace files, /run/netns) so this host keeps no reference to them,
     // then give it a fresh /run, its own /opt and /root, and a /sys that
-    // shows its own interfaces (as `ip netns exec` does).
+    // shows its own interfaces (as `ip netns exec` does). Only the outermost
+    // mounts are named, in one umount: a lazy unmount takes what is mounted
+    // under it too, and one umount per namespace file made a host cost
+    // 0.6 s more with 12 clusters up (and 30 s, a timeout, at 16 jobs).
     let script = format!(
         "set -e\n\
          hostname {name}\n\
          ip addr add {addr}/24 dev eth0\n\
          ip link set eth0 up\n\
          ip link set lo up\n\
-         for m in $(findmnt -rn -o TARGET | grep '^/run/' | sort -r); do umount -l \"$m\" 2>/dev/null || true; done\n\
+         findmnt -rn -o TARGET | grep '^/run/' | sort | awk 'p == \"\" || index($0, p \"/\") != 1 {{ print; p = $0 }}' | xargs -r umount -l 2>/dev/null || true\n\
          mount -t tmpfs -o mode=0755,size=64m faultline-run /run\n\
          mount --bind {opt} /opt\n\
          mount --bind {home} /root\n\
