@@ -98,13 +98,23 @@ fn netns_hosts_hold_no_mounts_of_other_clusters() {
     let (first, second) = (unique("tmnta"), unique("tmntb"));
     let (_a, _guard_a) = up(&first, 2);
     let (b, _guard_b) = up(&second, 2);
-    let mounts = b.hosts[0].remote.run("cat /proc/self/mountinfo", T).unwrap();
+    let mounts = b.hosts[0]
+        .remote
+        .run("cat /proc/self/mountinfo", T)
+        .unwrap();
     assert!(!mounts.is_empty());
     for other in [format!("fl-{first}-"), format!("/run/faultline/{first}")] {
-        assert!(!mounts.contains(&other), "{other} in n1's mounts:\n{mounts}");
+        assert!(
+            !mounts.contains(&other),
+            "{other} in n1's mounts:\n{mounts}"
+        );
     }
     // Its own /run is the fresh tmpfs, not the machine's.
-    assert!(mounts.lines().any(|l| l.contains(" /run ") && l.contains("faultline-run")));
+    assert!(
+        mounts
+            .lines()
+            .any(|l| l.contains(" /run ") && l.contains("faultline-run"))
+    );
 }
 
 #[test]

@@ -32,6 +32,8 @@
 //! that places it later, moving it up to now keeps that order legal (every op
 //! that must precede it in real time is already placed, and it changes no
 //! state). When what follows it fails, the configuration before it fails too.
+//! So at each new configuration the walk first looks for a legal read among
+//! the invoked ops and, if there is one, starts there.
 //!
 //! Ops with an unknown outcome have no return entry: nothing ever forces them
 //! to be linearized, and they may be linearized at any point after their call.
@@ -404,7 +406,7 @@ impl<'a, M: Model> Search<'a, M> {
                         if self.entries[e].ret.is_some() {
                             self.remaining_ok -= 1;
                         }
-                        self.node = self.next[HEAD];
+                        self.node = self.legal_read().unwrap_or(self.next[HEAD]);
                         continue;
                     }
                     self.bits[b / 64] &= !(1 << (b % 64));
@@ -429,6 +431,29 @@ impl<'a, M: Model> Search<'a, M> {
                 }
             }
         }
+    }
+
+    /// The call node of a read that is legal now, among the invoked ops (the
+    /// calls before the first return in the list). At a new configuration
+    /// the walk starts there: the read is placed and nothing else is tried
+    /// in that configuration (see the module doc), where walking in call
+    /// order would first try every op called before it, each with all that
+    /// follows.
+    fn legal_read(&mut self) -> Option<u32> {
+        let mut node = self.next[0];
+        // The head and the tail are not calls, so this ends at the tail at the latest.
+        while self.node_is_call[node as usize] {
+            let e = self.node_entry[node as usize] as usize;
+            let op = &self.entries[e].op;
+            if self.model.is_read_only(op)
+                && !self.dominated(e)
+                && self.model.step(&self.state, op).is_some()
+            {
+                return Some(node);
+            }
+            node = self.next[node as usize];
+        }
+        None
     }
 
     /// The current configuration failed: undo the last linearized op and go
