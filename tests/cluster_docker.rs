@@ -39,6 +39,7 @@ fn docker_hosts_have_the_tools_and_go_away_on_down() {
         backend: Backend::Docker,
         nodes: 2,
         ssh: false,
+        disk_faults: false,
         binary: binary.into(),
     };
     let c = cluster::up(&opts).expect("docker cluster up");

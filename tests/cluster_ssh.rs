@@ -26,6 +26,7 @@ fn ssh_cluster(prefix: &str, nodes: usize) -> (cluster::Cluster, PathBuf, Cluste
         backend: Backend::Netns,
         nodes,
         ssh: true,
+        disk_faults: false,
         binary: "/nonexistent".into(),
     };
     let direct = cluster::up(&opts).expect("cluster up --ssh");

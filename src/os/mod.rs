@@ -45,14 +45,25 @@ impl Requirement {
     }
 }
 
-/// What disk faults need on every host: `faultline lazyfs` mounts with
-/// mount(2) as root and through fusermount3 otherwise, on /dev/fuse.
-pub fn fuse_requirement() -> Requirement {
-    Requirement {
-        what: "fuse3".into(),
-        check: "command -v fusermount3 >/dev/null && [ -c /dev/fuse ]".into(),
-        package: Some("fuse3".into()),
-    }
+/// What [`fuse_requirements`] calls the FUSE device and the right to mount
+/// it: no package gives a Docker container either.
+pub const FUSE_DEVICE: &str = "/dev/fuse and, as root, CAP_SYS_ADMIN to mount it";
+
+/// What disk faults need on every host: `faultline lazyfs` mounts /dev/fuse
+/// with mount(2) as root (CAP_SYS_ADMIN, which a Docker container lacks
+/// unless given it) and through fusermount3 otherwise.
+pub fn fuse_requirements() -> Vec<Requirement> {
+    vec![
+        Requirement::tool("fusermount3", "fuse3"),
+        Requirement {
+            what: FUSE_DEVICE.into(),
+            // CAP_SYS_ADMIN is bit 21 of the effective set.
+            check: "[ -c /dev/fuse ] && { [ \"$(id -u)\" != 0 ] || \
+                    [ $(( 0x$(sed -n 's/^CapEff:[[:space:]]*//p' /proc/self/status) >> 21 & 1 )) = 1 ]; }"
+                .into(),
+            package: None,
+        },
+    ]
 }
 
 /// What faults and nodes need on every host, with `dir` as faultline's directory.
@@ -91,7 +102,7 @@ pub enum OsError {
     #[error("hosts lack what faultline needs{hint}:\n{}", format_missing(.missing))]
     Missing {
         missing: Vec<(String, Vec<Requirement>)>,
-        hint: &'static str,
+        hint: String,
     },
 }
 
@@ -149,7 +160,7 @@ pub fn prepare(
     if !install {
         return Err(OsError::Missing {
             missing,
-            hint: " (run without --no-install to install the packages with apt-get)",
+            hint: " (run without --no-install to install the packages with apt-get)".into(),
         });
     }
     let packages_of = |host: &str| -> Vec<String> {
@@ -175,14 +186,35 @@ pub fn prepare(
     // after the other hosts installed theirs.
     let images = from(Packages::Image);
     if !images.is_empty() {
-        return Err(OsError::Missing {
-            missing: missing
-                .into_iter()
-                .filter(|(h, _)| images.iter().any(|r| r.name() == h))
-                .collect(),
-            hint: " (a Docker host has only the programs its image was built with, \
-                   from this machine's: install the packages here, then make the cluster again)",
-        });
+        let missing: Vec<_> = missing
+            .into_iter()
+            .filter(|(h, _)| images.iter().any(|r| r.name() == h))
+            .collect();
+        let device = missing
+            .iter()
+            .flat_map(|(_, reqs)| reqs)
+            .any(|r| r.what == FUSE_DEVICE);
+        let packages = missing
+            .iter()
+            .flat_map(|(_, reqs)| reqs)
+            .any(|r| r.package.is_some());
+        let mut hint = String::from(" (");
+        if device {
+            hint.push_str(
+                "a Docker host has /dev/fuse and CAP_SYS_ADMIN only when its cluster was made \
+                 for disk faults: make it again with `faultline cluster up --backend docker \
+                 --disk-faults`, as `faultline run` does for a test with disk faults",
+            );
+        }
+        if packages || !device {
+            hint.push_str(if device { "; " } else { "" });
+            hint.push_str(
+                "a Docker host has only the programs its image was built with, from this \
+                 machine's: install the packages here, then make the cluster again",
+            );
+        }
+        hint.push(')');
+        return Err(OsError::Missing { missing, hint });
     }
     // Network namespaces run this machine's programs: install once, here.
     let here: Vec<String> = from(Packages::ThisMachine)
@@ -202,7 +234,7 @@ pub fn prepare(
     } else {
         Err(OsError::Missing {
             missing: still,
-            hint: " even after apt-get install",
+            hint: " even after apt-get install".into(),
         })
     }
 }
