@@ -157,12 +157,6 @@ pub fn prepare(
     if missing.is_empty() {
         return Ok(());
     }
-    if !install {
-        return Err(OsError::Missing {
-            missing,
-            hint: " (run without --no-install to install the packages with apt-get)".into(),
-        });
-    }
     let packages_of = |host: &str| -> Vec<String> {
         missing
             .iter()
@@ -215,6 +209,12 @@ pub fn prepare(
         }
         hint.push(')');
         return Err(OsError::Missing { missing, hint });
+    }
+    if !install {
+        return Err(OsError::Missing {
+            missing,
+            hint: " (run without --no-install to install the packages with apt-get)".into(),
+        });
     }
     // Network namespaces run this machine's programs: install once, here.
     let here: Vec<String> = from(Packages::ThisMachine)
