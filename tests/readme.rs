@@ -1036,8 +1036,8 @@ fn disk_faults_by_hand() {
     );
     let nemesis = output("faultline nemesis");
     assert!(
-        nemesis.contains("start-disk") && nemesis.contains("stop-disk"),
-        "a power loss started and ended:\n{nemesis}"
+        nemesis.contains("start-disk") && nemesis.contains("\"mechanism\":\"lazyfs\""),
+        "a power loss on the lazy file system in 15 s:\n{nemesis}"
     );
     let refused = output("faultline cluster deploy --name nofuse");
     for what in ["n1", "/dev/fuse", "--disk-faults"] {
