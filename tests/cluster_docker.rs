@@ -179,7 +179,7 @@ fn a_docker_cluster_without_disk_faults_is_refused_at_deploy() {
         disk_faults: true,
         binary: common::BINARY.into(),
     };
-    let e = cluster::up(&netns).unwrap_err().to_string();
+    let e = cluster::up(&netns).err().expect("refused").to_string();
     assert!(e.contains("--disk-faults is only for --backend docker"), "{e}");
     assert!(cluster::State::load(&netns.name).is_err(), "nothing made");
 
