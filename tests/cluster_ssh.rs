@@ -308,11 +308,11 @@ fn lazyfs_mounted(lab: &cluster::Cluster) -> Vec<bool> {
     .collect()
 }
 
-fn power_loss_test(inventory: &Path, time_limit: &str) -> String {
+/// The lab is given with `--hosts`.
+fn power_loss_test(time_limit: &str) -> String {
     format!(
-        "db: raft\nnodes: 3\nhosts: {}\ntime_limit: {time_limit}\nrecovery: 3s\nworkload: register\n\
-         nemesis: {{faults: [{{disk: {{targets: all, mode: lose-unfsynced, duration: 1s, interval: 2s}}}}]}}\n",
-        inventory.display()
+        "db: raft\nnodes: 3\ntime_limit: {time_limit}\nrecovery: 3s\nworkload: register\n\
+         nemesis: {{faults: [{{disk: {{targets: all, mode: lose-unfsynced, duration: 1s, interval: 2s}}}}]}}\n"
     )
 }
 
@@ -326,9 +326,9 @@ fn power_losses_on_ssh_hosts_leave_raft_linearizable_and_nothing_mounted() {
     let o = common::runs::run(
         "ssh-disk",
         "raft-register-lose-unfsynced",
-        &power_loss_test(&inventory, "10s"),
+        &power_loss_test("10s"),
         1,
-        &[],
+        &["--hosts", inventory.to_str().unwrap()],
     );
     assert_eq!(o.exit, 0, "{}", o.summary);
     assert_eq!(o.checker("linearizable"), serde_json::Value::Bool(true));
@@ -352,18 +352,24 @@ fn heal_unmounts_the_lazy_file_systems_of_a_killed_run_over_ssh() {
     let (_direct, inventory, _guard) = ssh_cluster("tsshkill", 3);
     let dir = tempfile::tempdir().unwrap();
     let test = dir.path().join("test.yaml");
-    std::fs::write(&test, power_loss_test(&inventory, "60s")).unwrap();
+    std::fs::write(&test, power_loss_test("60s")).unwrap();
     let mut child = std::process::Command::new(common::BINARY)
         .arg("run")
         .arg(&test)
-        .args(["--no-install", "--results-dir"])
+        .args(["--no-install", "--hosts"])
+        .arg(&inventory)
+        .arg("--results-dir")
         .arg(dir.path().join("results"))
         .env("CI", "true")
         .process_group(0)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
+        .stdout(std::fs::File::create(dir.path().join("out")).unwrap())
+        .stderr(std::fs::File::create(dir.path().join("err")).unwrap())
         .spawn()
         .unwrap();
+    let said = || {
+        let read = |f: &str| std::fs::read_to_string(dir.path().join(f)).unwrap_or_default();
+        format!("{}{}", read("out"), read("err"))
+    };
     let lab = inventory::open(&inventory).unwrap();
     let deadline = std::time::Instant::now() + Duration::from_secs(90);
     while lazyfs_mounted(&lab) != vec![true; 3] {
@@ -371,19 +377,30 @@ fn heal_unmounts_the_lazy_file_systems_of_a_killed_run_over_ssh() {
             std::time::Instant::now() < deadline,
             "the run mounted no lazy file systems in 90 s"
         );
-        assert!(child.try_wait().unwrap().is_none(), "the run ended early");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the run ended early:\n{}",
+            said()
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
     child.kill().unwrap();
     child.wait().unwrap();
     assert_eq!(lazyfs_mounted(&lab), vec![true; 3], "left by the killed run");
-    // netns hosts share this machine's pids: the helpers are seen from here.
+    // netns hosts share this machine's pids: the helpers are seen from here
+    // (one that exited may linger as a zombie until its reaper gets to it).
     let helpers: Vec<String> = on_all(&lab.remotes(), |r| r.run("cat /run/faultline/lazyfs.pid", T))
         .unwrap()
         .iter()
-        .map(|p| format!("/proc/{}", p.trim()))
+        .map(|p| format!("/proc/{}/status", p.trim()))
         .collect();
-    assert!(helpers.iter().all(|p| Path::new(p).exists()), "{helpers:?}");
+    let running = |status: &String| {
+        std::fs::read_to_string(status).is_ok_and(|s| {
+            s.lines()
+                .any(|l| l.starts_with("State:") && !l.contains("zombie"))
+        })
+    };
+    assert!(helpers.iter().all(running), "{helpers:?}");
     let out = std::process::Command::new(common::BINARY)
         .args(["heal", "--inventory"])
         .arg(&inventory)
@@ -397,7 +414,7 @@ fn heal_unmounts_the_lazy_file_systems_of_a_killed_run_over_ssh() {
     );
     assert_eq!(lazyfs_mounted(&lab), vec![false; 3], "heal unmounted them");
     assert!(
-        helpers.iter().all(|p| !Path::new(p).exists()),
+        !helpers.iter().any(running),
         "the helpers are gone: {helpers:?}"
     );
 }
