@@ -625,6 +625,7 @@ fn every_sh_command_is_run_somewhere() {
             "suites_on_a_fleet",
             "checking_histories",
             "hosts_and_faults",
+            "disk_faults_by_hand",
             "bundled_nodes",
             "bugs",
             "custom_system",
