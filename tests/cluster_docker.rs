@@ -143,7 +143,11 @@ fn power_losses_on_docker_hosts_leave_raft_linearizable() {
     assert_eq!(losses.started, losses.stopped, "every power loss ended");
     let mount = common::runs::lazyfs_mount_ms(&o);
     println!("docker: lazyfs mounted on 3 hosts in {mount:?} ms (debug build)");
-    assert!(mount.is_some(), "deploy mounted the lazy file systems:\n{}", o.summary);
+    assert!(
+        mount.is_some(),
+        "deploy mounted the lazy file systems:\n{}",
+        o.summary
+    );
     assert!(o.count("ok") > 0, "{}", o.summary);
 }
 
@@ -180,7 +184,10 @@ fn a_docker_cluster_without_disk_faults_is_refused_at_deploy() {
         binary: common::BINARY.into(),
     };
     let e = cluster::up(&netns).err().expect("refused").to_string();
-    assert!(e.contains("--disk-faults is only for --backend docker"), "{e}");
+    assert!(
+        e.contains("--disk-faults is only for --backend docker"),
+        "{e}"
+    );
     assert!(cluster::State::load(&netns.name).is_err(), "nothing made");
 
     let name = common::unique("tnofuse");
@@ -197,7 +204,14 @@ fn a_docker_cluster_without_disk_faults_is_refused_at_deploy() {
     // The image has fusermount3: only the device and the capability lack.
     c.hosts[0].remote.run("command -v fusermount3", T).unwrap();
     let out = std::process::Command::new(common::BINARY)
-        .args(["cluster", "deploy", "--name", &name, "--lazyfs", "--no-install"])
+        .args([
+            "cluster",
+            "deploy",
+            "--name",
+            &name,
+            "--lazyfs",
+            "--no-install",
+        ])
         .output()
         .unwrap();
     let text = format!(

@@ -338,9 +338,17 @@ fn power_losses_on_ssh_hosts_leave_raft_linearizable_and_nothing_mounted() {
     assert_eq!(losses.started, losses.stopped, "every power loss ended");
     let mount = common::runs::lazyfs_mount_ms(&o);
     println!("ssh: lazyfs mounted on 3 hosts in {mount:?} ms (debug build)");
-    assert!(mount.is_some(), "deploy mounted the lazy file systems:\n{}", o.summary);
+    assert!(
+        mount.is_some(),
+        "deploy mounted the lazy file systems:\n{}",
+        o.summary
+    );
     let lab = inventory::open(&inventory).unwrap();
-    assert_eq!(lazyfs_mounted(&lab), vec![false; 3], "unmounted at teardown");
+    assert_eq!(
+        lazyfs_mounted(&lab),
+        vec![false; 3],
+        "unmounted at teardown"
+    );
 }
 
 /// A controller killed with SIGKILL mid-run leaves the lazy file systems
@@ -386,14 +394,20 @@ fn heal_unmounts_the_lazy_file_systems_of_a_killed_run_over_ssh() {
     }
     child.kill().unwrap();
     child.wait().unwrap();
-    assert_eq!(lazyfs_mounted(&lab), vec![true; 3], "left by the killed run");
+    assert_eq!(
+        lazyfs_mounted(&lab),
+        vec![true; 3],
+        "left by the killed run"
+    );
     // netns hosts share this machine's pids: the helpers are seen from here
     // (one that exited may linger as a zombie until its reaper gets to it).
-    let helpers: Vec<String> = on_all(&lab.remotes(), |r| r.run("cat /run/faultline/lazyfs.pid", T))
-        .unwrap()
-        .iter()
-        .map(|p| format!("/proc/{}/status", p.trim()))
-        .collect();
+    let helpers: Vec<String> = on_all(&lab.remotes(), |r| {
+        r.run("cat /run/faultline/lazyfs.pid", T)
+    })
+    .unwrap()
+    .iter()
+    .map(|p| format!("/proc/{}/status", p.trim()))
+    .collect();
     let running = |status: &String| {
         std::fs::read_to_string(status).is_ok_and(|s| {
             s.lines()
