@@ -179,42 +179,13 @@ pub fn prepare(
     // A container has only what its image was built with: say so now, not
     // after the other hosts installed theirs.
     let images = from(Packages::Image);
-    if !images.is_empty() {
+    if !install || !images.is_empty() {
         let missing: Vec<_> = missing
             .into_iter()
-            .filter(|(h, _)| images.iter().any(|r| r.name() == h))
+            .filter(|(h, _)| !install || images.iter().any(|r| r.name() == h))
             .collect();
-        let device = missing
-            .iter()
-            .flat_map(|(_, reqs)| reqs)
-            .any(|r| r.what == FUSE_DEVICE);
-        let packages = missing
-            .iter()
-            .flat_map(|(_, reqs)| reqs)
-            .any(|r| r.package.is_some());
-        let mut hint = String::from(" (");
-        if device {
-            hint.push_str(
-                "a Docker host has /dev/fuse and CAP_SYS_ADMIN only when its cluster was made \
-                 for disk faults: make it again with `faultline cluster up --backend docker \
-                 --disk-faults`, as `faultline run` does for a test with disk faults",
-            );
-        }
-        if packages || !device {
-            hint.push_str(if device { "; " } else { "" });
-            hint.push_str(
-                "a Docker host has only the programs its image was built with, from this \
-                 machine's: install the packages here, then make the cluster again",
-            );
-        }
-        hint.push(')');
+        let hint = hint(&missing, !images.is_empty(), install);
         return Err(OsError::Missing { missing, hint });
-    }
-    if !install {
-        return Err(OsError::Missing {
-            missing,
-            hint: " (run without --no-install to install the packages with apt-get)".into(),
-        });
     }
     // Network namespaces run this machine's programs: install once, here.
     let here: Vec<String> = from(Packages::ThisMachine)
@@ -237,6 +208,33 @@ pub fn prepare(
             hint: " even after apt-get install".into(),
         })
     }
+}
+
+/// What to do about `missing` that prepare will not install: on Docker
+/// hosts (`images`) nothing is installed; `install` false says not to.
+/// /dev/fuse and CAP_SYS_ADMIN come from no package.
+fn hint(missing: &[(String, Vec<Requirement>)], images: bool, install: bool) -> String {
+    let lacks = |f: &dyn Fn(&Requirement) -> bool| missing.iter().flat_map(|(_, r)| r).any(f);
+    let mut parts = Vec::new();
+    if lacks(&|r| r.what == FUSE_DEVICE) {
+        parts.push(if images {
+            "a Docker host has /dev/fuse and CAP_SYS_ADMIN only when its cluster was made \
+             for disk faults: make it again with `faultline cluster up --backend docker \
+             --disk-faults`, as `faultline run` does for a test with disk faults"
+        } else {
+            "no package gives /dev/fuse or CAP_SYS_ADMIN: load the FUSE module (modprobe \
+             fuse) and reach the host as root or through sudo"
+        });
+    }
+    if lacks(&|r| r.what != FUSE_DEVICE) {
+        parts.push(if !install {
+            "run without --no-install to install the packages with apt-get"
+        } else {
+            "a Docker host has only the programs its image was built with, from this \
+             machine's: install the packages here, then make the cluster again"
+        });
+    }
+    format!(" ({})", parts.join("; "))
 }
 
 /// Installs `packages` on `remote` with apt-get. Services a package would
@@ -281,4 +279,39 @@ pub fn libfaketime(remote: &dyn Remote) -> Result<Option<String>, RemoteError> {
         .lines()
         .next()
         .map(str::to_string))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lacking(reqs: Vec<Requirement>) -> Vec<(String, Vec<Requirement>)> {
+        vec![("n1".to_string(), reqs)]
+    }
+
+    #[test]
+    fn a_missing_fuse_device_is_not_sent_to_apt_get() {
+        let device = fuse_requirements().pop().unwrap();
+        let tool = Requirement::tool("iptables", "iptables");
+        let docker = hint(&lacking(vec![device.clone()]), true, false);
+        assert!(
+            docker.contains("--disk-faults") && !docker.contains("apt-get"),
+            "{docker}"
+        );
+        let netns = hint(&lacking(vec![device.clone()]), false, true);
+        assert!(
+            netns.contains("modprobe fuse") && !netns.contains("Docker"),
+            "{netns}"
+        );
+        let both = hint(&lacking(vec![device, tool.clone()]), true, true);
+        assert!(
+            both.contains("--disk-faults") && both.contains("install the packages here"),
+            "{both}"
+        );
+        let plain = hint(&lacking(vec![tool]), false, false);
+        assert_eq!(
+            plain,
+            " (run without --no-install to install the packages with apt-get)"
+        );
+    }
 }
