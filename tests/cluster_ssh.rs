@@ -310,8 +310,12 @@ fn lazyfs_mounted(lab: &cluster::Cluster) -> Vec<bool> {
 
 /// The lab is given with `--hosts`.
 fn power_loss_test(time_limit: &str) -> String {
+    power_loss_test_of("register", time_limit)
+}
+
+fn power_loss_test_of(workload: &str, time_limit: &str) -> String {
     format!(
-        "db: raft\nnodes: 3\ntime_limit: {time_limit}\nrecovery: 3s\nworkload: register\n\
+        "db: raft\nnodes: 3\ntime_limit: {time_limit}\nrecovery: 3s\nworkload: {workload}\n\
          nemesis: {{faults: [{{disk: {{targets: all, mode: lose-unfsynced, duration: 1s, interval: 2s}}}}]}}\n"
     )
 }
@@ -431,4 +435,30 @@ fn heal_unmounts_the_lazy_file_systems_of_a_killed_run_over_ssh() {
         !helpers.iter().any(running),
         "the helpers are gone: {helpers:?}"
     );
+}
+
+/// Raft's `no-fsync` bug is caught over SSH too: the power losses take the
+/// acknowledged adds it never made durable.
+#[test]
+fn no_fsync_is_caught_on_ssh_hosts() {
+    let (_direct, inventory, _guard) = ssh_cluster("tsshnofsync", 3);
+    let hosts = ["--hosts", inventory.to_str().unwrap(), "--bug", "no-fsync"];
+    let mut tried = Vec::new();
+    for seed in [1, 2, 3] {
+        let o = common::runs::run(
+            "ssh-disk",
+            "raft-set-no-fsync",
+            &power_loss_test_of("set", "10s"),
+            seed,
+            &hosts,
+        );
+        if o.exit == 1 && o.anomalies().iter().any(|a| a == "lost") {
+            let losses = common::runs::PowerLosses::of(&o, &["n1", "n2", "n3"]);
+            println!("ssh, no-fsync: {}", losses.figures());
+            assert!(losses.changes_lost > 0, "{losses:?}");
+            return;
+        }
+        tried.push(format!("seed {seed}: exit {}\n{}", o.exit, o.summary));
+    }
+    panic!("no seed caught no-fsync:\n{}", tried.join("\n"));
 }
