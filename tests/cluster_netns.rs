@@ -23,6 +23,7 @@ fn up(name: &str, nodes: usize) -> (cluster::Cluster, ClusterGuard) {
         backend: Backend::Netns,
         nodes,
         ssh: false,
+        disk_faults: false,
         binary: "/nonexistent".into(),
     };
     (cluster::up(&opts).expect("cluster up"), guard)
@@ -192,6 +193,7 @@ fn netns_up_refuses_a_taken_name_and_bad_names() {
         backend: Backend::Netns,
         nodes: 1,
         ssh: false,
+        disk_faults: false,
         binary: "/x".into(),
     };
     let e = cluster::up(&opts)

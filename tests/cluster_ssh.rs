@@ -2,7 +2,9 @@
 //! (`cluster up --ssh`), reached through its generated inventory with ssh2.
 //! Covers a clean login environment, SFTP copies, exit codes, and the clear
 //! errors for a wrong key, a changed host key, an unknown host key and an
-//! unreachable host. Needs root and openssh-server.
+//! unreachable host; and disk faults over SSH: a run's power losses on the
+//! lazy file system, unmounted at teardown, or by `faultline heal` after a
+//! SIGKILLed controller. Needs root, openssh-server and fuse3.
 
 mod common;
 
@@ -26,6 +28,7 @@ fn ssh_cluster(prefix: &str, nodes: usize) -> (cluster::Cluster, PathBuf, Cluste
         backend: Backend::Netns,
         nodes,
         ssh: true,
+        disk_faults: false,
         binary: "/nonexistent".into(),
     };
     let direct = cluster::up(&opts).expect("cluster up --ssh");
@@ -288,4 +291,174 @@ fn ssh_non_root_user_works_through_sudo() {
     let back = dir.path().join("back");
     n1.download("/opt/faultline/sudo/f", &back).unwrap();
     assert_eq!(std::fs::read(&back).unwrap(), b"root's now");
+}
+
+/// Whether the lazy file system is mounted on every host's data directory
+/// (none: on no host), asked over SSH.
+fn lazyfs_mounted(lab: &cluster::Cluster) -> Vec<bool> {
+    on_all(&lab.remotes(), |r| {
+        r.run(
+            "grep -c '^faultline-lazyfs /opt/faultline/data ' /proc/self/mounts || true",
+            T,
+        )
+    })
+    .unwrap()
+    .iter()
+    .map(|n| n.trim() != "0")
+    .collect()
+}
+
+/// The lab is given with `--hosts`.
+fn power_loss_test(time_limit: &str) -> String {
+    power_loss_test_of("register", time_limit)
+}
+
+fn power_loss_test_of(workload: &str, time_limit: &str) -> String {
+    format!(
+        "db: raft\nnodes: 3\ntime_limit: {time_limit}\nrecovery: 3s\nworkload: {workload}\n\
+         nemesis: {{faults: [{{disk: {{targets: all, mode: lose-unfsynced, duration: 1s, interval: 2s}}}}]}}\n"
+    )
+}
+
+/// A run with power losses on an SSH lab: prepare finds fuse3, deploy
+/// mounts the lazy file system through ssh, every `start-disk` says what
+/// each node lost and every one ends, Raft stays linearizable, and the
+/// teardown leaves no mount behind.
+#[test]
+fn power_losses_on_ssh_hosts_leave_raft_linearizable_and_nothing_mounted() {
+    let (_direct, inventory, _guard) = ssh_cluster("tsshdisk", 3);
+    let o = common::runs::run(
+        "ssh-disk",
+        "raft-register-lose-unfsynced",
+        &power_loss_test("10s"),
+        1,
+        &["--hosts", inventory.to_str().unwrap()],
+    );
+    assert_eq!(o.exit, 0, "{}", o.summary);
+    assert_eq!(o.checker("linearizable"), serde_json::Value::Bool(true));
+    let losses = common::runs::PowerLosses::of(&o, &["n1", "n2", "n3"]);
+    println!("ssh: {}", losses.figures());
+    assert!(losses.started >= 2, "{losses:?}\n{}", o.summary);
+    assert_eq!(losses.started, losses.stopped, "every power loss ended");
+    let mount = common::runs::lazyfs_mount_ms(&o);
+    println!("ssh: lazyfs mounted on 3 hosts in {mount:?} ms (debug build)");
+    assert!(
+        mount.is_some(),
+        "deploy mounted the lazy file systems:\n{}",
+        o.summary
+    );
+    let lab = inventory::open(&inventory).unwrap();
+    assert_eq!(
+        lazyfs_mounted(&lab),
+        vec![false; 3],
+        "unmounted at teardown"
+    );
+}
+
+/// A controller killed with SIGKILL mid-run leaves the lazy file systems
+/// mounted on the lab's hosts; `faultline heal --inventory` unmounts them
+/// by the hosts' heal journals.
+#[test]
+fn heal_unmounts_the_lazy_file_systems_of_a_killed_run_over_ssh() {
+    use std::os::unix::process::CommandExt;
+    let (_direct, inventory, _guard) = ssh_cluster("tsshkill", 3);
+    let dir = tempfile::tempdir().unwrap();
+    let test = dir.path().join("test.yaml");
+    std::fs::write(&test, power_loss_test("60s")).unwrap();
+    let mut child = std::process::Command::new(common::BINARY)
+        .arg("run")
+        .arg(&test)
+        .args(["--no-install", "--hosts"])
+        .arg(&inventory)
+        .arg("--results-dir")
+        .arg(dir.path().join("results"))
+        .env("CI", "true")
+        .process_group(0)
+        .stdout(std::fs::File::create(dir.path().join("out")).unwrap())
+        .stderr(std::fs::File::create(dir.path().join("err")).unwrap())
+        .spawn()
+        .unwrap();
+    let said = || {
+        let read = |f: &str| std::fs::read_to_string(dir.path().join(f)).unwrap_or_default();
+        format!("{}{}", read("out"), read("err"))
+    };
+    let lab = inventory::open(&inventory).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(90);
+    while lazyfs_mounted(&lab) != vec![true; 3] {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the run mounted no lazy file systems in 90 s"
+        );
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the run ended early:\n{}",
+            said()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(
+        lazyfs_mounted(&lab),
+        vec![true; 3],
+        "left by the killed run"
+    );
+    // netns hosts share this machine's pids: the helpers are seen from here
+    // (one that exited may linger as a zombie until its reaper gets to it).
+    let helpers: Vec<String> = on_all(&lab.remotes(), |r| {
+        r.run("cat /run/faultline/lazyfs.pid", T)
+    })
+    .unwrap()
+    .iter()
+    .map(|p| format!("/proc/{}/status", p.trim()))
+    .collect();
+    let running = |status: &String| {
+        std::fs::read_to_string(status).is_ok_and(|s| {
+            s.lines()
+                .any(|l| l.starts_with("State:") && !l.contains("zombie"))
+        })
+    };
+    assert!(helpers.iter().all(running), "{helpers:?}");
+    let out = std::process::Command::new(common::BINARY)
+        .args(["heal", "--inventory"])
+        .arg(&inventory)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(lazyfs_mounted(&lab), vec![false; 3], "heal unmounted them");
+    assert!(
+        !helpers.iter().any(running),
+        "the helpers are gone: {helpers:?}"
+    );
+}
+
+/// Raft's `no-fsync` bug is caught over SSH too: the power losses take the
+/// acknowledged adds it never made durable.
+#[test]
+fn no_fsync_is_caught_on_ssh_hosts() {
+    let (_direct, inventory, _guard) = ssh_cluster("tsshnofsync", 3);
+    let hosts = ["--hosts", inventory.to_str().unwrap(), "--bug", "no-fsync"];
+    let mut tried = Vec::new();
+    for seed in [1, 2, 3] {
+        let o = common::runs::run(
+            "ssh-disk",
+            "raft-set-no-fsync",
+            &power_loss_test_of("set", "10s"),
+            seed,
+            &hosts,
+        );
+        if o.exit == 1 && o.anomalies().iter().any(|a| a == "lost") {
+            let losses = common::runs::PowerLosses::of(&o, &["n1", "n2", "n3"]);
+            println!("ssh, no-fsync: {}", losses.figures());
+            assert!(losses.changes_lost > 0, "{losses:?}");
+            return;
+        }
+        tried.push(format!("seed {seed}: exit {}\n{}", o.exit, o.summary));
+    }
+    panic!("no seed caught no-fsync:\n{}", tried.join("\n"));
 }

@@ -437,6 +437,7 @@ fn a_runs_cluster_is_in_use_while_its_controller_runs_and_kept_once_left_running
         backend: Backend::Netns,
         nodes: 1,
         ssh: false,
+        disk_faults: false,
         binary: common::BINARY.into(),
     };
     cluster::up(&opts).expect("cluster up");

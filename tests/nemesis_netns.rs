@@ -53,6 +53,7 @@ impl Net {
             backend,
             nodes,
             ssh,
+            disk_faults: false,
             binary: BINARY.into(),
         };
         let mut cluster = cluster::up(&opts).expect("cluster up (needs root)");

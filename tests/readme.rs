@@ -69,6 +69,10 @@ const BLOCKS: &[(&str, &str)] = &[
     ("faultline cluster up --backend netns", "hosts_and_faults"),
     ("faultline cluster up --name demo", "hosts_and_faults"),
     ("faultline clock bump", "hosts_and_faults"),
+    (
+        "faultline cluster up --backend docker --nodes 3 --disk-faults",
+        "disk_faults_by_hand",
+    ),
     ("faultline node --list-bugs", "bundled_nodes"),
     ("cargo run --release -- bench node", "bundled_nodes"),
     (
@@ -106,7 +110,7 @@ const ELSEWHERE: &[(&str, &str, &str)] = &[
 ];
 
 /// Clusters the README makes by name: removed after the hosts test, even when it fails.
-const README_CLUSTERS: &[&str] = &["demo", "lab", "dock"];
+const README_CLUSTERS: &[&str] = &["demo", "lab", "dock", "disks", "nofuse"];
 
 /// One command of a ```sh block, continuation lines joined.
 #[derive(Debug, Clone)]
@@ -301,7 +305,9 @@ fn is_server(cmd: &str) -> bool {
 }
 
 fn needs_docker(cmd: &str) -> bool {
-    cmd.contains("--backend docker") || cmd.starts_with("faultline image build")
+    cmd.contains("--backend docker")
+        || cmd.starts_with("faultline image build")
+        || cmd.starts_with("docker ")
 }
 
 fn docker_running() -> bool {
@@ -619,6 +625,7 @@ fn every_sh_command_is_run_somewhere() {
             "suites_on_a_fleet",
             "checking_histories",
             "hosts_and_faults",
+            "disk_faults_by_hand",
             "bundled_nodes",
             "bugs",
             "custom_system",
@@ -1004,6 +1011,39 @@ fn hosts_and_faults() {
         })
         .unwrap_or_default();
     assert!(left.is_empty(), "clusters left: {left:?}");
+}
+
+/// "Disk faults" by hand: a Docker cluster made for them, deploy on the lazy
+/// file system, its helper asked, power losses from `faultline nemesis`;
+/// and a Docker cluster made without them, refused at deploy with what to do.
+#[test]
+fn disk_faults_by_hand() {
+    let mut w = workdir("disk_faults_by_hand");
+    let state = w.base.join("clusters");
+    w.env
+        .push(("FAULTLINE_CLUSTERS_DIR".into(), state.display().to_string()));
+    let _down = ClustersDown(&w);
+    let ran = run_group(&w, "disk_faults_by_hand", None);
+    let output = |start: &str| {
+        &ran.iter()
+            .find(|(c, _)| c.starts_with(start))
+            .unwrap_or_else(|| panic!("no `{start}` ran"))
+            .1
+            .output
+    };
+    assert!(
+        output("docker exec fl-disks-n1").contains("\"held_bytes\""),
+        "the helper answered its status"
+    );
+    let nemesis = output("faultline nemesis");
+    assert!(
+        nemesis.contains("start-disk") && nemesis.contains("\"mechanism\":\"lazyfs\""),
+        "a power loss on the lazy file system in 15 s:\n{nemesis}"
+    );
+    let refused = output("faultline cluster deploy --name nofuse");
+    for what in ["n1", "/dev/fuse", "--disk-faults"] {
+        assert!(refused.contains(what), "{what}:\n{refused}");
+    }
 }
 
 /// "Bundled nodes": the bug list, a node answering, the node benchmark.

@@ -60,6 +60,12 @@ pub enum ClusterCmd {
         /// Run the nodes under libfaketime (needed by the clock nemesis on netns and Docker hosts).
         #[arg(long)]
         faketime: bool,
+        /// Put each node's data directory on the lazy file system (`faultline
+        /// lazyfs`), for disk faults by hand: `faultline nemesis`, `lazyfs
+        /// ctl`. Needs fuse3 and /dev/fuse on every host (a Docker cluster:
+        /// `cluster up --disk-faults`); `cluster down` or `heal` unmounts it.
+        #[arg(long)]
+        lazyfs: bool,
         /// Do not install missing packages; fail listing them instead.
         #[arg(long)]
         no_install: bool,
@@ -136,6 +142,7 @@ pub fn run(cmd: ClusterCmd) -> anyhow::Result<()> {
             port,
             bugs,
             faketime,
+            lazyfs,
             no_install,
             ready_timeout_s,
         } => {
@@ -144,7 +151,7 @@ pub fn run(cmd: ClusterCmd) -> anyhow::Result<()> {
                 port,
                 bugs,
                 faketime,
-                lazyfs: false,
+                lazyfs,
                 install: !no_install,
                 ready_timeout: std::time::Duration::from_secs(ready_timeout_s),
                 binary: current_exe(),

@@ -71,6 +71,11 @@ pub struct ShapeArgs {
     /// netns: run sshd in every host and write an SSH inventory (hosts.yaml).
     #[arg(long)]
     ssh: bool,
+    /// docker: give every container /dev/fuse and CAP_SYS_ADMIN, for disk
+    /// faults (the lazy file system under each node); `run` does so itself
+    /// for a test with disk faults.
+    #[arg(long)]
+    disk_faults: bool,
 }
 
 impl ShapeArgs {
@@ -80,6 +85,7 @@ impl ShapeArgs {
             backend: self.backend,
             nodes: self.nodes,
             ssh: self.ssh,
+            disk_faults: self.disk_faults,
             binary: current_exe(),
         }
     }

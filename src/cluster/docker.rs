@@ -4,19 +4,22 @@
 //! The node image ([`NODE_IMAGE`], built by `image.rs`) holds the faultline
 //! executable, the shared libraries it and the tools need, a shell,
 //! coreutils, iproute2 (ip, tc), iptables (nft) with its modules, and
-//! libfaketime. Containers run `sleep infinity` under Docker's init (which
-//! reaps daemonized nodes), with NET_ADMIN so faults can be injected inside
-//! them.
+//! libfaketime, fuse3's fusermount3. Containers run `sleep infinity` under
+//! Docker's init (which reaps daemonized nodes), with NET_ADMIN so faults
+//! can be injected inside them; a cluster made for disk faults
+//! (`UpOptions::disk_faults`) also gets /dev/fuse, CAP_SYS_ADMIN (mount(2))
+//! and no AppArmor profile (Docker's default one denies mounts), so the lazy
+//! file system mounts inside its containers.
 
 use super::image::{self, Recipe, docker};
-use super::{ClusterError, HostState, Resource, State, Subnet};
+use super::{ClusterError, HostState, Resource, State, Subnet, UpOptions};
 use crate::control::RemoteError;
 use std::path::Path;
 
 /// The node image: what a host of the Docker backend runs.
 pub const NODE_IMAGE: Recipe = Recipe {
     repo: "faultline-node",
-    version: "r4",
+    version: "r5",
     programs: &[PROGRAMS],
     dirs: DIRS,
     cmd: r#"["sleep", "infinity"]"#,
@@ -73,6 +76,11 @@ pub const PROGRAMS: &[&str] = &[
     "/usr/bin/pgrep",
     "/usr/bin/pkill",
     "/usr/bin/faketime",
+    // Disk faults: fusermount3 (fuse3), and what the heal journal unmounts
+    // a dead lazy file system with.
+    "/usr/bin/fusermount3",
+    "/usr/bin/awk",
+    "/usr/bin/umount",
     // Redis and Sentinel (`--db redis`): in Debian both are symlinks to
     // redis-check-rdb, which picks its part by the name it is run as.
     "/usr/bin/redis-server",
@@ -95,12 +103,26 @@ pub const DIRS: &[&str] = &[
     "/usr/lib/tc",
 ];
 
-pub(super) fn up(
-    state: &mut State,
-    net: &Subnet,
-    nodes: usize,
-    binary: &Path,
-) -> Result<(), ClusterError> {
+/// What a container needs for the lazy file system: the FUSE device,
+/// mount(2) (CAP_SYS_ADMIN), and no AppArmor profile that denies mounts.
+const DISK_FAULT_ARGS: &[&str] = &[
+    "--device",
+    "/dev/fuse",
+    "--cap-add",
+    "SYS_ADMIN",
+    "--security-opt",
+    "apparmor=unconfined",
+];
+
+pub(super) fn up(state: &mut State, net: &Subnet, opts: &UpOptions) -> Result<(), ClusterError> {
+    if opts.disk_faults && !is_char_device(Path::new("/dev/fuse")) {
+        return Err(ClusterError::Setup(
+            "--disk-faults: this machine has no /dev/fuse to give the containers \
+             (load the FUSE module: modprobe fuse)"
+                .into(),
+        ));
+    }
+    let (nodes, binary) = (opts.nodes, opts.binary.as_path());
     let name = state.name.clone();
     let network = format!("fl-{name}");
     state.hosts = (1..=nodes)
@@ -137,10 +159,15 @@ pub(super) fn up(
         &label,
         &network,
     ])?;
+    let extra: &[&str] = if opts.disk_faults {
+        DISK_FAULT_ARGS
+    } else {
+        &[]
+    };
     let started = crate::fan_out::on_every(&state.hosts, |h| {
         let container = h.container.as_deref().unwrap_or_default();
         let ip = h.addr.to_string();
-        docker(&[
+        let args = [
             "run",
             "-d",
             "--init",
@@ -156,10 +183,10 @@ pub(super) fn up(
             "NET_ADMIN",
             "--label",
             &label,
-            &image,
-            "sleep",
-            "infinity",
-        ])
+        ];
+        let command = [image.as_str(), "sleep", "infinity"];
+        let all: Vec<&str> = args.iter().chain(extra).chain(&command).copied().collect();
+        docker(&all)
     });
     for (h, started) in state.hosts.iter().zip(started) {
         started.unwrap_or_else(|p| {
@@ -198,4 +225,9 @@ pub(super) fn down(state: &State) -> Result<(), ClusterError> {
         }
     }
     first_error.map_or(Ok(()), Err)
+}
+
+fn is_char_device(path: &Path) -> bool {
+    use std::os::unix::fs::FileTypeExt;
+    std::fs::metadata(path).is_ok_and(|m| m.file_type().is_char_device())
 }

@@ -132,6 +132,10 @@ pub struct UpOptions {
     pub nodes: usize,
     /// netns only: run sshd in every host and write an SSH inventory.
     pub ssh: bool,
+    /// docker only: give every container /dev/fuse and CAP_SYS_ADMIN, which
+    /// the lazy file system of disk faults needs to mount (netns and SSH
+    /// hosts have what their machine has).
+    pub disk_faults: bool,
     /// docker only: the faultline executable baked into the node image.
     pub binary: PathBuf,
 }
@@ -282,6 +286,12 @@ pub fn up_as(opts: &UpOptions, purpose: Purpose) -> Result<Cluster, ClusterError
             "--ssh is only for --backend netns (Docker hosts are reached with docker exec)".into(),
         ));
     }
+    if opts.disk_faults && opts.backend != Backend::Docker {
+        return Err(ClusterError::Setup(
+            "--disk-faults is only for --backend docker (netns hosts use this machine's /dev/fuse)"
+                .into(),
+        ));
+    }
     if opts.backend == Backend::Ssh {
         return Err(ClusterError::Setup(
             "an SSH cluster is not made, it is described: write hosts.yaml (see README)".into(),
@@ -325,7 +335,7 @@ pub fn up_as(opts: &UpOptions, purpose: Purpose) -> Result<Cluster, ClusterError
                 Ok(())
             }
         }),
-        Backend::Docker => docker::up(&mut state, &net, opts.nodes, &opts.binary),
+        Backend::Docker => docker::up(&mut state, &net, opts),
         Backend::Ssh => unreachable!("rejected above"),
     });
     if let Err(e) = made {

@@ -45,14 +45,25 @@ impl Requirement {
     }
 }
 
-/// What disk faults need on every host: `faultline lazyfs` mounts with
-/// mount(2) as root and through fusermount3 otherwise, on /dev/fuse.
-pub fn fuse_requirement() -> Requirement {
-    Requirement {
-        what: "fuse3".into(),
-        check: "command -v fusermount3 >/dev/null && [ -c /dev/fuse ]".into(),
-        package: Some("fuse3".into()),
-    }
+/// What [`fuse_requirements`] calls the FUSE device and the right to mount
+/// it: no package gives a Docker container either.
+pub const FUSE_DEVICE: &str = "/dev/fuse and, as root, CAP_SYS_ADMIN to mount it";
+
+/// What disk faults need on every host: `faultline lazyfs` mounts /dev/fuse
+/// with mount(2) as root (CAP_SYS_ADMIN, which a Docker container lacks
+/// unless given it) and through fusermount3 otherwise.
+pub fn fuse_requirements() -> Vec<Requirement> {
+    vec![
+        Requirement::tool("fusermount3", "fuse3"),
+        Requirement {
+            what: FUSE_DEVICE.into(),
+            // CAP_SYS_ADMIN is bit 21 of the effective set.
+            check: "[ -c /dev/fuse ] && { [ \"$(id -u)\" != 0 ] || \
+                    [ $(( 0x$(sed -n 's/^CapEff:[[:space:]]*//p' /proc/self/status) >> 21 & 1 )) = 1 ]; }"
+                .into(),
+            package: None,
+        },
+    ]
 }
 
 /// What faults and nodes need on every host, with `dir` as faultline's directory.
@@ -91,7 +102,7 @@ pub enum OsError {
     #[error("hosts lack what faultline needs{hint}:\n{}", format_missing(.missing))]
     Missing {
         missing: Vec<(String, Vec<Requirement>)>,
-        hint: &'static str,
+        hint: String,
     },
 }
 
@@ -146,12 +157,6 @@ pub fn prepare(
     if missing.is_empty() {
         return Ok(());
     }
-    if !install {
-        return Err(OsError::Missing {
-            missing,
-            hint: " (run without --no-install to install the packages with apt-get)",
-        });
-    }
     let packages_of = |host: &str| -> Vec<String> {
         missing
             .iter()
@@ -174,15 +179,13 @@ pub fn prepare(
     // A container has only what its image was built with: say so now, not
     // after the other hosts installed theirs.
     let images = from(Packages::Image);
-    if !images.is_empty() {
-        return Err(OsError::Missing {
-            missing: missing
-                .into_iter()
-                .filter(|(h, _)| images.iter().any(|r| r.name() == h))
-                .collect(),
-            hint: " (a Docker host has only the programs its image was built with, \
-                   from this machine's: install the packages here, then make the cluster again)",
-        });
+    if !install || !images.is_empty() {
+        let missing: Vec<_> = missing
+            .into_iter()
+            .filter(|(h, _)| !install || images.iter().any(|r| r.name() == h))
+            .collect();
+        let hint = hint(&missing, !images.is_empty(), install);
+        return Err(OsError::Missing { missing, hint });
     }
     // Network namespaces run this machine's programs: install once, here.
     let here: Vec<String> = from(Packages::ThisMachine)
@@ -202,9 +205,36 @@ pub fn prepare(
     } else {
         Err(OsError::Missing {
             missing: still,
-            hint: " even after apt-get install",
+            hint: " even after apt-get install".into(),
         })
     }
+}
+
+/// What to do about `missing` that prepare will not install: on Docker
+/// hosts (`images`) nothing is installed; `install` false says not to.
+/// /dev/fuse and CAP_SYS_ADMIN come from no package.
+fn hint(missing: &[(String, Vec<Requirement>)], images: bool, install: bool) -> String {
+    let lacks = |f: &dyn Fn(&Requirement) -> bool| missing.iter().flat_map(|(_, r)| r).any(f);
+    let mut parts = Vec::new();
+    if lacks(&|r| r.what == FUSE_DEVICE) {
+        parts.push(if images {
+            "a Docker host has /dev/fuse and CAP_SYS_ADMIN only when its cluster was made \
+             for disk faults: make it again with `faultline cluster up --backend docker \
+             --disk-faults`, as `faultline run` does for a test with disk faults"
+        } else {
+            "no package gives /dev/fuse or CAP_SYS_ADMIN: load the FUSE module (modprobe \
+             fuse) and reach the host as root or through sudo"
+        });
+    }
+    if lacks(&|r| r.what != FUSE_DEVICE) {
+        parts.push(if !install {
+            "run without --no-install to install the packages with apt-get"
+        } else {
+            "a Docker host has only the programs its image was built with, from this \
+             machine's: install the packages here, then make the cluster again"
+        });
+    }
+    format!(" ({})", parts.join("; "))
 }
 
 /// Installs `packages` on `remote` with apt-get. Services a package would
@@ -249,4 +279,39 @@ pub fn libfaketime(remote: &dyn Remote) -> Result<Option<String>, RemoteError> {
         .lines()
         .next()
         .map(str::to_string))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lacking(reqs: Vec<Requirement>) -> Vec<(String, Vec<Requirement>)> {
+        vec![("n1".to_string(), reqs)]
+    }
+
+    #[test]
+    fn a_missing_fuse_device_is_not_sent_to_apt_get() {
+        let device = fuse_requirements().pop().unwrap();
+        let tool = Requirement::tool("iptables", "iptables");
+        let docker = hint(&lacking(vec![device.clone()]), true, false);
+        assert!(
+            docker.contains("--disk-faults") && !docker.contains("apt-get"),
+            "{docker}"
+        );
+        let netns = hint(&lacking(vec![device.clone()]), false, true);
+        assert!(
+            netns.contains("modprobe fuse") && !netns.contains("Docker"),
+            "{netns}"
+        );
+        let both = hint(&lacking(vec![device, tool.clone()]), true, true);
+        assert!(
+            both.contains("--disk-faults") && both.contains("install the packages here"),
+            "{both}"
+        );
+        let plain = hint(&lacking(vec![tool]), false, false);
+        assert_eq!(
+            plain,
+            " (run without --no-install to install the packages with apt-get)"
+        );
+    }
 }

@@ -55,6 +55,7 @@ pub fn run(args: &BenchSystemArgs) -> anyhow::Result<u8> {
         backend: Backend::Netns,
         nodes: args.nodes,
         ssh: false,
+        disk_faults: false,
         binary: binary.clone(),
     })
     .with_context(|| format!("making a netns cluster of {} hosts", args.nodes))?;

@@ -293,6 +293,9 @@ fn hosts(test: &Test, opts: &RunOptions) -> anyhow::Result<(Cluster, Option<Clus
         backend,
         nodes: test.nodes as usize,
         ssh: false,
+        // Containers get /dev/fuse and CAP_SYS_ADMIN only when the lazy file
+        // system is to be mounted in them.
+        disk_faults: backend == Backend::Docker && test.nemesis.has_disk_faults(),
         binary: opts.binary.clone(),
     };
     let cluster = cluster::up(&up)

@@ -485,7 +485,7 @@ pub fn deploy(
         reqs.retain(|r| r.what != "libfaketime");
     }
     if options.lazyfs {
-        reqs.push(crate::os::fuse_requirement());
+        reqs.extend(crate::os::fuse_requirements());
     }
     reqs.extend(system.requirements());
     crate::os::prepare(&remotes, &reqs, options.install)?;
@@ -496,8 +496,10 @@ pub fn deploy(
     timings.install_ms = ms(started);
 
     if options.lazyfs {
+        let started = Instant::now();
         let paths = layout.lazyfs();
         on_all(&remotes, |r| crate::disk::host::mount(r, &paths))?;
+        timings.lazyfs_ms = Some(ms(started));
     }
 
     let started = Instant::now();
@@ -764,6 +766,8 @@ pub struct DeployTimings {
     pub install_ms: f64,
     /// Hosts that got the executable (the others had it already).
     pub uploaded: usize,
+    /// Mounting the lazy file system on every host, when it was.
+    pub lazyfs_ms: Option<f64>,
     pub start_ms: f64,
     pub ready_ms: f64,
 }
@@ -772,8 +776,16 @@ impl std::fmt::Display for DeployTimings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "prepare {:.0} ms, install {:.0} ms ({} uploads), start {:.0} ms, ready {:.0} ms",
-            self.prepare_ms, self.install_ms, self.uploaded, self.start_ms, self.ready_ms
+            "prepare {:.0} ms, install {:.0} ms ({} uploads), ",
+            self.prepare_ms, self.install_ms, self.uploaded
+        )?;
+        if let Some(lazyfs_ms) = self.lazyfs_ms {
+            write!(f, "lazyfs mount {lazyfs_ms:.0} ms, ")?;
+        }
+        write!(
+            f,
+            "start {:.0} ms, ready {:.0} ms",
+            self.start_ms, self.ready_ms
         )
     }
 }

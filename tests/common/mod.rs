@@ -30,6 +30,7 @@ pub fn make(prefix: &str, backend: Backend, nodes: usize, ssh: bool) -> (Cluster
         backend,
         nodes,
         ssh,
+        disk_faults: false,
         binary: BINARY.into(),
     };
     let direct = cluster::up(&opts).expect("cluster up");

@@ -158,3 +158,86 @@ pub fn durability(system: &str, lossy: &str, durable: &str) {
         o.summary
     );
 }
+
+/// What a run's power losses (`lose-unfsynced` disk faults) did, from its
+/// history: how many started and ended, the un-synced writes they undid,
+/// and how long each start (kill, then every host's lazyfs `clear`) and
+/// each stop (the restart) took.
+#[derive(Debug)]
+pub struct PowerLosses {
+    pub started: usize,
+    pub stopped: usize,
+    /// Writes and truncations undone, summed over hosts and losses.
+    pub changes_lost: u64,
+    pub start_ms: Vec<f64>,
+    pub stop_ms: Vec<f64>,
+}
+
+impl PowerLosses {
+    /// Reads the run's history; panics unless every `start-disk` went
+    /// through the lazy file system and says, for each of `nodes`, what it
+    /// lost (a list, maybe empty).
+    pub fn of(o: &Outcome, nodes: &[&str]) -> PowerLosses {
+        let history = std::fs::read_to_string(o.dir.join("history.jsonl")).unwrap();
+        let mut p = PowerLosses {
+            started: 0,
+            stopped: 0,
+            changes_lost: 0,
+            start_ms: Vec::new(),
+            stop_ms: Vec::new(),
+        };
+        let done = history
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|op| op["process"] == "nemesis" && op["type"] == "info");
+        for op in done {
+            let v = &op["value"];
+            let ms = v["elapsed_ms"].as_f64().unwrap_or(f64::NAN);
+            if op["f"] == "start-disk" {
+                assert_eq!(v["mechanism"], "lazyfs", "{op}\n{}", o.summary);
+                for node in nodes {
+                    let lost = v["hosts"][node]["lost"]
+                        .as_array()
+                        .unwrap_or_else(|| panic!("{node} says nothing lost: {op}"));
+                    p.changes_lost += lost
+                        .iter()
+                        .map(|f| f["changes"].as_u64().unwrap_or(0))
+                        .sum::<u64>();
+                }
+                p.started += 1;
+                p.start_ms.push(ms);
+            } else if op["f"] == "stop-disk" {
+                p.stopped += 1;
+                p.stop_ms.push(ms);
+            }
+        }
+        p
+    }
+
+    /// One line of figures for the test's output.
+    pub fn figures(&self) -> String {
+        let range = |v: &[f64]| {
+            let mut v = v.to_vec();
+            v.sort_by(f64::total_cmp);
+            match (v.first(), v.get(v.len() / 2), v.last()) {
+                (Some(a), Some(m), Some(b)) => format!("min {a:.0} median {m:.0} max {b:.0} ms"),
+                _ => "none".into(),
+            }
+        };
+        format!(
+            "{} power losses ({} ended), {} writes undone; apply {}; heal (restart) {}",
+            self.started,
+            self.stopped,
+            self.changes_lost,
+            range(&self.start_ms),
+            range(&self.stop_ms)
+        )
+    }
+}
+
+/// The lazy file systems' mount time a run printed at deploy
+/// (`lazyfs mount N ms`), if it mounted them.
+pub fn lazyfs_mount_ms(o: &Outcome) -> Option<f64> {
+    let (_, rest) = o.summary.split_once("lazyfs mount ")?;
+    rest.split_whitespace().next()?.parse().ok()
+}
