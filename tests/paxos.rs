@@ -447,28 +447,39 @@ async fn paxos_register_history_through_leader_kills_is_linearizable() {
     assert_eq!(verdict, Verdict::Valid, "{why}");
 }
 
+/// Caught on one of three tries, each a fresh cluster: under CI's load two
+/// runs with two leaders for 3 s saw no read on the stale side (valid, and
+/// rightly so: the history has no stale read to find).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn skip_promise_check_is_caught_by_the_linearizability_checker() {
-    let cluster = start(3, &["--bug", "skip-promise-check"]);
-    leader_of(&cluster, &[0, 1, 2]).await;
-    let workload = Workload::start(&cluster, "paxos", "register", 9, 400.0, 5);
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let (_, _, two_leaders) = pause_the_leader_until_replaced(&cluster).await;
-    assert!(
-        two_leaders,
-        "the resumed leader never kept leading\n{}",
-        cluster.logs()
-    );
-    // Two leaders for 3 s: with 1.5 s, CI once saw no read on the stale side.
-    tokio::time::sleep(Duration::from_millis(3000)).await;
-    let ops = workload.finish().await;
-    let (verdict, why) = check_registers(&ops);
-    eprintln!(
-        "{} ok, {} info: {verdict:?}\n{why}",
-        count(&ops, OpType::Ok),
-        count(&ops, OpType::Info)
-    );
-    assert_eq!(verdict, Verdict::Invalid);
+    let mut tries = Vec::new();
+    for seed in [5, 6, 7] {
+        let cluster = start(3, &["--bug", "skip-promise-check"]);
+        leader_of(&cluster, &[0, 1, 2]).await;
+        let workload = Workload::start(&cluster, "paxos", "register", 9, 400.0, seed);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let (_, _, two_leaders) = pause_the_leader_until_replaced(&cluster).await;
+        assert!(
+            two_leaders,
+            "the resumed leader never kept leading\n{}",
+            cluster.logs()
+        );
+        // Two leaders for 3 s: with 1.5 s, CI once saw no read on the stale side.
+        tokio::time::sleep(Duration::from_millis(3000)).await;
+        let ops = workload.finish().await;
+        let (verdict, why) = check_registers(&ops);
+        let line = format!(
+            "seed {seed}: {} ok, {} info: {verdict:?}",
+            count(&ops, OpType::Ok),
+            count(&ops, OpType::Info)
+        );
+        eprintln!("{line}\n{why}");
+        if verdict == Verdict::Invalid {
+            return;
+        }
+        tries.push(line);
+    }
+    panic!("skip-promise-check was never caught:\n{}", tries.join("\n"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
