@@ -123,6 +123,14 @@ pub trait Remote: Send + Sync {
     fn local_path(&self, _remote: &str) -> Option<std::path::PathBuf> {
         None
     }
+    /// Whether the host's processes are this machine's, pid for pid (a
+    /// netns host: our kernel and our PID namespace): the controller may
+    /// read and signal them itself, with no command spawned on the host,
+    /// which under load takes 100 ms or more and makes a kill miss its
+    /// moment (a vote, a lease).
+    fn shares_our_pids(&self) -> bool {
+        false
+    }
     /// Copies the remote file `remote` to the local path `local` (replaced whole).
     fn download(&self, remote: &str, local: &Path) -> Result<(), RemoteError>;
     /// Where the host's packages come from, so that a missing one is
@@ -175,6 +183,42 @@ pub fn run_all(
     timeout: Duration,
 ) -> Result<Vec<String>, RemoteError> {
     on_all(remotes, |r| r.run(command, timeout))
+}
+
+/// Whether `pid` is a live process of this machine (a zombie is not): the
+/// shell's `alive` for a host that shares our pids.
+pub fn alive_here(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/status")) {
+        Ok(status) => status
+            .lines()
+            .find_map(|l| l.strip_prefix("State:"))
+            .is_some_and(|state| !state.trim_start().starts_with('Z')),
+        Err(_) => false,
+    }
+}
+
+/// SIGKILLs `pid` of this machine, then waits (up to `wait`) until it is
+/// gone or a zombie, as the shell's kill loop does. Never signals a group
+/// or init: `pid` must be above 1.
+pub fn kill_here(pid: u32, wait: Duration) -> Result<(), String> {
+    let raw = libc::pid_t::try_from(pid)
+        .ok()
+        .filter(|&p| p > 1)
+        .ok_or_else(|| format!("will not signal pid {pid}"))?;
+    // SAFETY: kill(2) with a positive pid signals that one process only.
+    if unsafe { libc::kill(raw, libc::SIGKILL) } != 0 {
+        return Err(format!(
+            "kill -KILL {pid}: {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    let deadline = std::time::Instant::now() + wait;
+    // Bounded by the deadline; a process that outlives it (a thread stuck
+    // in fsync) is left to the start that follows, as with the shell's.
+    while alive_here(pid) && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    Ok(())
 }
 
 /// Shell commands that send `signal` to the process whose pid is the shell

@@ -31,4 +31,5 @@ pub fn host(name: &str, netns: &str, mnt_ns: &Path, uts_ns: &Path, opt: &Path) -
     CommandRemote::new(name, prefix)
         .with_packages(Packages::ThisMachine)
         .with_shared_dir("/opt/", opt.to_path_buf())
+        .with_our_pids()
 }

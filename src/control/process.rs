@@ -154,6 +154,8 @@ pub struct CommandRemote {
     /// A directory of the host that is a directory of this machine too
     /// (remote prefix, local path): uploads into it are local links or copies.
     shared_dir: Option<(String, PathBuf)>,
+    /// See [`Remote::shares_our_pids`].
+    our_pids: bool,
 }
 
 impl CommandRemote {
@@ -167,6 +169,7 @@ impl CommandRemote {
             prefix,
             packages: Packages::Own,
             shared_dir: None,
+            our_pids: false,
         }
     }
 
@@ -175,6 +178,12 @@ impl CommandRemote {
     pub fn with_shared_dir(mut self, remote: &str, local: PathBuf) -> Self {
         debug_assert!(remote.starts_with('/') && remote.ends_with('/'));
         self.shared_dir = Some((remote.to_string(), local));
+        self
+    }
+
+    /// The host's processes are ours, pid for pid (see [`Remote::shares_our_pids`]).
+    pub fn with_our_pids(mut self) -> Self {
+        self.our_pids = true;
         self
     }
 
@@ -252,6 +261,10 @@ impl Remote for CommandRemote {
     ) -> Result<ExecOutput, RemoteError> {
         let input = stdin.map_or(Input::None, Input::Bytes);
         self.exec_with(command, input, Output::Capture, timeout)
+    }
+
+    fn shares_our_pids(&self) -> bool {
+        self.our_pids
     }
 
     fn local_path(&self, remote: &str) -> Option<PathBuf> {

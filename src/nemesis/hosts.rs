@@ -29,6 +29,10 @@ pub trait NodeControl: Send + Sync {
     fn has_primaries(&self) -> bool {
         true
     }
+    /// Whether elections can be watched (see [`super::Faults::has_votes`]).
+    fn has_votes(&self) -> bool {
+        true
+    }
     /// Whether kill, pause and resume signal the node's process and its
     /// children (see [`Db::signals_children`]) rather than its pid alone.
     fn signals_children(&self, _node: &str) -> bool {
@@ -149,6 +153,10 @@ impl Faults for HostFaults {
 
     fn has_primaries(&self) -> bool {
         self.control.has_primaries()
+    }
+
+    fn has_votes(&self) -> bool {
+        self.control.has_votes()
     }
 
     fn apply(&self, action: &Action) -> Result<Value, FaultError> {
@@ -414,6 +422,10 @@ impl NodeControl for DbNodes {
 
     fn has_primaries(&self) -> bool {
         self.db.has_primaries()
+    }
+
+    fn has_votes(&self) -> bool {
+        self.db.has_votes()
     }
 
     fn signals_children(&self, _node: &str) -> bool {

@@ -78,6 +78,12 @@ pub trait Faults: Send + Sync {
     fn has_primaries(&self) -> bool {
         true
     }
+    /// Whether the nodes report their votes, so that a fault on the
+    /// [`process::Targets::Voters`] can see an election; one on a system
+    /// whose nodes do not (2PC, Paxos, the real systems) is skipped.
+    fn has_votes(&self) -> bool {
+        true
+    }
     /// Carries out `action`; returns what exactly was done (mechanisms,
     /// offsets reached), merged into the history's completion op.
     fn apply(&self, action: &Action) -> Result<Value, FaultError>;
@@ -300,6 +306,12 @@ async fn timeline(shared: Arc<Shared>, schedule: Arc<Schedule>, index: usize, mu
         schedule.faults[index].without_primaries()
     };
     let start_f = format!("start-{}", fault.kind());
+    // Nodes that report no votes (2PC, Paxos, the real systems) give a
+    // watch nothing to see; watching all run long would only load them.
+    if fault.asks() == Some(process::Targets::Voters) && !shared.faults.has_votes() {
+        tracing::info!("{start_f} on the voters: this system's nodes report no votes; skipped");
+        return;
+    }
     let mut halt = shared.halt.subscribe();
     // A fault on the voters waits for an election, one on the cut-off nodes
     // for a partition, not for a timer: it watches for up to its interval,
@@ -518,6 +530,10 @@ pub(crate) mod fake {
         pub failing: Vec<&'static str>,
         /// Whether primaries exists at all ([`Faults::has_primaries`]).
         pub leads: bool,
+        /// Whether the nodes report votes ([`Faults::has_votes`]).
+        pub votes: bool,
+        /// How many times the voters were asked for.
+        pub voter_asks: std::sync::atomic::AtomicUsize,
     }
 
     impl Recording {
@@ -529,6 +545,8 @@ pub(crate) mod fake {
                 log: Mutex::new(Vec::new()),
                 failing: Vec::new(),
                 leads: true,
+                votes: true,
+                voter_asks: Default::default(),
             }
         }
 
@@ -545,10 +563,15 @@ pub(crate) mod fake {
             Ok(self.primaries.clone())
         }
         fn voters(&self, _within: Duration) -> Result<Vec<String>, FaultError> {
+            self.voter_asks
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             Ok(self.voters.clone())
         }
         fn has_primaries(&self) -> bool {
             self.leads
+        }
+        fn has_votes(&self) -> bool {
+            self.votes
         }
         fn apply(&self, action: &Action) -> Result<Value, FaultError> {
             self.log.lock().unwrap().push(action.clone());
@@ -895,6 +918,34 @@ mod tests {
         assert!(result.unwrap().failures.is_empty());
         assert!(faults.actions().is_empty(), "{:?}", faults.actions());
         assert!(events.is_empty(), "{events:?}");
+    }
+
+    /// A system whose nodes report no votes (2PC, Paxos) is never watched
+    /// for voters: `combined`'s kill of the voters does nothing there, and
+    /// its kills of random nodes go on.
+    #[tokio::test(start_paused = true)]
+    async fn voters_are_not_watched_where_nodes_report_no_votes() {
+        let text = "description: t\nfaults:\n  - kill: {targets: voters, duration: 10ms, interval: 500ms}\n  - kill: {targets: one, duration: 1s, interval: 2s}\n";
+        let mut rec = Recording::new(3);
+        rec.votes = false;
+        let faults = Arc::new(rec);
+        let (result, _) = run_for(text, faults.clone(), 3, 20_000, Options::default()).await;
+        assert!(result.unwrap().failures.is_empty());
+        assert_eq!(
+            faults.voter_asks.load(std::sync::atomic::Ordering::Relaxed),
+            0
+        );
+        let kills = faults
+            .actions()
+            .into_iter()
+            .filter(|a| matches!(a, Action::Kill { .. }))
+            .count();
+        assert!(kills >= 3, "{:?}", faults.actions());
+        // The same schedule where votes are reported watches for them.
+        let faults = Arc::new(Recording::new(3));
+        let (result, _) = run_for(text, faults.clone(), 3, 20_000, Options::default()).await;
+        assert!(result.is_ok());
+        assert!(faults.voter_asks.load(std::sync::atomic::Ordering::Relaxed) > 0);
     }
 
     #[tokio::test(start_paused = true)]

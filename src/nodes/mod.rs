@@ -62,6 +62,12 @@ impl System {
         matches!(self, System::Raft | System::Paxos)
     }
 
+    /// Whether its `status` says whom the node voted for (`voted_for`):
+    /// Raft's elections are votes; a Paxos proposer's prepare is not.
+    pub fn reports_votes(self) -> bool {
+        self == System::Raft
+    }
+
     /// Every system's name, as `faultline node <name>` takes it.
     pub const NAMES: [&str; 4] = ["raft", "paxos", "twopc", "threepc"];
 }

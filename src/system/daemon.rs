@@ -96,6 +96,15 @@ impl Daemon {
 
     /// The daemon's pid when it is running (a paused daemon is running).
     pub fn pid(&self, remote: &dyn Remote) -> Result<Option<u32>, RemoteError> {
+        // A netns host's pidfile and processes are ours: no command needed.
+        if remote.shares_our_pids()
+            && let Some(pidfile) = remote.local_path(&self.pidfile)
+        {
+            let pid = std::fs::read_to_string(pidfile)
+                .ok()
+                .and_then(|s| s.trim().parse::<u32>().ok());
+            return Ok(pid.filter(|&p| crate::control::alive_here(p)));
+        }
         let command = format!("{}; alive \"$p\" && echo \"$p\"; true", self.pid_expr());
         Ok(remote.run(&command, CONTROL_TIMEOUT)?.trim().parse().ok())
     }
@@ -372,6 +381,53 @@ mod tests {
         let pid = running.id();
         running.wait().unwrap();
         assert!(!alive("", pid), "a reaped process counts as alive");
+    }
+
+    /// A host that shares our pids (netns) has its pid read and its node
+    /// killed by the controller itself. The remote's command is `false`, so
+    /// any command spawned on it would fail: these answers come from here.
+    #[test]
+    fn a_host_sharing_our_pids_is_read_and_killed_without_a_command() {
+        use super::Daemon;
+        use crate::control::process::CommandRemote;
+        use crate::control::{alive_here, kill_here};
+        use std::time::Duration;
+        let dir = tempfile::tempdir().unwrap();
+        let host = CommandRemote::new("n1", vec!["false".to_string()])
+            .with_shared_dir("/opt/", dir.path().to_path_buf())
+            .with_our_pids();
+        let daemon = Daemon {
+            argv: vec!["/bin/true".into()],
+            env: Vec::new(),
+            pidfile: "/opt/run/node.pid".into(),
+            logfile: "/opt/log/node.log".into(),
+            cwd: "/opt".into(),
+        };
+        assert_eq!(daemon.pid(&host).unwrap(), None, "no pidfile yet");
+        let mut child = Command::new("sleep").arg("30").spawn().unwrap();
+        let pid = child.id();
+        std::fs::create_dir_all(dir.path().join("run")).unwrap();
+        std::fs::write(dir.path().join("run/node.pid"), format!("{pid}\n")).unwrap();
+        assert_eq!(daemon.pid(&host).unwrap(), Some(pid));
+        assert!(alive_here(pid));
+        kill_here(pid, Duration::from_secs(2)).unwrap();
+        // Killed and not reaped: a zombie, which is not alive.
+        assert!(!alive_here(pid));
+        assert_eq!(daemon.pid(&host).unwrap(), None);
+        child.wait().unwrap();
+        assert!(
+            kill_here(pid, Duration::ZERO).is_err(),
+            "a gone pid is an error"
+        );
+        assert!(
+            kill_here(1, Duration::ZERO).is_err(),
+            "init is never signalled"
+        );
+        assert!(kill_here(0, Duration::ZERO).is_err(), "nor our own group");
+        // Without the shared pids the same remote runs a command, which fails.
+        let plain = CommandRemote::new("n1", vec!["false".to_string()])
+            .with_shared_dir("/opt/", dir.path().to_path_buf());
+        assert!(daemon.pid(&plain).is_err());
     }
 
     /// The race CI hit: `kill -0` saw a zombie, which was reaped before its

@@ -298,6 +298,11 @@ pub trait Db: Send + Sync {
     fn has_primaries(&self) -> bool {
         false
     }
+    /// Whether the nodes say whom they voted for: [`Db::voters`] can see
+    /// an election under way.
+    fn has_votes(&self) -> bool {
+        false
+    }
     /// The nodes that just voted in an election under way, watched for up
     /// to `within`.
     fn voters(&self, _within: Duration) -> Result<Vec<String>, String> {

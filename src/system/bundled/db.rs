@@ -220,6 +220,10 @@ impl Db for BundledDb {
         self.node.has_leaders()
     }
 
+    fn has_votes(&self) -> bool {
+        self.node.reports_votes()
+    }
+
     /// Starts `node` if it is not running.
     fn start(&self, node: &str) -> Result<(), DbError> {
         let i = host_index(&self.cluster, node)?;
