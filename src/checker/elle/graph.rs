@@ -241,7 +241,11 @@ impl GraphBuilder {
         }
         drop((slots, offsets));
         edges.truncate(w);
-        debug_assert!(edges.windows(2).all(|p| (p[0].0, p[0].1) < (p[1].0, p[1].1)));
+        debug_assert!(
+            edges
+                .windows(2)
+                .all(|p| (p[0].0, p[0].1) < (p[1].0, p[1].1))
+        );
         let mut csr = Adjacency::from_sorted_edges(&edges)
             .expect("edges are sorted by (source, target) and merged above");
         drop(edges);
