@@ -606,7 +606,9 @@ fn tcc_reasons(cx: &Ctx, out: &mut Vec<Reason>) -> bool {
         }
     }
     drop(fill);
-    let mut indeg: Vec<u32> = (0..nodes).map(|u| pred_start[u + 1] - pred_start[u]).collect();
+    let mut indeg: Vec<u32> = (0..nodes)
+        .map(|u| pred_start[u + 1] - pred_start[u])
+        .collect();
     // Successors whose clocks are not built yet.
     let mut left: Vec<u32> = (0..nodes)
         .map(|u| cx.hb_start[u + 1] - cx.hb_start[u])
@@ -669,7 +671,9 @@ fn tcc_reasons(cx: &Ctx, out: &mut Vec<Reason>) -> bool {
             }
             let covered = pi < n
                 && wchain[pi] != NONE
-                && clock.get(wchain[pi] as usize).is_some_and(|&x| x >= wpos[pi]);
+                && clock
+                    .get(wchain[pi] as usize)
+                    .is_some_and(|&x| x >= wpos[pi]);
             if !covered {
                 join(&mut clock, &clocks[slot[pi] as usize]);
             }
@@ -1276,13 +1280,12 @@ mod tests {
         // a crowd of short sessions (some crashing) comes and goes; only
         // then does a reader see T1's x. T1's clock must have been kept,
         // while T2 (which follows T1) built its own: the reader sees y, not z.
-        let mut h = History::list()
-            .ok(1, "ay1")
-            .ok(2, "ry1 ax1")
-            .ok(2, "az1");
+        let mut h = History::list().ok(1, "ay1").ok(2, "ry1 ax1").ok(2, "az1");
         for (i, k) in "bcdefghijklmnopq".chars().enumerate() {
             let p = 10 + 3 * i as u64;
-            h = h.ok(p, &format!("a{k}1")).ok(p + 1, &format!("r{k}1 a{k}2"));
+            h = h
+                .ok(p, &format!("a{k}1"))
+                .ok(p + 1, &format!("r{k}1 a{k}2"));
             h = if i % 3 == 0 {
                 h.info(p + 2, &format!("r{k} a{k}3"))
             } else {
