@@ -45,7 +45,9 @@
 //! extending a chain whose end it sees: unlike sessions, which end with
 //! every `info` result, they number about the writers seen concurrently.
 //! Clocks are built when a node leaves Kahn's queue (in history order) and
-//! dropped when its last successor has been built. RA's direct premise is
+//! dropped when its last successor has been built; they are stored in
+//! blocks shared between clocks, so a join skips the chains of finished
+//! sessions by pointer. RA's direct premise is
 //! `t3`'s session predecessor writers and its `wr` sources (for
 //! list-append, of the writers in one read's prefix that also wrote `x`,
 //! the one latest in `x`'s order, from a table per pair of keys). The cycle
@@ -65,6 +67,7 @@ use crate::history::Outcome;
 use crate::history::txn::{KeyId, Mop, Txns};
 use std::cmp::Reverse;
 use std::collections::{BTreeSet, BinaryHeap, HashMap, VecDeque};
+use std::rc::Rc;
 
 /// Set with [`ARB`] when the premise is one `so` or `wr` step (RA's).
 const ARB_RA: u8 = 128;
@@ -628,7 +631,7 @@ fn tcc_reasons(cx: &Ctx, out: &mut Vec<Reason>) -> bool {
         .collect();
     // Clocks: per live node its slot; dropped slots are reused.
     let mut slot = vec![NONE; nodes];
-    let mut clocks: Vec<Vec<u32>> = Vec::new();
+    let mut clocks: Vec<Clock> = Vec::new();
     let mut free: Vec<u32> = Vec::new();
     let mut words = 0usize;
     // Chains: their lengths, each writer's chain and position, and per key
@@ -642,7 +645,7 @@ fn tcc_reasons(cx: &Ctx, out: &mut Vec<Reason>) -> bool {
     while let Some(Reverse((_, u))) = queue.pop() {
         let ui = u as usize;
         let ps = &preds[pred_start[ui] as usize..pred_start[ui + 1] as usize];
-        let len_of = |p: u32| clocks[slot[p as usize] as usize].len();
+        let len_of = |p: u32| clocks[slot[p as usize] as usize].blocks.len();
         let mut base = NONE;
         for &p in ps {
             debug_assert!(slot[p as usize] != NONE, "a predecessor's clock is live");
@@ -656,26 +659,23 @@ fn tcc_reasons(cx: &Ctx, out: &mut Vec<Reason>) -> bool {
             left[base as usize] = 0;
             s
         } else if let Some(s) = free.pop() {
-            clocks[s as usize].clear();
+            clocks[s as usize].blocks.clear();
             s
         } else {
-            clocks.push(Vec::new());
+            clocks.push(Clock::default());
             (clocks.len() - 1) as u32
         };
         let mut clock = std::mem::take(&mut clocks[s as usize]);
-        let cap = clock.capacity();
+        let cap = clock.words();
         for &p in ps {
             let pi = p as usize;
             if p == base {
                 continue;
             }
-            let covered = pi < n
-                && wchain[pi] != NONE
-                && clock
-                    .get(wchain[pi] as usize)
-                    .is_some_and(|&x| x >= wpos[pi]);
+            let covered =
+                pi < n && wchain[pi] != NONE && clock.get(wchain[pi] as usize) >= wpos[pi];
             if !covered {
-                join(&mut clock, &clocks[slot[pi] as usize]);
+                clock.join(&clocks[slot[pi] as usize]);
             }
             left[pi] -= 1;
             if left[pi] == 0 {
@@ -698,7 +698,8 @@ fn tcc_reasons(cx: &Ctx, out: &mut Vec<Reason>) -> bool {
                 let c = match ps.iter().find(|&&p| tail(p)) {
                     Some(&p) => wchain[p as usize] as usize,
                     None => (0..chain_len.len())
-                        .find(|&c| clock.get(c) == Some(&chain_len[c]))
+                        .rev()
+                        .find(|&c| clock.get(c) == chain_len[c])
                         .unwrap_or_else(|| {
                             chain_len.push(0);
                             chain_len.len() - 1
@@ -706,11 +707,8 @@ fn tcc_reasons(cx: &Ctx, out: &mut Vec<Reason>) -> bool {
                 };
                 chain_len[c] += 1;
                 let p = chain_len[c];
-                if clock.len() <= c {
-                    clock.resize(c + 1, 0);
-                }
-                debug_assert!(clock[c] == p - 1, "the chain's last writer is seen");
-                clock[c] = p;
+                debug_assert!(clock.get(c) == p - 1, "the chain's last writer is seen");
+                clock.set(c, p);
                 (wchain[ui], wpos[ui]) = (c as u32, p);
                 for &k in ws {
                     let kr = &mut key_runs[k as usize];
@@ -726,7 +724,7 @@ fn tcc_reasons(cx: &Ctx, out: &mut Vec<Reason>) -> bool {
                 }
             }
         }
-        words = words + clock.capacity() - cap;
+        words = (words + clock.words()).saturating_sub(cap);
         if words > MAX_CLOCK_WORDS {
             return false;
         }
@@ -748,13 +746,54 @@ fn tcc_reasons(cx: &Ctx, out: &mut Vec<Reason>) -> bool {
     true
 }
 
-/// `to` ⊔= `from`, entrywise (a missing entry is 0).
-fn join(to: &mut Vec<u32>, from: &[u32]) {
-    if to.len() < from.len() {
-        to.resize(from.len(), 0);
+/// Chains per block of a [`Clock`].
+const BLOCK: usize = 16;
+
+/// A vector clock over chains, in blocks shared between clocks (copy on
+/// write): the chains of finished sessions stop changing, so their blocks
+/// end up shared by every clock and a join skips them by pointer, costing
+/// about the blocks that differ rather than the chains.
+#[derive(Default)]
+struct Clock {
+    blocks: Vec<Rc<[u32; BLOCK]>>,
+}
+
+impl Clock {
+    /// The position of chain `c`'s last writer seen, 0 for none.
+    fn get(&self, c: usize) -> u32 {
+        self.blocks.get(c / BLOCK).map_or(0, |b| b[c % BLOCK])
     }
-    for (t, f) in to.iter_mut().zip(from) {
-        *t = (*t).max(*f);
+
+    fn set(&mut self, c: usize, v: u32) {
+        if self.blocks.len() <= c / BLOCK {
+            self.blocks.resize(c / BLOCK + 1, Rc::new([0; BLOCK]));
+        }
+        Rc::make_mut(&mut self.blocks[c / BLOCK])[c % BLOCK] = v;
+    }
+
+    /// `self` ⊔= `from`, entrywise; a block `from` covers is shared.
+    fn join(&mut self, from: &Clock) {
+        if self.blocks.len() < from.blocks.len() {
+            self.blocks.resize(from.blocks.len(), Rc::new([0; BLOCK]));
+        }
+        for (t, f) in self.blocks.iter_mut().zip(&from.blocks) {
+            if Rc::ptr_eq(t, f) {
+                continue;
+            }
+            let below = t.iter().zip(f.iter()).all(|(a, b)| a <= b);
+            if below {
+                *t = Rc::clone(f);
+            } else if !t.iter().zip(f.iter()).all(|(a, b)| a >= b) {
+                for (a, b) in Rc::make_mut(t).iter_mut().zip(f.iter()) {
+                    *a = (*a).max(*b);
+                }
+            }
+        }
+    }
+
+    /// The words it is charged: one block per entry (shared ones too).
+    fn words(&self) -> usize {
+        self.blocks.capacity() * BLOCK
     }
 }
 
@@ -763,7 +802,7 @@ fn join(to: &mut Vec<u32>, from: &[u32]) {
 fn reads_against_clock(
     cx: &Ctx,
     t3: u32,
-    clock: &[u32],
+    clock: &Clock,
     key_runs: &[Vec<u32>],
     runs: &[Run],
     out: &mut Vec<Reason>,
@@ -775,7 +814,7 @@ fn reads_against_clock(
         };
         for &j in &key_runs[r.key as usize] {
             let (ch, run) = &runs[j as usize];
-            let bound = clock.get(*ch as usize).copied().unwrap_or(0);
+            let bound = clock.get(*ch as usize);
             let i = run.partition_point(|w| w.0 <= bound);
             if i == 0 {
                 continue;
