@@ -1345,6 +1345,52 @@ mod tests {
     }
 
     #[test]
+    fn shared_clock_blocks_join_entrywise() {
+        use super::{BLOCK, Clock};
+        // Pseudo-random clocks over three blocks, some joined from others
+        // (so sharing blocks), checked against plain vectors.
+        let n = 3 * BLOCK;
+        let mut x = 7u64;
+        let mut next = move || {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (x >> 33) as u32
+        };
+        let mut clocks: Vec<(Clock, Vec<u32>)> = Vec::new();
+        for round in 0..200 {
+            let mut c = Clock::default();
+            let mut v = vec![0u32; n];
+            if round % 2 == 1 && !clocks.is_empty() {
+                let i = next() as usize % clocks.len();
+                c.join(&clocks[i].0);
+                v = clocks[i].1.clone();
+            }
+            for _ in 0..(next() % 4) {
+                let k = next() as usize % n;
+                let val = v[k].max(next() % 50);
+                c.set(k, val);
+                v[k] = val;
+            }
+            let j = next() as usize % clocks.len().max(1);
+            if let Some((o, ov)) = clocks.get(j) {
+                c.join(o);
+                for (a, b) in v.iter_mut().zip(ov) {
+                    *a = (*a).max(*b);
+                }
+            }
+            for (k, &want) in v.iter().enumerate() {
+                assert_eq!(c.get(k), want, "round {round} chain {k}");
+            }
+            // Earlier clocks are unchanged by joins into later ones.
+            for (o, ov) in &clocks {
+                assert!((0..n).all(|k| o.get(k) == ov[k]));
+            }
+            clocks.push((c, v));
+        }
+    }
+
+    #[test]
     fn without_process_order_the_weak_models_are_unchecked() {
         let h = History::register().ok(1, "wx1").ok(2, "rx1");
         let mut opts = ElleOptions::new(Workload::RwRegister, Model::Causal);
