@@ -576,8 +576,9 @@ type Run = (u32, Vec<(u32, u32)>);
 /// **Chains.** The writers anyone can see (those with an `so ∪ wr`
 /// successor) are split into chains, each totally ordered by `(so ∪ wr)+`,
 /// greedily in topological order: a writer extends a chain whose last
-/// writer it sees (a direct predecessor's chain first, else the newest), else opens one. A node's clock
-/// holds per chain the position of the last writer it sees; as a chain is
+/// writer it sees (a direct predecessor's chain first, else the newest),
+/// else opens one. A node's clock holds per chain the position of the last
+/// writer it sees; as a chain is
 /// ordered, it sees exactly that chain's writers up to there. A session
 /// ends with every `info` result, but chains outlive sessions (a new
 /// session's writer extends an old chain once it sees its end), so clocks
@@ -690,7 +691,8 @@ fn tcc_reasons(cx: &Ctx, out: &mut Vec<Reason>) -> bool {
             let ws = &cx.writes[cx.write_start[ui] as usize..cx.write_start[ui + 1] as usize];
             if !ws.is_empty() && left[ui] > 0 {
                 // The chain of a predecessor that is its chain's last
-                // writer, else the newest chain whose last writer the clock covers.
+                // writer, else the newest chain whose last writer the
+                // clock covers.
                 let tail = |p: u32| {
                     let p = p as usize;
                     p < n && wchain[p] != NONE && chain_len[wchain[p] as usize] == wpos[p]
