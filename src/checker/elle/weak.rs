@@ -578,11 +578,11 @@ type Run = (u32, Vec<(u32, u32)>);
 /// greedily in topological order: a writer extends a chain whose last
 /// writer it sees (a direct predecessor's chain first, else the newest),
 /// else opens one. A node's clock holds per chain the position of the last
-/// writer it sees; as a chain is
-/// ordered, it sees exactly that chain's writers up to there. A session
-/// ends with every `info` result, but chains outlive sessions (a new
-/// session's writer extends an old chain once it sees its end), so clocks
-/// grow with the writers seen concurrently, not with the sessions.
+/// writer it sees; as a chain is ordered, it sees exactly that chain's
+/// writers up to there. A session ends with every `info` result, but
+/// chains outlive sessions (a new session's writer extends an old chain
+/// once it sees its end), so clocks grow with the writers seen
+/// concurrently, not with the sessions.
 ///
 /// **Live clocks.** Nodes leave Kahn's queue by history position (a prefix
 /// node with its first reader); a node's clock is built when it leaves,
