@@ -1,8 +1,9 @@
 //! Read atomicity and causal consistency against their definitions: small
-//! random histories (both workloads, a few sessions) checked by the Elle
-//! checker and by a brute-force oracle that tries every commit order, as
-//! Plume's (Biswas and Enea's) axioms say. Verdicts must agree both ways:
-//! no false alarm, no miss.
+//! random histories (both workloads, a few sessions, or many short ones
+//! whose processes crash with `info` results and are replaced) checked by
+//! the Elle checker and by a brute-force oracle that tries every commit
+//! order, as Plume's (Biswas and Enea's) axioms say. Verdicts must agree
+//! both ways: no false alarm, no miss.
 
 use faultline::checker::Verdict;
 use faultline::checker::elle::{self, ElleOptions, Model, Workload};
@@ -19,8 +20,35 @@ struct Txn {
     process: u64,
     mops: Vec<Mop>,
     /// What each read returned, in order: a register value (None = nil) as
-    /// a list of at most one element, or a list.
+    /// a list of at most one element, or a list. Unknown (and not in the
+    /// history) for an info transaction.
     reads: Vec<Vec<i64>>,
+    /// Ended `info`: its process crashed (and is never used again); its
+    /// writes may have taken effect.
+    info: bool,
+}
+
+/// Processes and info results for `n` transactions: a few long sessions,
+/// or (`crashes`) three clients whose process crashes at a quarter of its
+/// transactions, each crash replacing it with a new process.
+fn sessions(rng: &mut rand_chacha::ChaCha8Rng, n: usize, crashes: bool) -> Vec<(u64, bool)> {
+    let mut procs = [0u64, 1, 2];
+    let mut next = 3;
+    (0..n)
+        .map(|_| {
+            let c = rng.random_range(0..3usize);
+            if !crashes {
+                return (c as u64, false);
+            }
+            let p = procs[c];
+            let info = rng.random_bool(0.25);
+            if info {
+                procs[c] = next;
+                next += 1;
+            }
+            (p, info)
+        })
+        .collect()
 }
 
 const KEYS: usize = 2;
@@ -28,11 +56,12 @@ const KEYS: usize = 2;
 /// Random registers: writes unique values; an external read returns nil or
 /// another transaction's last write of the key (sometimes a different one
 /// the second time); a read after its own write returns that write.
-fn registers(seed: u64, n: usize) -> Vec<Txn> {
+fn registers(seed: u64, n: usize, crashes: bool) -> Vec<Txn> {
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
     let mut next = 1i64;
-    let mut txns: Vec<Txn> = (0..n)
-        .map(|_| {
+    let mut txns: Vec<Txn> = sessions(&mut rng, n, crashes)
+        .into_iter()
+        .map(|(process, info)| {
             let len = rng.random_range(1..5usize);
             let mops = (0..len)
                 .map(|_| {
@@ -46,9 +75,10 @@ fn registers(seed: u64, n: usize) -> Vec<Txn> {
                 })
                 .collect();
             Txn {
-                process: rng.random_range(0..3u64),
+                process,
                 mops,
                 reads: Vec::new(),
+                info,
             }
         })
         .collect();
@@ -92,11 +122,12 @@ fn registers(seed: u64, n: usize) -> Vec<Txn> {
 /// before the transaction's own append of the key; each read a random
 /// prefix of the key's final list in one random order of the transactions
 /// (never showing the reader's own append).
-fn lists(seed: u64, n: usize) -> Vec<Txn> {
+fn lists(seed: u64, n: usize, crashes: bool) -> Vec<Txn> {
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
     let mut next = 1i64;
-    let mut txns: Vec<Txn> = (0..n)
-        .map(|_| {
+    let mut txns: Vec<Txn> = sessions(&mut rng, n, crashes)
+        .into_iter()
+        .map(|(process, info)| {
             let len = rng.random_range(1..5usize);
             let mut mops: Vec<Mop> = Vec::new();
             for _ in 0..len {
@@ -113,9 +144,10 @@ fn lists(seed: u64, n: usize) -> Vec<Txn> {
                 }
             }
             Txn {
-                process: rng.random_range(0..3u64),
+                process,
                 mops,
                 reads: Vec::new(),
+                info,
             }
         })
         .collect();
@@ -176,7 +208,12 @@ fn ops(txns: &[Txn], list: bool) -> Vec<Op> {
         Value::Array(v)
     };
     for t in txns {
-        for (kind, filled) in [(OpType::Invoke, false), (OpType::Ok, true)] {
+        let end = if t.info {
+            (OpType::Info, false)
+        } else {
+            (OpType::Ok, true)
+        };
+        for (kind, filled) in [(OpType::Invoke, false), end] {
             let index = out.len() as u64;
             out.push(Op {
                 index,
@@ -198,12 +235,16 @@ fn writer(txns: &[Txn], k: usize, v: i64) -> Option<usize> {
     txns.iter().position(|t| t.mops.contains(&(k, Some(v))))
 }
 
-/// External reads: (reader, key, writers it observed, the writer it read
-/// from or None for the initial version). Reads after the transaction's
-/// own write of the key are internal and checked by the inference.
+/// External reads of ok transactions: (reader, key, writers it observed,
+/// the writer it read from or None for the initial version). Reads after
+/// the transaction's own write of the key are internal and checked by the
+/// inference.
 fn external_reads(txns: &[Txn], list: bool) -> Vec<(usize, usize, Vec<usize>, Option<usize>)> {
     let mut out = Vec::new();
     for (i, t) in txns.iter().enumerate() {
+        if t.info {
+            continue;
+        }
         let mut reads = t.reads.iter();
         let mut wrote = [false; KEYS];
         for &(k, v) in &t.mops {
@@ -228,18 +269,26 @@ fn external_reads(txns: &[Txn], list: bool) -> Vec<(usize, usize, Vec<usize>, Op
     out
 }
 
-/// Whether some total commit order satisfies the level's axioms: it
-/// contains session order and what reads observed; for lists, each read is
-/// a prefix of the key's appends in commit order; and every write of the
-/// key that the reader sees (RA: one session or read step; TCC: a chain of
-/// them) commits before the version it read.
+/// Whether some total commit order of the ok transactions and the info
+/// ones some read observed satisfies the level's axioms: it contains
+/// session order (a process's ok transactions, then its info one) and what
+/// reads observed; for lists, each read is a prefix of the key's appends in
+/// commit order; and every write of the key that the reader sees (RA: one
+/// session or read step; TCC: a chain of them) commits before the version
+/// it read.
 fn oracle(txns: &[Txn], list: bool, causal: bool) -> bool {
     let n = txns.len();
     let reads = external_reads(txns, list);
+    let mut included: Vec<bool> = txns.iter().map(|t| !t.info).collect();
+    for (_, _, observed, _) in &reads {
+        for &w in observed {
+            included[w] = true;
+        }
+    }
     let mut before = vec![vec![false; n]; n];
     for a in 0..n {
         for b in a + 1..n {
-            before[a][b] |= txns[a].process == txns[b].process;
+            before[a][b] |= txns[a].process == txns[b].process && !txns[a].info && included[b];
         }
     }
     for (t3, _, observed, _) in &reads {
@@ -259,10 +308,13 @@ fn oracle(txns: &[Txn], list: bool, causal: bool) -> bool {
             }
         }
     }
-    let writes = |t: usize, k: usize| txns[t].mops.iter().any(|m| m.0 == k && m.1.is_some());
+    let writes =
+        |t: usize, k: usize| included[t] && txns[t].mops.iter().any(|m| m.0 == k && m.1.is_some());
+    let members: Vec<usize> = (0..n).filter(|&t| included[t]).collect();
     let mut order: Vec<usize> = Vec::with_capacity(n);
-    let mut used = vec![false; n];
-    permutations(n, &mut order, &mut used, &mut |co| {
+    let mut used = vec![false; members.len()];
+    permutations(members.len(), &mut order, &mut used, &mut |perm| {
+        let co: Vec<usize> = perm.iter().map(|&i| members[i]).collect();
         let mut rank = vec![0; n];
         for (i, &t) in co.iter().enumerate() {
             rank[t] = i;
@@ -273,7 +325,7 @@ fn oracle(txns: &[Txn], list: bool, causal: bool) -> bool {
         }
         if list {
             // Each read is a prefix of the key's appends in commit order.
-            for t in txns {
+            for t in txns.iter().filter(|t| !t.info) {
                 let mut rs = t.reads.iter();
                 for &(k, v) in &t.mops {
                     if v.is_some() {
@@ -329,6 +381,10 @@ fn permutations(
 }
 
 fn agree(txns: &[Txn], list: bool) -> Result<(), TestCaseError> {
+    if txns.iter().all(|t| t.info) {
+        // Nothing committed: the checker's verdict is unknown by design.
+        return Ok(());
+    }
     let ops = ops(txns, list);
     let workload = if list {
         Workload::ListAppend
@@ -358,27 +414,42 @@ proptest! {
 
     #[test]
     fn register_verdicts_agree_with_the_definitions(seed in any::<u64>(), n in 1usize..7) {
-        agree(&registers(seed, n), false)?;
+        agree(&registers(seed, n, false), false)?;
     }
 
     #[test]
     fn list_append_verdicts_agree_with_the_definitions(seed in any::<u64>(), n in 1usize..7) {
-        agree(&lists(seed, n), true)?;
+        agree(&lists(seed, n, false), true)?;
+    }
+
+    #[test]
+    fn register_verdicts_agree_with_crashing_sessions(seed in any::<u64>(), n in 1usize..8) {
+        agree(&registers(seed, n, true), false)?;
+    }
+
+    #[test]
+    fn list_append_verdicts_agree_with_crashing_sessions(seed in any::<u64>(), n in 1usize..8) {
+        agree(&lists(seed, n, true), true)?;
     }
 }
 
 /// The random histories are not all trivially valid or invalid.
 #[test]
 fn the_random_histories_are_mixed() {
-    for list in [false, true] {
-        let (mut ra, mut tcc, mut total) = (0, 0, 0);
+    for (list, crashes) in [(false, false), (true, false), (false, true), (true, true)] {
+        let (mut ra, mut tcc, mut total, mut seen_info) = (0, 0, 0, 0);
         for seed in 0..400 {
             let txns = if list {
-                lists(seed, 5)
+                lists(seed, 5, crashes)
             } else {
-                registers(seed, 5)
+                registers(seed, 5, crashes)
             };
             total += 1;
+            // An info transaction whose write some read returned.
+            let observed = external_reads(&txns, list)
+                .iter()
+                .any(|r| r.2.iter().any(|&w| txns[w].info));
+            seen_info += observed as u32;
             ra += oracle(&txns, list, false) as u32;
             tcc += oracle(&txns, list, true) as u32;
         }
@@ -388,5 +459,11 @@ fn the_random_histories_are_mixed() {
         );
         assert!(tcc < ra, "TCC valid {tcc}, RA valid {ra}");
         assert!(tcc > total / 20, "TCC valid {tcc} of {total}");
+        if crashes {
+            assert!(
+                seen_info > total / 10,
+                "observed info in {seen_info} of {total}"
+            );
+        }
     }
 }

@@ -514,7 +514,7 @@ impl ElleResult {
         }
         Some(if self.incomplete == [Anomaly::CausalityViolation] {
             format!(
-                "the causal check needs more than {} vector-clock words (sessions × transactions)",
+                "the causal check needs more than {} vector-clock words at once (chains × live clocks)",
                 weak::MAX_CLOCK_WORDS
             )
         } else if !self.incomplete.is_empty() {
