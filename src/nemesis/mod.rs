@@ -921,8 +921,8 @@ mod tests {
     }
 
     /// A system whose nodes report no votes (2PC, Paxos) is never watched
-    /// for voters: `combined`'s kill of the voters does nothing there, and
-    /// its kills of random nodes go on.
+    /// for voters: `kill-voters`' kill of the voters does nothing there,
+    /// and its other kills go on.
     #[tokio::test(start_paused = true)]
     async fn voters_are_not_watched_where_nodes_report_no_votes() {
         let text = "description: t\nfaults:\n  - kill: {targets: voters, duration: 10ms, interval: 500ms}\n  - kill: {targets: one, duration: 1s, interval: 2s}\n";
