@@ -1352,13 +1352,9 @@ mod tests {
         // Pseudo-random clocks over three blocks, some joined from others
         // (so sharing blocks), checked against plain vectors.
         let n = 3 * BLOCK;
-        let mut x = 7u64;
-        let mut next = move || {
-            x = x
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            (x >> 33) as u32
-        };
+        use rand::{RngExt, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+        let mut next = move || rng.random::<u32>() >> 1;
         let mut clocks: Vec<(Clock, Vec<u32>)> = Vec::new();
         for round in 0..200 {
             let mut c = Clock::default();
