@@ -150,6 +150,10 @@ pub struct Found {
     key: Option<KeyId>,
     text: String,
     cycle: Option<CycleFound>,
+    /// A cycle already explained edge by edge (read atomicity and causal
+    /// consistency close theirs with commit-order edges that only their
+    /// check knows why), drawn like the cycle search's.
+    edges: Vec<explain::EdgeText>,
 }
 
 impl Found {
@@ -160,6 +164,7 @@ impl Found {
             key,
             text,
             cycle: None,
+            edges: Vec::new(),
         }
     }
 }
@@ -328,6 +333,7 @@ pub fn check_txns(txns: &Txns, opts: &ElleOptions) -> Result<ElleResult, ElleErr
                 key: None,
                 text: String::new(),
                 cycle: Some(c),
+                edges: Vec::new(),
             });
         }
     }
@@ -475,17 +481,21 @@ fn witness(txns: &Txns, t: u32) -> Witness {
 
 fn render_case(txns: &Txns, g: &Graph, inference: &Inference, f: &Found) -> Case {
     let witnesses = f.txns.iter().map(|&t| witness(txns, t)).collect();
-    let Some(c) = &f.cycle else {
+    let key = f.key.map(|k| explain::key_str(txns, k));
+    let edges = match &f.cycle {
+        Some(c) => explain::cycle_edges(g, txns, inference, c),
+        None => f.edges.clone(),
+    };
+    if edges.is_empty() {
         return Case {
             anomaly: f.anomaly,
             witnesses,
-            key: f.key.map(|k| explain::key_str(txns, k)),
+            key,
             text: f.text.clone(),
             steps: Vec::new(),
             dot: None,
         };
-    };
-    let edges = explain::cycle_edges(g, txns, inference, c);
+    }
     let steps = edges
         .iter()
         .map(|e| CycleStep {
@@ -499,7 +509,7 @@ fn render_case(txns: &Txns, g: &Graph, inference: &Inference, f: &Found) -> Case
     Case {
         anomaly: f.anomaly,
         witnesses,
-        key: None,
+        key,
         text: explain::cycle_text(txns, &edges),
         steps,
         dot: Some(explain::cycle_dot(txns, &f.anomaly.name(), &edges)),

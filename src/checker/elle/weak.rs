@@ -1030,7 +1030,9 @@ fn explain_scc(
             txns_in.push(t);
         }
     }
-    Found::new(anomaly, txns_in, key, explain::cycle_text(cx.txns, &edges))
+    let mut f = Found::new(anomaly, txns_in, key, explain::cycle_text(cx.txns, &edges));
+    f.edges = edges;
+    f
 }
 
 /// Why t1 must commit before t2 (or why t3's initial read is wrong).
@@ -1273,6 +1275,35 @@ mod tests {
             "causality-violation",
             &[0, 1],
         );
+    }
+
+    #[test]
+    fn a_weak_cycle_is_drawn_edge_by_edge_like_the_cycle_searchs() {
+        // The cycle closes with commit-order edges only this check forces:
+        // they are steps too (relation `co`), so the report draws them.
+        let h = History::register()
+            .ok(1, "wx1 wy1")
+            .ok(2, "wx2 wz2")
+            .ok(3, "rz2 wu3")
+            .ok(4, "ru3 rx1")
+            .ok(5, "ry1 wv5")
+            .ok(6, "rv5 rx2");
+        let r = run(&h, Model::Causal);
+        let case = r
+            .cases
+            .iter()
+            .find(|c| c.anomaly == Anomaly::CausalityViolation)
+            .expect("a causality violation");
+        let steps = &case.steps;
+        assert!(steps.len() >= 2, "{steps:?}");
+        for (a, b) in steps.iter().zip(steps.iter().cycle().skip(1)) {
+            assert_eq!(a.to, b.from, "the steps close a cycle: {steps:?}");
+        }
+        let co: Vec<_> = steps.iter().filter(|s| s.relation == "co").collect();
+        assert!(!co.is_empty(), "{steps:?}");
+        assert!(co.iter().all(|s| s.text.contains("causally before")), "{co:?}");
+        let dot = case.dot.as_deref().expect("a drawing");
+        assert!(dot.contains("label=\"co x\""), "{dot}");
     }
 
     #[test]
