@@ -68,8 +68,9 @@ pub trait Faults: Send + Sync {
     fn nodes(&self) -> Vec<String>;
     /// The nodes that claim leadership now (asked of the nodes themselves).
     fn primaries(&self) -> Result<Vec<String>, FaultError>;
-    /// Watches the nodes for up to `within` until an election is under way,
-    /// and returns the nodes that just voted in it ([`process::Targets::Voters`]);
+    /// Watches the nodes for up to `within` until a contested election is
+    /// under way, and returns the nodes that just voted in it
+    /// ([`process::Targets::Voters`]);
     /// empty if none was seen in time.
     fn voters(&self, within: Duration) -> Result<Vec<String>, FaultError>;
     /// Whether some node may lead (Raft, Paxos, the real systems); faults on

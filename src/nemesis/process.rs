@@ -20,10 +20,12 @@ pub enum Targets {
     All,
     /// The nodes that claim leadership when the fault starts.
     Primaries,
-    /// The nodes that have just voted in an election still under way: they
-    /// voted for another node and have not heard from a leader since. The
-    /// fault waits for an election to see them (see [`super::Faults::voters`]);
-    /// with Raft this is when a lost vote lets a node vote twice in one term.
+    /// The nodes that have just voted in an election still under way that
+    /// another candidate contests: they voted for another node, have not
+    /// heard from a leader since, and some node of their term voted for a
+    /// third. The fault waits for such an election (see
+    /// [`super::Faults::voters`]); with Raft this is when a lost vote lets a
+    /// node vote twice in one term.
     Voters,
     /// The nodes the partition that has just started cuts off from a
     /// majority. The fault waits for a partition to start and strikes at

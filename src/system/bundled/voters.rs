@@ -48,7 +48,8 @@ type Vote = (u64, Option<String>);
 
 impl Votes {
     /// Takes in `name`'s status, heard at `now`; returns the nodes seen to
-    /// vote during the watch that have kept that vote for [`VOTE_SETTLE`].
+    /// vote during the watch that have kept that vote for [`VOTE_SETTLE`],
+    /// in an election another candidate contests.
     fn observe(&mut self, name: String, status: Status, now: Instant) -> Vec<String> {
         if is_voter(&name, &status) {
             let vote = (status.term, status.voted_for.clone());
@@ -63,8 +64,22 @@ impl Votes {
         self.since
             .iter()
             .filter(|(_, (_, at))| at.is_some_and(|at| now.duration_since(at) >= VOTE_SETTLE))
+            .filter(|(n, (vote, _))| self.contested(n, vote))
             .map(|(n, _)| n.clone())
             .collect()
+    }
+
+    /// Whether a node other than `voter` was last seen in the same term
+    /// with a vote for another candidate (a candidate votes for itself).
+    /// Only then can a voter that forgets its vote in a restart be asked
+    /// again in that term, by the other candidate: killing the voters of an
+    /// election nobody contests restarts them for nothing, and leaves their
+    /// election timers behind everyone else's, so that the same nodes start
+    /// every election.
+    fn contested(&self, voter: &str, (term, candidate): &Vote) -> bool {
+        self.latest.iter().any(|(m, s)| {
+            m != voter && s.term == *term && s.voted_for.is_some() && s.voted_for != *candidate
+        })
     }
 }
 
@@ -230,24 +245,34 @@ mod tests {
                 .observe("n4".into(), voted(3, "n5"), ms(50))
                 .is_empty()
         );
-        // n2 is seen to vote, then to keep its vote 10 ms.
+        // n2 is seen to vote, then to keep its vote 10 ms: in an election
+        // nobody contests, it is no target.
         assert!(votes.observe("n2".into(), led.clone(), ms(0)).is_empty());
         assert!(votes.observe("n2".into(), voted(4, "n1"), ms(1)).is_empty());
         assert!(votes.observe("n2".into(), voted(4, "n1"), ms(6)).is_empty());
-        assert_eq!(votes.observe("n2".into(), voted(4, "n1"), ms(11)), ["n2"]);
+        assert!(votes.observe("n2".into(), voted(4, "n1"), ms(11)).is_empty());
+        // n5 stands in term 4 too: now n2 is one.
+        let candidate = |term, c: &str| Status {
+            term,
+            ..status("candidate", None, Some(c))
+        };
+        assert!(votes.observe("n5".into(), candidate(3, "n5"), ms(12)).is_empty(), "term 3 is over");
+        assert_eq!(votes.observe("n5".into(), candidate(4, "n5"), ms(13)), ["n2"]);
         // A vote in a new term starts the wait again.
         assert!(
             votes
-                .observe("n2".into(), voted(5, "n3"), ms(12))
+                .observe("n2".into(), voted(5, "n3"), ms(14))
                 .is_empty()
         );
-        assert_eq!(votes.observe("n2".into(), voted(5, "n3"), ms(23)), ["n2"]);
+        assert!(votes.observe("n2".into(), voted(5, "n3"), ms(25)).is_empty());
+        assert_eq!(votes.observe("n5".into(), candidate(5, "n5"), ms(26)), ["n2"]);
         // So does hearing from a leader in between.
-        assert!(votes.observe("n2".into(), led, ms(24)).is_empty());
+        assert!(votes.observe("n2".into(), led, ms(27)).is_empty());
         assert!(
             votes
                 .observe("n2".into(), voted(5, "n3"), ms(30))
                 .is_empty()
         );
+        assert!(votes.observe("n5".into(), candidate(5, "n5"), ms(31)).is_empty());
     }
 }
