@@ -185,20 +185,38 @@ pub fn run_all(
     on_all(remotes, |r| r.run(command, timeout))
 }
 
-/// Whether `pid` is a live process of this machine (a zombie is not): the
-/// shell's `alive` for a host that shares our pids.
+/// Shell function: is pid $1 a live process (a zombie is not, unless other
+/// threads of it are still exiting: see [`alive_here`])? A
+/// zombie can be reaped between `kill -0` and the read of its status; a
+/// status that is gone is then decided by a second `kill -0`, not taken as
+/// "not a zombie".
+pub const ALIVE: &str = "alive() { [ -n \"$1\" ] && kill -0 \"$1\" 2>/dev/null || return 1; \
+s=$(grep '^State:' /proc/\"$1\"/status 2>/dev/null) || { kill -0 \"$1\" 2>/dev/null; return; }; \
+case \"$s\" in *Z*) t=$(sed -n 's/^Threads:[[:space:]]*//p' /proc/\"$1\"/status 2>/dev/null); \
+[ \"${t:-1}\" -gt 1 ];; esac; }\n";
+
+/// Whether `pid` is a live process of this machine: the shell's `alive` for
+/// a host that shares our pids. A zombie is not, unless other threads of it
+/// are still exiting: a killed process's first thread can be a zombie while
+/// another finishes an fsync, and its files (a listening socket) close only
+/// with the last thread, so a node started then cannot bind its port.
 pub fn alive_here(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/status")) {
-        Ok(status) => status
+    let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
+        return false;
+    };
+    let field = |name: &str| {
+        status
             .lines()
-            .find_map(|l| l.strip_prefix("State:"))
-            .is_some_and(|state| !state.trim_start().starts_with('Z')),
-        Err(_) => false,
-    }
+            .find_map(|l| l.strip_prefix(name))
+            .map(str::trim)
+    };
+    let zombie = field("State:").is_none_or(|s| s.starts_with('Z'));
+    let threads: u32 = field("Threads:").and_then(|t| t.parse().ok()).unwrap_or(1);
+    !zombie || threads > 1
 }
 
-/// SIGKILLs `pid` of this machine, then waits (up to `wait`) until it is
-/// gone or a zombie, as the shell's kill loop does. Never signals a group
+/// SIGKILLs `pid` of this machine, then waits (up to `wait`) until it has
+/// exited ([`alive_here`]), as the shell's kill loop does. Never signals a group
 /// or init: `pid` must be above 1.
 pub fn kill_here(pid: u32, wait: Duration) -> Result<(), String> {
     let raw = libc::pid_t::try_from(pid)

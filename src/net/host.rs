@@ -9,7 +9,7 @@ use super::clock::format_offset;
 use super::iptables::{self, CHAIN_IN, CHAIN_OUT};
 use super::journal::{self, Entry};
 use super::packet::{self, Mechanism, PacketFault};
-use crate::control::{Remote, RemoteError, shell_quote};
+use crate::control::{ALIVE, Remote, RemoteError, shell_quote};
 use serde::Serialize;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -410,7 +410,7 @@ impl HostNet {
     }
 
     /// SIGKILLs `pid`, and with `children` its children too, then waits (up
-    /// to 2 s) until `pid` is gone or a zombie: a killed process takes a
+    /// to 2 s) until `pid` has exited ([`ALIVE`]): a killed process takes a
     /// moment to die (an fsync under way), and a start right after a bare
     /// kill found it still alive, started nothing, and the node was then
     /// down unexplained. Not journaled: restarting is the node control's job.
@@ -426,7 +426,7 @@ impl HostNet {
             });
         }
         let command = format!(
-            "{}\nr=$?; i=0; while [ $i -lt 200 ] && grep -qs '^State:[[:space:]]*[^Z[:space:]]' /proc/{pid}/status; \\
+            "{ALIVE}{}\nr=$?; i=0; while [ $i -lt 200 ] && alive {pid}; \\
              do sleep 0.01; i=$((i+1)); done; exit $r",
             signal_command(pid, "KILL", children).trim_end()
         );

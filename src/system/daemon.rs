@@ -7,7 +7,7 @@
 //! the nemesis starts on hosts. Every operation is one shell command on the
 //! host, so it works the same on netns, Docker and SSH hosts.
 
-use crate::control::{Remote, RemoteError, parent_dir, shell_quote, signal_tree};
+use crate::control::{ALIVE, Remote, RemoteError, parent_dir, shell_quote, signal_tree};
 use std::time::Duration;
 
 const CONTROL_TIMEOUT: Duration = Duration::from_secs(30);
@@ -49,13 +49,6 @@ impl Reach {
         }
     }
 }
-
-/// Shell function: is pid $1 a live process (a zombie is not)? A zombie can be
-/// reaped between `kill -0` and the read of its status; a status that is gone
-/// is then decided by a second `kill -0`, not taken as "not a zombie".
-pub(crate) const ALIVE: &str = "alive() { [ -n \"$1\" ] && kill -0 \"$1\" 2>/dev/null || return 1; \
-s=$(grep '^State:' /proc/\"$1\"/status 2>/dev/null) || { kill -0 \"$1\" 2>/dev/null; return; }; \
-case \"$s\" in *Z*) return 1;; esac; }\n";
 
 impl Daemon {
     /// The script prefix: the `alive` function and `p`, the pid from the pidfile.
@@ -356,7 +349,7 @@ pub fn kill_by_pidfile(remote: &dyn Remote, pidfile: &str) -> Result<(), RemoteE
 
 #[cfg(test)]
 mod tests {
-    use super::ALIVE;
+    use crate::control::ALIVE;
     use std::process::Command;
 
     /// Runs `alive <pid>` in `sh` after `setup`; true when it says alive.
@@ -381,6 +374,45 @@ mod tests {
         let pid = running.id();
         running.wait().unwrap();
         assert!(!alive("", pid), "a reaped process counts as alive");
+    }
+
+    /// A process whose first thread has exited while another still runs
+    /// (as a killed node whose writer thread is in fsync): the first thread
+    /// is a zombie, but the process keeps its files (its listening socket)
+    /// until its last thread exits, so it is alive until then. A start that
+    /// took it for dead failed to bind its port ("Address already in use").
+    #[test]
+    fn a_zombie_first_thread_beside_a_live_thread_is_alive_until_killed() {
+        use crate::control::{alive_here, kill_here};
+        use std::time::Duration;
+        // The raw exit(2) syscall ends the calling thread only.
+        let script = "import ctypes, platform, threading, time\n\
+            threading.Thread(target=time.sleep, args=(30,)).start()\n\
+            ctypes.CDLL(None).syscall({'x86_64': 60, 'aarch64': 93}[platform.machine()], 0)\n";
+        let mut child = Command::new("python3")
+            .arg("-c")
+            .arg(script)
+            .spawn()
+            .unwrap();
+        let pid = child.id();
+        let status = || std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        for _ in 0..500 {
+            if status().contains("State:\tZ") {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(status().contains("State:\tZ"), "{}", status());
+        assert!(status().contains("Threads:\t2"), "{}", status());
+        assert!(alive_here(pid), "a zombie thread beside a live one");
+        assert!(
+            alive("", pid),
+            "a zombie thread beside a live one, to the shell"
+        );
+        kill_here(pid, Duration::from_secs(5)).unwrap();
+        assert!(!alive_here(pid), "{}", status());
+        assert!(!alive("", pid), "{}", status());
+        child.wait().unwrap();
     }
 
     /// A host that shares our pids (netns) has its pid read and its node

@@ -250,22 +250,41 @@ mod tests {
         assert!(votes.observe("n2".into(), led.clone(), ms(0)).is_empty());
         assert!(votes.observe("n2".into(), voted(4, "n1"), ms(1)).is_empty());
         assert!(votes.observe("n2".into(), voted(4, "n1"), ms(6)).is_empty());
-        assert!(votes.observe("n2".into(), voted(4, "n1"), ms(11)).is_empty());
+        assert!(
+            votes
+                .observe("n2".into(), voted(4, "n1"), ms(11))
+                .is_empty()
+        );
         // n5 stands in term 4 too: now n2 is one.
         let candidate = |term, c: &str| Status {
             term,
             ..status("candidate", None, Some(c))
         };
-        assert!(votes.observe("n5".into(), candidate(3, "n5"), ms(12)).is_empty(), "term 3 is over");
-        assert_eq!(votes.observe("n5".into(), candidate(4, "n5"), ms(13)), ["n2"]);
+        assert!(
+            votes
+                .observe("n5".into(), candidate(3, "n5"), ms(12))
+                .is_empty(),
+            "term 3 is over"
+        );
+        assert_eq!(
+            votes.observe("n5".into(), candidate(4, "n5"), ms(13)),
+            ["n2"]
+        );
         // A vote in a new term starts the wait again.
         assert!(
             votes
                 .observe("n2".into(), voted(5, "n3"), ms(14))
                 .is_empty()
         );
-        assert!(votes.observe("n2".into(), voted(5, "n3"), ms(25)).is_empty());
-        assert_eq!(votes.observe("n5".into(), candidate(5, "n5"), ms(26)), ["n2"]);
+        assert!(
+            votes
+                .observe("n2".into(), voted(5, "n3"), ms(25))
+                .is_empty()
+        );
+        assert_eq!(
+            votes.observe("n5".into(), candidate(5, "n5"), ms(26)),
+            ["n2"]
+        );
         // So does hearing from a leader in between.
         assert!(votes.observe("n2".into(), led, ms(27)).is_empty());
         assert!(
@@ -273,6 +292,10 @@ mod tests {
                 .observe("n2".into(), voted(5, "n3"), ms(30))
                 .is_empty()
         );
-        assert!(votes.observe("n5".into(), candidate(5, "n5"), ms(31)).is_empty());
+        assert!(
+            votes
+                .observe("n5".into(), candidate(5, "n5"), ms(31))
+                .is_empty()
+        );
     }
 }

@@ -16,8 +16,9 @@
 
 use super::{Custom, Vars, expand};
 use crate::cluster::{Cluster, Host};
+use crate::control::ALIVE;
 use crate::control::{RemoteError, on_all, parent_dir, shell_quote};
-use crate::system::daemon::{ALIVE, Daemon};
+use crate::system::daemon::Daemon;
 use crate::system::{Db, DbError, DeployOptions, Endpoint, Layout, host_index};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};

@@ -19,8 +19,9 @@
 //! from its WAL (`fsync` is on).
 
 use crate::cluster::{Cluster, Host};
+use crate::control::ALIVE;
 use crate::control::{RemoteError, shell_quote};
-use crate::system::daemon::{ALIVE, Daemon};
+use crate::system::daemon::Daemon;
 use crate::system::{Db, DbError, DeployOptions, Endpoint, Layout, host_index};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
