@@ -215,10 +215,9 @@ pub fn alive_here(pid: u32) -> bool {
     !zombie || threads > 1
 }
 
-/// SIGKILLs `pid` of this machine, then waits (up to `wait`) until it has
-/// exited ([`alive_here`]), as the shell's kill loop does. Never signals a group
-/// or init: `pid` must be above 1.
-pub fn kill_here(pid: u32, wait: Duration) -> Result<(), String> {
+/// SIGKILLs `pid` of this machine. Never signals a group or init: `pid`
+/// must be above 1.
+pub fn kill_here(pid: u32) -> Result<(), String> {
     let raw = libc::pid_t::try_from(pid)
         .ok()
         .filter(|&p| p > 1)
@@ -230,13 +229,18 @@ pub fn kill_here(pid: u32, wait: Duration) -> Result<(), String> {
             std::io::Error::last_os_error()
         ));
     }
+    Ok(())
+}
+
+/// Waits (up to `wait`) until `pid` of this machine has exited
+/// ([`alive_here`]), as the shell's kill loop does. One that outlives the
+/// wait (a thread stuck in fsync) is left to the start that follows.
+pub fn wait_exit_here(pid: u32, wait: Duration) {
     let deadline = std::time::Instant::now() + wait;
-    // Bounded by the deadline; a process that outlives it (a thread stuck
-    // in fsync) is left to the start that follows, as with the shell's.
+    // Bounded by the deadline.
     while alive_here(pid) && std::time::Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(1));
     }
-    Ok(())
 }
 
 /// Shell commands that send `signal` to the process whose pid is the shell

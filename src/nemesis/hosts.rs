@@ -246,14 +246,22 @@ impl Faults for HostFaults {
                 }
                 let done = self.each(nodes, |h| {
                     let mut done = serde_json::Map::new();
-                    if kills {
+                    // A power loss: the unsynced data goes as the node dies,
+                    // before an fsync under way (a slow disk's) completes.
+                    let pid = if kills {
                         let pid = self.pid(h.name())?;
-                        h.kill(pid, self.control.signals_children(h.name()))?;
+                        h.signal_kill(pid, self.control.signals_children(h.name()))?;
                         done.insert("pid".into(), json!(pid));
-                    }
+                        Some(pid)
+                    } else {
+                        None
+                    };
                     // One seed per host, derived from the action's, so hosts differ.
                     let i = nodes.iter().position(|n| n == h.name()).unwrap_or(0) as u64;
                     let answer = disk_ctl(h, paths, disk_command(fault, i))?;
+                    if let Some(pid) = pid {
+                        h.wait_exit(pid)?;
+                    }
                     if let Value::Object(answer) = answer {
                         done.extend(answer);
                     }

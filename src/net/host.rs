@@ -409,28 +409,46 @@ impl HostNet {
         Ok(())
     }
 
-    /// SIGKILLs `pid`, and with `children` its children too, then waits (up
-    /// to 2 s) until `pid` has exited ([`ALIVE`]): a killed process takes a
-    /// moment to die (an fsync under way), and a start right after a bare
-    /// kill found it still alive, started nothing, and the node was then
-    /// down unexplained. Not journaled: restarting is the node control's job.
+    /// SIGKILLs `pid`, and with `children` its children too, then waits
+    /// until it has exited ([`HostNet::wait_exit`]).
     pub fn kill(&self, pid: u32, children: bool) -> Result<(), NetError> {
+        self.signal_kill(pid, children)?;
+        self.wait_exit(pid)
+    }
+
+    /// SIGKILLs `pid`, and with `children` its children too, without
+    /// waiting: from here it runs no code of its own, though a thread may
+    /// still be finishing a system call (a power loss strikes now, before an
+    /// fsync under way completes). Not journaled: restarting is the node
+    /// control's job.
+    pub fn signal_kill(&self, pid: u32, children: bool) -> Result<(), NetError> {
         // On a host that shares our pids the kill is ours to send: it lands
         // within a millisecond, not after a command is spawned on the host.
         if !children && self.remote.shares_our_pids() {
-            return crate::control::kill_here(pid, Duration::from_secs(2)).map_err(|detail| {
-                NetError::Host {
-                    host: self.name().to_string(),
-                    detail,
-                }
+            return crate::control::kill_here(pid).map_err(|detail| NetError::Host {
+                host: self.name().to_string(),
+                detail,
             });
         }
-        let command = format!(
-            "{ALIVE}{}\nr=$?; i=0; while [ $i -lt 200 ] && alive {pid}; \\
-             do sleep 0.01; i=$((i+1)); done; exit $r",
-            signal_command(pid, "KILL", children).trim_end()
-        );
-        self.run(&command)?;
+        self.run(&signal_command(pid, "KILL", children))?;
+        Ok(())
+    }
+
+    /// Waits (up to 2 s) until killed `pid` has exited ([`ALIVE`]): a
+    /// killed process takes a moment to die (an fsync under way), and a
+    /// start too soon found it alive, started nothing, and the node was
+    /// then down unexplained, or found its port still taken.
+    pub fn wait_exit(&self, pid: u32) -> Result<(), NetError> {
+        const WAIT: Duration = Duration::from_secs(2);
+        if self.remote.shares_our_pids() {
+            crate::control::wait_exit_here(pid, WAIT);
+            return Ok(());
+        }
+        // Bounded: 10 ms a turn.
+        self.run(&format!(
+            "{ALIVE}i=0; while [ $i -lt {} ] && alive {pid}; do sleep 0.01; i=$((i+1)); done",
+            WAIT.as_millis() / 10
+        ))?;
         Ok(())
     }
 

@@ -383,7 +383,7 @@ mod tests {
     /// took it for dead failed to bind its port ("Address already in use").
     #[test]
     fn a_zombie_first_thread_beside_a_live_thread_is_alive_until_killed() {
-        use crate::control::{alive_here, kill_here};
+        use crate::control::{alive_here, kill_here, wait_exit_here};
         use std::time::Duration;
         // The raw exit(2) syscall ends the calling thread only.
         let script = "import ctypes, platform, threading, time\n\
@@ -409,7 +409,8 @@ mod tests {
             alive("", pid),
             "a zombie thread beside a live one, to the shell"
         );
-        kill_here(pid, Duration::from_secs(5)).unwrap();
+        kill_here(pid).unwrap();
+        wait_exit_here(pid, Duration::from_secs(5));
         assert!(!alive_here(pid), "{}", status());
         assert!(!alive("", pid), "{}", status());
         child.wait().unwrap();
@@ -422,7 +423,7 @@ mod tests {
     fn a_host_sharing_our_pids_is_read_and_killed_without_a_command() {
         use super::Daemon;
         use crate::control::process::CommandRemote;
-        use crate::control::{alive_here, kill_here};
+        use crate::control::{alive_here, kill_here, wait_exit_here};
         use std::time::Duration;
         let dir = tempfile::tempdir().unwrap();
         let host = CommandRemote::new("n1", vec!["false".to_string()])
@@ -442,20 +443,15 @@ mod tests {
         std::fs::write(dir.path().join("run/node.pid"), format!("{pid}\n")).unwrap();
         assert_eq!(daemon.pid(&host).unwrap(), Some(pid));
         assert!(alive_here(pid));
-        kill_here(pid, Duration::from_secs(2)).unwrap();
+        kill_here(pid).unwrap();
+        wait_exit_here(pid, Duration::from_secs(2));
         // Killed and not reaped: a zombie, which is not alive.
         assert!(!alive_here(pid));
         assert_eq!(daemon.pid(&host).unwrap(), None);
         child.wait().unwrap();
-        assert!(
-            kill_here(pid, Duration::ZERO).is_err(),
-            "a gone pid is an error"
-        );
-        assert!(
-            kill_here(1, Duration::ZERO).is_err(),
-            "init is never signalled"
-        );
-        assert!(kill_here(0, Duration::ZERO).is_err(), "nor our own group");
+        assert!(kill_here(pid).is_err(), "a gone pid is an error");
+        assert!(kill_here(1).is_err(), "init is never signalled");
+        assert!(kill_here(0).is_err(), "nor our own group");
         // Without the shared pids the same remote runs a command, which fails.
         let plain = CommandRemote::new("n1", vec!["false".to_string()])
             .with_shared_dir("/opt/", dir.path().to_path_buf());
