@@ -264,7 +264,7 @@ mod tests {
             votes
                 .observe("n5".into(), candidate(3, "n5"), ms(12))
                 .is_empty(),
-            "term 3 is over"
+            "a candidate of another term contests nothing"
         );
         assert_eq!(
             votes.observe("n5".into(), candidate(4, "n5"), ms(13)),
